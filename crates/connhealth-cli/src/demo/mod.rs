@@ -1,0 +1,17 @@
+//! `connhealth demo`: one part per capability, each a few seconds against loopback servers
+//! (and, for dead peers, a private network namespace when run as root).
+
+use std::io;
+
+mod check;
+
+/// Runs every part in order.
+pub(crate) fn run() -> io::Result<()> {
+    check::run()?;
+    Ok(())
+}
+
+/// Prints a part's heading.
+pub(crate) fn heading(title: &str) {
+    println!("\n== {title} ==\n");
+}

@@ -1,0 +1,1 @@
+//! Bounded detection of a silently vanished peer: [`DeadPeer`](crate::DeadPeer). (Issue 5.)

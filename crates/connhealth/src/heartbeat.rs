@@ -1,0 +1,1 @@
+//! Application-level heartbeats with deadlines. (Issue 5.)

@@ -1,0 +1,1 @@
+//! TCP_INFO diagnosis: [`inspect`](crate::inspect). (Issue 5.)

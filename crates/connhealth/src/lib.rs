@@ -1,0 +1,48 @@
+//! # connhealth: is this connection, or this endpoint, alive?
+//!
+//! Long-lived connections die without telling anyone. The peer closes them, resets them, or
+//! vanishes, and the application finds out by failing a request, or pays a round trip and
+//! server work for an application ping. The kernel already knows. connhealth asks it, at the
+//! cost of a system call, and builds on the answer.
+//!
+//! ## Is this established connection still open?
+//!
+//! [`check`] asks the kernel in one `poll(2)`: no traffic, no data consumed, never blocks.
+//! It sees a FIN even behind unread bytes (a TLS peer's close_notify, for example), and
+//! tells a reset, a timeout and a local abort apart.
+//!
+//! ```
+//! use std::net::{TcpListener, TcpStream};
+//! use connhealth::{check, Status};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let conn = TcpStream::connect(listener.local_addr()?)?;
+//! let (peer, _) = listener.accept()?;
+//! assert_eq!(check(&conn), Status::Open);
+//!
+//! drop(peer);
+//! # std::thread::sleep(std::time::Duration::from_millis(20));
+//! assert!(check(&conn).is_closed());
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! ## Platforms
+//!
+//! Linux is built and tested. Other Unix systems build through the portable path
+//! (`poll` plus a one-byte peek), untested. Windows is not supported yet.
+
+#![deny(missing_docs, missing_debug_implementations)]
+#![warn(rust_2018_idioms, unreachable_pub)]
+
+mod check;
+mod deadpeer;
+pub mod heartbeat;
+mod inspect;
+pub mod pool;
+pub mod probe;
+mod sys;
+
+// liveness (issue 2)
+pub use crate::check::{check, Closed, Status};
+// half-open probes (issue 3)
+// dead peers (issue 5)

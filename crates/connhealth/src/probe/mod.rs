@@ -1,0 +1,1 @@
+//! Half-open TCP probes: [`Prober`](crate::Prober). (Issue 3.)

@@ -1,0 +1,5 @@
+//! Unix, with Linux-only refinements behind `cfg(target_os = "linux")`.
+//!
+//! Split by concern, as mio does: each file serves one capability of the crate.
+
+pub(crate) mod check;
