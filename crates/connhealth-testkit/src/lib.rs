@@ -322,3 +322,36 @@ impl Drop for Redis {
         let _ = self.child.wait();
     }
 }
+
+/// The C floor that benchmarks are measured against (`floor/limits.c`, a copy of the
+/// project's `shared/bench/limits.c`): compiled with `cc -O2` on first use, then run with
+/// `args` (`["peek"]`, `["tcpinfo"]`, `["probe", "200000", "128", "64"]`).
+///
+/// Returns the figure it printed (ns/op, or probes/s) and its whole line. A `probe` run
+/// that saw an accepted connection or a failed probe exits 1; its line is still returned.
+pub fn c_floor(args: &[&str]) -> io::Result<(f64, String)> {
+    const SOURCE: &str = include_str!("../floor/limits.c");
+    let dir = std::env::temp_dir().join(format!("connhealth-floor-{}", SOURCE.len()));
+    std::fs::create_dir_all(&dir)?;
+    let binary = dir.join("limits");
+    if !binary.exists() {
+        let source = dir.join("limits.c");
+        std::fs::write(&source, SOURCE)?;
+        let tmp = dir.join(format!("limits.{}", std::process::id()));
+        run(Command::new("cc").arg("-O2").arg("-o").arg(&tmp).arg(&source))?;
+        std::fs::rename(&tmp, &binary)?;
+    }
+    let output = Command::new(&binary).args(args).output()?;
+    let line = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let figure = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|f| f.parse::<f64>().ok())
+        .ok_or_else(|| {
+            io::Error::other(format!(
+                "limits {args:?} printed {line:?}: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ))
+        })?;
+    Ok((figure, line))
+}
