@@ -213,12 +213,14 @@ impl Netns {
     /// Adds a route to `dest` (a CIDR) of type `unreachable`: connects fail at once with
     /// `EHOSTUNREACH`.
     pub fn unreachable_route(&self, dest: &str) -> io::Result<()> {
-        self.exec("ip", &["route", "add", "unreachable", dest]).map(drop)
+        self.exec("ip", &["route", "add", "unreachable", dest])
+            .map(drop)
     }
 
     /// Adds `addr` (a CIDR) to the namespace's loopback, to have more local addresses.
     pub fn add_address(&self, addr: &str) -> io::Result<()> {
-        self.exec("ip", &["addr", "add", addr, "dev", "lo"]).map(drop)
+        self.exec("ip", &["addr", "add", addr, "dev", "lo"])
+            .map(drop)
     }
 }
 
@@ -290,9 +292,8 @@ impl Redis {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
-        wait_until(Duration::from_secs(10), || redis.ping().is_ok()).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::TimedOut, "redis-server did not start")
-        })?;
+        wait_until(Duration::from_secs(10), || redis.ping().is_ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "redis-server did not start"))?;
         Ok(redis)
     }
 
@@ -338,7 +339,11 @@ pub fn c_floor(args: &[&str]) -> io::Result<(f64, String)> {
         let source = dir.join("limits.c");
         std::fs::write(&source, SOURCE)?;
         let tmp = dir.join(format!("limits.{}", std::process::id()));
-        run(Command::new("cc").arg("-O2").arg("-o").arg(&tmp).arg(&source))?;
+        run(Command::new("cc")
+            .arg("-O2")
+            .arg("-o")
+            .arg(&tmp)
+            .arg(&source))?;
         std::fs::rename(&tmp, &binary)?;
     }
     let output = Command::new(&binary).args(args).output()?;
@@ -354,4 +359,78 @@ pub fn c_floor(args: &[&str]) -> io::Result<(f64, String)> {
             ))
         })?;
     Ok((figure, line))
+}
+
+/// Runs `f` on a new thread where the kernel fails the system calls `syscalls` (numbers
+/// from `libc::SYS_*`) with `errno`, through a seccomp filter that applies to that thread
+/// only. It lets a test see how real code behaves when the kernel answers `EINTR`,
+/// `ENOMEM` or `ENOBUFS`, conditions that are otherwise hard to provoke.
+#[cfg(target_os = "linux")]
+pub fn with_failing_syscalls<T: Send>(
+    syscalls: &[libc::c_long],
+    errno: i32,
+    f: impl FnOnce() -> T + Send,
+) -> io::Result<T> {
+    // seccomp_data: the syscall number is the first u32.
+    let mut program = vec![bpf(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0)];
+    for (i, nr) in syscalls.iter().enumerate() {
+        // On a match, jump to the ERRNO return at the end; otherwise to the next test.
+        let to_errno = (syscalls.len() - i) as u8;
+        program.push(bpf(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            to_errno,
+            0,
+            *nr as u32,
+        ));
+    }
+    program.push(bpf(
+        libc::BPF_RET | libc::BPF_K,
+        0,
+        0,
+        libc::SECCOMP_RET_ALLOW,
+    ));
+    program.push(bpf(
+        libc::BPF_RET | libc::BPF_K,
+        0,
+        0,
+        libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA),
+    ));
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    let fprog_addr = &fprog as *const libc::sock_fprog as usize;
+    thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes integer arguments only; the
+                // seccomp call reads `fprog`, which outlives this scoped thread. Without
+                // SECCOMP_FILTER_FLAG_TSYNC the filter binds this thread alone, which ends
+                // after `f`.
+                unsafe {
+                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                        || libc::prctl(
+                            libc::PR_SET_SECCOMP,
+                            libc::SECCOMP_MODE_FILTER,
+                            fprog_addr as *const libc::sock_fprog,
+                        ) != 0
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn bpf(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
 }

@@ -1,1 +1,1 @@
-//! Bounded detection of a silently vanished peer: [`DeadPeer`](crate::DeadPeer). (Issue 5.)
+//! Bounded detection of a silently vanished peer. (Issue 5.)

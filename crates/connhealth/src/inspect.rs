@@ -1,1 +1,1 @@
-//! TCP_INFO diagnosis: [`inspect`](crate::inspect). (Issue 5.)
+//! TCP_INFO diagnosis. (Issue 5.)

@@ -1,1 +1,1 @@
-//! Half-open TCP probes: [`Prober`](crate::Prober). (Issue 3.)
+//! Half-open TCP probes. (Issue 3.)
