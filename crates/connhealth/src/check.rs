@@ -152,7 +152,7 @@ impl std::fmt::Display for Closed {
 ///
 /// drop(peer); // FIN, behind the unread "hello"
 /// # std::thread::sleep(std::time::Duration::from_millis(20));
-/// # #[cfg(target_os = "linux")]
+/// # #[cfg(target_os = "linux")] // the portable Unix path sees the bytes first
 /// assert_eq!(check(&conn), Status::Closed(Closed::Eof));
 /// # Ok::<(), std::io::Error>(())
 /// ```

@@ -6,9 +6,12 @@
 //! `read` on the same socket cannot hold the check up. Elsewhere `POLLRDHUP` does not
 //! exist; the portable path peeks one byte when `poll` says readable, to tell data from an
 //! EOF. There a close behind queued bytes looks `Readable` until the bytes are read.
+//!
+//! `--cfg connhealth_portable` forces the portable path on Linux, so that CI runs the
+//! tests against it too (`.ci/run`).
 
 use std::io;
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), connhealth_portable))]
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -16,9 +19,9 @@ use socket2::SockRef;
 
 use crate::{Closed, Status};
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(connhealth_portable)))]
 const EVENTS: libc::c_short = libc::POLLIN | libc::POLLRDHUP;
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), connhealth_portable))]
 const EVENTS: libc::c_short = libc::POLLIN;
 
 pub(crate) fn status(fd: BorrowedFd<'_>) -> Status {
@@ -62,21 +65,21 @@ fn classify(fd: BorrowedFd<'_>, revents: libc::c_short) -> Status {
     Status::Open
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(connhealth_portable)))]
 const RDHUP: libc::c_short = libc::POLLRDHUP;
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), connhealth_portable))]
 const RDHUP: libc::c_short = 0;
 
 /// Linux: without `POLLRDHUP`, `POLLIN` can only mean data (or a datagram, possibly of
 /// zero length).
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(connhealth_portable)))]
 fn readable(_fd: BorrowedFd<'_>) -> Status {
     Status::Readable
 }
 
 /// Portable: `POLLIN` means data or EOF; a one-byte peek tells them apart. A zero-length
 /// read on a datagram socket is an empty datagram, not an EOF.
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), connhealth_portable))]
 fn readable(fd: BorrowedFd<'_>) -> Status {
     let sock = SockRef::from(&fd);
     let mut byte = [MaybeUninit::<u8>::uninit(); 1];
