@@ -9,8 +9,6 @@
 use std::io;
 use std::os::fd::BorrowedFd;
 
-use socket2::SockRef;
-
 use crate::DeadPeerSettings;
 
 /// Whether this platform has `TCP_USER_TIMEOUT`, the only bound on unacknowledged data.
@@ -30,6 +28,8 @@ pub(crate) const HAS_USER_TIMEOUT: bool = cfg!(any(target_os = "linux", target_o
     target_os = "watchos",
 ))]
 mod tunable {
+    use socket2::SockRef;
+
     use super::*;
 
     pub(crate) fn apply(fd: BorrowedFd<'_>, settings: &DeadPeerSettings) -> io::Result<()> {
