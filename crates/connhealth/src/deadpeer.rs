@@ -17,7 +17,7 @@ use crate::sys;
 /// together so that, once the peer goes silent, the kernel fails the connection with
 /// `ETIMEDOUT` within `bound`, and `check(&conn)` says `Closed(TimedOut)`:
 ///
-/// * on an **idle** connection, measured from the last segment the peer acknowledged;
+/// * on an **idle** connection, measured from the last segment received from the peer;
 /// * with **unacknowledged data** in flight, measured from when that data was first sent.
 ///
 /// A healthy peer answers every keepalive probe, so a healthy idle connection is never

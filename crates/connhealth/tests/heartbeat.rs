@@ -88,6 +88,7 @@ struct LinePing<C> {
     connect: C,
     conn: Option<tokio::io::BufReader<TcpStream>>,
     in_flight: bool,
+    pong: &'static str,
     pings: Arc<AtomicUsize>,
     connects: Arc<AtomicUsize>,
 }
@@ -102,6 +103,7 @@ where
             connect,
             conn: None,
             in_flight: false,
+            pong: "PONG\n",
             pings: Arc::default(),
             connects: Arc::default(),
         }
@@ -127,9 +129,13 @@ where
             conn.get_mut().write_all(b"PING\n").await?;
             let mut line = String::new();
             conn.read_line(&mut line).await?;
-            match line.as_str() {
-                "PONG\n" => Ok(()),
-                _ => Err(io::Error::other(format!("expected PONG, got {line:?}"))),
+            if line == self.pong {
+                Ok(())
+            } else {
+                Err(io::Error::other(format!(
+                    "expected {:?}, got {line:?}",
+                    self.pong
+                )))
             }
         }
         .await;
@@ -406,4 +412,42 @@ fn a_vanished_peer_is_dead_within_interval_plus_timeout_and_alive_after_reconnec
         eprintln!("alive again {:?} after the peer came back", back.elapsed());
         assert!(connects.load(Ordering::Relaxed) >= 2, "it reconnected");
     });
+}
+
+#[tokio::test]
+async fn a_hung_redis_server_is_dead_within_the_bound_and_alive_when_it_resumes() {
+    if !require("heartbeat against redis-server", &["redis-server"]) {
+        return;
+    }
+    let redis = connhealth_testkit::Redis::start(&[]).unwrap();
+    let mut pinger = loopback_pinger(redis.addr());
+    pinger.pong = "+PONG\r\n"; // Redis answers an inline PING with a RESP simple string
+    let hb = Heartbeat::builder()
+        .interval(ms(200))
+        .timeout(ms(100))
+        .misses(1)
+        .max_backoff(ms(200))
+        .build()
+        .unwrap();
+    let bound = hb.dead_within();
+    let mut beats = hb.run(pinger);
+    assert!(matches!(beats.next_beat().await, Beat::Alive { .. }));
+
+    // SIGSTOP: the server's kernel still accepts and acknowledges; keepalive and check()
+    // would call it healthy forever.
+    redis.pause().unwrap();
+    let hung = Instant::now();
+    assert!(matches!(
+        beats.next_beat().await,
+        Beat::Dead(PingFailure::TimedOut(_))
+    ));
+    let took = hung.elapsed();
+    assert!(
+        took <= bound + ms(150),
+        "dead after {took:?}, bound {bound:?}"
+    );
+
+    redis.resume().unwrap();
+    let alive = tokio::time::timeout(Duration::from_secs(2), beats.next_beat()).await;
+    assert!(matches!(alive, Ok(Beat::Alive { .. })), "{alive:?}");
 }
