@@ -392,6 +392,9 @@ impl<P> std::fmt::Debug for Beats<P> {
 
 impl<P: Ping + Send + 'static> Beats<P> {
     /// Waits for the next [`Beat`], without needing a `StreamExt`.
+    ///
+    /// Cancel-safe: dropping this future (in a `select!`, or under a timeout) loses
+    /// nothing; the wait or ping in progress carries on at the next call.
     pub async fn next_beat(&mut self) -> Beat {
         std::future::poll_fn(|cx| self.poll_beat(cx)).await
     }
