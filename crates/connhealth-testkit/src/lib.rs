@@ -302,6 +302,27 @@ impl Redis {
         self.addr
     }
 
+    /// Freezes the server process (SIGSTOP): its kernel still accepts connections and
+    /// acknowledges data, but nothing answers. A hung server, as a heartbeat sees it.
+    pub fn pause(&self) -> io::Result<()> {
+        self.signal(libc::SIGSTOP)
+    }
+
+    /// Lets a [`Redis::pause`]d server run again (SIGCONT).
+    pub fn resume(&self) -> io::Result<()> {
+        self.signal(libc::SIGCONT)
+    }
+
+    fn signal(&self, signal: libc::c_int) -> io::Result<()> {
+        let pid = libc::pid_t::try_from(self.child.id()).map_err(io::Error::other)?;
+        // SAFETY: kill has no memory effects; `pid` is our own child, not yet reaped
+        // (it is reaped only in Drop), so the pid cannot have been reused.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// One PING on a fresh connection.
     pub fn ping(&self) -> io::Result<()> {
         let mut conn = TcpStream::connect(self.addr)?;

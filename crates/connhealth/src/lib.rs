@@ -51,3 +51,5 @@ mod sys;
 pub use crate::check::{check, Closed, Status};
 // half-open probes (issue 3)
 // dead peers (issue 5)
+pub use crate::deadpeer::{DeadPeer, DeadPeerError, DeadPeerSettings};
+pub use crate::inspect::{inspect, Inspection, TcpState};

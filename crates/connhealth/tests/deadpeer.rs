@@ -1,0 +1,206 @@
+//! `DeadPeer`: a peer that vanishes without FIN or RST fails the connection within the
+//! bound, idle or with data in flight; a healthy idle connection is never failed; bounds
+//! the platform cannot honour are refused with a clear error.
+//!
+//! The peer vanishes by iptables DROP in a network namespace of the test's own.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use connhealth::{check, inspect, Closed, DeadPeer, DeadPeerError, DeadPeerSettings, Status};
+use connhealth_testkit::{require, wait_until, Netns};
+
+/// A connected pair made inside `netns`, and the listener's port.
+fn pair_in(netns: &Netns) -> (TcpStream, TcpStream, u16) {
+    netns
+        .enter(|| {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let port = listener.local_addr()?.port();
+            let (client, server) = connhealth_testkit::tcp_pair(&listener)?;
+            Ok::<_, std::io::Error>((client, server, port))
+        })
+        .expect("enter the namespace")
+        .expect("a connection inside the namespace")
+}
+
+/// Polls `check` until it says closed; returns how long after `since` that was, and what
+/// it said. `check` is called once per poll: a second call would no longer see the error.
+fn wait_closed(conn: &TcpStream, since: Instant, limit: Duration) -> Option<(Duration, Status)> {
+    let mut status = Status::Open;
+    wait_until(limit, || {
+        status = check(conn);
+        status.is_closed()
+    })?;
+    Some((since.elapsed(), status))
+}
+
+#[test]
+fn idle_connection_to_a_vanished_peer_times_out_within_the_bound() {
+    if !require(
+        "dead-peer detection in a network namespace",
+        &["ip", "iptables"],
+    ) {
+        return;
+    }
+    let bound = Duration::from_secs(3);
+    let netns = Netns::new().unwrap();
+    let (conn, _peer, port) = pair_in(&netns);
+    DeadPeer::detect_within(bound).apply(&conn).unwrap();
+
+    let vanished = Instant::now();
+    netns.drop_tcp_port(port).unwrap();
+    assert_eq!(check(&conn), Status::Open, "the vanish itself is invisible");
+
+    // Measured from before the DROP rules went in: the true time is a little shorter.
+    let (took, status) = wait_closed(&conn, vanished, bound * 2)
+        .unwrap_or_else(|| panic!("still open {:?} after the peer vanished", bound * 2));
+    eprintln!("idle: {status} after {took:?} (bound {bound:?})");
+    assert_eq!(status, Status::Closed(Closed::TimedOut));
+    assert!(took <= bound, "took {took:?}, bound {bound:?}");
+    // Keepalive cannot decide before its first probe goes unanswered for an interval.
+    assert!(took >= Duration::from_millis(900), "too early: {took:?}");
+}
+
+#[test]
+fn unacknowledged_data_to_a_vanished_peer_times_out_within_the_bound() {
+    if !require(
+        "dead-peer detection in a network namespace",
+        &["ip", "iptables"],
+    ) {
+        return;
+    }
+    let bound = Duration::from_secs(3);
+    let netns = Netns::new().unwrap();
+    let (mut conn, _peer, port) = pair_in(&netns);
+    DeadPeer::detect_within(bound).apply(&conn).unwrap();
+    netns.drop_tcp_port(port).unwrap();
+
+    // Keepalive stands aside while data is unacknowledged: only TCP_USER_TIMEOUT bounds
+    // this, where tcp_retries2 alone would retransmit for about 15 minutes.
+    let sent = Instant::now();
+    conn.write_all(&[7u8; 4096]).unwrap();
+    wait_until(Duration::from_secs(1), || {
+        inspect(&conn).is_ok_and(|i| i.unacked > 0)
+    })
+    .expect("the data stays unacknowledged");
+
+    let (took, status) = wait_closed(&conn, sent, bound * 2)
+        .unwrap_or_else(|| panic!("still open {:?} after the write", bound * 2));
+    eprintln!("data in flight: {status} after {took:?} (bound {bound:?})");
+    assert_eq!(status, Status::Closed(Closed::TimedOut));
+    assert!(took <= bound, "took {took:?}, bound {bound:?}");
+}
+
+#[test]
+fn a_healthy_idle_connection_stays_open_for_several_bounds() {
+    // The tightest policy there is: one probe a second, dead 2 s after the last ACK.
+    let policy = DeadPeer::detect_within(DeadPeer::MIN_BOUND);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (conn, _peer) = connhealth_testkit::tcp_pair(&listener).unwrap();
+    policy.apply(&conn).unwrap();
+
+    let watch = policy.bound() * 3;
+    let start = Instant::now();
+    while start.elapsed() < watch {
+        assert_eq!(check(&conn), Status::Open, "after {:?}", start.elapsed());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Open because keepalive probed and the peer answered, not because nothing ran: no
+    // data moved for the whole watch, yet an ACK arrived within the last interval or so.
+    #[cfg(target_os = "linux")]
+    {
+        let info = inspect(&conn).unwrap();
+        assert!(
+            info.last_data_recv >= watch - Duration::from_millis(100),
+            "{info:?}"
+        );
+        assert!(
+            info.last_ack_recv <= Duration::from_millis(1_500),
+            "{info:?}"
+        );
+    }
+}
+
+#[test]
+fn bounds_the_platform_cannot_honour_are_refused_and_nothing_is_set() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (conn, _peer) = connhealth_testkit::tcp_pair(&listener).unwrap();
+
+    for bound in [
+        Duration::ZERO,
+        Duration::from_millis(800),
+        Duration::from_millis(2_499),
+    ] {
+        let err = DeadPeer::detect_within(bound).apply(&conn).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        let message = err.to_string();
+        assert!(message.contains("smallest bound is 2.5s"), "{message}");
+        assert_eq!(
+            DeadPeer::try_detect_within(bound),
+            Err(DeadPeerError::TooShort {
+                bound,
+                min: DeadPeer::MIN_BOUND
+            })
+        );
+    }
+    for bound in [DeadPeer::MAX_BOUND + Duration::from_secs(1), Duration::MAX] {
+        let err = DeadPeer::detect_within(bound).apply(&conn).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("largest bound"), "{err}");
+    }
+    #[cfg(target_os = "linux")]
+    assert_eq!(
+        DeadPeerSettings::read(&conn).unwrap(),
+        None,
+        "a refused policy sets nothing"
+    );
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn the_report_is_what_the_kernel_holds() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    for (bound, idle, count, user_timeout_ms) in
+        [(3, 1, 1, 1_500), (10, 2, 3, 7_000), (60, 13, 3, 45_500)]
+    {
+        let (conn, _peer) = connhealth_testkit::tcp_pair(&listener).unwrap();
+        let policy = DeadPeer::detect_within(Duration::from_secs(bound));
+        policy.apply(&conn).unwrap();
+        let applied = policy.settings().unwrap();
+        assert_eq!(applied.idle, Duration::from_secs(idle));
+        assert_eq!(applied.interval, Duration::from_secs(idle));
+        assert_eq!(applied.count, count);
+        assert_eq!(
+            applied.user_timeout,
+            Some(Duration::from_millis(user_timeout_ms))
+        );
+        assert!(applied.window() < policy.bound());
+        assert_eq!(DeadPeerSettings::read(&conn).unwrap(), Some(applied));
+    }
+}
+
+#[test]
+fn a_socket_that_is_not_tcp_gets_the_kernels_error() {
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let err = DeadPeer::detect_within(Duration::from_secs(10))
+        .apply(&udp)
+        .unwrap_err();
+    assert_ne!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+}
+
+#[tokio::test]
+async fn the_same_policy_applies_to_tokio_streams() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let conn = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let policy = DeadPeer::detect_within(Duration::from_secs(30));
+    let copy = policy; // Copy: one policy, every socket
+    copy.apply(&conn).unwrap();
+    #[cfg(target_os = "linux")]
+    assert_eq!(
+        DeadPeerSettings::read(&conn).unwrap(),
+        Some(policy.settings().unwrap())
+    );
+}
