@@ -131,7 +131,7 @@ impl std::fmt::Display for Closed {
 /// until the next event; it asks the kernel every time.
 ///
 /// A peer that vanished without a FIN or RST (power loss, a NAT that forgot the flow)
-/// looks open until TCP gives up: pair the check with `DeadPeer` to
+/// looks open until TCP gives up: pair the check with [`DeadPeer`](crate::DeadPeer) to
 /// bound that time.
 ///
 /// # Example
