@@ -45,4 +45,5 @@ mod sys;
 // liveness (issue 2)
 pub use crate::check::{check, Closed, Status};
 // half-open probes (issue 3)
+pub use crate::probe::{Mode, ProbeError, Prober, ProberBuilder};
 // dead peers (issue 5)
