@@ -16,16 +16,7 @@ fn open_fds() -> usize {
 }
 
 fn set_nofile(limit: u64) {
-    let mut rlim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a live rlimit struct.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlim), 0);
-        rlim.rlim_cur = limit.min(rlim.rlim_max);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &rlim), 0);
-    }
+    connhealth_testkit::set_open_files_limit(limit).unwrap();
 }
 
 /// Takes every descriptor left under the limit.

@@ -294,7 +294,12 @@ struct Engine {
 impl Engine {
     fn run(mut self) {
         loop {
-            let timeout = self.next_timeout(Instant::now());
+            // Streams with a few results not worth a wake yet: look for more work
+            // without sleeping, and wake them if there is none.
+            let timeout = match self.to_wake.is_empty() {
+                true => self.next_timeout(Instant::now()),
+                false => Some(Duration::ZERO),
+            };
             if let Err(err) = self.poller.wait(timeout, &mut self.tokens) {
                 tracing::error!(%err, "probe engine: waiting for readiness failed; stopping");
                 self.stop("waiting for readiness failed");
@@ -303,6 +308,7 @@ impl Engine {
             // One clock read per batch: every event in it happened before the wait
             // returned, so this bounds each probe's time to the SYN-ACK from above.
             let now = Instant::now();
+            let idle = self.tokens.is_empty();
             let mut tokens = mem::take(&mut self.tokens);
             // Close first: a half-open socket must be closed well within the ~200 ms
             // delayed-ACK window, so ready sockets come before any new work.
@@ -321,7 +327,7 @@ impl Engine {
             }
             self.expire(Instant::now());
             self.start_queued();
-            self.flush_wakes();
+            self.flush_wakes(idle);
         }
     }
 
@@ -641,11 +647,12 @@ impl Engine {
         }
     }
 
-    /// One wake per stream per turn, after all of its results of the turn are in.
-    fn flush_wakes(&mut self) {
-        for shared in self.to_wake.drain(..) {
-            shared.wake();
-        }
+    /// Wakes the streams that have results: at most once per turn each, after all of
+    /// their results of the turn are in; while the engine is busy, only those with a
+    /// batch of results waiting. When the engine is about to go idle, all of them.
+    fn flush_wakes(&mut self, idle: bool) {
+        self.to_wake
+            .retain(|shared| !shared.wake(if idle { 1 } else { shared.batch() }));
     }
 
     /// Closes the inbox and fails everything still held: no caller is left hanging.
@@ -660,7 +667,7 @@ impl Engine {
                 self.deliver(task, Err(ProbeError::engine_stopped(why)));
             }
         }
-        self.flush_wakes();
+        self.flush_wakes(true);
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::mem;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,11 +23,14 @@ use super::{ProbeError, Prober};
 pub(crate) struct ManyShared {
     inner: Mutex<ManyInner>,
     closed: AtomicBool,
+    batch: usize,
 }
 
 struct ManyInner {
     results: Vec<(SocketAddr, ProbeResult)>,
     waker: Option<Waker>,
+    /// In the engine's list of streams to wake (engine-side bookkeeping).
+    listed: bool,
 }
 
 impl ManyShared {
@@ -34,19 +38,35 @@ impl ManyShared {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// Adds a result; true when the stream needs a wake at the end of the engine's turn
-    /// (the first result since the stream last took them).
+    /// Adds a result; true when the engine must add the stream to its list of streams
+    /// to wake.
     pub(crate) fn push(&self, addr: SocketAddr, result: ProbeResult) -> bool {
         let mut inner = lock(&self.inner);
         inner.results.push((addr, result));
-        inner.results.len() == 1
+        !mem::replace(&mut inner.listed, true)
     }
 
-    pub(crate) fn wake(&self) {
-        let waker = lock(&self.inner).waker.take();
+    /// Wakes the stream if it has `at_least` results waiting (or it has taken them all
+    /// already); true when it is off the engine's list. `at_least` is 1 when the engine is
+    /// about to go idle, and a batch while it is busy: a busy engine would pay for a
+    /// cross-thread wake-up every few probes otherwise.
+    pub(crate) fn wake(&self, at_least: usize) -> bool {
+        let mut inner = lock(&self.inner);
+        if !inner.results.is_empty() && inner.results.len() < at_least {
+            return false;
+        }
+        inner.listed = false;
+        let waker = inner.waker.take();
+        drop(inner);
         if let Some(waker) = waker {
             waker.wake();
         }
+        true
+    }
+
+    /// How many results make a wake worth it while the engine is busy.
+    pub(crate) fn batch(&self) -> usize {
+        self.batch
     }
 }
 
@@ -92,8 +112,10 @@ impl<I: Iterator<Item = SocketAddr>> ProbeMany<I> {
                 inner: Mutex::new(ManyInner {
                     results: Vec::new(),
                     waker: None,
+                    listed: false,
                 }),
                 closed: AtomicBool::new(false),
+                batch: (max_in_flight / 4).max(1),
             }),
             addrs: Some(addrs),
             timeout,
