@@ -373,8 +373,8 @@ pub fn set_open_files_limit(limit: u64) -> io::Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlim) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let previous = rlim.rlim_cur as u64;
-    rlim.rlim_cur = (limit as libc::rlim_t).min(rlim.rlim_max);
+    let previous: u64 = rlim.rlim_cur;
+    rlim.rlim_cur = limit.min(rlim.rlim_max);
     // SAFETY: setrlimit reads a live, initialised rlimit struct.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) } != 0 {
         return Err(io::Error::last_os_error());

@@ -496,6 +496,8 @@ impl Engine {
                     continue;
                 }
             }
+            // Before connect(): on loopback the SYN-ACK is often processed inside it.
+            let start = Instant::now();
             let started = sys::start_connect(&addr, self.half_open).and_then(|socket| {
                 self.poller
                     .add(socket.as_fd(), Self::token(index, generation))
@@ -503,7 +505,6 @@ impl Engine {
             });
             match started {
                 Ok(socket) => {
-                    let start = Instant::now();
                     let task = self.slots[index as usize].task.as_mut().expect("live");
                     task.phase = Phase::InFlight { socket, start };
                     let new_deadline = match task.deadline {
