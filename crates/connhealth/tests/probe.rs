@@ -440,3 +440,46 @@ fn out_of_local_ports_is_exhausted_and_the_prober_waits_for_ports() {
         }
     });
 }
+
+#[test]
+fn in_flight_limits_hold_probes_back_without_spending_their_timeouts() {
+    if !require("probes to a dropping target", &["ip", "iptables"]) {
+        return;
+    }
+    // Dropped SYNs keep each probe in flight for its whole timeout, so the limits show
+    // as waves: and each probe's timeout runs from its own SYN, so the waiting ones
+    // still get their full timeout.
+    let netns = Netns::new().unwrap();
+    let (server, global, per_destination) = netns
+        .enter(|| {
+            (
+                listener("127.0.0.1:0"),
+                Prober::builder().max_in_flight(2).build(),
+                Prober::builder().max_in_flight_per_destination(1).build(),
+            )
+        })
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    netns.drop_tcp_port(addr.port()).unwrap();
+    let timeout = Duration::from_millis(300);
+    let rt = runtime();
+    for (prober, probes, waves) in [(&global, 4, 2), (&per_destination, 3, 3)] {
+        let start = Instant::now();
+        let timed_out = rt.block_on(async {
+            let mut stream = prober.probe_many(vec![addr; probes], timeout);
+            let mut n = 0;
+            while let Some((_, result)) = stream.next().await {
+                assert!(matches!(result, Err(ProbeError::TimedOut)), "{result:?}");
+                n += 1;
+            }
+            n
+        });
+        let elapsed = start.elapsed();
+        assert_eq!(timed_out, probes);
+        assert!(elapsed >= timeout * waves, "{elapsed:?} for {waves} waves");
+        assert!(
+            elapsed < timeout * waves + Duration::from_millis(150),
+            "{elapsed:?}"
+        );
+    }
+}

@@ -658,9 +658,15 @@ impl Engine {
 
     /// Closes the inbox and fails everything still held: no caller is left hanging.
     fn stop(&mut self, why: &'static str) {
-        let leftover = self.shared.close(why);
-        for item in leftover {
-            self.accept(item);
+        for item in self.shared.close(why) {
+            match item {
+                Submission::Resolve { reply, .. } => {
+                    let _ = reply.send(Err(ProbeError::engine_stopped(why)));
+                }
+                Submission::Resolved { .. } => {}
+                // Queued in a slot, and failed with everything else below.
+                probe @ Submission::Probe(_) => self.accept(probe),
+            }
         }
         for index in 0..self.slots.len() as u32 {
             if self.slots[index as usize].task.is_some() {

@@ -122,7 +122,9 @@ use self::engine::{deadline_after, EngineHandle, Job, Reply, Shared, Submission}
 /// how, and for the engine behind it.
 ///
 /// Cloning is cheap; clones share one engine thread, which stops when the last clone (and
-/// the last stream from [`Prober::probe_many`]) is dropped. Build one prober and share it.
+/// the last stream from [`Prober::probe_many`]) is dropped: that drop waits for the engine
+/// to close the sockets it still holds, so a dropped prober leaves no descriptor behind.
+/// Build one prober and share it.
 ///
 /// ```
 /// use std::net::TcpListener;
