@@ -270,7 +270,7 @@ fn bad_target_strings_are_errors_not_panics() {
             }
             other => panic!("{target:?}: expected InvalidTarget, got {other:?}"),
         }
-        assert!(start.elapsed() < Duration::from_millis(100));
+        assert!(start.elapsed() < Duration::from_millis(500));
     }
 }
 
@@ -322,7 +322,7 @@ fn a_hung_resolver_cannot_hold_a_probe_past_its_timeout() {
     assert!(matches!(result, Err(ProbeError::Resolve(_))), "{result:?}");
     assert!(elapsed >= timeout, "{elapsed:?}");
     assert!(
-        elapsed < timeout + Duration::from_millis(200),
+        elapsed < timeout + Duration::from_millis(250),
         "{elapsed:?}"
     );
 }
@@ -346,7 +346,7 @@ fn dropped_syns_time_out_at_the_timeout() {
         assert!(matches!(result, Err(ProbeError::TimedOut)), "{result:?}");
         assert!(elapsed >= timeout, "{elapsed:?} < {timeout:?}");
         assert!(
-            elapsed < timeout + Duration::from_millis(100),
+            elapsed < timeout + Duration::from_millis(200),
             "{elapsed:?} for {timeout:?}"
         );
     }
@@ -362,7 +362,7 @@ fn dropped_syns_time_out_at_the_timeout() {
         (n, start.elapsed())
     });
     assert_eq!(results.0, 3);
-    assert!(results.1 < Duration::from_millis(400), "{:?}", results.1);
+    assert!(results.1 < Duration::from_millis(500), "{:?}", results.1);
 }
 
 #[test]
@@ -427,7 +427,7 @@ fn out_of_local_ports_is_exhausted_and_the_prober_waits_for_ports() {
             }
             other => panic!("expected Exhausted, got {other:?}"),
         }
-        assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(400));
+        assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(500));
 
         // This one waits for a port instead of failing: it starts when a holder times
         // out (~1 s), and then times out itself, against the target.
@@ -478,7 +478,7 @@ fn in_flight_limits_hold_probes_back_without_spending_their_timeouts() {
         assert_eq!(timed_out, probes);
         assert!(elapsed >= timeout * waves, "{elapsed:?} for {waves} waves");
         assert!(
-            elapsed < timeout * waves + Duration::from_millis(150),
+            elapsed < timeout * waves + Duration::from_millis(250),
             "{elapsed:?}"
         );
     }
