@@ -652,8 +652,12 @@ impl Engine {
     /// their results of the turn are in; while the engine is busy, only those with a
     /// batch of results waiting. When the engine is about to go idle, all of them.
     fn flush_wakes(&mut self, idle: bool) {
+        if self.to_wake.is_empty() {
+            return;
+        }
+        let now = Instant::now();
         self.to_wake
-            .retain(|shared| !shared.wake(if idle { 1 } else { shared.batch() }));
+            .retain(|shared| !shared.wake(if idle { 1 } else { shared.batch() }, now));
     }
 
     /// Closes the inbox and fails everything still held: no caller is left hanging.

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 
@@ -31,7 +31,13 @@ struct ManyInner {
     waker: Option<Waker>,
     /// In the engine's list of streams to wake (engine-side bookkeeping).
     listed: bool,
+    /// When the oldest result in `results` arrived.
+    since: Option<Instant>,
 }
+
+/// The longest a result waits for a wake while the engine is busy: a small stream must
+/// not wait for a big one's burst to end.
+const MAX_WAKE_DELAY: Duration = Duration::from_millis(1);
 
 impl ManyShared {
     pub(crate) fn is_closed(&self) -> bool {
@@ -42,17 +48,24 @@ impl ManyShared {
     /// to wake.
     pub(crate) fn push(&self, addr: SocketAddr, result: ProbeResult) -> bool {
         let mut inner = lock(&self.inner);
+        if inner.results.is_empty() {
+            inner.since = Some(Instant::now());
+        }
         inner.results.push((addr, result));
         !mem::replace(&mut inner.listed, true)
     }
 
-    /// Wakes the stream if it has `at_least` results waiting (or it has taken them all
-    /// already); true when it is off the engine's list. `at_least` is 1 when the engine is
-    /// about to go idle, and a batch while it is busy: a busy engine would pay for a
-    /// cross-thread wake-up every few probes otherwise.
-    pub(crate) fn wake(&self, at_least: usize) -> bool {
+    /// Wakes the stream if it has `at_least` results waiting, or its oldest result has
+    /// waited [`MAX_WAKE_DELAY`] (or it has taken them all already); true when it is off
+    /// the engine's list. `at_least` is 1 when the engine is about to go idle, and a batch
+    /// while it is busy: a busy engine would pay for a cross-thread wake-up every few
+    /// probes otherwise.
+    pub(crate) fn wake(&self, at_least: usize, now: Instant) -> bool {
         let mut inner = lock(&self.inner);
-        if !inner.results.is_empty() && inner.results.len() < at_least {
+        let waited = inner
+            .since
+            .is_some_and(|since| now.saturating_duration_since(since) >= MAX_WAKE_DELAY);
+        if !inner.results.is_empty() && inner.results.len() < at_least && !waited {
             return false;
         }
         inner.listed = false;
@@ -113,6 +126,7 @@ impl<I: Iterator<Item = SocketAddr>> ProbeMany<I> {
                     results: Vec::new(),
                     waker: None,
                     listed: false,
+                    since: None,
                 }),
                 closed: AtomicBool::new(false),
                 batch: (max_in_flight / 4).max(1),
