@@ -13,8 +13,12 @@ use connhealth::{Mode, ProbeError, Prober};
 /// Probe TCP endpoints: SYN, SYN-ACK, RST. The servers never see a connection.
 #[derive(Debug, ClapArgs)]
 pub(crate) struct Args {
-    /// Targets as host:port, e.g. localhost:6379, 127.0.0.1:80 or [::1]:443.
-    #[arg(required = true, value_name = "TARGET")]
+    // The help is an attribute, not a doc comment: rustdoc would read `[::1]` as a link.
+    #[arg(
+        required = true,
+        value_name = "TARGET",
+        help = "Targets as host:port, e.g. localhost:6379, 127.0.0.1:80 or [::1]:443"
+    )]
     targets: Vec<String>,
     /// half-open: the handshake is never completed (Linux); connect: completed, then reset
     /// (for servers behind SYN proxies).
