@@ -1,12 +1,14 @@
 //! `connhealth`: puts connhealth in front of a person.
 //!
 //! * `connhealth demo` starts loopback servers and shows each capability at work.
+//! * `connhealth probe TARGET...` probes endpoints half-open.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod probe;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +25,8 @@ struct Cli {
 enum Command {
     /// Start loopback servers and show every capability at work, in a few seconds.
     Demo,
+    /// Probe TCP endpoints half-open: is something listening? Exit 0 all up, 1 any down, 2 bad usage.
+    Probe(probe::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,5 +39,6 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Probe(args) => probe::run(args),
     }
 }

@@ -455,3 +455,113 @@ fn bpf(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
         k,
     }
 }
+
+/// Sets this process's soft limit on open descriptors (`RLIMIT_NOFILE`), capped at the
+/// hard limit, and returns the previous soft limit. Process-wide: use it only in a test
+/// file of its own.
+pub fn set_open_files_limit(limit: u64) -> io::Result<u64> {
+    let mut rlim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a live rlimit struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let previous: u64 = rlim.rlim_cur;
+    rlim.rlim_cur = limit.min(rlim.rlim_max);
+    // SAFETY: setrlimit reads a live, initialised rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(previous)
+}
+
+/// A global allocator that counts live heap bytes and their peak, for benchmarks that
+/// report memory per operation:
+///
+/// ```
+/// use connhealth_testkit::CountingAllocator;
+///
+/// #[global_allocator]
+/// static ALLOC: CountingAllocator = CountingAllocator::new();
+///
+/// fn main() {
+///     ALLOC.reset_peak();
+///     let baseline = ALLOC.current();
+///     let buffer = vec![0u8; 4096];
+///     assert!(ALLOC.peak() - baseline >= 4096);
+///     drop(buffer);
+///     assert!(ALLOC.current() < baseline + 4096);
+/// }
+/// ```
+#[derive(Debug)]
+pub struct CountingAllocator {
+    current: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl CountingAllocator {
+    /// A counter at zero.
+    pub const fn new() -> Self {
+        CountingAllocator {
+            current: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    /// Live heap bytes now.
+    pub fn current(&self) -> usize {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    /// The most live heap bytes since the last [`reset_peak`](Self::reset_peak).
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Restarts the peak from the current figure.
+    pub fn reset_peak(&self) {
+        self.peak.store(self.current(), Ordering::Relaxed);
+    }
+
+    fn grew(&self, bytes: usize) {
+        let now = self.current.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+impl Default for CountingAllocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counters are
+// only bookkeeping beside it.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller upholds `alloc`'s contract, which System requires too.
+        let ptr = unsafe { std::alloc::System.alloc(layout) };
+        if !ptr.is_null() {
+            self.grew(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from this allocator, that is from System, with `layout`.
+        unsafe { std::alloc::System.dealloc(ptr, layout) };
+        self.current.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `ptr` came from System with `layout`; the caller upholds the rest.
+        let new = unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            self.current.fetch_sub(layout.size(), Ordering::Relaxed);
+            self.grew(new_size);
+        }
+        new
+    }
+}

@@ -50,6 +50,7 @@ mod sys;
 // liveness (issue 2)
 pub use crate::check::{check, Closed, Status};
 // half-open probes (issue 3)
+pub use crate::probe::{Mode, ProbeError, Prober, ProberBuilder};
 // dead peers (issue 5)
 pub use crate::deadpeer::{DeadPeer, DeadPeerError, DeadPeerSettings};
 pub use crate::inspect::{inspect, Inspection, TcpState};

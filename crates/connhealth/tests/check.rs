@@ -379,6 +379,7 @@ mod tls {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
         let server = thread::spawn(move || {
             let (mut sock, _) = listener.accept().unwrap();
             let mut tls = ServerConnection::new(server_config).unwrap();
@@ -386,6 +387,7 @@ mod tls {
                 tls.complete_io(&mut sock).unwrap();
             }
             let mut stream = rustls::StreamOwned::new(tls, sock);
+            go_rx.recv().unwrap(); // the client has seen the connection open
             stream.write_all(b"hello over tls").unwrap();
             // A graceful TLS close: the close_notify alert, then a FIN.
             stream.conn.send_close_notify();
@@ -403,6 +405,7 @@ mod tls {
             tls.conn.complete_io(&mut tls.sock).unwrap();
         }
         assert!(check(tls.get_ref()).is_usable());
+        go_tx.send(()).unwrap();
 
         closed_rx.recv().unwrap();
         // The close_notify record sits unread ahead of the FIN: a peek-based check sees

@@ -5,10 +5,12 @@ use std::io;
 
 mod check;
 mod deadpeer;
+mod probe;
 
 /// Runs every part in order.
 pub(crate) fn run() -> io::Result<()> {
     check::run()?;
+    probe::run()?;
     deadpeer::run()?;
     Ok(())
 }

@@ -4,4 +4,5 @@
 
 pub(crate) mod check;
 pub(crate) mod keepalive;
+pub(crate) mod probe;
 pub(crate) mod tcp_info;

@@ -1,0 +1,691 @@
+//! The engine: one thread that owns every probe socket of a [`Prober`](super::Prober)
+//! family, from `socket()` to `close()`. The module docs of [`super`] explain why.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io;
+use std::mem;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use socket2::Socket;
+use tokio::sync::oneshot;
+
+use super::many::ManyShared;
+use super::{Mode, ProbeError};
+use crate::sys::probe::{self as sys, Failure, Poller, Waker, WAKE_TOKEN};
+
+/// How long a probe stalled on local exhaustion waits before trying again when none of
+/// the engine's own probes has given a descriptor or port back (another part of the
+/// process, or another process, may have).
+const EXHAUSTED_RETRY: Duration = Duration::from_millis(10);
+
+/// A deadline this far away stands for "no deadline" (`Duration::MAX` as a timeout).
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+pub(crate) fn deadline_after(now: Instant, timeout: Duration) -> Instant {
+    now.checked_add(timeout.min(FAR_FUTURE))
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (every critical
+/// section here is a push, a swap or a flag).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) type ProbeResult = Result<Duration, ProbeError>;
+pub(crate) type ResolveResult = Result<Vec<SocketAddr>, ProbeError>;
+
+/// Where a probe's result goes.
+pub(crate) enum Reply {
+    /// One `probe`/`probe_addr` future.
+    One(oneshot::Sender<ProbeResult>),
+    /// A `probe_many` stream: results are pushed in batches, one wake per engine turn.
+    Many(Arc<ManyShared>),
+    /// A name resolution for `probe`.
+    Resolve(oneshot::Sender<ResolveResult>),
+}
+
+impl Reply {
+    /// Nobody waits for the answer any more: the future or stream was dropped.
+    fn is_closed(&self) -> bool {
+        match self {
+            Reply::One(tx) => tx.is_closed(),
+            Reply::Many(shared) => shared.is_closed(),
+            Reply::Resolve(tx) => tx.is_closed(),
+        }
+    }
+}
+
+/// A probe to start.
+pub(crate) struct Job {
+    pub(crate) addr: SocketAddr,
+    /// Used when `deadline` is `None`: the deadline is then set when the SYN leaves
+    /// (`probe_many`, whose queued probes must not time out before they are tried).
+    pub(crate) timeout: Duration,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) reply: Reply,
+}
+
+/// What callers hand the engine.
+pub(crate) enum Submission {
+    Probe(Job),
+    Resolve {
+        host: String,
+        port: u16,
+        deadline: Instant,
+        reply: oneshot::Sender<ResolveResult>,
+    },
+    /// From a resolver thread: the answer for the resolution in `slot`.
+    Resolved {
+        slot: u32,
+        generation: u32,
+        result: io::Result<Vec<SocketAddr>>,
+    },
+}
+
+struct Inbox {
+    items: Vec<Submission>,
+    /// Cleared when the last handle drops (shutdown) or the engine stops.
+    open: bool,
+    why_closed: &'static str,
+}
+
+/// The part of the engine that other threads touch: the inbox and the waker.
+pub(crate) struct Shared {
+    inbox: Mutex<Inbox>,
+    waker: Waker,
+}
+
+impl Shared {
+    /// Moves every submission in `items` to the engine, in one lock. The engine is woken
+    /// only when the inbox goes from empty to non-empty: while it is non-empty, the
+    /// engine has a wake pending and will drain everything at once.
+    ///
+    /// On error the submissions stay in `items`.
+    pub(crate) fn submit(&self, items: &mut Vec<Submission>) -> Result<(), ProbeError> {
+        let mut inbox = lock(&self.inbox);
+        if !inbox.open {
+            return Err(ProbeError::engine_stopped(inbox.why_closed));
+        }
+        let was_empty = inbox.items.is_empty();
+        inbox.items.append(items);
+        drop(inbox);
+        if was_empty {
+            self.waker.wake();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn submit_one(&self, item: Submission) -> Result<(), ProbeError> {
+        let mut inbox = lock(&self.inbox);
+        if !inbox.open {
+            return Err(ProbeError::engine_stopped(inbox.why_closed));
+        }
+        let was_empty = inbox.items.is_empty();
+        inbox.items.push(item);
+        drop(inbox);
+        if was_empty {
+            self.waker.wake();
+        }
+        Ok(())
+    }
+
+    fn close(&self, why: &'static str) -> Vec<Submission> {
+        let mut inbox = lock(&self.inbox);
+        if inbox.open {
+            inbox.open = false;
+            inbox.why_closed = why;
+        }
+        mem::take(&mut inbox.items)
+    }
+}
+
+/// The engine as the [`Prober`](super::Prober)s see it. Dropping it (with the last
+/// `Prober` clone) stops the engine thread, which closes every socket it still holds,
+/// and waits for it.
+pub(crate) struct EngineHandle {
+    shared: Arc<Shared>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for EngineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineHandle").finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Config {
+    pub(crate) mode: Mode,
+    pub(crate) max_in_flight: usize,
+    pub(crate) max_in_flight_per_destination: usize,
+}
+
+impl EngineHandle {
+    /// Starts the engine thread. It is spawned from the calling thread and so inherits
+    /// its network namespace: every probe socket is created there.
+    pub(crate) fn start(config: Config) -> io::Result<EngineHandle> {
+        let waker = Waker::new()?;
+        let poller = Poller::new(&waker)?;
+        let shared = Arc::new(Shared {
+            inbox: Mutex::new(Inbox {
+                items: Vec::new(),
+                open: true,
+                why_closed: "",
+            }),
+            waker,
+        });
+        let engine = Engine {
+            shared: shared.clone(),
+            poller,
+            half_open: config.mode == Mode::HalfOpen,
+            max_in_flight: config.max_in_flight.max(1),
+            max_per_destination: config
+                .max_in_flight_per_destination
+                .clamp(1, u32::MAX as usize) as u32,
+            slots: Vec::new(),
+            free: Vec::new(),
+            deadlines: BinaryHeap::new(),
+            timed: 0,
+            queue: VecDeque::new(),
+            destinations: HashMap::new(),
+            in_flight: 0,
+            retry_at: None,
+            stalled_on: None,
+            tokens: Vec::with_capacity(1024),
+            inbox: Vec::new(),
+            to_wake: Vec::new(),
+        };
+        let thread = thread::Builder::new()
+            .name("connhealth-probe".into())
+            .spawn(move || engine.run())?;
+        Ok(EngineHandle {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        // Nothing can wait for a result any more: every future and stream holds a clone
+        // of the Prober. Stop, and wait until every probe socket is closed, so that a
+        // dropped Prober leaves no descriptor behind.
+        drop(self.shared.close("the prober was dropped"));
+        self.shared.waker.wake();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+enum Phase {
+    /// Queued, parked behind its destination's limit, or stalled on exhaustion.
+    Waiting,
+    InFlight {
+        socket: Socket,
+        start: Instant,
+    },
+    Resolving,
+}
+
+struct Task {
+    addr: SocketAddr,
+    timeout: Duration,
+    deadline: Option<Instant>,
+    reply: Reply,
+    phase: Phase,
+    /// The last local-exhaustion error this task hit; reported if its deadline passes
+    /// before it could start.
+    exhausted: Option<io::Error>,
+}
+
+struct Slot {
+    generation: u32,
+    task: Option<Task>,
+}
+
+#[derive(Default)]
+struct Destination {
+    in_flight: u32,
+    parked: VecDeque<(u32, u32)>,
+}
+
+struct Engine {
+    shared: Arc<Shared>,
+    poller: Poller,
+    half_open: bool,
+    max_in_flight: usize,
+    max_per_destination: u32,
+    /// Every task lives in a slot; epoll data and deadlines name it by
+    /// `(index, generation)`, never by descriptor: a descriptor closed and reused for a
+    /// new probe must not receive the old probe's event or deadline.
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Deadlines, lazily deleted: an entry whose slot moved to another generation is
+    /// skipped, and the heap is compacted when stale entries outnumber live ones.
+    deadlines: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    /// Live tasks with an entry in `deadlines`.
+    timed: usize,
+    /// Tasks waiting to start, in submission order.
+    queue: VecDeque<(u32, u32)>,
+    /// In-flight count per destination, and tasks parked behind its limit: many SYNs in
+    /// flight to one listener overflow its SYN backlog and turn into drops or cookies.
+    destinations: HashMap<SocketAddr, Destination>,
+    in_flight: usize,
+    /// Set while starting is stalled on local exhaustion: retry then, or sooner when one
+    /// of our probes completes and gives its descriptor and port back.
+    retry_at: Option<Instant>,
+    /// The errno that stalled the engine (meaningful while `retry_at` is set).
+    stalled_on: Option<i32>,
+    tokens: Vec<u64>,
+    inbox: Vec<Submission>,
+    to_wake: Vec<Arc<ManyShared>>,
+}
+
+impl Engine {
+    fn run(mut self) {
+        loop {
+            // Streams with a few results not worth a wake yet: look for more work
+            // without sleeping, and wake them if there is none.
+            let timeout = match self.to_wake.is_empty() {
+                true => self.next_timeout(Instant::now()),
+                false => Some(Duration::ZERO),
+            };
+            if let Err(err) = self.poller.wait(timeout, &mut self.tokens) {
+                tracing::error!(%err, "probe engine: waiting for readiness failed; stopping");
+                self.stop("waiting for readiness failed");
+                return;
+            }
+            // One clock read per batch: every event in it happened before the wait
+            // returned, so this bounds each probe's time to the SYN-ACK from above.
+            let now = Instant::now();
+            let idle = self.tokens.is_empty();
+            let mut tokens = mem::take(&mut self.tokens);
+            // Close first: a half-open socket must be closed well within the ~200 ms
+            // delayed-ACK window, so ready sockets come before any new work.
+            for &token in &tokens {
+                if token == WAKE_TOKEN {
+                    self.shared.waker.reset();
+                } else {
+                    self.ready(token, now);
+                }
+            }
+            tokens.clear();
+            self.tokens = tokens;
+            if !self.drain_inbox() {
+                self.stop("the prober was dropped");
+                return;
+            }
+            self.expire(Instant::now());
+            self.start_queued();
+            self.flush_wakes(idle);
+        }
+    }
+
+    fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        let deadline = self.deadlines.peek().map(|Reverse((at, _, _))| *at);
+        let next = match (deadline, self.retry_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|at| at.saturating_duration_since(now))
+    }
+
+    fn token(index: u32, generation: u32) -> u64 {
+        u64::from(index) | u64::from(generation) << 32
+    }
+
+    fn task_mut(&mut self, index: u32, generation: u32) -> Option<&mut Task> {
+        let slot = self.slots.get_mut(index as usize)?;
+        if slot.generation != generation {
+            return None;
+        }
+        slot.task.as_mut()
+    }
+
+    fn insert(&mut self, task: Task) -> (u32, u32) {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    task: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        let timed = task.deadline;
+        slot.task = Some(task);
+        let generation = slot.generation;
+        if let Some(at) = timed {
+            self.push_deadline(at, index, generation);
+        }
+        (index, generation)
+    }
+
+    fn push_deadline(&mut self, at: Instant, index: u32, generation: u32) {
+        self.deadlines.push(Reverse((at, index, generation)));
+        self.timed += 1;
+        if self.deadlines.len() > 2 * self.timed + 1024 {
+            let slots = &self.slots;
+            self.deadlines.retain(|Reverse((_, i, g))| {
+                let slot = &slots[*i as usize];
+                slot.generation == *g && slot.task.is_some()
+            });
+        }
+    }
+
+    /// Removes a task from its slot, closing its socket (if any) at once, and moves the
+    /// slot to its next generation so that stale events and deadlines miss it.
+    fn take(&mut self, index: u32) -> Task {
+        let slot = &mut self.slots[index as usize];
+        let mut task = slot.task.take().expect("take() is called on a live slot");
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(index);
+        if task.deadline.is_some() {
+            self.timed -= 1;
+        }
+        if let Phase::InFlight { socket, .. } = mem::replace(&mut task.phase, Phase::Waiting) {
+            self.poller.remove(socket.as_fd());
+            // The zero linger turns this close into an RST, now.
+            drop(socket);
+            self.in_flight -= 1;
+            self.release_destination(task.addr);
+            // A descriptor and a local port just came back.
+            self.retry_at = None;
+        }
+        task
+    }
+
+    fn release_destination(&mut self, addr: SocketAddr) {
+        let Some(dest) = self.destinations.get_mut(&addr) else {
+            return;
+        };
+        dest.in_flight -= 1;
+        while let Some((index, generation)) = dest.parked.pop_front() {
+            let slot = &self.slots[index as usize];
+            if slot.generation == generation && slot.task.is_some() {
+                self.queue.push_front((index, generation));
+                break;
+            }
+        }
+        if dest.in_flight == 0 && dest.parked.is_empty() {
+            self.destinations.remove(&addr);
+        }
+    }
+
+    /// A probe socket became writable or failed: its connect is over.
+    fn ready(&mut self, token: u64, now: Instant) {
+        let (index, generation) = (token as u32, (token >> 32) as u32);
+        let Some(task) = self.task_mut(index, generation) else {
+            return;
+        };
+        let Phase::InFlight { socket, start } = &task.phase else {
+            return;
+        };
+        let result = match socket.take_error() {
+            Ok(None) => Ok(now.saturating_duration_since(*start)),
+            Ok(Some(err)) | Err(err) => Err(ProbeError::from_connect(err)),
+        };
+        let task = self.take(index);
+        self.deliver(task, result);
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some(&Reverse((at, index, generation))) = self.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            let stalled_on = self.retry_at.and(self.stalled_on);
+            let Some(task) = self.task_mut(index, generation) else {
+                continue;
+            };
+            let error = match (&task.phase, task.exhausted.take(), stalled_on) {
+                (Phase::Resolving, _, _) => ProbeError::Resolve(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "name resolution did not finish before the probe's timeout",
+                )),
+                (Phase::Waiting, Some(err), _) => ProbeError::Exhausted(err),
+                // Never tried, because the engine is stalled on exhaustion: still the
+                // prober's problem, not the target's.
+                (Phase::Waiting, None, Some(code)) => {
+                    ProbeError::Exhausted(io::Error::from_raw_os_error(code))
+                }
+                _ => ProbeError::TimedOut,
+            };
+            let task = self.take(index);
+            self.deliver(task, Err(error));
+        }
+    }
+
+    fn start_queued(&mut self) {
+        while self.in_flight < self.max_in_flight {
+            if let Some(at) = self.retry_at {
+                if Instant::now() < at {
+                    break;
+                }
+                self.retry_at = None;
+            }
+            let Some((index, generation)) = self.queue.pop_front() else {
+                break;
+            };
+            let max_per_destination = self.max_per_destination;
+            let Some(task) = self.task_mut(index, generation) else {
+                continue;
+            };
+            if task.reply.is_closed() {
+                // Its future or stream was dropped: do not send a SYN nobody waits for.
+                self.take(index);
+                continue;
+            }
+            let addr = task.addr;
+            if let Some(dest) = self.destinations.get_mut(&addr) {
+                if dest.in_flight >= max_per_destination {
+                    dest.parked.push_back((index, generation));
+                    continue;
+                }
+            }
+            // Before connect(): on loopback the SYN-ACK is often processed inside it.
+            let start = Instant::now();
+            let started = sys::start_connect(&addr, self.half_open).and_then(|socket| {
+                self.poller
+                    .add(socket.as_fd(), Self::token(index, generation))
+                    .map(|()| socket)
+            });
+            match started {
+                Ok(socket) => {
+                    let task = self.slots[index as usize].task.as_mut().expect("live");
+                    task.phase = Phase::InFlight { socket, start };
+                    let new_deadline = match task.deadline {
+                        Some(_) => None,
+                        None => {
+                            let at = deadline_after(start, task.timeout);
+                            task.deadline = Some(at);
+                            Some(at)
+                        }
+                    };
+                    if let Some(at) = new_deadline {
+                        self.push_deadline(at, index, generation);
+                    }
+                    self.in_flight += 1;
+                    self.destinations.entry(addr).or_default().in_flight += 1;
+                }
+                Err(err) if sys::classify(&err) == Failure::Exhausted && self.in_flight > 0 => {
+                    // Our own probes hold descriptors and ports and will give them back
+                    // within their timeouts: wait for that rather than failing this
+                    // probe and everything queued behind it.
+                    let task = self.slots[index as usize].task.as_mut().expect("live");
+                    self.queue.push_front((index, generation));
+                    self.stalled_on = err.raw_os_error();
+                    task.exhausted = Some(err);
+                    self.retry_at = Some(Instant::now() + EXHAUSTED_RETRY);
+                    break;
+                }
+                Err(err) => {
+                    let task = self.take(index);
+                    self.deliver(task, Err(ProbeError::from_connect(err)));
+                }
+            }
+        }
+    }
+
+    /// Takes everything submitted since the last turn. False when the engine must stop.
+    fn drain_inbox(&mut self) -> bool {
+        let open = {
+            let mut inbox = lock(&self.shared.inbox);
+            mem::swap(&mut inbox.items, &mut self.inbox);
+            inbox.open
+        };
+        let mut items = mem::take(&mut self.inbox);
+        for item in items.drain(..) {
+            self.accept(item);
+        }
+        self.inbox = items;
+        open
+    }
+
+    fn accept(&mut self, item: Submission) {
+        match item {
+            Submission::Probe(job) => {
+                let task = Task {
+                    addr: job.addr,
+                    timeout: job.timeout,
+                    deadline: job.deadline,
+                    reply: job.reply,
+                    phase: Phase::Waiting,
+                    exhausted: None,
+                };
+                let key = self.insert(task);
+                self.queue.push_back(key);
+            }
+            Submission::Resolve {
+                host,
+                port,
+                deadline,
+                reply,
+            } => {
+                let task = Task {
+                    addr: SocketAddr::from(([0, 0, 0, 0], port)),
+                    timeout: Duration::ZERO,
+                    deadline: Some(deadline),
+                    reply: Reply::Resolve(reply),
+                    phase: Phase::Resolving,
+                    exhausted: None,
+                };
+                let (slot, generation) = self.insert(task);
+                // getaddrinfo blocks and cannot be cancelled: run it on a thread of its
+                // own and stop waiting at the deadline (the deadline heap covers this
+                // slot). A resolver that hangs holds only its own thread.
+                let shared = self.shared.clone();
+                let spawned = thread::Builder::new()
+                    .name("connhealth-resolve".into())
+                    .spawn(move || {
+                        let result = (host.as_str(), port)
+                            .to_socket_addrs()
+                            .map(|addrs| addrs.collect::<Vec<_>>());
+                        let _ = shared.submit_one(Submission::Resolved {
+                            slot,
+                            generation,
+                            result,
+                        });
+                    });
+                if let Err(err) = spawned {
+                    let task = self.take(slot);
+                    self.deliver(task, Err(ProbeError::Resolve(err)));
+                }
+            }
+            Submission::Resolved {
+                slot,
+                generation,
+                result,
+            } => {
+                let Some(task) = self.task_mut(slot, generation) else {
+                    return; // it timed out already
+                };
+                if !matches!(task.phase, Phase::Resolving) {
+                    return;
+                }
+                let Reply::Resolve(reply) = self.take(slot).reply else {
+                    return;
+                };
+                let result = match result {
+                    Ok(addrs) if addrs.is_empty() => Err(ProbeError::Resolve(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "the name resolved to no address",
+                    ))),
+                    Ok(addrs) => Ok(addrs),
+                    Err(err) => Err(ProbeError::Resolve(err)),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn deliver(&mut self, task: Task, result: ProbeResult) {
+        match task.reply {
+            Reply::One(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Many(shared) => {
+                if shared.push(task.addr, result) {
+                    self.to_wake.push(shared);
+                }
+            }
+            Reply::Resolve(tx) => {
+                let _ = tx.send(result.map(|_| vec![task.addr]));
+            }
+        }
+    }
+
+    /// Wakes the streams that have results: at most once per turn each, after all of
+    /// their results of the turn are in; while the engine is busy, only those with a
+    /// batch of results waiting. When the engine is about to go idle, all of them.
+    fn flush_wakes(&mut self, idle: bool) {
+        if self.to_wake.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        self.to_wake
+            .retain(|shared| !shared.wake(if idle { 1 } else { shared.batch() }, now));
+    }
+
+    /// Closes the inbox and fails everything still held: no caller is left hanging.
+    fn stop(&mut self, why: &'static str) {
+        for item in self.shared.close(why) {
+            match item {
+                Submission::Resolve { reply, .. } => {
+                    let _ = reply.send(Err(ProbeError::engine_stopped(why)));
+                }
+                Submission::Resolved { .. } => {}
+                // Queued in a slot, and failed with everything else below.
+                probe @ Submission::Probe(_) => self.accept(probe),
+            }
+        }
+        for index in 0..self.slots.len() as u32 {
+            if self.slots[index as usize].task.is_some() {
+                let task = self.take(index);
+                self.deliver(task, Err(ProbeError::engine_stopped(why)));
+            }
+        }
+        self.flush_wakes(true);
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Also reached when the engine thread unwinds from a panic: callers then get an
+        // error instead of waiting forever.
+        self.stop("the probe engine stopped");
+    }
+}

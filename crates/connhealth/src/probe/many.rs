@@ -1,0 +1,253 @@
+//! [`ProbeMany`]: the stream behind [`Prober::probe_many`](super::Prober::probe_many).
+//!
+//! It feeds the engine in batches (one lock and at most one wake per batch) and takes
+//! results back in batches (the engine wakes it once per turn, whatever the number of
+//! results in that turn). There is no future per probe.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::mem;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures_core::Stream;
+
+use super::engine::{lock, Job, ProbeResult, Reply, Submission};
+use super::{ProbeError, Prober};
+
+/// What the engine and one [`ProbeMany`] share.
+pub(crate) struct ManyShared {
+    inner: Mutex<ManyInner>,
+    closed: AtomicBool,
+    batch: usize,
+}
+
+struct ManyInner {
+    results: Vec<(SocketAddr, ProbeResult)>,
+    waker: Option<Waker>,
+    /// In the engine's list of streams to wake (engine-side bookkeeping).
+    listed: bool,
+    /// When the oldest result in `results` arrived.
+    since: Option<Instant>,
+}
+
+/// The longest a result waits for a wake while the engine is busy: a small stream must
+/// not wait for a big one's burst to end.
+const MAX_WAKE_DELAY: Duration = Duration::from_millis(1);
+
+impl ManyShared {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Adds a result; true when the engine must add the stream to its list of streams
+    /// to wake.
+    pub(crate) fn push(&self, addr: SocketAddr, result: ProbeResult) -> bool {
+        let mut inner = lock(&self.inner);
+        if inner.results.is_empty() {
+            inner.since = Some(Instant::now());
+        }
+        inner.results.push((addr, result));
+        !mem::replace(&mut inner.listed, true)
+    }
+
+    /// Wakes the stream if it has `at_least` results waiting, or its oldest result has
+    /// waited [`MAX_WAKE_DELAY`] (or it has taken them all already); true when it is off
+    /// the engine's list. `at_least` is 1 when the engine is about to go idle, and a batch
+    /// while it is busy: a busy engine would pay for a cross-thread wake-up every few
+    /// probes otherwise.
+    pub(crate) fn wake(&self, at_least: usize, now: Instant) -> bool {
+        let mut inner = lock(&self.inner);
+        let waited = inner
+            .since
+            .is_some_and(|since| now.saturating_duration_since(since) >= MAX_WAKE_DELAY);
+        if !inner.results.is_empty() && inner.results.len() < at_least && !waited {
+            return false;
+        }
+        inner.listed = false;
+        let waker = inner.waker.take();
+        drop(inner);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// How many results make a wake worth it while the engine is busy.
+    pub(crate) fn batch(&self) -> usize {
+        self.batch
+    }
+}
+
+/// The results of [`Prober::probe_many`], in the order the probes finish.
+///
+/// A [`Stream`] of `(address, result)` pairs; [`ProbeMany::next`] awaits the next one
+/// without needing a stream extension trait. It starts probes as it is polled, keeping
+/// up to twice the prober's `max_in_flight` handed to the engine; dropping it stops
+/// probes that have not started yet.
+pub struct ProbeMany<I> {
+    prober: Prober,
+    shared: Arc<ManyShared>,
+    addrs: Option<I>,
+    timeout: Duration,
+    /// Handed to the engine, result not yet taken.
+    outstanding: usize,
+    window: usize,
+    refill: usize,
+    ready: VecDeque<(SocketAddr, ProbeResult)>,
+    batch: Vec<Submission>,
+}
+
+// Nothing in a ProbeMany is ever pinned in place: the iterator is only called through
+// `&mut`, so moving the stream is always fine.
+impl<I> Unpin for ProbeMany<I> {}
+
+impl<I> fmt::Debug for ProbeMany<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProbeMany")
+            .field("timeout", &self.timeout)
+            .field("outstanding", &self.outstanding)
+            .field("ready", &self.ready.len())
+            .field("exhausted", &self.addrs.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I: Iterator<Item = SocketAddr>> ProbeMany<I> {
+    pub(crate) fn new(prober: Prober, addrs: I, timeout: Duration, max_in_flight: usize) -> Self {
+        ProbeMany {
+            prober,
+            shared: Arc::new(ManyShared {
+                inner: Mutex::new(ManyInner {
+                    results: Vec::new(),
+                    waker: None,
+                    listed: false,
+                    since: None,
+                }),
+                closed: AtomicBool::new(false),
+                batch: (max_in_flight / 4).max(1),
+            }),
+            addrs: Some(addrs),
+            timeout,
+            outstanding: 0,
+            // Twice the engine's limit: the engine always has the next batch queued
+            // while this stream's consumer is being woken to hand it more.
+            window: max_in_flight.saturating_mul(2).max(1),
+            refill: (max_in_flight / 4).max(1),
+            ready: VecDeque::new(),
+            batch: Vec::new(),
+        }
+    }
+
+    /// The next result, or `None` when every address has been probed.
+    pub async fn next(&mut self) -> Option<(SocketAddr, Result<Duration, ProbeError>)> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Hands the engine another batch when there is room for a worthwhile one.
+    fn top_up(&mut self) {
+        let room = self.window - self.outstanding;
+        if room == 0 || (self.outstanding > 0 && room < self.refill) {
+            return;
+        }
+        let Some(addrs) = self.addrs.as_mut() else {
+            return;
+        };
+        for _ in 0..room {
+            match addrs.next() {
+                Some(addr) => self.batch.push(Submission::Probe(Job {
+                    addr,
+                    timeout: self.timeout,
+                    deadline: None,
+                    reply: Reply::Many(self.shared.clone()),
+                })),
+                None => {
+                    self.addrs = None;
+                    break;
+                }
+            }
+        }
+        if self.batch.is_empty() {
+            return;
+        }
+        let count = self.batch.len();
+        let submitted = match self.prober.engine() {
+            Ok(engine) => engine.submit(&mut self.batch),
+            Err(err) => Err(err),
+        };
+        match submitted {
+            Ok(()) => self.outstanding += count,
+            Err(_) => {
+                for item in self.batch.drain(..) {
+                    if let Submission::Probe(job) = item {
+                        let err = ProbeError::engine_stopped("it stopped, or could not start");
+                        self.ready.push_back((job.addr, Err(err)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the engine's results into `ready`; registers `waker` when there are none.
+    fn take_results(&mut self, waker: Option<&Waker>) {
+        let mut inner = lock(&self.shared.inner);
+        if inner.results.is_empty() {
+            if let Some(waker) = waker {
+                match &inner.waker {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => inner.waker = Some(waker.clone()),
+                }
+            }
+            return;
+        }
+        self.outstanding -= inner.results.len();
+        self.ready.extend(inner.results.drain(..));
+    }
+}
+
+impl<I: Iterator<Item = SocketAddr>> Stream for ProbeMany<I> {
+    type Item = (SocketAddr, Result<Duration, ProbeError>);
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(item) = this.ready.pop_front() {
+            return Poll::Ready(Some(item));
+        }
+        this.take_results(None);
+        // Refill before handing out results, so the engine works while the caller does.
+        this.top_up();
+        if let Some(item) = this.ready.pop_front() {
+            return Poll::Ready(Some(item));
+        }
+        if this.outstanding == 0 && this.addrs.is_none() {
+            return Poll::Ready(None);
+        }
+        this.take_results(Some(cx.waker()));
+        match this.ready.pop_front() {
+            Some(item) => Poll::Ready(Some(item)),
+            None => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let known = self.ready.len() + self.outstanding;
+        match &self.addrs {
+            None => (known, Some(known)),
+            Some(addrs) => {
+                let (lo, hi) = addrs.size_hint();
+                (known + lo, hi.and_then(|hi| hi.checked_add(known)))
+            }
+        }
+    }
+}
+
+impl<I> Drop for ProbeMany<I> {
+    fn drop(&mut self) {
+        // Probes not yet started are dropped by the engine instead of sent.
+        self.shared.closed.store(true, Ordering::Relaxed);
+    }
+}

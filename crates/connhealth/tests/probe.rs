@@ -1,0 +1,485 @@
+//! Half-open probes: every outcome of `Prober`, against real listeners, real refusals,
+//! and real drops and routes inside namespaces of the tests' own.
+
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use connhealth::{Mode, ProbeError, Prober};
+use connhealth_testkit::{require, Netns};
+
+/// Longer than the delayed-ACK timer (~200 ms at most): a probe socket left open would
+/// have completed the handshake by then, and the listener would hold a connection.
+const PAST_DELAYED_ACK: Duration = Duration::from_millis(300);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn listener(addr: &str) -> TcpListener {
+    let listener = TcpListener::bind(addr).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    listener
+}
+
+/// Connections the listener can accept now; each is read once to see how it ended.
+fn accepted(listener: &TcpListener) -> Vec<io::Result<usize>> {
+    let mut conns = Vec::new();
+    loop {
+        match listener.accept() {
+            Ok((mut conn, _)) => {
+                use std::io::Read;
+                conn.set_nonblocking(false).unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+                conns.push(conn.read(&mut [0u8; 16]));
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return conns,
+            Err(err) => panic!("accept: {err}"),
+        }
+    }
+}
+
+fn closed_port() -> SocketAddr {
+    // Bound and dropped: nothing listens there until someone binds it again, and the
+    // kernel answers a SYN with an RST.
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+#[test]
+fn listening_ipv4_port_is_up_and_the_server_accepts_nothing() {
+    let server = listener("127.0.0.1:0");
+    let prober = Prober::new();
+    let rtt = runtime()
+        .block_on(prober.probe_addr(server.local_addr().unwrap(), Duration::from_secs(2)))
+        .unwrap();
+    assert!(rtt < Duration::from_secs(2));
+    thread::sleep(PAST_DELAYED_ACK);
+    assert_eq!(
+        accepted(&server).len(),
+        0,
+        "the half-open probe was accepted"
+    );
+}
+
+#[test]
+fn listening_ipv6_port_is_up_and_the_server_accepts_nothing() {
+    let server = listener("[::1]:0");
+    let target = format!("[::1]:{}", server.local_addr().unwrap().port());
+    let result = runtime().block_on(Prober::new().probe(&target, Duration::from_secs(2)));
+    assert!(result.is_ok(), "{result:?}");
+    thread::sleep(PAST_DELAYED_ACK);
+    assert_eq!(accepted(&server).len(), 0);
+}
+
+#[test]
+fn hostname_resolves_and_is_up() {
+    // "localhost" may resolve to ::1 first; the server listens on 127.0.0.1 only, so
+    // the probe must try the next address after a refusal.
+    let server = listener("127.0.0.1:0");
+    let target = format!("localhost:{}", server.local_addr().unwrap().port());
+    let result = runtime().block_on(Prober::new().probe(&target, Duration::from_secs(2)));
+    assert!(result.is_ok(), "{result:?}");
+    thread::sleep(PAST_DELAYED_ACK);
+    assert_eq!(accepted(&server).len(), 0);
+}
+
+#[test]
+fn closed_port_is_refused_at_once() {
+    let addr = closed_port();
+    let start = Instant::now();
+    let result = runtime().block_on(Prober::new().probe_addr(addr, Duration::from_secs(5)));
+    assert!(matches!(result, Err(ProbeError::Refused)), "{result:?}");
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn connect_mode_completes_the_handshake_and_resets_it() {
+    let server = listener("127.0.0.1:0");
+    let prober = Prober::builder().mode(Mode::Connect).build();
+    assert_eq!(prober.mode(), Mode::Connect);
+    let result =
+        runtime().block_on(prober.probe_addr(server.local_addr().unwrap(), Duration::from_secs(2)));
+    assert!(result.is_ok(), "{result:?}");
+    thread::sleep(Duration::from_millis(50));
+    let conns = accepted(&server);
+    assert_eq!(conns.len(), 1, "the listener should see the connection");
+    match &conns[0] {
+        Err(err) => assert_eq!(err.kind(), io::ErrorKind::ConnectionReset),
+        Ok(n) => panic!("expected a reset, read {n} bytes"),
+    }
+}
+
+#[test]
+fn half_open_under_load_is_never_accepted() {
+    let servers: Vec<_> = (0..8).map(|_| listener("127.0.0.1:0")).collect();
+    let addrs: Vec<_> = servers.iter().map(|s| s.local_addr().unwrap()).collect();
+    let prober = Prober::builder().max_in_flight(512).build();
+    let ok = runtime().block_on(async {
+        let mut stream = prober.probe_many(
+            (0..20_000).map(|i| addrs[i % addrs.len()]),
+            Duration::from_secs(5),
+        );
+        let mut ok = 0;
+        while let Some((_, result)) = stream.next().await {
+            assert!(result.is_ok(), "{result:?}");
+            ok += 1;
+        }
+        ok
+    });
+    assert_eq!(ok, 20_000);
+    thread::sleep(PAST_DELAYED_ACK);
+    let accepted: usize = servers.iter().map(|s| accepted(s).len()).sum();
+    assert_eq!(accepted, 0, "half-open probes were accepted under load");
+}
+
+#[test]
+fn results_never_cross_between_reused_descriptors() {
+    // Open and closed ports interleaved: descriptors are closed and reused constantly,
+    // and each result must still belong to its own address.
+    let servers: Vec<_> = (0..4).map(|_| listener("127.0.0.1:0")).collect();
+    let open: Vec<_> = servers.iter().map(|s| s.local_addr().unwrap()).collect();
+    let closed: Vec<_> = (0..4).map(|_| closed_port()).collect();
+    let targets: Vec<_> = (0..8_000)
+        .map(|i| {
+            if i % 2 == 0 {
+                open[i / 2 % 4]
+            } else {
+                closed[i / 2 % 4]
+            }
+        })
+        .collect();
+    let prober = Prober::new();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut stream = prober.probe_many(targets.clone(), Duration::from_secs(5));
+        let mut seen = 0;
+        while let Some((addr, result)) = stream.next().await {
+            seen += 1;
+            if open.contains(&addr) {
+                assert!(result.is_ok(), "{addr}: {result:?}");
+            } else {
+                assert!(
+                    matches!(result, Err(ProbeError::Refused)),
+                    "{addr}: {result:?}"
+                );
+            }
+        }
+        assert_eq!(seen, targets.len());
+
+        // The same with one future per probe, all in flight together.
+        let tasks: Vec<_> = targets[..2_000]
+            .iter()
+            .map(|&addr| {
+                let prober = prober.clone();
+                tokio::spawn(async move {
+                    (addr, prober.probe_addr(addr, Duration::from_secs(5)).await)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (addr, result) = task.await.unwrap();
+            assert_eq!(open.contains(&addr), result.is_ok(), "{addr}: {result:?}");
+        }
+    });
+}
+
+#[test]
+fn probes_complete_without_a_tokio_runtime() {
+    // The results come back through wakers, so any executor works: here, a bare
+    // block_on that parks the thread.
+    struct Unpark(thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    fn block_on<F: Future>(future: F) -> F::Output {
+        let waker = Waker::from(Arc::new(Unpark(thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+            thread::park();
+        }
+    }
+    let server = listener("127.0.0.1:0");
+    let prober = Prober::new();
+    assert!(
+        block_on(prober.probe_addr(server.local_addr().unwrap(), Duration::from_secs(2))).is_ok()
+    );
+    let addrs = vec![server.local_addr().unwrap(); 100];
+    let results = block_on(async {
+        let mut stream = prober.probe_many(addrs, Duration::from_secs(2));
+        let mut n = 0;
+        while let Some((_, result)) = stream.next().await {
+            assert!(result.is_ok(), "{result:?}");
+            n += 1;
+        }
+        n
+    });
+    assert_eq!(results, 100);
+}
+
+#[test]
+fn bad_target_strings_are_errors_not_panics() {
+    let prober = Prober::new();
+    let rt = runtime();
+    for target in [
+        "",
+        ":",
+        "localhost",
+        "localhost:",
+        ":80",
+        "localhost:99999",
+        "localhost:http",
+        "localhost:0",
+        "::1:80",
+        "::1",
+        "[::1]",
+        "[::1",
+        "[::1]80",
+        "[localhost]:80",
+        "a b:80",
+        "host:80:90",
+        "127.0.0.1:-1",
+        "\0:80",
+    ] {
+        let start = Instant::now();
+        let result = rt.block_on(prober.probe(target, Duration::from_secs(2)));
+        match result {
+            Err(err @ ProbeError::InvalidTarget { .. }) => {
+                let message = err.to_string();
+                assert!(message.contains("invalid target"), "{message}");
+            }
+            other => panic!("{target:?}: expected InvalidTarget, got {other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_name_that_does_not_resolve_is_a_resolve_error_within_the_timeout() {
+    // `.invalid` never resolves (RFC 6761), and resolvers answer it locally.
+    let timeout = Duration::from_secs(3);
+    let start = Instant::now();
+    let result = runtime().block_on(Prober::new().probe("no-such-host.invalid:80", timeout));
+    assert!(matches!(result, Err(ProbeError::Resolve(_))), "{result:?}");
+    assert!(start.elapsed() < timeout + Duration::from_millis(200));
+}
+
+#[test]
+fn a_hung_resolver_cannot_hold_a_probe_past_its_timeout() {
+    if !require("a hung resolver", &["ip", "iptables"]) {
+        return;
+    }
+    // Inside a namespace of our own, the resolver's nameserver is a local address whose
+    // DNS traffic is dropped: getaddrinfo waits for its own timeout (seconds).
+    let netns = Netns::new().unwrap();
+    let nameserver = std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("nameserver").map(|s| s.trim().to_owned()))
+        .unwrap_or_else(|| "127.0.0.1".into());
+    if let Ok(std::net::IpAddr::V4(ip)) = nameserver.parse() {
+        if !ip.is_loopback() {
+            netns.add_address(&format!("{ip}/32")).unwrap();
+        }
+    }
+    for ip in ["iptables", "ip6tables"] {
+        for proto in ["udp", "tcp"] {
+            // On INPUT: a DROP on OUTPUT fails the send at once (EPERM), and the
+            // resolver would give up instead of waiting.
+            netns
+                .exec(
+                    ip,
+                    &["-I", "INPUT", "-p", proto, "--dport", "53", "-j", "DROP"],
+                )
+                .unwrap();
+        }
+    }
+    let prober = netns.enter(Prober::new).unwrap();
+    let timeout = Duration::from_millis(500);
+    let start = Instant::now();
+    let result = runtime().block_on(prober.probe("hung-resolver.invalid:80", timeout));
+    let elapsed = start.elapsed();
+    assert!(matches!(result, Err(ProbeError::Resolve(_))), "{result:?}");
+    assert!(elapsed >= timeout, "{elapsed:?}");
+    assert!(
+        elapsed < timeout + Duration::from_millis(250),
+        "{elapsed:?}"
+    );
+}
+
+#[test]
+fn dropped_syns_time_out_at_the_timeout() {
+    if !require("probes to a dropping target", &["ip", "iptables"]) {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let (server, prober) = netns
+        .enter(|| (listener("127.0.0.1:0"), Prober::new()))
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    netns.drop_tcp_port(addr.port()).unwrap();
+    let rt = runtime();
+    for timeout in [Duration::from_millis(300), Duration::from_millis(1200)] {
+        let start = Instant::now();
+        let result = rt.block_on(prober.probe_addr(addr, timeout));
+        let elapsed = start.elapsed();
+        assert!(matches!(result, Err(ProbeError::TimedOut)), "{result:?}");
+        assert!(elapsed >= timeout, "{elapsed:?} < {timeout:?}");
+        assert!(
+            elapsed < timeout + Duration::from_millis(200),
+            "{elapsed:?} for {timeout:?}"
+        );
+    }
+    // probe_many: the timeout runs from each SYN, and every probe reports it.
+    let results = rt.block_on(async {
+        let mut stream = prober.probe_many(vec![addr; 3], Duration::from_millis(300));
+        let start = Instant::now();
+        let mut n = 0;
+        while let Some((_, result)) = stream.next().await {
+            assert!(matches!(result, Err(ProbeError::TimedOut)), "{result:?}");
+            n += 1;
+        }
+        (n, start.elapsed())
+    });
+    assert_eq!(results.0, 3);
+    assert!(results.1 < Duration::from_millis(500), "{:?}", results.1);
+}
+
+#[test]
+fn no_route_is_unreachable_at_once() {
+    if !require("probes without a route", &["ip"]) {
+        return;
+    }
+    // The address exists only inside the namespace's routing table, as an unreachable
+    // route: no packet leaves.
+    let netns = Netns::new().unwrap();
+    netns.unreachable_route("192.0.2.0/24").unwrap();
+    let prober = netns.enter(Prober::new).unwrap();
+    let start = Instant::now();
+    let result = runtime().block_on(prober.probe("192.0.2.1:80", Duration::from_secs(5)));
+    assert!(
+        matches!(result, Err(ProbeError::Unreachable(_))),
+        "{result:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn out_of_local_ports_is_exhausted_and_the_prober_waits_for_ports() {
+    if !require("local port exhaustion", &["ip", "iptables", "sysctl"]) {
+        return;
+    }
+    // Two local ports in this namespace, both held by probes to a dropping target.
+    let netns = Netns::new().unwrap();
+    // The listener first: binding port 0 also takes a port from the range.
+    let (server, prober) = netns
+        .enter(|| (listener("127.0.0.1:0"), Prober::new()))
+        .unwrap();
+    netns
+        .exec(
+            "sysctl",
+            &["-w", "net.ipv4.ip_local_port_range=40000 40001"],
+        )
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    netns.drop_tcp_port(addr.port()).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let holders: Vec<_> = (0..2)
+            .map(|_| {
+                let prober = prober.clone();
+                tokio::spawn(async move { prober.probe_addr(addr, Duration::from_secs(1)).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        // No port until the holders time out at 1 s: this one's own timeout passes first.
+        let start = Instant::now();
+        let result = prober.probe_addr(addr, Duration::from_millis(300)).await;
+        let elapsed = start.elapsed();
+        match &result {
+            Err(ProbeError::Exhausted(err)) => {
+                assert_eq!(err.raw_os_error(), Some(libc::EADDRNOTAVAIL), "{err}")
+            }
+            other => panic!("expected Exhausted, got {other:?}"),
+        }
+        assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(500));
+
+        // This one waits for a port instead of failing: it starts when a holder times
+        // out (~1 s), and then times out itself, against the target.
+        let start = Instant::now();
+        let result = prober.probe_addr(addr, Duration::from_millis(1500)).await;
+        assert!(matches!(result, Err(ProbeError::TimedOut)), "{result:?}");
+        assert!(start.elapsed() >= Duration::from_millis(1500));
+        for holder in holders {
+            assert!(matches!(holder.await.unwrap(), Err(ProbeError::TimedOut)));
+        }
+    });
+}
+
+#[test]
+fn in_flight_limits_hold_probes_back_without_spending_their_timeouts() {
+    if !require("probes to a dropping target", &["ip", "iptables"]) {
+        return;
+    }
+    // Dropped SYNs keep each probe in flight for its whole timeout, so the limits show
+    // as waves: and each probe's timeout runs from its own SYN, so the waiting ones
+    // still get their full timeout.
+    let netns = Netns::new().unwrap();
+    let (server, global, per_destination) = netns
+        .enter(|| {
+            (
+                listener("127.0.0.1:0"),
+                Prober::builder().max_in_flight(2).build(),
+                Prober::builder().max_in_flight_per_destination(1).build(),
+            )
+        })
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    netns.drop_tcp_port(addr.port()).unwrap();
+    let timeout = Duration::from_millis(300);
+    let rt = runtime();
+    for (prober, probes, waves) in [(&global, 4, 2), (&per_destination, 3, 3)] {
+        let start = Instant::now();
+        let timed_out = rt.block_on(async {
+            let mut stream = prober.probe_many(vec![addr; probes], timeout);
+            let mut n = 0;
+            while let Some((_, result)) = stream.next().await {
+                assert!(matches!(result, Err(ProbeError::TimedOut)), "{result:?}");
+                n += 1;
+            }
+            n
+        });
+        let elapsed = start.elapsed();
+        assert_eq!(timed_out, probes);
+        assert!(elapsed >= timeout * waves, "{elapsed:?} for {waves} waves");
+        assert!(
+            elapsed < timeout * waves + Duration::from_millis(250),
+            "{elapsed:?}"
+        );
+    }
+}
