@@ -210,11 +210,57 @@ impl Netns {
         self.exec("ss", &["-K", "-t", &filter]).map(drop)
     }
 
-    /// Adds a route to `dest` (a CIDR) of type `unreachable`: connects fail at once with
-    /// `EHOSTUNREACH`.
+    /// Makes `dest` (a CIDR inside 127.0.0.0/8, such as `127.77.0.0/16`) unreachable in
+    /// the namespace: a route of type `unreachable` in the local table, more specific
+    /// than its `127.0.0.0/8`, so a connect fails at once with `EHOSTUNREACH` and no
+    /// packet is sent. Only loopback addresses: nothing here ever aims elsewhere.
     pub fn unreachable_route(&self, dest: &str) -> io::Result<()> {
-        self.exec("ip", &["route", "add", "unreachable", dest])
-            .map(drop)
+        if !dest.starts_with("127.") {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{dest} is not a loopback range; tests aim at loopback only"),
+            ));
+        }
+        self.exec(
+            "ip",
+            &["route", "add", "unreachable", dest, "table", "local"],
+        )
+        .map(drop)
+    }
+
+    /// Gives programs run with [`Netns::exec`] (through `ip netns exec`, which bind-mounts
+    /// `/etc/netns/NAME/resolv.conf` over `/etc/resolv.conf`) their own resolver
+    /// configuration, for example a nameserver on the namespace's own loopback.
+    pub fn set_resolv_conf(&self, contents: &str) -> io::Result<()> {
+        let dir = Path::new("/etc/netns").join(&self.name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("resolv.conf"), contents)
+    }
+
+    /// Runs the test `test` of the current test binary again, as a child process inside
+    /// the namespace (`ip netns exec`), with `CONNHEALTH_IN_NETNS` set to the namespace's
+    /// name so that the child knows to do the work. An error unless the child passed.
+    pub fn rerun_test_inside(&self, test: &str) -> io::Result<()> {
+        let exe = std::env::current_exe()?;
+        let exe = exe
+            .to_str()
+            .ok_or_else(|| io::Error::other("test binary path"))?;
+        let output = Command::new("ip")
+            .args(["netns", "exec", &self.name, exe, test])
+            .args(["--exact", "--nocapture", "--test-threads=1"])
+            .env("CONNHEALTH_IN_NETNS", &self.name)
+            .output()?;
+        // A passing run that ran nothing would prove nothing.
+        if output.status.success() && String::from_utf8_lossy(&output.stdout).contains("1 passed") {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "{test} failed inside {}: {}{}",
+                self.name,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )))
+        }
     }
 
     /// Adds `addr` (a CIDR) to the namespace's loopback, to have more local addresses.
@@ -224,8 +270,14 @@ impl Netns {
     }
 }
 
+/// Inside a child started by [`Netns::rerun_test_inside`]: the namespace's name.
+pub fn inside_netns() -> Option<String> {
+    std::env::var("CONNHEALTH_IN_NETNS").ok()
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&self.name));
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .stderr(Stdio::null())

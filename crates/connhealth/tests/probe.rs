@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use connhealth::{Mode, ProbeError, Prober};
+use connhealth::{DeadPeer, Mode, ProbeError, Prober};
 use connhealth_testkit::{require, Netns};
 
 /// Longer than the delayed-ACK timer (~200 ms at most): a probe socket left open would
@@ -286,22 +286,31 @@ fn a_name_that_does_not_resolve_is_a_resolve_error_within_the_timeout() {
 
 #[test]
 fn a_hung_resolver_cannot_hold_a_probe_past_its_timeout() {
+    if let Some(_netns) = connhealth_testkit::inside_netns() {
+        // The child: its resolv.conf names a nameserver on the namespace's loopback whose
+        // DNS traffic is dropped, so getaddrinfo waits for its own timeout (seconds).
+        let prober = Prober::new();
+        let timeout = Duration::from_millis(500);
+        let start = Instant::now();
+        let result = runtime().block_on(prober.probe("hung-resolver.invalid:80", timeout));
+        let elapsed = start.elapsed();
+        assert!(matches!(result, Err(ProbeError::Resolve(_))), "{result:?}");
+        assert!(elapsed >= timeout, "{elapsed:?}");
+        assert!(
+            elapsed < timeout + Duration::from_millis(250),
+            "{elapsed:?}"
+        );
+        return;
+    }
     if !require("a hung resolver", &["ip", "iptables"]) {
         return;
     }
-    // Inside a namespace of our own, the resolver's nameserver is a local address whose
-    // DNS traffic is dropped: getaddrinfo waits for its own timeout (seconds).
+    // Only the namespace's own loopback is ever asked: the child runs under `ip netns
+    // exec`, which gives it this resolv.conf in place of the host's.
     let netns = Netns::new().unwrap();
-    let nameserver = std::fs::read_to_string("/etc/resolv.conf")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("nameserver").map(|s| s.trim().to_owned()))
-        .unwrap_or_else(|| "127.0.0.1".into());
-    if let Ok(std::net::IpAddr::V4(ip)) = nameserver.parse() {
-        if !ip.is_loopback() {
-            netns.add_address(&format!("{ip}/32")).unwrap();
-        }
-    }
+    netns
+        .set_resolv_conf("nameserver 127.0.0.1\noptions timeout:5 attempts:1\n")
+        .unwrap();
     for ip in ["iptables", "ip6tables"] {
         for proto in ["udp", "tcp"] {
             // On INPUT: a DROP on OUTPUT fails the send at once (EPERM), and the
@@ -314,15 +323,34 @@ fn a_hung_resolver_cannot_hold_a_probe_past_its_timeout() {
                 .unwrap();
         }
     }
-    let prober = netns.enter(Prober::new).unwrap();
-    let timeout = Duration::from_millis(500);
+    netns
+        .rerun_test_inside("a_hung_resolver_cannot_hold_a_probe_past_its_timeout")
+        .unwrap();
+}
+
+#[test]
+fn a_dead_peer_policy_bounds_every_probe() {
+    if !require("probes to a dropping target", &["ip", "iptables"]) {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let policy = DeadPeer::detect_within(DeadPeer::MIN_BOUND);
+    let (server, prober) = netns
+        .enter(|| {
+            let prober = Prober::builder().dead_peer(policy).build();
+            (listener("127.0.0.1:0"), prober)
+        })
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    netns.drop_tcp_port(addr.port()).unwrap();
     let start = Instant::now();
-    let result = runtime().block_on(prober.probe("hung-resolver.invalid:80", timeout));
+    // The call asks for a minute; the policy says a silent target is down after its bound.
+    let result = runtime().block_on(prober.probe_addr(addr, Duration::from_secs(60)));
     let elapsed = start.elapsed();
-    assert!(matches!(result, Err(ProbeError::Resolve(_))), "{result:?}");
-    assert!(elapsed >= timeout, "{elapsed:?}");
+    assert!(matches!(result, Err(ProbeError::TimedOut)), "{result:?}");
+    assert!(elapsed >= policy.bound(), "{elapsed:?}");
     assert!(
-        elapsed < timeout + Duration::from_millis(250),
+        elapsed < policy.bound() + Duration::from_millis(300),
         "{elapsed:?}"
     );
 }
@@ -370,13 +398,13 @@ fn no_route_is_unreachable_at_once() {
     if !require("probes without a route", &["ip"]) {
         return;
     }
-    // The address exists only inside the namespace's routing table, as an unreachable
-    // route: no packet leaves.
+    // A loopback range made unreachable inside the namespace's own routing table: the
+    // connect fails at once, and no packet is sent anywhere.
     let netns = Netns::new().unwrap();
-    netns.unreachable_route("192.0.2.0/24").unwrap();
+    netns.unreachable_route("127.77.0.0/16").unwrap();
     let prober = netns.enter(Prober::new).unwrap();
     let start = Instant::now();
-    let result = runtime().block_on(prober.probe("192.0.2.1:80", Duration::from_secs(5)));
+    let result = runtime().block_on(prober.probe("127.77.0.1:80", Duration::from_secs(5)));
     assert!(
         matches!(result, Err(ProbeError::Unreachable(_))),
         "{result:?}"

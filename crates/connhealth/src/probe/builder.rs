@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::engine::{Config, EngineHandle};
 use super::{Inner, Prober};
+use crate::DeadPeer;
 
 /// How a probe ends once the target answers the SYN.
 ///
@@ -49,6 +50,7 @@ pub struct ProberBuilder {
     mode: Mode,
     max_in_flight: usize,
     max_in_flight_per_destination: usize,
+    dead_peer: Option<DeadPeer>,
 }
 
 impl Default for ProberBuilder {
@@ -62,6 +64,7 @@ impl Default for ProberBuilder {
             // Below the smallest listen backlog in common use (128, the old somaxconn),
             // so a probe burst never fills one listener's SYN queue.
             max_in_flight_per_destination: 64,
+            dead_peer: None,
         }
     }
 }
@@ -88,6 +91,25 @@ impl ProberBuilder {
         self
     }
 
+    /// Holds every probe to the same bound as a [`DeadPeer`] policy: a target that has not
+    /// answered within `policy.bound()` is down (`TimedOut`), whatever longer timeout a
+    /// call passes. Use the policy you give `TcpManager::dead_peer`, so that a health
+    /// checker and the pool behind it agree on how long "silent" may last.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use connhealth::{DeadPeer, Prober};
+    ///
+    /// let policy = DeadPeer::detect_within(Duration::from_secs(3));
+    /// let prober = Prober::builder().dead_peer(policy).build();
+    /// assert_eq!(prober.bounded(Duration::from_secs(30)), Duration::from_secs(3));
+    /// assert_eq!(prober.bounded(Duration::from_secs(1)), Duration::from_secs(1));
+    /// ```
+    pub fn dead_peer(mut self, policy: DeadPeer) -> Self {
+        self.dead_peer = Some(policy);
+        self
+    }
+
     /// Starts the prober's engine thread and returns the prober.
     ///
     /// The engine thread is spawned from the calling thread and inherits its network
@@ -109,6 +131,7 @@ impl ProberBuilder {
                 engine,
                 mode: self.mode,
                 max_in_flight: self.max_in_flight,
+                dead_peer: self.dead_peer,
             }),
         }
     }

@@ -107,6 +107,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::DeadPeer;
+
 mod builder;
 mod engine;
 mod error;
@@ -157,6 +159,7 @@ struct Inner {
     engine: Result<EngineHandle, String>,
     mode: Mode,
     max_in_flight: usize,
+    dead_peer: Option<DeadPeer>,
 }
 
 impl std::fmt::Debug for Prober {
@@ -196,6 +199,16 @@ impl Prober {
         self.inner.mode
     }
 
+    /// The timeout a probe given `timeout` really gets: `timeout`, capped at the bound of
+    /// the [`DeadPeer`] policy the prober was built with
+    /// ([`ProberBuilder::dead_peer`]).
+    pub fn bounded(&self, timeout: Duration) -> Duration {
+        match self.inner.dead_peer {
+            Some(policy) => timeout.min(policy.bound()),
+            None => timeout,
+        }
+    }
+
     pub(crate) fn engine(&self) -> Result<&Shared, ProbeError> {
         match &self.inner.engine {
             Ok(engine) => Ok(engine.shared()),
@@ -225,6 +238,7 @@ impl Prober {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub async fn probe(&self, target: &str, timeout: Duration) -> Result<Duration, ProbeError> {
+        let timeout = self.bounded(timeout);
         let deadline = deadline_after(Instant::now(), timeout);
         let (host, port) = match parse_target(target)? {
             Target::Addr(addr) => return self.probe_until(addr, timeout, deadline).await,
@@ -270,6 +284,7 @@ impl Prober {
         addr: SocketAddr,
         timeout: Duration,
     ) -> Result<Duration, ProbeError> {
+        let timeout = self.bounded(timeout);
         self.probe_until(addr, timeout, deadline_after(Instant::now(), timeout))
             .await
     }
@@ -330,7 +345,7 @@ impl Prober {
         ProbeMany::new(
             self.clone(),
             addrs.into_iter(),
-            timeout,
+            self.bounded(timeout),
             self.inner.max_in_flight,
         )
     }
