@@ -3,3 +3,4 @@
 //! Split by concern, as mio does: each file serves one capability of the crate.
 
 pub(crate) mod check;
+pub(crate) mod clock;

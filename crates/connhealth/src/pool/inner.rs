@@ -1,0 +1,559 @@
+//! The pool's shared state, and the background task that keeps it healthy.
+//!
+//! One `std::sync::Mutex` guards everything that must change together: the idle
+//! connections, the count of slots taken against `max_size`, and the queue of waiters. A
+//! checkout on the fast path takes it once (pop an idle connection), a return takes it
+//! once (push it back, or hand it to the oldest waiter). Nothing else is touched: no
+//! atomics but the `Arc` clone a [`Pooled`](super::Pooled) holds and one relaxed counter,
+//! no timer, no allocation. The lock is never held across user code or an await, except
+//! for `Manager::poll_closed`, which is a readiness poll (see its documentation); a
+//! poisoned lock is recovered, because every critical section leaves the state whole
+//! before it can panic.
+//!
+//! Waiters queue in arrival order. A returned connection, or a slot freed by a closed
+//! one, is handed directly to the oldest waiter through its own oneshot channel (the only
+//! allocation, and only on the contended path), so a newcomer can never overtake it.
+//! A waiter that is dropped hands on whatever reached it ([`Waiting`]'s `Drop`).
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::stats::{Counters, Stats};
+use super::Manager;
+use crate::sys::clock::coarse_now;
+
+/// How long a connection sits idle before the watcher registers for its readiness
+/// events. Connections returned and taken again within this time (the busy ones) never
+/// meet the watcher; the ones that stay idle are watched within twice this time.
+pub(crate) const WATCH_AFTER: Duration = Duration::from_millis(20);
+
+/// The pool's settings, fixed at build.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) max_size: usize,
+    pub(crate) min_idle: usize,
+    pub(crate) grow_by: usize,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) lifetime_jitter: f64,
+    pub(crate) get_timeout: Duration,
+    pub(crate) evict_interval: Duration,
+    pub(crate) ping_after_idle: Option<Duration>,
+    pub(crate) watch_idle: bool,
+}
+
+/// A connection the pool owns, with the dates it is judged by.
+#[derive(Debug)]
+pub(crate) struct Live<C> {
+    pub(crate) conn: C,
+    /// When it must be closed (coarse clock), drawn with jitter at creation.
+    expires: Option<Duration>,
+}
+
+impl<C> Live<C> {
+    /// True when its lifetime is over at `now` (coarse clock).
+    pub(crate) fn expired(&self, now: Duration) -> bool {
+        self.expires.is_some_and(|at| now >= at)
+    }
+}
+
+#[derive(Debug)]
+struct Idle<C> {
+    live: Live<C>,
+    since: Duration,
+    /// Registered with the runtime for readiness events by the watcher.
+    watched: bool,
+}
+
+/// What reaches a waiter: a connection, or a slot to open one with.
+#[derive(Debug)]
+pub(crate) enum Handoff<C> {
+    Conn(Live<C>),
+    Slot,
+}
+
+#[derive(Debug)]
+struct Shared<C> {
+    /// Returned connections; the most recently returned at the back, taken first, so
+    /// the surplus ages at the front where the evictor finds it.
+    idle: VecDeque<Idle<C>>,
+    waiters: VecDeque<oneshot::Sender<Handoff<C>>>,
+    /// Queue length at which cancelled waiters are swept out.
+    sweep_at: usize,
+    /// Slots taken against `max_size`: open connections plus connects in flight.
+    size: usize,
+    connecting: usize,
+    requests: u64,
+    wait_count: u64,
+    closed: bool,
+}
+
+/// The next step of a checkout.
+#[derive(Debug)]
+pub(crate) enum Step<C> {
+    /// An idle connection, idle for this long, and whether its lifetime is over.
+    Idle(Live<C>, Duration, bool),
+    /// A slot is ours: connect.
+    Connect,
+    /// Queued: wait for a hand-off.
+    Wait(oneshot::Receiver<Handoff<C>>),
+    Closed,
+}
+
+pub(crate) struct Inner<M: Manager> {
+    pub(crate) manager: M,
+    pub(crate) config: Config,
+    shared: Mutex<Shared<M::Connection>>,
+    pub(crate) counters: Counters,
+    seed: AtomicU64,
+}
+
+impl<M: Manager> std::fmt::Debug for Inner<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl<M: Manager> Inner<M> {
+    pub(crate) fn new(manager: M, config: Config) -> Inner<M> {
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Inner {
+            manager,
+            shared: Mutex::new(Shared {
+                idle: VecDeque::with_capacity(config.max_size),
+                waiters: VecDeque::new(),
+                sweep_at: 16,
+                size: 0,
+                connecting: 0,
+                requests: 0,
+                wait_count: 0,
+                closed: false,
+            }),
+            config,
+            counters: Counters::default(),
+            seed: AtomicU64::new(seed),
+        }
+    }
+
+    /// Locks the shared state. A panic elsewhere cannot leave it half-changed (no user
+    /// code runs under the lock but a readiness poll, and each section updates its
+    /// fields before anything that can panic), so poisoning is ignored: one panicking
+    /// task must not take the pool down for every other.
+    fn lock(&self) -> MutexGuard<'_, Shared<M::Connection>> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wraps a fresh connection with its expiry: `max_lifetime`, spread by the jitter
+    /// (uniform in ±jitter), so that a cohort born together does not die together.
+    pub(crate) fn live(&self, conn: M::Connection) -> Live<M::Connection> {
+        let expires = self.config.max_lifetime.map(|lifetime| {
+            let spread = 2.0 * self.unit_random() - 1.0; // [-1, 1)
+            let factor = (1.0 + self.config.lifetime_jitter * spread).max(0.0);
+            coarse_now() + lifetime.mul_f64(factor)
+        });
+        Live { conn, expires }
+    }
+
+    /// A uniform number in [0, 1): splitmix64 over a per-pool counter, no lock.
+    fn unit_random(&self) -> f64 {
+        let mut z = self.seed.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        {
+            let s = self.lock();
+            stats.size = s.size;
+            stats.idle = s.idle.len();
+            stats.connecting = s.connecting;
+            stats.requests = s.requests;
+            stats.wait_count = s.wait_count;
+        }
+        self.counters.fill(&mut stats);
+        stats
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// The first step of a checkout: an idle connection, else a slot to connect with
+    /// (counted before the connect starts, so `max_size` holds while connects stall),
+    /// else a place in the queue. `grow` extra slots are reserved for background
+    /// connects when the pool must grow.
+    pub(crate) fn acquire(self: &Arc<Self>) -> Step<M::Connection> {
+        let now = coarse_now();
+        let mut s = self.lock();
+        s.requests += 1;
+        if s.closed {
+            return Step::Closed;
+        }
+        if let Some(idle) = s.idle.pop_back() {
+            drop(s);
+            let expired = idle.live.expired(now);
+            return Step::Idle(idle.live, now.saturating_sub(idle.since), expired);
+        }
+        if s.size < self.config.max_size {
+            let extra = (self.config.grow_by - 1).min(self.config.max_size - s.size - 1);
+            s.size += 1 + extra;
+            s.connecting += 1 + extra;
+            drop(s);
+            for _ in 0..extra {
+                self.spawn_connect();
+            }
+            return Step::Connect;
+        }
+        s.wait_count += 1;
+        let (tx, rx) = oneshot::channel();
+        if s.waiters.len() >= s.sweep_at {
+            // Waiters that timed out or were dropped leave their sender behind until a
+            // return reaches it; sweep them so that an exhausted pool cannot grow its
+            // queue without bound.
+            s.waiters.retain(|w| !w.is_closed());
+            s.sweep_at = (s.waiters.len() * 2).max(16);
+        }
+        s.waiters.push_back(tx);
+        Step::Wait(rx)
+    }
+
+    /// After a checked-out connection was found unusable and dropped: its slot is still
+    /// ours. Take another idle connection (giving the slot back), else keep the slot and
+    /// connect.
+    pub(crate) fn reacquire(&self, now: Duration) -> Step<M::Connection> {
+        let mut s = self.lock();
+        if s.closed {
+            s.size -= 1;
+            return Step::Closed;
+        }
+        if let Some(idle) = s.idle.pop_back() {
+            // Idle connections exist only while no live waiter does, so the slot given
+            // back here has no one to go to.
+            s.size -= 1;
+            drop(s);
+            let expired = idle.live.expired(now);
+            return Step::Idle(idle.live, now.saturating_sub(idle.since), expired);
+        }
+        s.connecting += 1;
+        Step::Connect
+    }
+
+    /// Counts `n` slots as connects in flight (the `min_idle` connects at build).
+    pub(crate) fn reserve_connects(&self, n: usize) {
+        let mut s = self.lock();
+        s.size += n;
+        s.connecting += n;
+    }
+
+    /// A connect for a checkout succeeded: the slot now holds an open connection.
+    pub(crate) fn connected(&self) {
+        self.lock().connecting -= 1;
+    }
+
+    /// Returns a connection: to the oldest waiter, else to the idle list. It is closed
+    /// instead when `discard` is set (unusable, or returned during a panic), when its
+    /// lifetime is over (checked here so that an always-busy connection expires too),
+    /// or when the pool is closed. `fresh` marks a connect that just finished.
+    pub(crate) fn put(&self, mut live: Live<M::Connection>, discard: bool, fresh: bool) {
+        let now = coarse_now();
+        let expired = live.expired(now);
+        let mut s = self.lock();
+        if fresh {
+            s.connecting -= 1;
+        }
+        if discard || expired || s.closed {
+            drop(s);
+            if expired && !discard {
+                Counters::bump(&self.counters.lifetime_closed, 1);
+            }
+            drop(live);
+            self.release_slot(false);
+            return;
+        }
+        loop {
+            let Some(waiter) = s.waiters.pop_front() else {
+                s.idle.push_back(Idle {
+                    live,
+                    since: now,
+                    watched: false,
+                });
+                return;
+            };
+            // Wake the waiter outside the lock: waking may take the runtime's own locks
+            // and unpark a thread.
+            drop(s);
+            match waiter.send(Handoff::Conn(live)) {
+                Ok(()) => return,
+                // That waiter was cancelled: try the next one.
+                Err(Handoff::Conn(back)) => live = back,
+                Err(Handoff::Slot) => unreachable!("sent a connection"),
+            }
+            s = self.lock();
+            if s.closed {
+                drop(s);
+                drop(live);
+                self.release_slot(false);
+                return;
+            }
+        }
+    }
+
+    /// Frees a slot (a connection closed, or a connect that failed or was cancelled,
+    /// when `connecting`), and hands it to the oldest waiter, who will connect.
+    pub(crate) fn release_slot(&self, connecting: bool) {
+        let mut s = self.lock();
+        if connecting {
+            s.connecting -= 1;
+        }
+        loop {
+            let waiter = if s.closed { None } else { s.waiters.pop_front() };
+            let Some(waiter) = waiter else {
+                s.size -= 1;
+                return;
+            };
+            // The slot passes to the waiter as a connect in flight.
+            s.connecting += 1;
+            drop(s);
+            if waiter.send(Handoff::Slot).is_ok() {
+                return;
+            }
+            s = self.lock();
+            s.connecting -= 1;
+        }
+    }
+
+    /// Closes the pool: waiters get `Closed` (their senders are dropped), idle
+    /// connections are closed, later returns are closed. Idempotent.
+    pub(crate) fn close(&self) {
+        let (idle, waiters) = {
+            let mut s = self.lock();
+            s.closed = true;
+            let idle = std::mem::take(&mut s.idle);
+            s.size -= idle.len();
+            (idle, std::mem::take(&mut s.waiters))
+        };
+        drop(waiters);
+        drop(idle);
+    }
+
+    /// Opens one connection in the background, in a slot already counted as connecting,
+    /// bounded by `get_timeout` so that a stalled connect cannot hold the slot forever.
+    pub(crate) fn spawn_connect(self: &Arc<Self>) {
+        let inner = Arc::clone(self);
+        let slot = ConnectSlot::new(Arc::clone(self));
+        tokio::spawn(async move {
+            let result = tokio::time::timeout(inner.config.get_timeout, inner.manager.connect()).await;
+            match result {
+                Ok(Ok(conn)) => {
+                    slot.disarm();
+                    let live = inner.live(conn);
+                    inner.put(live, false, true);
+                }
+                Ok(Err(err)) => {
+                    Counters::bump(&inner.counters.connect_errors, 1);
+                    tracing::debug!(error = %err, "pool: background connect failed");
+                }
+                Err(_) => {
+                    Counters::bump(&inner.counters.connect_errors, 1);
+                    tracing::debug!("pool: background connect timed out");
+                }
+            }
+        });
+    }
+
+    /// Closes idle connections past their lifetime, and those idle longer than
+    /// `idle_timeout` beyond `min_idle` (oldest first).
+    fn evict(&self) {
+        let now = coarse_now();
+        let mut closed = Vec::new();
+        {
+            let mut s = self.lock();
+            let mut i = 0;
+            while i < s.idle.len() {
+                if s.idle[i].live.expired(now) {
+                    closed.extend(s.idle.remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            let lifetime = closed.len();
+            if let Some(timeout) = self.config.idle_timeout {
+                while s.idle.len() > self.config.min_idle
+                    && s.idle.front().is_some_and(|idle| now.saturating_sub(idle.since) >= timeout)
+                {
+                    closed.extend(s.idle.pop_front());
+                }
+            }
+            s.size -= closed.len();
+            Counters::bump(&self.counters.lifetime_closed, lifetime as u64);
+            Counters::bump(&self.counters.idle_closed, (closed.len() - lifetime) as u64);
+        }
+        drop(closed);
+    }
+
+    /// Polls the idle connections for a close by the peer. Those idle for
+    /// [`WATCH_AFTER`] are registered (when `scan` is set, on the watcher's tick); each
+    /// registered one is asked `Manager::poll_closed`, which leaves the task's waker with
+    /// the runtime, so a FIN or RST wakes the task at once. Returns how many were closed.
+    fn poll_idle(&self, cx: &mut Context<'_>, scan: bool) -> usize {
+        let now = coarse_now();
+        let mut dead = Vec::new();
+        {
+            let mut s = self.lock();
+            let mut i = 0;
+            while i < s.idle.len() {
+                let idle = &mut s.idle[i];
+                if !idle.watched && scan && now.saturating_sub(idle.since) >= WATCH_AFTER {
+                    idle.watched = true;
+                }
+                if idle.watched && self.manager.poll_closed(&mut idle.live.conn, cx).is_ready() {
+                    dead.extend(s.idle.remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            s.size -= dead.len();
+        }
+        Counters::bump(&self.counters.peer_closed, dead.len() as u64);
+        dead.len()
+    }
+
+    /// Opens connections in the background until idle plus connecting reaches
+    /// `min_idle`, within `max_size`.
+    fn replenish(self: &Arc<Self>) {
+        let want = {
+            let mut s = self.lock();
+            if s.closed {
+                return;
+            }
+            let have = s.idle.len() + s.connecting;
+            let want = self
+                .config
+                .min_idle
+                .saturating_sub(have)
+                .min(self.config.max_size - s.size);
+            s.size += want;
+            s.connecting += want;
+            want
+        };
+        for _ in 0..want {
+            self.spawn_connect();
+        }
+    }
+}
+
+/// A slot counted as a connect in flight. Dropped armed (the connect failed, timed out,
+/// or its future was dropped), it frees the slot and hands it on.
+#[derive(Debug)]
+pub(crate) struct ConnectSlot<M: Manager> {
+    inner: Option<Arc<Inner<M>>>,
+}
+
+impl<M: Manager> ConnectSlot<M> {
+    pub(crate) fn new(inner: Arc<Inner<M>>) -> ConnectSlot<M> {
+        ConnectSlot { inner: Some(inner) }
+    }
+
+    pub(crate) fn disarm(mut self) {
+        self.inner = None;
+    }
+}
+
+impl<M: Manager> Drop for ConnectSlot<M> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            inner.release_slot(true);
+        }
+    }
+}
+
+/// A place in the waiters' queue. Dropped before a hand-off was taken (a timeout, or the
+/// `get` future dropped), it closes its channel so no later hand-off can reach it, and
+/// passes on one that already did: no connection or slot is lost, and the next waiter
+/// is woken instead.
+#[derive(Debug)]
+pub(crate) struct Waiting<'a, M: Manager> {
+    inner: &'a Inner<M>,
+    pub(crate) rx: oneshot::Receiver<Handoff<M::Connection>>,
+}
+
+impl<'a, M: Manager> Waiting<'a, M> {
+    pub(crate) fn new(inner: &'a Inner<M>, rx: oneshot::Receiver<Handoff<M::Connection>>) -> Self {
+        Waiting { inner, rx }
+    }
+}
+
+impl<M: Manager> Drop for Waiting<'_, M> {
+    fn drop(&mut self) {
+        self.rx.close();
+        match self.rx.try_recv() {
+            Ok(Handoff::Conn(live)) => self.inner.put(live, false, false),
+            Ok(Handoff::Slot) => self.inner.release_slot(true),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Starts the pool's one background task: the evictor (every `evict_interval`), the
+/// watcher of idle connections (readiness events, plus a [`WATCH_AFTER`] tick that
+/// registers newly idle ones), and the `min_idle` replenisher. It holds only a weak
+/// reference between wake-ups, and exits when the pool is closed or dropped.
+pub(crate) fn spawn_maintenance<M: Manager>(inner: &Arc<Inner<M>>) {
+    let weak = Arc::downgrade(inner);
+    let evict_every = inner.config.evict_interval;
+    let watch = inner.config.watch_idle;
+    tokio::spawn(async move {
+        let start = Instant::now();
+        let mut evict = tokio::time::interval_at(start + evict_every, evict_every);
+        evict.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut tick = tokio::time::interval_at(start + WATCH_AFTER, WATCH_AFTER);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let woke = poll_fn(|cx| {
+                // The strong reference lives only for this poll: between wake-ups the
+                // task holds a weak one, so dropping every Pool drops the pool.
+                let Some(inner) = weak.upgrade() else {
+                    return Poll::Ready(None);
+                };
+                if inner.is_closed() {
+                    return Poll::Ready(None);
+                }
+                let mut evict_due = false;
+                while evict.poll_tick(cx).is_ready() {
+                    evict_due = true;
+                }
+                let mut scan = false;
+                while watch && tick.poll_tick(cx).is_ready() {
+                    scan = true;
+                }
+                if evict_due {
+                    inner.evict();
+                }
+                let dead = if watch { inner.poll_idle(cx, scan) } else { 0 };
+                if evict_due || dead > 0 {
+                    Poll::Ready(Some(inner))
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            match woke {
+                Some(inner) => inner.replenish(),
+                None => return,
+            }
+        }
+    });
+}
