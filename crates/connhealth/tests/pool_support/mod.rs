@@ -122,6 +122,12 @@ pub struct Fakes {
     pub delay_ms: Arc<AtomicUsize>,
     /// Connects fail or stall at random (seeded per connect number).
     pub chaos: Arc<AtomicBool>,
+    /// `check` panics while set.
+    pub panic_on_check: Arc<AtomicBool>,
+    /// `ping` fails while set.
+    pub ping_fails: Arc<AtomicBool>,
+    /// Pings sent.
+    pub pings: Arc<AtomicUsize>,
     /// Ids that `check` reports closed.
     pub dead: Arc<Mutex<Vec<usize>>>,
 }
@@ -172,11 +178,30 @@ impl Manager for Fakes {
     }
 
     fn check(&self, conn: &Fake) -> Status {
+        if self.panic_on_check.load(SeqCst) {
+            panic!("check panicked (test)");
+        }
         if self.dead.lock().unwrap().contains(&conn.id) {
             Status::Closed(connhealth::Closed::Eof)
         } else {
             Status::Open
         }
+    }
+
+    async fn ping(&self, _conn: &mut Fake) -> io::Result<()> {
+        self.pings.fetch_add(1, SeqCst);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        if self.ping_fails.load(SeqCst) {
+            Err(io::Error::other("ping failed (test)"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Fakes {
+    pub fn mark_dead(&self, id: usize) {
+        self.dead.lock().unwrap().push(id);
     }
 }
 
