@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 mod demo;
 
 #[derive(Debug, Parser)]
-#[command(name = "connhealth", version, about = "Is this connection, or this endpoint, alive? Ask the kernel.")]
+#[command(
+    name = "connhealth",
+    version,
+    about = "Is this connection, or this endpoint, alive? Ask the kernel."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

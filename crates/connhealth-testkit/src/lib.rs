@@ -213,12 +213,14 @@ impl Netns {
     /// Adds a route to `dest` (a CIDR) of type `unreachable`: connects fail at once with
     /// `EHOSTUNREACH`.
     pub fn unreachable_route(&self, dest: &str) -> io::Result<()> {
-        self.exec("ip", &["route", "add", "unreachable", dest]).map(drop)
+        self.exec("ip", &["route", "add", "unreachable", dest])
+            .map(drop)
     }
 
     /// Adds `addr` (a CIDR) to the namespace's loopback, to have more local addresses.
     pub fn add_address(&self, addr: &str) -> io::Result<()> {
-        self.exec("ip", &["addr", "add", addr, "dev", "lo"]).map(drop)
+        self.exec("ip", &["addr", "add", addr, "dev", "lo"])
+            .map(drop)
     }
 }
 
@@ -290,9 +292,8 @@ impl Redis {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
-        wait_until(Duration::from_secs(10), || redis.ping().is_ok()).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::TimedOut, "redis-server did not start")
-        })?;
+        wait_until(Duration::from_secs(10), || redis.ping().is_ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "redis-server did not start"))?;
         Ok(redis)
     }
 
@@ -338,7 +339,11 @@ pub fn c_floor(args: &[&str]) -> io::Result<(f64, String)> {
         let source = dir.join("limits.c");
         std::fs::write(&source, SOURCE)?;
         let tmp = dir.join(format!("limits.{}", std::process::id()));
-        run(Command::new("cc").arg("-O2").arg("-o").arg(&tmp).arg(&source))?;
+        run(Command::new("cc")
+            .arg("-O2")
+            .arg("-o")
+            .arg(&tmp)
+            .arg(&source))?;
         std::fs::rename(&tmp, &binary)?;
     }
     let output = Command::new(&binary).args(args).output()?;

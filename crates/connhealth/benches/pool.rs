@@ -111,7 +111,13 @@ impl Any {
     async fn build(kind: usize, max: usize) -> Any {
         match kind {
             0 => Any::Ours(Pool::builder().max_size(max).build(NoOp).await.unwrap()),
-            1 => Any::Bb8(bb8::Pool::builder().max_size(max as u32).build(Bb8NoOp).await.unwrap()),
+            1 => Any::Bb8(
+                bb8::Pool::builder()
+                    .max_size(max as u32)
+                    .build(Bb8NoOp)
+                    .await
+                    .unwrap(),
+            ),
             _ => Any::Deadpool(
                 deadpool::managed::Pool::builder(DeadpoolNoOp)
                     .max_size(max)
@@ -193,7 +199,10 @@ fn main() {
     );
 
     // The idle watcher, off: what it costs the fast path.
-    let unwatched = Any::Ours(rt.block_on(Pool::builder().max_size(16).watch_idle(false).build(NoOp)).unwrap());
+    let unwatched = Any::Ours(
+        rt.block_on(Pool::builder().max_size(16).watch_idle(false).build(NoOp))
+            .unwrap(),
+    );
     uncontended(&rt, &unwatched, 100_000);
     let (mut on, mut off) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..rounds {
@@ -244,14 +253,14 @@ fn main() {
     }
 
     // 4. 1000 tasks on 50 connections: wait time percentiles.
-    for k in 0..3 {
+    for (k, name) in NAMES.iter().enumerate() {
         let pool = rt.block_on(Any::build(k, 50));
         let mut waits = waits(&rt, &pool, 1000, 20);
         waits.sort_unstable();
         let pct = |p: f64| waits[((waits.len() as f64 * p) as usize).min(waits.len() - 1)];
         println!(
             "1000 tasks on 50 connections, {}: wait p50 {:?}, p99 {:?}, p99.99 {:?}, max {:?}",
-            NAMES[k],
+            name,
             pct(0.50),
             pct(0.99),
             pct(0.9999),
@@ -262,12 +271,15 @@ fn main() {
     // 5. get+put with check() on a real TCP connection, against the bare peek.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let tcp = rt.block_on(Pool::builder().max_size(1).build(TcpManager::new(addr))).unwrap();
-    let (_server, _) = rt.block_on(async {
-        drop(tcp.get().await.unwrap());
-        listener.accept()
-    })
-    .unwrap();
+    let tcp = rt
+        .block_on(Pool::builder().max_size(1).build(TcpManager::new(addr)))
+        .unwrap();
+    let (_server, _) = rt
+        .block_on(async {
+            drop(tcp.get().await.unwrap());
+            listener.accept()
+        })
+        .unwrap();
     let tcp_ns = best(
         || {
             rt.block_on(async {
@@ -294,7 +306,13 @@ fn main() {
 
 /// get+put per second with `tasks` tasks sharing `pool`; with `hold`, each holds its
 /// connection across one yield to the runtime.
-fn throughput(rt: &tokio::runtime::Runtime, pool: &Any, tasks: usize, per_task: usize, hold: bool) -> f64 {
+fn throughput(
+    rt: &tokio::runtime::Runtime,
+    pool: &Any,
+    tasks: usize,
+    per_task: usize,
+    hold: bool,
+) -> f64 {
     rt.block_on(async {
         let start = Instant::now();
         let handles: Vec<_> = (0..tasks)

@@ -179,7 +179,10 @@ mod tests {
 
     #[test]
     fn display_says_what_happened() {
-        assert_eq!(Status::Closed(Closed::Reset).to_string(), "closed (reset by peer)");
+        assert_eq!(
+            Status::Closed(Closed::Reset).to_string(),
+            "closed (reset by peer)"
+        );
         assert_eq!(Status::Readable.to_string(), "open, data waiting");
     }
 }

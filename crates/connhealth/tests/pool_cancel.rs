@@ -28,7 +28,9 @@ async fn a_waiter_dropped_after_the_hand_off_reached_it_passes_it_on() {
 
     // First waiter: queued, then left unpolled.
     let mut first = Box::pin(pool.get());
-    assert!(tokio::time::timeout(Duration::from_millis(10), &mut first).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_millis(10), &mut first)
+        .await
+        .is_err());
     // Second waiter, queued behind it.
     let second = tokio::spawn({
         let pool = pool.clone();
@@ -40,7 +42,11 @@ async fn a_waiter_dropped_after_the_hand_off_reached_it_passes_it_on() {
     drop(held); // handed to the first waiter, which is never polled again...
     drop(first); // ...and dropped: the connection must go on to the second.
     let got = tokio::time::timeout(Duration::from_secs(1), second).await;
-    assert_eq!(got.expect("lost wake-up").unwrap().unwrap(), 0, "the same connection");
+    assert_eq!(
+        got.expect("lost wake-up").unwrap().unwrap(),
+        0,
+        "the same connection"
+    );
     assert_eq!(fakes.made.load(SeqCst), 1);
     assert_eq!(pool.stats().size(), 1);
     assert_eq!(pool.stats().idle(), 1);
@@ -52,7 +58,9 @@ async fn waiters_dropped_while_queued_leave_nothing_behind() {
     let pool = pool(&fakes, 1).await;
     let held = pool.get().await.unwrap();
     for _ in 0..100 {
-        assert!(tokio::time::timeout(Duration::from_millis(1), pool.get()).await.is_err());
+        assert!(tokio::time::timeout(Duration::from_millis(1), pool.get())
+            .await
+            .is_err());
     }
     drop(held);
     let again = tokio::time::timeout(Duration::from_millis(100), pool.get()).await;
@@ -66,7 +74,9 @@ async fn a_get_dropped_mid_connect_frees_its_slot() {
     let fakes = Fakes::default();
     fakes.delay_ms.store(200, SeqCst);
     let pool = pool(&fakes, 1).await;
-    assert!(tokio::time::timeout(Duration::from_millis(20), pool.get()).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_millis(20), pool.get())
+        .await
+        .is_err());
     assert_eq!(pool.stats().size(), 0);
     assert_eq!(fakes.open.load(SeqCst), 0, "the connect was not cancelled");
     fakes.delay_ms.store(0, SeqCst);
@@ -84,7 +94,7 @@ async fn a_get_dropped_mid_ping_closes_the_connection() {
         .await
         .unwrap();
     drop(pool.get().await.unwrap()); // a connection, now idle
-    // The ping takes 1 ms; drop the get before it ends.
+                                     // The ping takes 1 ms; drop the get before it ends.
     let mut get = Box::pin(pool.get());
     assert!(futures_poll_once(&mut get).await);
     drop(get);

@@ -31,7 +31,9 @@ async fn close_fails_waiters_and_closes_every_connection() {
 
     pool.close().await;
     assert!(pool.is_closed());
-    let queued = tokio::time::timeout(Duration::from_secs(1), queued).await.expect("waiter left hanging");
+    let queued = tokio::time::timeout(Duration::from_secs(1), queued)
+        .await
+        .expect("waiter left hanging");
     assert!(matches!(queued.unwrap(), Err(PoolError::Closed)));
     assert!(matches!(pool.get().await, Err(PoolError::Closed)));
 
@@ -41,12 +43,19 @@ async fn close_fails_waiters_and_closes_every_connection() {
     assert_eq!(pool.stats().size(), 0);
     assert_eq!(pool.stats().idle(), 0);
     let ended = eventually(Duration::from_secs(1), || server.ended.load(SeqCst) == 2).await;
-    assert!(ended.is_some(), "the server saw {} closes", server.ended.load(SeqCst));
+    assert!(
+        ended.is_some(),
+        "the server saw {} closes",
+        server.ended.load(SeqCst)
+    );
 
     // Twice is harmless.
     pool.close().await;
     assert!(matches!(pool.get().await, Err(PoolError::Closed)));
-    assert_eq!(PoolError::<std::io::Error>::Closed.to_string(), "the pool is closed");
+    assert_eq!(
+        PoolError::<std::io::Error>::Closed.to_string(),
+        "the pool is closed"
+    );
 }
 
 #[tokio::test]

@@ -53,11 +53,17 @@ async fn jitter_spreads_a_cohorts_lifetimes() {
     // Uniform over 200..600 ms: 20 draws span far more than 150 ms.
     assert!(first >= Duration::from_millis(190), "{first:?}");
     assert!(last <= Duration::from_millis(900), "{last:?}");
-    assert!(last - first >= Duration::from_millis(150), "{first:?}..{last:?}");
+    assert!(
+        last - first >= Duration::from_millis(150),
+        "{first:?}..{last:?}"
+    );
 
     // Without jitter, the whole cohort dies at once: what the jitter prevents.
     let (first, last) = cohort_expiry(20, Duration::from_millis(200), Some(0.0)).await;
-    assert!(last - first <= Duration::from_millis(40), "{first:?}..{last:?}");
+    assert!(
+        last - first <= Duration::from_millis(40),
+        "{first:?}..{last:?}"
+    );
 }
 
 #[tokio::test]
@@ -65,7 +71,10 @@ async fn the_default_jitter_is_ten_percent() {
     let (first, last) = cohort_expiry(20, Duration::from_millis(500), None).await;
     assert!(first >= Duration::from_millis(445), "{first:?}");
     assert!(last <= Duration::from_millis(800), "{last:?}");
-    assert!(last - first >= Duration::from_millis(20), "{first:?}..{last:?}");
+    assert!(
+        last - first >= Duration::from_millis(20),
+        "{first:?}..{last:?}"
+    );
 }
 
 #[tokio::test]
@@ -99,10 +108,15 @@ async fn idle_connections_beyond_min_idle_time_out() {
         .build(fakes.clone())
         .await
         .unwrap();
-    let held: Vec<_> = vec![pool.get().await.unwrap(), pool.get().await.unwrap(), pool.get().await.unwrap()];
+    let held: Vec<_> = vec![
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+    ];
     drop(held);
     assert_eq!(pool.stats().idle(), 3);
-    let trimmed = pool_support::eventually(Duration::from_secs(1), || pool.stats().idle() == 1).await;
+    let trimmed =
+        pool_support::eventually(Duration::from_secs(1), || pool.stats().idle() == 1).await;
     let took = trimmed.expect("idle connections never timed out");
     assert!(took >= Duration::from_millis(50), "{took:?}");
     assert_eq!(pool.stats().idle_closed(), 2);

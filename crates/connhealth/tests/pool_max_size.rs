@@ -61,8 +61,13 @@ async fn max_size_holds_while_connects_fail_and_stall() {
     // No slot leaked: stalled connects end (or are cancelled), then every slot can be
     // checked out at once.
     fakes.chaos.store(false, SeqCst);
-    let stats = pool_support::eventually(Duration::from_secs(10), || pool.stats().connecting() == 0).await;
-    assert!(stats.is_some(), "connects still in flight: {:?}", pool.stats());
+    let stats =
+        pool_support::eventually(Duration::from_secs(10), || pool.stats().connecting() == 0).await;
+    assert!(
+        stats.is_some(),
+        "connects still in flight: {:?}",
+        pool.stats()
+    );
     let mut held = Vec::new();
     for _ in 0..MAX {
         held.push(pool.get().await.expect("a slot leaked"));
@@ -73,7 +78,10 @@ async fn max_size_holds_while_connects_fail_and_stall() {
     drop(held);
     let stats = pool.stats();
     assert_eq!(stats.requests(), 3000 + MAX as u64);
-    assert!(stats.connect_errors() > 0 && stats.timeouts() > 0, "{stats:?}");
+    assert!(
+        stats.connect_errors() > 0 && stats.timeouts() > 0,
+        "{stats:?}"
+    );
 }
 
 #[tokio::test]
@@ -99,7 +107,10 @@ async fn a_failed_connect_gives_its_slot_to_the_next_waiter() {
     });
     assert!(matches!(first.await.unwrap(), Err(PoolError::Connect(_))));
     // The freed slot went to the waiter, which connected instead of timing out.
-    second.await.unwrap().expect("the waiter got the freed slot");
+    second
+        .await
+        .unwrap()
+        .expect("the waiter got the freed slot");
     assert_eq!(pool.stats().connect_errors(), 1);
     assert_eq!(pool.stats().size(), 1);
 }
@@ -147,7 +158,15 @@ async fn min_idle_is_opened_at_build_and_a_failure_fails_the_build() {
 
     let broken = Fakes::default();
     broken.failing.store(true, SeqCst);
-    let err = Pool::builder().min_idle(2).build(broken.clone()).await.unwrap_err();
+    let err = Pool::builder()
+        .min_idle(2)
+        .build(broken.clone())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("refused"), "{err}");
-    assert_eq!(broken.open.load(SeqCst), 0, "a failed build left connections open");
+    assert_eq!(
+        broken.open.load(SeqCst),
+        0,
+        "a failed build left connections open"
+    );
 }

@@ -45,7 +45,9 @@ fn a_thread_that_panics_holding_a_connection_does_not_poison_the_pool() {
         .build()
         .unwrap();
     let fakes = Fakes::default();
-    let pool = rt.block_on(Pool::builder().max_size(1).build(fakes.clone())).unwrap();
+    let pool = rt
+        .block_on(Pool::builder().max_size(1).build(fakes.clone()))
+        .unwrap();
     let conn = rt.block_on(pool.get()).unwrap();
     let panicked = std::thread::spawn(move || {
         let _conn = conn; // dropped while unwinding
@@ -61,7 +63,11 @@ fn a_thread_that_panics_holding_a_connection_does_not_poison_the_pool() {
 #[tokio::test]
 async fn a_manager_check_that_panics_leaves_the_pool_whole() {
     let fakes = Fakes::default();
-    let pool = Pool::builder().max_size(1).build(fakes.clone()).await.unwrap();
+    let pool = Pool::builder()
+        .max_size(1)
+        .build(fakes.clone())
+        .await
+        .unwrap();
     drop(pool.get().await.unwrap()); // one idle connection
     fakes.panic_on_check.store(true, SeqCst);
     let task = tokio::spawn({

@@ -13,7 +13,11 @@ use pool_support::Fakes;
 #[tokio::test]
 async fn a_connection_that_fails_its_check_is_replaced() {
     let fakes = Fakes::default();
-    let pool = Pool::builder().max_size(2).build(fakes.clone()).await.unwrap();
+    let pool = Pool::builder()
+        .max_size(2)
+        .build(fakes.clone())
+        .await
+        .unwrap();
     let (a, b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
     let (a_id, b_id) = (a.id, b.id);
     drop((a, b));
@@ -49,7 +53,10 @@ async fn ping_runs_only_after_the_configured_idle_time() {
     fakes.ping_fails.store(true, SeqCst);
     tokio::time::sleep(Duration::from_millis(70)).await;
     let conn = pool.get().await.unwrap();
-    assert_eq!(conn.id, 1, "the connection that failed its ping was replaced");
+    assert_eq!(
+        conn.id, 1,
+        "the connection that failed its ping was replaced"
+    );
     assert_eq!(pool.stats().ping_failed(), 1);
     assert_eq!(pool.stats().successes(), 4);
 }

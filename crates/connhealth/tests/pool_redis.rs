@@ -65,6 +65,7 @@ async fn every_ping_succeeds_after_redis_cuts_idle_connections() {
     assert_eq!(ping_all(&pool, 24).await, 0, "{:?}", pool.stats());
 
     let stats = pool.stats();
-    let dropped = stats.peer_closed() + stats.check_failed() - before.peer_closed() - before.check_failed();
+    let dropped =
+        stats.peer_closed() + stats.check_failed() - before.peer_closed() - before.check_failed();
     assert!(dropped >= 4, "redis's cut went unnoticed: {stats:?}");
 }

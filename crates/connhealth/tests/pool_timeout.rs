@@ -23,8 +23,14 @@ async fn an_exhausted_pool_times_out() {
     let err = pool.get().await.unwrap_err();
     let took = start.elapsed();
     assert!(matches!(err, PoolError::Timeout), "{err}");
-    assert!(err.to_string().contains("get_timeout"), "the message says what to change");
-    assert!(took >= Duration::from_millis(95) && took < Duration::from_secs(1), "{took:?}");
+    assert!(
+        err.to_string().contains("get_timeout"),
+        "the message says what to change"
+    );
+    assert!(
+        took >= Duration::from_millis(95) && took < Duration::from_secs(1),
+        "{took:?}"
+    );
     let stats = pool.stats();
     assert_eq!((stats.timeouts(), stats.wait_count()), (1, 1));
     assert!(stats.wait_time() >= Duration::from_millis(90));

@@ -29,7 +29,10 @@ async fn a_peer_close_on_an_idle_connection_is_noticed_within_100ms() {
     for closed in 1..=2u64 {
         let victim = server.held.lock().unwrap().remove(0);
         drop(victim); // FIN to the pool's idle connection
-        let took = eventually(Duration::from_secs(2), || pool.stats().peer_closed() == closed).await;
+        let took = eventually(Duration::from_secs(2), || {
+            pool.stats().peer_closed() == closed
+        })
+        .await;
         let took = took.expect("the close was never noticed");
         assert!(took <= BOUND, "noticed after {took:?}");
         // Replaced: min_idle holds again, with a new connection.
@@ -54,7 +57,10 @@ async fn a_connection_closed_just_after_its_return_is_noticed_too() {
         .unwrap();
     let conn = pool.get().await.unwrap();
     drop(conn); // idle for 0 ms: not yet registered with the watcher
-    eventually(Duration::from_secs(1), || server.held.lock().unwrap().len() == 1).await;
+    eventually(Duration::from_secs(1), || {
+        server.held.lock().unwrap().len() == 1
+    })
+    .await;
     let victim = server.held.lock().unwrap().remove(0);
     drop(victim);
     let took = eventually(Duration::from_secs(2), || pool.stats().peer_closed() == 1).await;
@@ -73,7 +79,10 @@ async fn an_idle_connection_with_unread_bytes_is_kept_until_its_peer_closes() {
         .build(TcpManager::new(server.addr.clone()))
         .await
         .unwrap();
-    eventually(Duration::from_secs(1), || server.held.lock().unwrap().len() == 1).await;
+    eventually(Duration::from_secs(1), || {
+        server.held.lock().unwrap().len() == 1
+    })
+    .await;
     let mut victim = server.held.lock().unwrap().remove(0);
     // Unsolicited bytes wake the watcher, but the connection is open: kept.
     victim.write_all(b"hello").await.unwrap();

@@ -4,10 +4,12 @@
 use std::io;
 
 mod check;
+mod pool;
 
 /// Runs every part in order.
 pub(crate) fn run() -> io::Result<()> {
     check::run()?;
+    pool::run()?;
     Ok(())
 }
 

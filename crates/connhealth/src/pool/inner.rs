@@ -118,7 +118,9 @@ pub(crate) struct Inner<M: Manager> {
 
 impl<M: Manager> std::fmt::Debug for Inner<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inner").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Inner")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -319,7 +321,11 @@ impl<M: Manager> Inner<M> {
             s.connecting -= 1;
         }
         loop {
-            let waiter = if s.closed { None } else { s.waiters.pop_front() };
+            let waiter = if s.closed {
+                None
+            } else {
+                s.waiters.pop_front()
+            };
             let Some(waiter) = waiter else {
                 s.size -= 1;
                 return;
@@ -355,7 +361,8 @@ impl<M: Manager> Inner<M> {
         let inner = Arc::clone(self);
         let slot = ConnectSlot::new(Arc::clone(self));
         tokio::spawn(async move {
-            let result = tokio::time::timeout(inner.config.get_timeout, inner.manager.connect()).await;
+            let result =
+                tokio::time::timeout(inner.config.get_timeout, inner.manager.connect()).await;
             match result {
                 Ok(Ok(conn)) => {
                     slot.disarm();
@@ -392,7 +399,9 @@ impl<M: Manager> Inner<M> {
             let lifetime = closed.len();
             if let Some(timeout) = self.config.idle_timeout {
                 while s.idle.len() > self.config.min_idle
-                    && s.idle.front().is_some_and(|idle| now.saturating_sub(idle.since) >= timeout)
+                    && s.idle
+                        .front()
+                        .is_some_and(|idle| now.saturating_sub(idle.since) >= timeout)
                 {
                     closed.extend(s.idle.pop_front());
                 }

@@ -229,7 +229,11 @@ impl<M: Manager> Pool<M> {
                         Some(&inner.counters.lifetime_closed)
                     } else if inner.manager.check(&conn).is_closed() {
                         Some(&inner.counters.check_failed)
-                    } else if inner.config.ping_after_idle.is_some_and(|after| idle_for >= after) {
+                    } else if inner
+                        .config
+                        .ping_after_idle
+                        .is_some_and(|after| idle_for >= after)
+                    {
                         // Cancelled or timed out mid-ping, the connection's state is
                         // unknown: it is closed, not returned.
                         conn.unusable = true;
@@ -421,7 +425,11 @@ impl<M: Manager> Builder<M> {
     /// Spreads each connection's lifetime uniformly over `max_lifetime × (1 ± jitter)`,
     /// drawn when it is opened (default 0.1; clamped to 0..=1, NaN is taken as 0).
     pub fn lifetime_jitter(mut self, jitter: f64) -> Self {
-        self.config.lifetime_jitter = if jitter.is_nan() { 0.0 } else { jitter.clamp(0.0, 1.0) };
+        self.config.lifetime_jitter = if jitter.is_nan() {
+            0.0
+        } else {
+            jitter.clamp(0.0, 1.0)
+        };
         self
     }
 
@@ -531,7 +539,10 @@ impl<M: Manager> Pooled<M> {
     /// Takes the connection out of the pool for good. Its slot is freed (and handed to
     /// the oldest waiter).
     pub fn detach(mut self) -> M::Connection {
-        let live = self.live.take().expect("a Pooled holds its connection until dropped");
+        let live = self
+            .live
+            .take()
+            .expect("a Pooled holds its connection until dropped");
         self.inner.release_slot(false);
         live.conn
     }

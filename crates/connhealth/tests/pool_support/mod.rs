@@ -44,7 +44,9 @@ impl Echo {
         let server = echo.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 server.accepted.fetch_add(1, SeqCst);
                 if hold {
                     server.held.lock().unwrap().push(stream);
@@ -160,13 +162,15 @@ impl Manager for Fakes {
                 return Err(io::Error::other("chaos: refused"));
             }
             if h < 8 {
-                tokio::time::sleep(Duration::from_millis(30 + (h as u64) * 10)).await;
+                tokio::time::sleep(Duration::from_millis(30 + h * 10)).await;
             }
             if h == 8 {
                 tokio::time::sleep(Duration::from_secs(5)).await; // stalls past get_timeout
             }
         }
-        let fail_next = self.fail_next.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
+        let fail_next = self
+            .fail_next
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
         if self.failing.load(SeqCst) || fail_next.is_ok() {
             return Err(io::Error::other("connect refused (test)"));
         }
