@@ -136,3 +136,62 @@ async fn waiters_are_served_first_in_first_out() {
     assert_eq!(*order.lock().unwrap(), (0..8).collect::<Vec<_>>());
     assert_eq!(fakes.made.load(SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_cancelled_gets_leaks_nothing() {
+    let fakes = Fakes::default();
+    let pool = pool(&fakes, 2).await;
+    let tasks: Vec<_> = (0..50u64)
+        .map(|t| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut served = 0;
+                for i in 0..200u64 {
+                    // Give up after 0 to 3 scheduler turns: at every stage of a get.
+                    let patience = (t * 7 + i * 13) % 4;
+                    let get = pool.get();
+                    tokio::pin!(get);
+                    let mut got = None;
+                    for _ in 0..=patience {
+                        tokio::select! {
+                            biased;
+                            conn = &mut get => { got = Some(conn.unwrap()); break; }
+                            _ = tokio::task::yield_now() => {}
+                        }
+                    }
+                    if let Some(conn) = got {
+                        served += 1;
+                        tokio::task::yield_now().await;
+                        drop(conn);
+                    }
+                }
+                served
+            })
+        })
+        .collect();
+    let mut served = 0;
+    for task in tasks {
+        served += task.await.unwrap();
+    }
+    assert!(
+        served > 0 && served < 50 * 200,
+        "{served} served: no get was cancelled"
+    );
+    // Nothing leaked: both slots can be checked out, by the connections that exist.
+    let a = tokio::time::timeout(Duration::from_secs(1), pool.get())
+        .await
+        .expect("leak")
+        .unwrap();
+    let b = tokio::time::timeout(Duration::from_secs(1), pool.get())
+        .await
+        .expect("leak")
+        .unwrap();
+    assert_eq!(pool.stats().size(), 2);
+    assert_eq!(fakes.open.load(SeqCst), 2);
+    assert!(
+        fakes.made.load(SeqCst) <= 2,
+        "connections were lost and reopened"
+    );
+    drop((a, b));
+    assert_eq!(pool.stats().idle(), 2);
+}

@@ -11,19 +11,23 @@
 //! before it can panic.
 //!
 //! Waiters queue in arrival order. A returned connection, or a slot freed by a closed
-//! one, is handed directly to the oldest waiter through its own oneshot channel (the only
-//! allocation, and only on the contended path), so a newcomer can never overtake it.
-//! A waiter that is dropped hands on whatever reached it ([`Waiting`]'s `Drop`).
+//! one, is put straight into the oldest waiter's slot under the lock, and its task woken
+//! after the lock is released, so a newcomer can never overtake it. Waiter slots live in
+//! a vector that is reused, so even the contended path allocates nothing once the queue
+//! has reached its longest. A waiter that is dropped marks its slot cancelled (skipped and
+//! freed by the next hand-off or sweep), or hands on whatever already reached it
+//! ([`Waiting`]'s `Drop`). Every change to a slot happens under the lock, so a hand-off
+//! cannot race a cancellation.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::stats::{Counters, Stats};
@@ -80,12 +84,33 @@ pub(crate) enum Handoff<C> {
     Slot,
 }
 
+/// Where a waiter stands.
+#[derive(Debug)]
+enum WaitState<C> {
+    Free,
+    Queued,
+    /// Its future was dropped; it stays in the queue until a hand-off or a sweep meets it.
+    Cancelled,
+    /// The pool was closed under it.
+    Closed,
+    Delivered(Handoff<C>),
+}
+
+#[derive(Debug)]
+struct WaitSlot<C> {
+    state: WaitState<C>,
+    waker: Option<Waker>,
+}
+
 #[derive(Debug)]
 struct Shared<C> {
     /// Returned connections; the most recently returned at the back, taken first, so
     /// the surplus ages at the front where the evictor finds it.
     idle: VecDeque<Idle<C>>,
-    waiters: VecDeque<oneshot::Sender<Handoff<C>>>,
+    /// Waiter slot numbers, oldest first.
+    queue: VecDeque<usize>,
+    slots: Vec<WaitSlot<C>>,
+    free_slots: Vec<usize>,
     /// Queue length at which cancelled waiters are swept out.
     sweep_at: usize,
     /// Slots taken against `max_size`: open connections plus connects in flight.
@@ -103,9 +128,50 @@ pub(crate) enum Step<C> {
     Idle(Live<C>, Duration, bool),
     /// A slot is ours: connect.
     Connect,
-    /// Queued: wait for a hand-off.
-    Wait(oneshot::Receiver<Handoff<C>>),
+    /// Queued in this waiter slot: wait for a hand-off.
+    Wait(usize),
     Closed,
+}
+
+impl<C> Shared<C> {
+    /// Pops the oldest live waiter, freeing the cancelled ones ahead of it.
+    fn next_waiter(&mut self) -> Option<usize> {
+        while let Some(id) = self.queue.pop_front() {
+            if matches!(self.slots[id].state, WaitState::Queued) {
+                return Some(id);
+            }
+            self.free(id);
+        }
+        None
+    }
+
+    /// Puts `handoff` in waiter `id`'s slot; returns the waker to wake once unlocked.
+    fn deliver(&mut self, id: usize, handoff: Handoff<C>) -> Option<Waker> {
+        let slot = &mut self.slots[id];
+        slot.state = WaitState::Delivered(handoff);
+        slot.waker.take()
+    }
+
+    fn free(&mut self, id: usize) {
+        let slot = &mut self.slots[id];
+        slot.state = WaitState::Free;
+        slot.waker = None;
+        self.free_slots.push(id);
+    }
+
+    /// Frees the cancelled waiters' slots and drops them from the queue.
+    fn sweep(&mut self) {
+        let mut queue = std::mem::take(&mut self.queue);
+        queue.retain(|&id| {
+            let live = matches!(self.slots[id].state, WaitState::Queued);
+            if !live {
+                self.free(id);
+            }
+            live
+        });
+        self.queue = queue;
+        self.sweep_at = (self.queue.len() * 2).max(16);
+    }
 }
 
 pub(crate) struct Inner<M: Manager> {
@@ -133,7 +199,9 @@ impl<M: Manager> Inner<M> {
             manager,
             shared: Mutex::new(Shared {
                 idle: VecDeque::with_capacity(config.max_size),
-                waiters: VecDeque::new(),
+                queue: VecDeque::new(),
+                slots: Vec::new(),
+                free_slots: Vec::new(),
                 sweep_at: 16,
                 size: 0,
                 connecting: 0,
@@ -220,16 +288,25 @@ impl<M: Manager> Inner<M> {
             return Step::Connect;
         }
         s.wait_count += 1;
-        let (tx, rx) = oneshot::channel();
-        if s.waiters.len() >= s.sweep_at {
-            // Waiters that timed out or were dropped leave their sender behind until a
-            // return reaches it; sweep them so that an exhausted pool cannot grow its
-            // queue without bound.
-            s.waiters.retain(|w| !w.is_closed());
-            s.sweep_at = (s.waiters.len() * 2).max(16);
+        if s.queue.len() >= s.sweep_at {
+            // Waiters that timed out or were dropped stay queued until a hand-off meets
+            // them; sweep them so that an exhausted pool cannot grow its queue without
+            // bound.
+            s.sweep();
         }
-        s.waiters.push_back(tx);
-        Step::Wait(rx)
+        let id = match s.free_slots.pop() {
+            Some(id) => id,
+            None => {
+                s.slots.push(WaitSlot {
+                    state: WaitState::Free,
+                    waker: None,
+                });
+                s.slots.len() - 1
+            }
+        };
+        s.slots[id].state = WaitState::Queued;
+        s.queue.push_back(id);
+        Step::Wait(id)
     }
 
     /// After a checked-out connection was found unusable and dropped: its slot is still
@@ -269,7 +346,7 @@ impl<M: Manager> Inner<M> {
     /// instead when `discard` is set (unusable, or returned during a panic), when its
     /// lifetime is over (checked here so that an always-busy connection expires too),
     /// or when the pool is closed. `fresh` marks a connect that just finished.
-    pub(crate) fn put(&self, mut live: Live<M::Connection>, discard: bool, fresh: bool) {
+    pub(crate) fn put(&self, live: Live<M::Connection>, discard: bool, fresh: bool) {
         let now = coarse_now();
         let expired = live.expired(now);
         let mut s = self.lock();
@@ -285,31 +362,21 @@ impl<M: Manager> Inner<M> {
             self.release_slot(false);
             return;
         }
-        loop {
-            let Some(waiter) = s.waiters.pop_front() else {
-                s.idle.push_back(Idle {
-                    live,
-                    since: now,
-                    watched: false,
-                });
-                return;
-            };
-            // Wake the waiter outside the lock: waking may take the runtime's own locks
-            // and unpark a thread.
-            drop(s);
-            match waiter.send(Handoff::Conn(live)) {
-                Ok(()) => return,
-                // That waiter was cancelled: try the next one.
-                Err(Handoff::Conn(back)) => live = back,
-                Err(Handoff::Slot) => unreachable!("sent a connection"),
-            }
-            s = self.lock();
-            if s.closed {
+        match s.next_waiter() {
+            Some(id) => {
+                let waker = s.deliver(id, Handoff::Conn(live));
+                // Wake the waiter outside the lock: waking may take the runtime's own
+                // locks and unpark a thread.
                 drop(s);
-                drop(live);
-                self.release_slot(false);
-                return;
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
             }
+            None => s.idle.push_back(Idle {
+                live,
+                since: now,
+                watched: false,
+            }),
         }
     }
 
@@ -320,38 +387,42 @@ impl<M: Manager> Inner<M> {
         if connecting {
             s.connecting -= 1;
         }
-        loop {
-            let waiter = if s.closed {
-                None
-            } else {
-                s.waiters.pop_front()
-            };
-            let Some(waiter) = waiter else {
-                s.size -= 1;
-                return;
-            };
-            // The slot passes to the waiter as a connect in flight.
-            s.connecting += 1;
-            drop(s);
-            if waiter.send(Handoff::Slot).is_ok() {
-                return;
+        let next = if s.closed { None } else { s.next_waiter() };
+        match next {
+            Some(id) => {
+                // The slot passes to the waiter as a connect in flight.
+                s.connecting += 1;
+                let waker = s.deliver(id, Handoff::Slot);
+                drop(s);
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
             }
-            s = self.lock();
-            s.connecting -= 1;
+            None => s.size -= 1,
         }
     }
 
-    /// Closes the pool: waiters get `Closed` (their senders are dropped), idle
-    /// connections are closed, later returns are closed. Idempotent.
+    /// Closes the pool: waiters get `Closed`, idle connections are closed, later returns
+    /// are closed. Idempotent.
     pub(crate) fn close(&self) {
-        let (idle, waiters) = {
+        let mut wakers = Vec::new();
+        let idle = {
             let mut s = self.lock();
             s.closed = true;
             let idle = std::mem::take(&mut s.idle);
             s.size -= idle.len();
-            (idle, std::mem::take(&mut s.waiters))
+            while let Some(id) = s.queue.pop_front() {
+                let slot = &mut s.slots[id];
+                if matches!(slot.state, WaitState::Queued) {
+                    slot.state = WaitState::Closed;
+                    wakers.extend(slot.waker.take());
+                } else {
+                    s.free(id);
+                }
+            }
+            idle
         };
-        drop(waiters);
+        wakers.into_iter().for_each(Waker::wake);
         drop(idle);
     }
 
@@ -489,29 +560,82 @@ impl<M: Manager> Drop for ConnectSlot<M> {
     }
 }
 
-/// A place in the waiters' queue. Dropped before a hand-off was taken (a timeout, or the
-/// `get` future dropped), it closes its channel so no later hand-off can reach it, and
-/// passes on one that already did: no connection or slot is lost, and the next waiter
-/// is woken instead.
+/// A place in the waiters' queue, polled until a hand-off reaches it. Dropped before it
+/// took one (a timeout, or the `get` future dropped), it marks its slot cancelled, or
+/// passes on a hand-off that already arrived: no connection or slot is lost, and the next
+/// waiter is served instead.
 #[derive(Debug)]
 pub(crate) struct Waiting<'a, M: Manager> {
     inner: &'a Inner<M>,
-    pub(crate) rx: oneshot::Receiver<Handoff<M::Connection>>,
+    id: Option<usize>,
 }
 
 impl<'a, M: Manager> Waiting<'a, M> {
-    pub(crate) fn new(inner: &'a Inner<M>, rx: oneshot::Receiver<Handoff<M::Connection>>) -> Self {
-        Waiting { inner, rx }
+    pub(crate) fn new(inner: &'a Inner<M>, id: usize) -> Self {
+        Waiting {
+            inner,
+            id: Some(id),
+        }
+    }
+}
+
+impl<M: Manager> Future for Waiting<'_, M> {
+    /// The hand-off, or `None` when the pool was closed.
+    type Output = Option<Handoff<M::Connection>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(id) = self.id else {
+            return Poll::Ready(None);
+        };
+        let mut s = self.inner.lock();
+        let slot = &mut s.slots[id];
+        match std::mem::replace(&mut slot.state, WaitState::Free) {
+            WaitState::Delivered(handoff) => {
+                s.free(id);
+                drop(s);
+                self.id = None;
+                Poll::Ready(Some(handoff))
+            }
+            WaitState::Queued => {
+                slot.state = WaitState::Queued;
+                match &slot.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => slot.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            // Closed (or, never, a state a queued waiter cannot be in): the pool is
+            // closed to this waiter.
+            _ => {
+                s.free(id);
+                drop(s);
+                self.id = None;
+                Poll::Ready(None)
+            }
+        }
     }
 }
 
 impl<M: Manager> Drop for Waiting<'_, M> {
     fn drop(&mut self) {
-        self.rx.close();
-        match self.rx.try_recv() {
-            Ok(Handoff::Conn(live)) => self.inner.put(live, false, false),
-            Ok(Handoff::Slot) => self.inner.release_slot(true),
-            Err(_) => {}
+        let Some(id) = self.id else { return };
+        let mut s = self.inner.lock();
+        let slot = &mut s.slots[id];
+        match std::mem::replace(&mut slot.state, WaitState::Free) {
+            WaitState::Queued => {
+                // Still in the queue: the next hand-off or sweep frees it.
+                slot.state = WaitState::Cancelled;
+                slot.waker = None;
+            }
+            WaitState::Delivered(handoff) => {
+                s.free(id);
+                drop(s);
+                match handoff {
+                    Handoff::Conn(live) => self.inner.put(live, false, false),
+                    Handoff::Slot => self.inner.release_slot(true),
+                }
+            }
+            _ => s.free(id),
         }
     }
 }

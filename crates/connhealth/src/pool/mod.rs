@@ -285,22 +285,21 @@ impl<M: Manager> Pool<M> {
                         Err(timeout) => return Err(timeout),
                     }
                 }
-                Step::Wait(rx) => {
+                Step::Wait(id) => {
                     let started = std::time::Instant::now();
-                    let mut waiting = Waiting::new(inner, rx);
-                    let handoff = self.bounded(&mut deadline, &mut waiting.rx).await;
+                    let waiting = Waiting::new(inner, id);
+                    let handoff = self.bounded(&mut deadline, waiting).await;
                     Counters::bump(
                         &inner.counters.wait_nanos,
                         started.elapsed().as_nanos() as u64,
                     );
                     match handoff {
-                        Ok(Ok(Handoff::Conn(live))) => {
+                        Ok(Some(Handoff::Conn(live))) => {
                             let expired = live.expired(coarse_now());
                             Step::Idle(live, Duration::ZERO, expired)
                         }
-                        Ok(Ok(Handoff::Slot)) => Step::Connect,
-                        // The pool dropped our sender: it was closed.
-                        Ok(Err(_)) => return Err(PoolError::Closed),
+                        Ok(Some(Handoff::Slot)) => Step::Connect,
+                        Ok(None) => return Err(PoolError::Closed),
                         Err(timeout) => return Err(timeout),
                     }
                 }
