@@ -236,7 +236,7 @@ fn main() {
     //    that the pool runs dry and every checkout is a FIFO hand-off between tasks.
     for (label, hold) in [("tight loop", false), ("held across a yield", true)] {
         let mut ops = [0.0f64; 3];
-        for _ in 0..3 {
+        for _ in 0..5 {
             for (k, slot) in ops.iter_mut().enumerate() {
                 let pool = rt.block_on(Any::build(k, 2));
                 *slot = slot.max(throughput(&rt, &pool, 8, 50_000, hold));

@@ -500,12 +500,13 @@ impl<M: Manager> Inner<M> {
                     idle.watched = true;
                 }
                 if idle.watched && self.manager.poll_closed(&mut idle.live.conn, cx).is_ready() {
+                    // Counted at once: the next poll_closed is user code and may panic.
                     dead.extend(s.idle.remove(i));
+                    s.size -= 1;
                 } else {
                     i += 1;
                 }
             }
-            s.size -= dead.len();
         }
         Counters::bump(&self.counters.peer_closed, dead.len() as u64);
         dead.len()

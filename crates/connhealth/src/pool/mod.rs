@@ -394,7 +394,8 @@ impl<M: Manager> Builder<M> {
     }
 
     /// Idle connections to keep open: opened at build, and replaced in the background
-    /// when they close (default 0; at most `max_size`).
+    /// when they close: at once after a close by the peer, otherwise on the evictor's
+    /// next pass (default 0; at most `max_size`).
     pub fn min_idle(mut self, min_idle: usize) -> Self {
         self.config.min_idle = min_idle;
         self

@@ -54,7 +54,7 @@ impl Stats {
     /// Connections checked out (held by a [`Pooled`](super::Pooled), or being checked
     /// before one is handed out).
     pub fn active(&self) -> usize {
-        self.size - self.idle - self.connecting
+        self.size.saturating_sub(self.idle + self.connecting)
     }
 
     /// Connects in flight (for a `get`, for growth, or to keep `min_idle`).
