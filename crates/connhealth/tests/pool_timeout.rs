@@ -55,3 +55,44 @@ async fn a_stalled_connect_times_out_and_frees_its_slot() {
     fakes.delay_ms.store(0, SeqCst);
     assert!(pool.get().await.is_ok());
 }
+
+#[tokio::test]
+async fn queued_gets_each_time_out_on_their_own_deadline() {
+    // Waiting gets arm no timer of their own: the pool's background task keeps one, for
+    // the oldest waiter. It must serve every deadline, whatever else is configured.
+    let fakes = Fakes::default();
+    let pool = Pool::builder()
+        .max_size(1)
+        .get_timeout(Duration::from_millis(100))
+        .watch_idle(false)
+        .evict_interval(Duration::from_secs(3600))
+        .build(fakes.clone())
+        .await
+        .unwrap();
+    let held = pool.get().await.unwrap();
+    let mut waiters = Vec::new();
+    for _ in 0..4 {
+        let pool = pool.clone();
+        waiters.push(tokio::spawn(async move {
+            let start = Instant::now();
+            let result = pool.get().await.map(drop);
+            (result, start.elapsed())
+        }));
+        tokio::time::sleep(Duration::from_millis(30)).await; // staggered deadlines
+    }
+    for waiter in waiters {
+        let (result, took) = waiter.await.unwrap();
+        assert!(matches!(result, Err(PoolError::Timeout)));
+        assert!(
+            took >= Duration::from_millis(95) && took < Duration::from_millis(600),
+            "{took:?}"
+        );
+    }
+    assert_eq!(pool.stats().timeouts(), 4);
+    drop(held);
+    assert!(
+        pool.get().await.is_ok(),
+        "the timed-out waiters left no trace"
+    );
+    assert_eq!(pool.stats().size(), 1);
+}

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::{Instant, MissedTickBehavior, Sleep};
 
 use super::stats::{Counters, Stats};
 use super::Manager;
@@ -93,13 +93,25 @@ enum WaitState<C> {
     Cancelled,
     /// The pool was closed under it.
     Closed,
+    /// Its deadline passed (set by the background task, which took it off the queue).
+    TimedOut,
     Delivered(Handoff<C>),
+}
+
+/// How a wait ended.
+#[derive(Debug)]
+pub(crate) enum Waited<C> {
+    Handoff(Handoff<C>),
+    Closed,
+    TimedOut,
 }
 
 #[derive(Debug)]
 struct WaitSlot<C> {
     state: WaitState<C>,
     waker: Option<Waker>,
+    /// When the wait gives up (`get_timeout` after the `get` began to wait).
+    deadline: Instant,
 }
 
 #[derive(Debug)]
@@ -113,6 +125,9 @@ struct Shared<C> {
     free_slots: Vec<usize>,
     /// Queue length at which cancelled waiters are swept out.
     sweep_at: usize,
+    /// The background task, woken when the queue stops being empty: it keeps one timer
+    /// for the oldest waiter's deadline, so that no waiting `get` arms a timer of its own.
+    maintainer: Option<Waker>,
     /// Slots taken against `max_size`: open connections plus connects in flight.
     size: usize,
     connecting: usize,
@@ -128,8 +143,8 @@ pub(crate) enum Step<C> {
     Idle(Live<C>, Duration, bool),
     /// A slot is ours: connect.
     Connect,
-    /// Queued in this waiter slot: wait for a hand-off.
-    Wait(usize),
+    /// Queued in this waiter slot: wait for a hand-off, until the deadline.
+    Wait(usize, Instant),
     Closed,
 }
 
@@ -203,6 +218,7 @@ impl<M: Manager> Inner<M> {
                 slots: Vec::new(),
                 free_slots: Vec::new(),
                 sweep_at: 16,
+                maintainer: None,
                 size: 0,
                 connecting: 0,
                 requests: 0,
@@ -263,8 +279,8 @@ impl<M: Manager> Inner<M> {
 
     /// The first step of a checkout: an idle connection, else a slot to connect with
     /// (counted before the connect starts, so `max_size` holds while connects stall),
-    /// else a place in the queue. `grow` extra slots are reserved for background
-    /// connects when the pool must grow.
+    /// else a place in the queue, with a deadline `get_timeout` from now. When the pool must grow, `grow_by - 1` extra slots are reserved for
+    /// background connects.
     pub(crate) fn acquire(self: &Arc<Self>) -> Step<M::Connection> {
         let now = coarse_now();
         let mut s = self.lock();
@@ -287,26 +303,82 @@ impl<M: Manager> Inner<M> {
             }
             return Step::Connect;
         }
+        self.enqueue(s)
+    }
+
+    /// Queues a checkout, oldest first. Kept out of line: the fast path never comes here.
+    #[cold]
+    #[inline(never)]
+    fn enqueue(&self, mut s: MutexGuard<'_, Shared<M::Connection>>) -> Step<M::Connection> {
         s.wait_count += 1;
         if s.queue.len() >= s.sweep_at {
-            // Waiters that timed out or were dropped stay queued until a hand-off meets
-            // them; sweep them so that an exhausted pool cannot grow its queue without
-            // bound.
+            // Waiters that were dropped stay queued until a hand-off meets them; sweep
+            // them so that an exhausted pool cannot grow its queue without bound.
             s.sweep();
         }
+        let deadline = deadline_after(self.config.get_timeout);
         let id = match s.free_slots.pop() {
             Some(id) => id,
             None => {
                 s.slots.push(WaitSlot {
                     state: WaitState::Free,
                     waker: None,
+                    deadline,
                 });
                 s.slots.len() - 1
             }
         };
-        s.slots[id].state = WaitState::Queued;
+        let slot = &mut s.slots[id];
+        slot.state = WaitState::Queued;
+        slot.deadline = deadline;
+        // Deadlines grow along the queue (same timeout, later start), so the background
+        // task's one timer, set for the oldest waiter, needs news only when the queue
+        // stops being empty.
+        let first = s.queue.is_empty();
         s.queue.push_back(id);
-        Step::Wait(id)
+        let maintainer = if first { s.maintainer.clone() } else { None };
+        drop(s);
+        if let Some(maintainer) = maintainer {
+            maintainer.wake();
+        }
+        Step::Wait(id, deadline)
+    }
+
+    /// Times out the queued waiters whose deadline has passed, and returns the earliest
+    /// deadline left. Registers `cx` to hear of a new first waiter.
+    fn expire_waiters(&self, cx: &mut Context<'_>) -> Option<Instant> {
+        let now = Instant::now();
+        let mut wakers = Vec::new();
+        let mut next: Option<Instant> = None;
+        {
+            let mut s = self.lock();
+            match &s.maintainer {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => s.maintainer = Some(cx.waker().clone()),
+            }
+            let mut queue = std::mem::take(&mut s.queue);
+            queue.retain(|&id| {
+                let slot = &mut s.slots[id];
+                match slot.state {
+                    WaitState::Queued if slot.deadline <= now => {
+                        slot.state = WaitState::TimedOut;
+                        wakers.extend(slot.waker.take());
+                        false
+                    }
+                    WaitState::Queued => {
+                        next = Some(next.map_or(slot.deadline, |at| at.min(slot.deadline)));
+                        true
+                    }
+                    _ => {
+                        s.free(id);
+                        false
+                    }
+                }
+            });
+            s.queue = queue;
+        }
+        wakers.into_iter().for_each(Waker::wake);
+        next
     }
 
     /// After a checked-out connection was found unusable and dropped: its slot is still
@@ -499,7 +571,14 @@ impl<M: Manager> Inner<M> {
                 if !idle.watched && scan && now.saturating_sub(idle.since) >= WATCH_AFTER {
                     idle.watched = true;
                 }
-                if idle.watched && self.manager.poll_closed(&mut idle.live.conn, cx).is_ready() {
+                // A panicking poll_closed must not end the background task, which also
+                // times waiters out: count the connection as closed.
+                let closed = idle.watched
+                    && std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.manager.poll_closed(&mut idle.live.conn, cx).is_ready()
+                    }))
+                    .unwrap_or(true);
+                if closed {
                     // Counted at once: the next poll_closed is user code and may panic.
                     dead.extend(s.idle.remove(i));
                     s.size -= 1;
@@ -534,6 +613,13 @@ impl<M: Manager> Inner<M> {
             self.spawn_connect();
         }
     }
+}
+
+/// `timeout` from now; a huge timeout means "never", not an overflow.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
 }
 
 /// A slot counted as a connect in flight. Dropped armed (the connect failed, timed out,
@@ -578,42 +664,39 @@ impl<'a, M: Manager> Waiting<'a, M> {
             id: Some(id),
         }
     }
+
+    fn finish(&mut self, outcome: Waited<M::Connection>) -> Poll<Waited<M::Connection>> {
+        self.id = None;
+        Poll::Ready(outcome)
+    }
 }
 
 impl<M: Manager> Future for Waiting<'_, M> {
-    /// The hand-off, or `None` when the pool was closed.
-    type Output = Option<Handoff<M::Connection>>;
+    type Output = Waited<M::Connection>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(id) = self.id else {
-            return Poll::Ready(None);
+            return Poll::Ready(Waited::Closed);
         };
         let mut s = self.inner.lock();
         let slot = &mut s.slots[id];
-        match std::mem::replace(&mut slot.state, WaitState::Free) {
-            WaitState::Delivered(handoff) => {
-                s.free(id);
-                drop(s);
-                self.id = None;
-                Poll::Ready(Some(handoff))
-            }
+        let outcome = match std::mem::replace(&mut slot.state, WaitState::Free) {
             WaitState::Queued => {
                 slot.state = WaitState::Queued;
                 match &slot.waker {
                     Some(waker) if waker.will_wake(cx.waker()) => {}
                     _ => slot.waker = Some(cx.waker().clone()),
                 }
-                Poll::Pending
+                return Poll::Pending;
             }
-            // Closed (or, never, a state a queued waiter cannot be in): the pool is
-            // closed to this waiter.
-            _ => {
-                s.free(id);
-                drop(s);
-                self.id = None;
-                Poll::Ready(None)
-            }
-        }
+            WaitState::Delivered(handoff) => Waited::Handoff(handoff),
+            WaitState::TimedOut => Waited::TimedOut,
+            // Closed (or, never, a state a queued waiter cannot be in).
+            _ => Waited::Closed,
+        };
+        s.free(id);
+        drop(s);
+        self.finish(outcome)
     }
 }
 
@@ -624,7 +707,7 @@ impl<M: Manager> Drop for Waiting<'_, M> {
         let slot = &mut s.slots[id];
         match std::mem::replace(&mut slot.state, WaitState::Free) {
             WaitState::Queued => {
-                // Still in the queue: the next hand-off or sweep frees it.
+                // Still in the queue: the next hand-off, sweep or expiry frees it.
                 slot.state = WaitState::Cancelled;
                 slot.waker = None;
             }
@@ -655,6 +738,9 @@ pub(crate) fn spawn_maintenance<M: Manager>(inner: &Arc<Inner<M>>) {
         evict.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut tick = tokio::time::interval_at(start + WATCH_AFTER, WATCH_AFTER);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // One timer for every waiting get: set for the earliest deadline.
+        let mut waiters_timer: Pin<Box<Sleep>> =
+            Box::pin(tokio::time::sleep_until(deadline_after(Duration::MAX)));
         loop {
             let woke = poll_fn(|cx| {
                 // The strong reference lives only for this poll: between wake-ups the
@@ -672,6 +758,14 @@ pub(crate) fn spawn_maintenance<M: Manager>(inner: &Arc<Inner<M>>) {
                 let mut scan = false;
                 while watch && tick.poll_tick(cx).is_ready() {
                     scan = true;
+                }
+                while let Some(at) = inner.expire_waiters(cx) {
+                    if waiters_timer.deadline() != at {
+                        waiters_timer.as_mut().reset(at);
+                    }
+                    if waiters_timer.as_mut().poll(cx).is_pending() {
+                        break;
+                    }
                 }
                 if evict_due {
                     inner.evict();

@@ -58,7 +58,8 @@
 //!   together; they are checked at checkout, on return (an always-busy connection still
 //!   expires) and by the evictor.
 //! * **One background task** per pool holds only a weak reference and exits when the
-//!   pool is closed or dropped. It runs the evictor every [`Builder::evict_interval`]
+//!   pool is closed or dropped. It times out waiting `get`s, runs the evictor every
+//!   [`Builder::evict_interval`]
 //!   (idle timeout beyond `min_idle`, lifetimes), keeps `min_idle`, and watches idle
 //!   connections: those idle for 20 ms are registered with the runtime through
 //!   [`Manager::poll_closed`], so a FIN or RST on one wakes the task at once and the
@@ -66,11 +67,15 @@
 //!   watcher, and `get`/return never touch it.
 //! * **The fast path** (an idle connection is there) takes one uncontended
 //!   `std::sync::Mutex` on checkout and one on return, reads a coarse clock, clones an
-//!   `Arc`: no allocation, no timer. A timer is only armed for `get_timeout` once a
-//!   `get` has to wait, connect or ping. The lock is never held across user code (but
-//!   the readiness poll) nor an await, and poisoning is recovered: a panic while holding
-//!   a connection closes that connection (its protocol state is unknown) and frees its
+//!   `Arc`: no allocation, no timer. The lock is never held across user code (but the
+//!   readiness poll) nor an await, and poisoning is recovered: a panic while holding a
+//!   connection closes that connection (its protocol state is unknown) and frees its
 //!   slot.
+//! * **The contended path** allocates nothing either once the queue has reached its
+//!   longest: waiters live in reused slots under the same lock. A waiting `get` arms no
+//!   timer of its own (a tokio timer costs a third of a hand-off): the background task
+//!   keeps one, for the oldest waiter, whose deadline is always the earliest. Connects
+//!   and pings inside a `get` are bounded by an ordinary timer.
 //!
 //! Defaults, chosen so that `Pool::builder().build(manager)` suits most users (bb8's,
 //! where it has one): `max_size` 10, `min_idle` 0, `grow_by` 1, `idle_timeout` 10 min,
@@ -94,7 +99,10 @@ mod inner;
 mod stats;
 mod tcp;
 
-use self::inner::{spawn_maintenance, Config, ConnectSlot, Handoff, Inner, Live, Step, Waiting};
+use self::inner::{
+    deadline_after, spawn_maintenance, Config, ConnectSlot, Handoff, Inner, Live, Step, Waited,
+    Waiting,
+};
 pub use self::stats::Stats;
 pub use self::tcp::TcpManager;
 use stats::Counters;
@@ -285,22 +293,25 @@ impl<M: Manager> Pool<M> {
                         Err(timeout) => return Err(timeout),
                     }
                 }
-                Step::Wait(id) => {
-                    let started = std::time::Instant::now();
-                    let waiting = Waiting::new(inner, id);
-                    let handoff = self.bounded(&mut deadline, waiting).await;
-                    Counters::bump(
-                        &inner.counters.wait_nanos,
-                        started.elapsed().as_nanos() as u64,
+                Step::Wait(id, at) => {
+                    // No timer of our own: the pool's background task times waiters out.
+                    deadline = Some(at);
+                    let waited = Waiting::new(inner, id).await;
+                    let waited_for = Instant::now().saturating_duration_since(
+                        at.checked_sub(inner.config.get_timeout).unwrap_or(at),
                     );
-                    match handoff {
-                        Ok(Some(Handoff::Conn(live))) => {
+                    Counters::bump(&inner.counters.wait_nanos, waited_for.as_nanos() as u64);
+                    match waited {
+                        Waited::Handoff(Handoff::Conn(live)) => {
                             let expired = live.expired(coarse_now());
                             Step::Idle(live, Duration::ZERO, expired)
                         }
-                        Ok(Some(Handoff::Slot)) => Step::Connect,
-                        Ok(None) => return Err(PoolError::Closed),
-                        Err(timeout) => return Err(timeout),
+                        Waited::Handoff(Handoff::Slot) => Step::Connect,
+                        Waited::Closed => return Err(PoolError::Closed),
+                        Waited::TimedOut => {
+                            Counters::bump(&inner.counters.timeouts, 1);
+                            return Err(PoolError::Timeout);
+                        }
                     }
                 }
                 Step::Closed => return Err(PoolError::Closed),
@@ -315,12 +326,7 @@ impl<M: Manager> Pool<M> {
         deadline: &mut Option<Instant>,
         fut: F,
     ) -> Result<F::Output, PoolError<M::Error>> {
-        let at = *deadline.get_or_insert_with(|| {
-            let now = Instant::now();
-            // A huge get_timeout means "no timeout", not an overflow.
-            now.checked_add(self.inner.config.get_timeout)
-                .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
-        });
+        let at = *deadline.get_or_insert_with(|| deadline_after(self.inner.config.get_timeout));
         tokio::time::timeout_at(at, fut).await.map_err(|_| {
             Counters::bump(&self.inner.counters.timeouts, 1);
             PoolError::Timeout
