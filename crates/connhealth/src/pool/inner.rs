@@ -143,8 +143,9 @@ pub(crate) enum Step<C> {
     Idle(Live<C>, Duration, bool),
     /// A slot is ours: connect.
     Connect,
-    /// Queued in this waiter slot: wait for a hand-off, until the deadline.
-    Wait(usize, Instant),
+    /// Queued in this waiter slot since the first instant: wait for a hand-off, until
+    /// the second.
+    Wait(usize, Instant, Instant),
     Closed,
 }
 
@@ -316,7 +317,8 @@ impl<M: Manager> Inner<M> {
             // them so that an exhausted pool cannot grow its queue without bound.
             s.sweep();
         }
-        let deadline = deadline_after(self.config.get_timeout);
+        let queued = Instant::now();
+        let deadline = deadline_from(queued, self.config.get_timeout);
         let id = match s.free_slots.pop() {
             Some(id) => id,
             None => {
@@ -341,7 +343,7 @@ impl<M: Manager> Inner<M> {
         if let Some(maintainer) = maintainer {
             maintainer.wake();
         }
-        Step::Wait(id, deadline)
+        Step::Wait(id, queued, deadline)
     }
 
     /// Times out the queued waiters whose deadline has passed, and returns the earliest
@@ -617,7 +619,10 @@ impl<M: Manager> Inner<M> {
 
 /// `timeout` from now; a huge timeout means "never", not an overflow.
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
+    deadline_from(Instant::now(), timeout)
+}
+
+fn deadline_from(now: Instant, timeout: Duration) -> Instant {
     now.checked_add(timeout)
         .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
 }

@@ -293,13 +293,11 @@ impl<M: Manager> Pool<M> {
                         Err(timeout) => return Err(timeout),
                     }
                 }
-                Step::Wait(id, at) => {
+                Step::Wait(id, queued, at) => {
                     // No timer of our own: the pool's background task times waiters out.
                     deadline = Some(at);
                     let waited = Waiting::new(inner, id).await;
-                    let waited_for = Instant::now().saturating_duration_since(
-                        at.checked_sub(inner.config.get_timeout).unwrap_or(at),
-                    );
+                    let waited_for = queued.elapsed();
                     Counters::bump(&inner.counters.wait_nanos, waited_for.as_nanos() as u64);
                     match waited {
                         Waited::Handoff(Handoff::Conn(live)) => {
