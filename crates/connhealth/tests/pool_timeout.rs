@@ -96,3 +96,22 @@ async fn queued_gets_each_time_out_on_their_own_deadline() {
     );
     assert_eq!(pool.stats().size(), 1);
 }
+
+#[tokio::test]
+async fn a_refused_connect_says_where_it_went() {
+    use connhealth::pool::TcpManager;
+    // A loopback port with no listener: refused at once.
+    let port = connhealth_testkit::free_port().unwrap();
+    let pool = Pool::builder()
+        .build(TcpManager::new(format!("127.0.0.1:{port}")))
+        .await
+        .unwrap();
+    let err = pool.get().await.unwrap_err();
+    assert!(matches!(err, PoolError::Connect(_)), "{err}");
+    let source = std::error::Error::source(&err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(source.contains(&format!("127.0.0.1:{port}")), "{source}");
+    assert_eq!(pool.stats().connect_errors(), 1);
+    assert_eq!(pool.stats().size(), 0);
+}

@@ -76,7 +76,7 @@ impl TcpManager {
             Some(limit) => tokio::time::timeout(limit, connect).await.map_err(|_| {
                 io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("connect to {} timed out after {limit:?}", self.addr),
+                    format!("timed out after {limit:?} (TcpManager::connect_timeout)"),
                 )
             })??,
             None => connect.await?,
