@@ -243,10 +243,12 @@ impl<M: Manager> Inner<M> {
     /// Wraps a fresh connection with its expiry: `max_lifetime`, spread by the jitter
     /// (uniform in ±jitter), so that a cohort born together does not die together.
     pub(crate) fn live(&self, conn: M::Connection) -> Live<M::Connection> {
-        let expires = self.config.max_lifetime.map(|lifetime| {
+        let expires = self.config.max_lifetime.and_then(|lifetime| {
             let spread = 2.0 * self.unit_random() - 1.0; // [-1, 1)
             let factor = (1.0 + self.config.lifetime_jitter * spread).max(0.0);
-            coarse_now() + lifetime.mul_f64(factor)
+            // A lifetime too long to represent is no lifetime, not an overflow.
+            let lifetime = Duration::try_from_secs_f64(lifetime.as_secs_f64() * factor).ok()?;
+            coarse_now().checked_add(lifetime)
         });
         Live { conn, expires }
     }

@@ -445,10 +445,11 @@ impl<M: Manager> Builder<M> {
     }
 
     /// How often the evictor applies `idle_timeout` and `max_lifetime` to idle
-    /// connections and tops up `min_idle` (default 30 s; at least 1 ms). A close by the
-    /// peer does not wait for it.
+    /// connections and tops up `min_idle` (default 30 s; clamped to 1 ms..=1 day). A
+    /// close by the peer does not wait for it.
     pub fn evict_interval(mut self, interval: Duration) -> Self {
-        self.config.evict_interval = interval.max(Duration::from_millis(1));
+        self.config.evict_interval =
+            interval.clamp(Duration::from_millis(1), Duration::from_secs(86_400));
         self
     }
 
