@@ -282,8 +282,8 @@ impl<M: Manager> Inner<M> {
 
     /// The first step of a checkout: an idle connection, else a slot to connect with
     /// (counted before the connect starts, so `max_size` holds while connects stall),
-    /// else a place in the queue, with a deadline `get_timeout` from now. When the pool must grow, `grow_by - 1` extra slots are reserved for
-    /// background connects.
+    /// else a place in the queue, with a deadline `get_timeout` from now. When the pool
+    /// must grow, `grow_by - 1` extra slots are reserved for background connects.
     pub(crate) fn acquire(self: &Arc<Self>) -> Step<M::Connection> {
         let now = coarse_now();
         let mut s = self.lock();
@@ -349,38 +349,36 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Times out the queued waiters whose deadline has passed, and returns the earliest
-    /// deadline left. Registers `cx` to hear of a new first waiter.
+    /// deadline left. Registers `cx` to hear of a new first waiter. Deadlines grow along
+    /// the queue, so only its front is looked at.
     fn expire_waiters(&self, cx: &mut Context<'_>) -> Option<Instant> {
         let now = Instant::now();
         let mut wakers = Vec::new();
-        let mut next: Option<Instant> = None;
-        {
+        let next = {
             let mut s = self.lock();
             match &s.maintainer {
                 Some(waker) if waker.will_wake(cx.waker()) => {}
                 _ => s.maintainer = Some(cx.waker().clone()),
             }
-            let mut queue = std::mem::take(&mut s.queue);
-            queue.retain(|&id| {
+            loop {
+                let Some(&id) = s.queue.front() else {
+                    break None;
+                };
                 let slot = &mut s.slots[id];
                 match slot.state {
-                    WaitState::Queued if slot.deadline <= now => {
+                    WaitState::Queued if slot.deadline > now => break Some(slot.deadline),
+                    WaitState::Queued => {
                         slot.state = WaitState::TimedOut;
                         wakers.extend(slot.waker.take());
-                        false
-                    }
-                    WaitState::Queued => {
-                        next = Some(next.map_or(slot.deadline, |at| at.min(slot.deadline)));
-                        true
+                        s.queue.pop_front();
                     }
                     _ => {
+                        s.queue.pop_front();
                         s.free(id);
-                        false
                     }
                 }
-            });
-            s.queue = queue;
-        }
+            }
+        };
         wakers.into_iter().for_each(Waker::wake);
         next
     }
