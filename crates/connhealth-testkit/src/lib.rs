@@ -360,3 +360,47 @@ pub fn c_floor(args: &[&str]) -> io::Result<(f64, String)> {
         })?;
     Ok((figure, line))
 }
+
+/// A global allocator that counts the allocations made by each thread, for benchmarks
+/// that show a path allocates nothing. Install it in a bench binary with
+/// `#[global_allocator] static A: CountingAllocator = CountingAllocator;` and read the
+/// current thread's count with [`allocations`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Allocations (and reallocations) made so far by the current thread, when
+/// [`CountingAllocator`] is the global allocator.
+pub fn allocations() -> u64 {
+    ALLOCATIONS.with(std::cell::Cell::get)
+}
+
+fn count_allocation() {
+    // A const-initialised Cell: the count itself never allocates, and during thread
+    // teardown (no thread-local left) the allocation simply goes uncounted.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator, which upholds the
+// GlobalAlloc contract; counting touches only a thread-local Cell.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count_allocation();
+        // SAFETY: forwarded with the caller's layout, which the caller made valid.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from this allocator, that is from System, with `layout`.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        count_allocation();
+        // SAFETY: forwarded with the caller's arguments, valid for System as above.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}

@@ -7,8 +7,6 @@
 //! Each line prints a ratio. Numbers on a busy machine are noisy: each figure is the
 //! best of several rounds, interleaved so that drift hits every pool alike.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -17,39 +15,11 @@ use std::time::{Duration, Instant};
 use connhealth::pool::{Manager, Pool, TcpManager};
 use connhealth::Status;
 
-// ---- a counting allocator: allocations made by the measuring thread only ----------
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
-// const-initialised thread-local Cell, which never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's pointer and layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: forwarded with the caller's arguments.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+// Counts the allocations of the measuring thread.
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOCATOR: connhealth_testkit::CountingAllocator = connhealth_testkit::CountingAllocator;
 
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
+use connhealth_testkit::allocations;
 
 // ---- three pools of no-op connections ----------------------------------------------
 
@@ -214,7 +184,14 @@ fn main() {
         on / off
     );
 
-    // 2. Zero allocations on the fast path.
+    // 2. Zero allocations on the fast path (and proof that the counter counts).
+    let before = allocations();
+    drop(std::hint::black_box(Vec::<u8>::with_capacity(8)));
+    assert_eq!(
+        allocations() - before,
+        1,
+        "the counting allocator is not installed"
+    );
     let mut per_op = [0.0; 3];
     for (k, pool) in pools.iter().enumerate() {
         rt.block_on(async {
