@@ -190,10 +190,16 @@ impl<C> Shared<C> {
     }
 }
 
+/// Keeps the lock on a cache line of its own: the `Arc` count beside it changes on every
+/// checkout and return too, and two cores would fight over one line for both.
+#[derive(Debug)]
+#[repr(align(128))]
+struct CachePadded<T>(T);
+
 pub(crate) struct Inner<M: Manager> {
     pub(crate) manager: M,
     pub(crate) config: Config,
-    shared: Mutex<Shared<M::Connection>>,
+    shared: CachePadded<Mutex<Shared<M::Connection>>>,
     pub(crate) counters: Counters,
     seed: AtomicU64,
 }
@@ -213,7 +219,7 @@ impl<M: Manager> Inner<M> {
             .finish();
         Inner {
             manager,
-            shared: Mutex::new(Shared {
+            shared: CachePadded(Mutex::new(Shared {
                 idle: VecDeque::with_capacity(config.max_size),
                 queue: VecDeque::new(),
                 slots: Vec::new(),
@@ -225,7 +231,7 @@ impl<M: Manager> Inner<M> {
                 requests: 0,
                 wait_count: 0,
                 closed: false,
-            }),
+            })),
             config,
             counters: Counters::default(),
             seed: AtomicU64::new(seed),
@@ -237,7 +243,7 @@ impl<M: Manager> Inner<M> {
     /// fields before anything that can panic), so poisoning is ignored: one panicking
     /// task must not take the pool down for every other.
     fn lock(&self) -> MutexGuard<'_, Shared<M::Connection>> {
-        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Wraps a fresh connection with its expiry: `max_lifetime`, spread by the jitter
