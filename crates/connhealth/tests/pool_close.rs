@@ -75,3 +75,37 @@ async fn close_closes_idle_connections_at_once() {
     tokio::time::sleep(Duration::from_millis(60)).await;
     assert_eq!(server.accepted.load(SeqCst), 3);
 }
+
+#[tokio::test]
+async fn the_background_task_exits_when_the_pool_is_closed_or_dropped() {
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    for close_first in [false, true] {
+        let before = tasks();
+        let pool = Pool::builder()
+            .min_idle(1)
+            .watch_idle(false) // no 20 ms tick: only a wake-up ends the task promptly
+            .evict_interval(Duration::from_secs(3600))
+            .build(pool_support::Fakes::default())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(tasks(), before + 1, "one background task per pool");
+        if close_first {
+            pool.close().await;
+        } else {
+            drop(pool.clone()); // a clone going away changes nothing
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert_eq!(tasks(), before + 1);
+        }
+        drop(pool);
+        let gone = eventually(Duration::from_millis(500), || tasks() == before).await;
+        assert!(
+            gone.is_some(),
+            "the background task lives on (closed first: {close_first})"
+        );
+    }
+}

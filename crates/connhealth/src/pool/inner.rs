@@ -489,6 +489,8 @@ impl<M: Manager> Inner<M> {
         let idle = {
             let mut s = self.lock();
             s.closed = true;
+            // The background task exits on its next poll: make it now.
+            wakers.extend(s.maintainer.take());
             let idle = std::mem::take(&mut s.idle);
             s.size -= idle.len();
             while let Some(id) = s.queue.pop_front() {
@@ -619,6 +621,21 @@ impl<M: Manager> Inner<M> {
         };
         for _ in 0..want {
             self.spawn_connect();
+        }
+    }
+}
+
+impl<M: Manager> Drop for Inner<M> {
+    fn drop(&mut self) {
+        // The last handle is gone: wake the background task, so that it finds its weak
+        // reference dead and exits now rather than at its next timer.
+        let shared = self
+            .shared
+            .0
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(maintainer) = shared.maintainer.take() {
+            maintainer.wake();
         }
     }
 }
