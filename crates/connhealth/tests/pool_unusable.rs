@@ -74,3 +74,21 @@ async fn a_detached_connection_leaves_the_pool_and_stays_open() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(pool.stats().size(), 1);
 }
+
+#[tokio::test]
+async fn a_closed_connection_is_replaced_at_once_to_keep_min_idle() {
+    let server = Echo::start(None).await;
+    let pool = Pool::builder()
+        .max_size(4)
+        .min_idle(2)
+        .evict_interval(Duration::from_secs(3600)) // not the evictor's doing
+        .build(TcpManager::new(server.addr.clone()))
+        .await
+        .unwrap();
+    let mut conn = pool.get().await.unwrap();
+    conn.mark_unusable();
+    drop(conn);
+    let topped_up = eventually(Duration::from_secs(1), || pool.stats().idle() == 2).await;
+    assert!(topped_up.is_some(), "{:?}", pool.stats());
+    assert_eq!(server.accepted.load(SeqCst), 3);
+}

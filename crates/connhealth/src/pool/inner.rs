@@ -128,6 +128,8 @@ struct Shared<C> {
     /// The background task, woken when the queue stops being empty: it keeps one timer
     /// for the oldest waiter's deadline, so that no waiting `get` arms a timer of its own.
     maintainer: Option<Waker>,
+    /// A connection was closed: the background task tops `min_idle` up at once.
+    top_up: bool,
     /// Slots taken against `max_size`: open connections plus connects in flight.
     size: usize,
     connecting: usize,
@@ -166,6 +168,16 @@ impl<C> Shared<C> {
         let slot = &mut self.slots[id];
         slot.state = WaitState::Delivered(handoff);
         slot.waker.take()
+    }
+
+    /// Notes that a connection was closed; returns the background task's waker when it
+    /// should top `min_idle` up (to be woken once the lock is released).
+    fn closed_one(&mut self, min_idle: usize) -> Option<Waker> {
+        if min_idle == 0 || self.closed || self.top_up {
+            return None;
+        }
+        self.top_up = true;
+        self.maintainer.clone()
     }
 
     fn free(&mut self, id: usize) {
@@ -226,6 +238,7 @@ impl<M: Manager> Inner<M> {
                 free_slots: Vec::new(),
                 sweep_at: 16,
                 maintainer: None,
+                top_up: false,
                 size: 0,
                 connecting: 0,
                 requests: 0,
@@ -355,13 +368,15 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Times out the queued waiters whose deadline has passed, and returns the earliest
-    /// deadline left. Registers `cx` to hear of a new first waiter. Deadlines grow along
+    /// deadline left. Registers `cx` to hear of a new first waiter, and sets `top_up`
+    /// when a closed connection asked for `min_idle` to be topped up. Deadlines grow along
     /// the queue, so only its front is looked at.
-    fn expire_waiters(&self, cx: &mut Context<'_>) -> Option<Instant> {
+    fn expire_waiters(&self, cx: &mut Context<'_>, top_up: &mut bool) -> Option<Instant> {
         let now = Instant::now();
         let mut wakers = Vec::new();
         let next = {
             let mut s = self.lock();
+            *top_up |= std::mem::take(&mut s.top_up);
             match &s.maintainer {
                 Some(waker) if waker.will_wake(cx.waker()) => {}
                 _ => s.maintainer = Some(cx.waker().clone()),
@@ -402,7 +417,11 @@ impl<M: Manager> Inner<M> {
             // Idle connections exist only while no live waiter does, so the slot given
             // back here has no one to go to.
             s.size -= 1;
+            let top_up = s.closed_one(self.config.min_idle);
             drop(s);
+            if let Some(waker) = top_up {
+                waker.wake();
+            }
             let expired = idle.live.expired(now);
             return Step::Idle(idle.live, now.saturating_sub(idle.since), expired);
         }
@@ -478,7 +497,14 @@ impl<M: Manager> Inner<M> {
                     waker.wake();
                 }
             }
-            None => s.size -= 1,
+            None => {
+                s.size -= 1;
+                let top_up = s.closed_one(self.config.min_idle);
+                drop(s);
+                if let Some(waker) = top_up {
+                    waker.wake();
+                }
+            }
         }
     }
 
@@ -787,7 +813,8 @@ pub(crate) fn spawn_maintenance<M: Manager>(inner: &Arc<Inner<M>>) {
                 while watch && tick.poll_tick(cx).is_ready() {
                     scan = true;
                 }
-                while let Some(at) = inner.expire_waiters(cx) {
+                let mut top_up = false;
+                while let Some(at) = inner.expire_waiters(cx, &mut top_up) {
                     if waiters_timer.deadline() != at {
                         waiters_timer.as_mut().reset(at);
                     }
@@ -799,7 +826,7 @@ pub(crate) fn spawn_maintenance<M: Manager>(inner: &Arc<Inner<M>>) {
                     inner.evict();
                 }
                 let dead = if watch { inner.poll_idle(cx, scan) } else { 0 };
-                if evict_due || dead > 0 {
+                if evict_due || dead > 0 || top_up {
                     Poll::Ready(Some(inner))
                 } else {
                     Poll::Pending
