@@ -397,9 +397,10 @@ impl<M: Manager> Builder<M> {
         self
     }
 
-    /// Idle connections to keep open: opened at build, and replaced in the background
-    /// when they close: at once after a close by the peer, otherwise on the evictor's
-    /// next pass (default 0; at most `max_size`).
+    /// Idle connections to keep open: opened at build, and topped up in the background,
+    /// within `max_size`: at once when a connection is closed (by its peer, a failed
+    /// check, `mark_unusable`, its lifetime), and on each evictor pass for a dip caused
+    /// by checkouts (default 0; at most `max_size`).
     pub fn min_idle(mut self, min_idle: usize) -> Self {
         self.config.min_idle = min_idle;
         self
