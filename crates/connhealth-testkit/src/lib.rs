@@ -530,7 +530,8 @@ pub fn set_open_files_limit(limit: u64) -> io::Result<u64> {
 }
 
 /// A global allocator that counts live heap bytes and their peak, for benchmarks that
-/// report memory per operation:
+/// report memory per operation, and the allocations each thread makes ([`allocations`]),
+/// for benchmarks that show a path allocates nothing:
 ///
 /// ```
 /// use connhealth_testkit::CountingAllocator;
@@ -578,6 +579,7 @@ impl CountingAllocator {
     }
 
     fn grew(&self, bytes: usize) {
+        count_allocation();
         let now = self.current.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.peak.fetch_max(now, Ordering::Relaxed);
     }
@@ -587,6 +589,22 @@ impl Default for CountingAllocator {
     fn default() -> Self {
         Self::new()
     }
+}
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Allocations (and reallocations) made so far by the current thread, when
+/// [`CountingAllocator`] is the global allocator.
+pub fn allocations() -> u64 {
+    ALLOCATIONS.with(std::cell::Cell::get)
+}
+
+fn count_allocation() {
+    // A const-initialised Cell: the count itself never allocates, and during thread
+    // teardown (no thread-local left) the allocation simply goes uncounted.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the counters are

@@ -5,12 +5,14 @@ use std::io;
 
 mod check;
 mod deadpeer;
+mod pool;
 mod probe;
 
 /// Runs every part in order.
 pub(crate) fn run() -> io::Result<()> {
     check::run()?;
     probe::run()?;
+    pool::run()?;
     deadpeer::run()?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! Split by concern, as mio does: each file serves one capability of the crate.
 
 pub(crate) mod check;
+pub(crate) mod clock;
 pub(crate) mod keepalive;
 pub(crate) mod probe;
 pub(crate) mod tcp_info;

@@ -1,0 +1,111 @@
+//! `close()`: waiters get `Closed`, later gets too, idle connections close at once,
+//! connections returned afterwards are closed, and a second close is harmless.
+
+mod pool_support;
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
+
+use connhealth::pool::{Pool, PoolError, TcpManager};
+use pool_support::{eventually, Echo};
+
+#[tokio::test]
+async fn close_fails_waiters_and_closes_every_connection() {
+    let server = Echo::start(None).await;
+    let pool = Pool::builder()
+        .max_size(2)
+        .min_idle(2)
+        .get_timeout(Duration::from_secs(5))
+        .build(TcpManager::new(server.addr.clone()))
+        .await
+        .unwrap();
+    let a = pool.get().await.unwrap();
+    let b = pool.get().await.unwrap();
+    // The pool is exhausted: this get queues.
+    let queued = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.get().await.map(drop) }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(pool.stats().wait_count(), 1);
+
+    pool.close().await;
+    assert!(pool.is_closed());
+    let queued = tokio::time::timeout(Duration::from_secs(1), queued)
+        .await
+        .expect("waiter left hanging");
+    assert!(matches!(queued.unwrap(), Err(PoolError::Closed)));
+    assert!(matches!(pool.get().await, Err(PoolError::Closed)));
+
+    // Returned after the close: closed, not kept.
+    drop(a);
+    drop(b);
+    assert_eq!(pool.stats().size(), 0);
+    assert_eq!(pool.stats().idle(), 0);
+    let ended = eventually(Duration::from_secs(1), || server.ended.load(SeqCst) == 2).await;
+    assert!(
+        ended.is_some(),
+        "the server saw {} closes",
+        server.ended.load(SeqCst)
+    );
+
+    // Twice is harmless.
+    pool.close().await;
+    assert!(matches!(pool.get().await, Err(PoolError::Closed)));
+    assert_eq!(
+        PoolError::<std::io::Error>::Closed.to_string(),
+        "the pool is closed"
+    );
+}
+
+#[tokio::test]
+async fn close_closes_idle_connections_at_once() {
+    let server = Echo::start(None).await;
+    let pool = Pool::builder()
+        .min_idle(3)
+        .build(TcpManager::new(server.addr.clone()))
+        .await
+        .unwrap();
+    assert_eq!(pool.stats().idle(), 3);
+    pool.close().await;
+    assert_eq!(pool.stats().size(), 0);
+    let ended = eventually(Duration::from_secs(1), || server.ended.load(SeqCst) == 3).await;
+    assert!(ended.is_some());
+    // The background task does not reopen min_idle on a closed pool.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(server.accepted.load(SeqCst), 3);
+}
+
+#[tokio::test]
+async fn the_background_task_exits_when_the_pool_is_closed_or_dropped() {
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    for close_first in [false, true] {
+        let before = tasks();
+        let pool = Pool::builder()
+            .min_idle(1)
+            .watch_idle(false) // no 20 ms tick: only a wake-up ends the task promptly
+            .evict_interval(Duration::from_secs(3600))
+            .build(pool_support::Fakes::default())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(tasks(), before + 1, "one background task per pool");
+        if close_first {
+            pool.close().await;
+        } else {
+            drop(pool.clone()); // a clone going away changes nothing
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert_eq!(tasks(), before + 1);
+        }
+        drop(pool);
+        let gone = eventually(Duration::from_millis(500), || tasks() == before).await;
+        assert!(
+            gone.is_some(),
+            "the background task lives on (closed first: {close_first})"
+        );
+    }
+}
