@@ -9,7 +9,7 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::Manager;
-use crate::Status;
+use crate::{DeadPeer, Status};
 
 /// A [`Manager`] for TCP connections to one address: tokio `TcpStream`s, checked with
 /// [`check`](crate::check) at every checkout, and watched while idle.
@@ -30,6 +30,7 @@ pub struct TcpManager {
     nodelay: bool,
     keepalive: Option<Duration>,
     connect_timeout: Option<Duration>,
+    dead_peer: Option<DeadPeer>,
 }
 
 impl TcpManager {
@@ -42,6 +43,7 @@ impl TcpManager {
             nodelay: true,
             keepalive: None,
             connect_timeout: Some(Duration::from_secs(10)),
+            dead_peer: None,
         }
     }
 
@@ -55,6 +57,28 @@ impl TcpManager {
     /// counts keepalive times in whole seconds.
     pub fn keepalive(mut self, idle: impl Into<Option<Duration>>) -> Self {
         self.keepalive = idle.into();
+        self
+    }
+
+    /// Applies a [`DeadPeer`] policy to each new connection: once a peer goes silent (no
+    /// FIN, no RST), the kernel fails its connection within the policy's bound, and the
+    /// pool drops it at the next checkout, or at once while it is idle and watched. The
+    /// policy sets keepalive itself, so it replaces [`TcpManager::keepalive`]. A bound
+    /// the platform cannot honour makes every connect fail, with the reason.
+    ///
+    /// Give the same policy to [`ProberBuilder::dead_peer`](crate::ProberBuilder::dead_peer)
+    /// so that a health checker and the pool agree on how long "silent" may last.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use connhealth::{pool::TcpManager, DeadPeer};
+    ///
+    /// let manager = TcpManager::new("127.0.0.1:6379")
+    ///     .dead_peer(DeadPeer::detect_within(Duration::from_secs(10)));
+    /// # drop(manager);
+    /// ```
+    pub fn dead_peer(mut self, policy: DeadPeer) -> Self {
+        self.dead_peer = Some(policy);
         self
     }
 
@@ -85,13 +109,13 @@ impl TcpManager {
         Ok(stream)
     }
 
-    /// Socket options applied to each new connection, right after connect. Further
-    /// per-socket policy (dead-peer detection: keepalive counts, `TCP_USER_TIMEOUT`)
-    /// belongs here too, through `SockRef`.
+    /// Socket options applied to each new connection, right after connect.
     fn configure(&self, stream: &TcpStream) -> io::Result<()> {
         let sock = SockRef::from(stream);
         sock.set_tcp_nodelay(self.nodelay)?;
-        if let Some(idle) = self.keepalive {
+        if let Some(policy) = self.dead_peer {
+            policy.apply(stream)?;
+        } else if let Some(idle) = self.keepalive {
             sock.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
         }
         Ok(())
