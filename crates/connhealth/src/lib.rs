@@ -26,6 +26,26 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! ## Is this endpoint alive?
+//!
+//! [`Prober`] sends a SYN, waits for the SYN-ACK, and resets the half-finished handshake:
+//! the server application never sees a connection. One engine thread per prober runs
+//! probes at the machine's floor, whatever runtime the caller uses. See the [`probe`]
+//! module.
+//!
+//! ## A pool that never hands out a dead connection
+//!
+//! [`pool::Pool`] checks every checkout with [`check`] (no traffic), and drops an idle
+//! connection within milliseconds of its peer closing it, with no `get()` needed. It has
+//! all of Go's connpool features, and is faster than bb8 and deadpool uncontended.
+//!
+//! ## A peer that vanished silently
+//!
+//! [`DeadPeer::detect_within`] turns one bound into keepalive and `TCP_USER_TIMEOUT`
+//! settings, so that [`check`] reports `Closed(TimedOut)` within it. [`inspect`] reads
+//! `TCP_INFO` ([`Inspection::stalled`] warns early), and [`heartbeat::Heartbeat`] pings at
+//! the application level, with deadlines.
+//!
 //! ## Platforms
 //!
 //! Linux is built and tested. Other Unix systems build through the portable path
