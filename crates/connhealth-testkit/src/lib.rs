@@ -173,6 +173,17 @@ impl Netns {
         })
     }
 
+    /// A connected TCP pair made inside the namespace on its `127.0.0.1` (the client end,
+    /// the accepted end), and the listener's port, the one to drop or kill.
+    pub fn tcp_pair(&self) -> io::Result<(TcpStream, TcpStream, u16)> {
+        self.enter(|| {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let port = listener.local_addr()?.port();
+            let (client, server) = tcp_pair(&listener)?;
+            Ok((client, server, port))
+        })?
+    }
+
     /// Runs `program args...` inside the namespace; an error if it fails.
     pub fn exec(&self, program: &str, args: &[&str]) -> io::Result<Output> {
         run(Command::new("ip")

@@ -150,14 +150,7 @@ fn killed_by_the_local_stack_is_aborted() {
         return;
     }
     let netns = Netns::new().unwrap();
-    let (conn, _peer, port) = netns
-        .enter(|| {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = listener.local_addr().unwrap().port();
-            let (conn, peer) = tcp_pair(&listener).unwrap();
-            (conn, peer, port)
-        })
-        .unwrap();
+    let (conn, _peer, port) = netns.tcp_pair().unwrap();
     assert_eq!(check(&conn), Status::Open);
     // Kill only our side (its remote port is the listener's), as an administrator would.
     netns
@@ -169,14 +162,7 @@ fn killed_by_the_local_stack_is_aborted() {
 
 /// A connection inside a fresh namespace, with the peer's port then silently dropped.
 fn vanished_peer(netns: &Netns) -> (TcpStream, TcpStream) {
-    let (conn, peer, port) = netns
-        .enter(|| {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = listener.local_addr().unwrap().port();
-            let (conn, peer) = tcp_pair(&listener).unwrap();
-            (conn, peer, port)
-        })
-        .unwrap();
+    let (conn, peer, port) = netns.tcp_pair().unwrap();
     assert_eq!(check(&conn), Status::Open);
     netns.drop_tcp_port(port).unwrap();
     (conn, peer)

@@ -11,19 +11,6 @@ use std::time::{Duration, Instant};
 use connhealth::{check, inspect, Closed, DeadPeer, DeadPeerError, DeadPeerSettings, Status};
 use connhealth_testkit::{require, wait_until, Netns};
 
-/// A connected pair made inside `netns`, and the listener's port.
-fn pair_in(netns: &Netns) -> (TcpStream, TcpStream, u16) {
-    netns
-        .enter(|| {
-            let listener = TcpListener::bind("127.0.0.1:0")?;
-            let port = listener.local_addr()?.port();
-            let (client, server) = connhealth_testkit::tcp_pair(&listener)?;
-            Ok::<_, std::io::Error>((client, server, port))
-        })
-        .expect("enter the namespace")
-        .expect("a connection inside the namespace")
-}
-
 /// Polls `check` until it says closed; returns how long after `since` that was, and what
 /// it said. `check` is called once per poll: a second call would no longer see the error.
 fn wait_closed(conn: &TcpStream, since: Instant, limit: Duration) -> Option<(Duration, Status)> {
@@ -45,7 +32,7 @@ fn idle_connection_to_a_vanished_peer_times_out_within_the_bound() {
     }
     let bound = Duration::from_secs(3);
     let netns = Netns::new().unwrap();
-    let (conn, _peer, port) = pair_in(&netns);
+    let (conn, _peer, port) = netns.tcp_pair().unwrap();
     DeadPeer::detect_within(bound).apply(&conn).unwrap();
 
     let vanished = Instant::now();
@@ -72,7 +59,7 @@ fn unacknowledged_data_to_a_vanished_peer_times_out_within_the_bound() {
     }
     let bound = Duration::from_secs(3);
     let netns = Netns::new().unwrap();
-    let (mut conn, _peer, port) = pair_in(&netns);
+    let (mut conn, _peer, port) = netns.tcp_pair().unwrap();
     DeadPeer::detect_within(bound).apply(&conn).unwrap();
     netns.drop_tcp_port(port).unwrap();
 

@@ -85,15 +85,7 @@ fn stalled_turns_true_within_a_second_of_the_peer_vanishing_under_load() {
         return;
     }
     let netns = Netns::new().unwrap();
-    let (mut conn, mut peer, port) = netns
-        .enter(|| {
-            let listener = TcpListener::bind("127.0.0.1:0")?;
-            let port = listener.local_addr()?.port();
-            let (conn, peer) = tcp_pair(&listener)?;
-            Ok::<_, std::io::Error>((conn, peer, port))
-        })
-        .unwrap()
-        .unwrap();
+    let (mut conn, mut peer, port) = netns.tcp_pair().unwrap();
 
     // The peer drains everything, so a stall can only come from the network.
     let done = Arc::new(AtomicBool::new(false));
