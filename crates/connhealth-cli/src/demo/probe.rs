@@ -2,7 +2,7 @@
 //! half-open mode, and every probe in connect mode.
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -16,21 +16,18 @@ pub(crate) fn run() -> io::Result<()> {
     super::heading("Prober: half-open probes, seen from the server");
     let runtime = tokio::runtime::Runtime::new()?;
     for (mode, name) in [(Mode::HalfOpen, "half-open"), (Mode::Connect, "connect")] {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
+        let listener = deep_listener()?;
         let addr = listener.local_addr()?;
-        // The server accepts all along, as a real one would.
+        // The server accepts all along, as a real one would, and at once: a server that
+        // falls behind fills its accept queue, and the kernel then drops SYNs, which
+        // come back only after the 1 s retransmission.
         let accepted = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let server = thread::spawn({
             let (accepted, stop) = (accepted.clone(), stop.clone());
-            move || loop {
-                match listener.accept() {
-                    Ok(_) => {
-                        accepted.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) if stop.load(Ordering::Relaxed) => return,
-                    Err(_) => thread::sleep(Duration::from_millis(1)),
+            move || {
+                while listener.accept().is_ok() && !stop.load(Ordering::Relaxed) {
+                    accepted.fetch_add(1, Ordering::Relaxed);
                 }
             }
         });
@@ -50,6 +47,7 @@ pub(crate) fn run() -> io::Result<()> {
         // completed its handshake by now.
         thread::sleep(Duration::from_millis(300));
         stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(addr); // wakes the accept, which now sees `stop`
         let _ = server.join();
         println!(
             "{name:>9}: {PROBES} probes of {addr} in {:.1} ms, {up} up; the listener accepted {} connections",
@@ -59,4 +57,14 @@ pub(crate) fn run() -> io::Result<()> {
     }
     println!("\nHalf-open: SYN, SYN-ACK, RST. The server application never sees a connection.");
     Ok(())
+}
+
+/// A loopback listener with a deep accept queue, as a busy server configures it: the
+/// connect-mode burst must not overflow it while the accepting thread waits for a core.
+fn deep_listener() -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
 }
