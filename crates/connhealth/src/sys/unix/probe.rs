@@ -98,6 +98,16 @@ fn set_half_open(_socket: &Socket, _half_open: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// What a wait (`epoll_wait`, `poll`) returned: how many entries are ready, or `None`
+/// when a signal interrupted it (`EINTR`), which only means "look again".
+fn ready_count(ret: libc::c_int) -> io::Result<Option<usize>> {
+    match cvt(ret) {
+        Ok(n) => Ok(Some(n as usize)),
+        Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -259,16 +269,11 @@ impl Poller {
                 timeout_ms(timeout),
             )
         };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            return if err.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(err)
-            };
-        }
+        let Some(n) = ready_count(n)? else {
+            return Ok(());
+        };
         // SAFETY: epoll_wait initialised the first `n` entries.
-        unsafe { self.events.set_len(n as usize) };
+        unsafe { self.events.set_len(n) };
         out.extend(self.events.iter().map(|e| e.u64));
         Ok(())
     }
@@ -330,13 +335,8 @@ impl PollPoller {
                 timeout_ms(timeout),
             )
         };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            return if err.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(err)
-            };
+        if ready_count(n)?.is_none() {
+            return Ok(());
         }
         for (i, pfd) in self.fds.iter_mut().enumerate() {
             if pfd.revents != 0 {
