@@ -4,8 +4,10 @@
 //! connections, the count of slots taken against `max_size`, and the queue of waiters. A
 //! checkout on the fast path takes it once (pop an idle connection), a return takes it
 //! once (push it back, or hand it to the oldest waiter). Nothing else is touched: no
-//! atomics but the `Arc` clone a [`Pooled`](super::Pooled) holds and one relaxed counter,
-//! no timer, no allocation. The lock is never held across user code or an await, except
+//! atomics but the `Arc` clone a [`Pooled`](super::Pooled) holds (the counters it moves
+//! are kept under the lock it already holds), no precise clock, no timer, no allocation.
+//! A checkout that must queue registers its waker under that same lock, so a wait costs
+//! one more lock, when the hand-off is taken. The lock is never held across user code or an await, except
 //! for `Manager::poll_closed`, which is a readiness poll (see its documentation); a
 //! poisoned lock is recovered, because every critical section leaves the state whole
 //! before it can panic.
@@ -32,7 +34,7 @@ use tokio::time::{Instant, MissedTickBehavior, Sleep};
 
 use super::stats::{Counters, Stats};
 use super::Manager;
-use crate::sys::clock::coarse_now;
+use crate::sys::clock::{coarse_now, coarse_resolution};
 
 /// How long a connection sits idle before the watcher registers for its readiness
 /// events. Connections returned and taken again within this time (the busy ones) never
@@ -110,8 +112,11 @@ pub(crate) enum Waited<C> {
 struct WaitSlot<C> {
     state: WaitState<C>,
     waker: Option<Waker>,
-    /// When the wait gives up (`get_timeout` after the `get` began to wait).
-    deadline: Instant,
+    /// When the wait began (coarse clock).
+    queued: Duration,
+    /// When the wait gives up (coarse clock): `get_timeout` after it began, plus one
+    /// tick of the coarse clock, so that it never gives up early.
+    deadline: Duration,
 }
 
 #[derive(Debug)]
@@ -134,7 +139,11 @@ struct Shared<C> {
     size: usize,
     connecting: usize,
     requests: u64,
+    /// Connections handed out (idle, handed off or newly opened), before the checks
+    /// that `Counters::rejected` counts.
+    checkouts: u64,
     wait_count: u64,
+    wait_time: Duration,
     closed: bool,
 }
 
@@ -145,9 +154,9 @@ pub(crate) enum Step<C> {
     Idle(Live<C>, Duration, bool),
     /// A slot is ours: connect.
     Connect,
-    /// Queued in this waiter slot since the first instant: wait for a hand-off, until
-    /// the second.
-    Wait(usize, Instant, Instant),
+    /// Queued in this waiter slot, the task's waker registered: wait for a hand-off,
+    /// until this deadline (coarse clock).
+    Wait(usize, Duration),
     Closed,
 }
 
@@ -214,6 +223,8 @@ pub(crate) struct Inner<M: Manager> {
     shared: CachePadded<Mutex<Shared<M::Connection>>>,
     pub(crate) counters: Counters,
     seed: AtomicU64,
+    /// The coarse clock's resolution, added to waiters' deadlines.
+    tick: Duration,
 }
 
 impl<M: Manager> std::fmt::Debug for Inner<M> {
@@ -242,12 +253,15 @@ impl<M: Manager> Inner<M> {
                 size: 0,
                 connecting: 0,
                 requests: 0,
+                checkouts: 0,
                 wait_count: 0,
+                wait_time: Duration::ZERO,
                 closed: false,
             })),
             config,
             counters: Counters::default(),
             seed: AtomicU64::new(seed),
+            tick: coarse_resolution(),
         }
     }
 
@@ -283,13 +297,19 @@ impl<M: Manager> Inner<M> {
 
     pub(crate) fn stats(&self) -> Stats {
         let mut stats = Stats::default();
+        // Rejections are read first: each follows its checkout, so the checkouts read
+        // next include every one of them, and `successes` never counts a rejection
+        // whose checkout it has not seen.
+        let rejected = self.counters.rejected.load(Relaxed);
         {
             let s = self.lock();
             stats.size = s.size;
             stats.idle = s.idle.len();
             stats.connecting = s.connecting;
             stats.requests = s.requests;
+            stats.successes = s.checkouts.saturating_sub(rejected);
             stats.wait_count = s.wait_count;
+            stats.wait_time = s.wait_time;
         }
         self.counters.fill(&mut stats);
         stats
@@ -302,8 +322,9 @@ impl<M: Manager> Inner<M> {
     /// The first step of a checkout: an idle connection, else a slot to connect with
     /// (counted before the connect starts, so `max_size` holds while connects stall),
     /// else a place in the queue, with a deadline `get_timeout` from now. When the pool
-    /// must grow, `grow_by - 1` extra slots are reserved for background connects.
-    pub(crate) fn acquire(self: &Arc<Self>) -> Step<M::Connection> {
+    /// must grow, `grow_by - 1` extra slots are reserved for background connects. A
+    /// queued checkout registers `cx`'s waker in the same critical section.
+    pub(crate) fn acquire(self: &Arc<Self>, cx: &Context<'_>) -> Step<M::Connection> {
         let now = coarse_now();
         let mut s = self.lock();
         s.requests += 1;
@@ -311,6 +332,7 @@ impl<M: Manager> Inner<M> {
             return Step::Closed;
         }
         if let Some(idle) = s.idle.pop_back() {
+            s.checkouts += 1;
             drop(s);
             let expired = idle.live.expired(now);
             return Step::Idle(idle.live, now.saturating_sub(idle.since), expired);
@@ -325,27 +347,34 @@ impl<M: Manager> Inner<M> {
             }
             return Step::Connect;
         }
-        self.enqueue(s)
+        self.enqueue(s, now, cx)
     }
 
     /// Queues a checkout, oldest first. Kept out of line: the fast path never comes here.
     #[cold]
     #[inline(never)]
-    fn enqueue(&self, mut s: MutexGuard<'_, Shared<M::Connection>>) -> Step<M::Connection> {
+    fn enqueue(
+        &self,
+        mut s: MutexGuard<'_, Shared<M::Connection>>,
+        now: Duration,
+        cx: &Context<'_>,
+    ) -> Step<M::Connection> {
         s.wait_count += 1;
         if s.queue.len() >= s.sweep_at {
             // Waiters that were dropped stay queued until a hand-off meets them; sweep
             // them so that an exhausted pool cannot grow its queue without bound.
             s.sweep();
         }
-        let queued = Instant::now();
-        let deadline = deadline_from(queued, self.config.get_timeout);
+        // The coarse clock lags by up to a tick: one more tick keeps the wait from
+        // ending before `get_timeout` has passed.
+        let deadline = now.saturating_add(self.config.get_timeout.saturating_add(self.tick));
         let id = match s.free_slots.pop() {
             Some(id) => id,
             None => {
                 s.slots.push(WaitSlot {
                     state: WaitState::Free,
                     waker: None,
+                    queued: now,
                     deadline,
                 });
                 s.slots.len() - 1
@@ -353,7 +382,12 @@ impl<M: Manager> Inner<M> {
         };
         let slot = &mut s.slots[id];
         slot.state = WaitState::Queued;
+        slot.queued = now;
         slot.deadline = deadline;
+        match &slot.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => slot.waker = Some(cx.waker().clone()),
+        }
         // Deadlines grow along the queue (same timeout, later start), so the background
         // task's one timer, set for the oldest waiter, needs news only when the queue
         // stops being empty.
@@ -364,15 +398,15 @@ impl<M: Manager> Inner<M> {
         if let Some(maintainer) = maintainer {
             maintainer.wake();
         }
-        Step::Wait(id, queued, deadline)
+        Step::Wait(id, deadline)
     }
 
     /// Times out the queued waiters whose deadline has passed, and returns the earliest
-    /// deadline left. Registers `cx` to hear of a new first waiter, and sets `top_up`
+    /// deadline left (coarse clock). Registers `cx` to hear of a new first waiter, and sets `top_up`
     /// when a closed connection asked for `min_idle` to be topped up. Deadlines grow along
     /// the queue, so only its front is looked at.
-    fn expire_waiters(&self, cx: &mut Context<'_>, top_up: &mut bool) -> Option<Instant> {
-        let now = Instant::now();
+    fn expire_waiters(&self, cx: &mut Context<'_>, top_up: &mut bool) -> Option<Duration> {
+        let now = coarse_now();
         let mut wakers = Vec::new();
         let next = {
             let mut s = self.lock();
@@ -391,6 +425,8 @@ impl<M: Manager> Inner<M> {
                     WaitState::Queued => {
                         slot.state = WaitState::TimedOut;
                         wakers.extend(slot.waker.take());
+                        let waited = now.saturating_sub(slot.queued);
+                        s.wait_time += waited;
                         s.queue.pop_front();
                     }
                     _ => {
@@ -417,6 +453,7 @@ impl<M: Manager> Inner<M> {
             // Idle connections exist only while no live waiter does, so the slot given
             // back here has no one to go to.
             s.size -= 1;
+            s.checkouts += 1;
             let top_up = s.closed_one(self.config.min_idle);
             drop(s);
             if let Some(waker) = top_up {
@@ -438,7 +475,9 @@ impl<M: Manager> Inner<M> {
 
     /// A connect for a checkout succeeded: the slot now holds an open connection.
     pub(crate) fn connected(&self) {
-        self.lock().connecting -= 1;
+        let mut s = self.lock();
+        s.connecting -= 1;
+        s.checkouts += 1;
     }
 
     /// Returns a connection: to the oldest waiter, else to the idle list. It is closed
@@ -709,13 +748,18 @@ impl<M: Manager> Drop for ConnectSlot<M> {
 pub(crate) struct Waiting<'a, M: Manager> {
     inner: &'a Inner<M>,
     id: Option<usize>,
+    /// Not yet polled: the waker was registered when the checkout queued, in the same
+    /// poll, so the first poll need not look (a hand-off since then woke the task).
+    fresh: bool,
 }
 
 impl<'a, M: Manager> Waiting<'a, M> {
+    /// Waits in slot `id`, queued by [`Inner::acquire`] in this same poll of the task.
     pub(crate) fn new(inner: &'a Inner<M>, id: usize) -> Self {
         Waiting {
             inner,
             id: Some(id),
+            fresh: true,
         }
     }
 
@@ -732,8 +776,12 @@ impl<M: Manager> Future for Waiting<'_, M> {
         let Some(id) = self.id else {
             return Poll::Ready(Waited::Closed);
         };
+        if std::mem::take(&mut self.fresh) {
+            return Poll::Pending;
+        }
         let mut s = self.inner.lock();
         let slot = &mut s.slots[id];
+        let queued = slot.queued;
         let outcome = match std::mem::replace(&mut slot.state, WaitState::Free) {
             WaitState::Queued => {
                 slot.state = WaitState::Queued;
@@ -743,10 +791,20 @@ impl<M: Manager> Future for Waiting<'_, M> {
                 }
                 return Poll::Pending;
             }
-            WaitState::Delivered(handoff) => Waited::Handoff(handoff),
+            WaitState::Delivered(handoff) => {
+                s.wait_time += coarse_now().saturating_sub(queued);
+                if matches!(handoff, Handoff::Conn(_)) {
+                    s.checkouts += 1;
+                }
+                Waited::Handoff(handoff)
+            }
+            // Its wait was counted when it timed out.
             WaitState::TimedOut => Waited::TimedOut,
             // Closed (or, never, a state a queued waiter cannot be in).
-            _ => Waited::Closed,
+            _ => {
+                s.wait_time += coarse_now().saturating_sub(queued);
+                Waited::Closed
+            }
         };
         s.free(id);
         drop(s);
@@ -792,9 +850,11 @@ pub(crate) fn spawn_maintenance<M: Manager>(inner: &Arc<Inner<M>>) {
         evict.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut tick = tokio::time::interval_at(start + WATCH_AFTER, WATCH_AFTER);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // One timer for every waiting get: set for the earliest deadline.
+        // One timer for every waiting get: set for the earliest deadline, which is on
+        // the coarse clock (`armed`).
         let mut waiters_timer: Pin<Box<Sleep>> =
             Box::pin(tokio::time::sleep_until(deadline_after(Duration::MAX)));
+        let mut armed = None;
         loop {
             let woke = poll_fn(|cx| {
                 // The strong reference lives only for this poll: between wake-ups the
@@ -815,8 +875,15 @@ pub(crate) fn spawn_maintenance<M: Manager>(inner: &Arc<Inner<M>>) {
                 }
                 let mut top_up = false;
                 while let Some(at) = inner.expire_waiters(cx, &mut top_up) {
-                    if waiters_timer.deadline() != at {
-                        waiters_timer.as_mut().reset(at);
+                    if armed != Some(at) || waiters_timer.is_elapsed() {
+                        // The coarse clock may not have reached `at` when the timer
+                        // fires: then it is set again, at least a millisecond on (the
+                        // timer's resolution), rather than spun on.
+                        let left = at
+                            .saturating_sub(coarse_now())
+                            .max(Duration::from_millis(1));
+                        waiters_timer.as_mut().reset(deadline_after(left));
+                        armed = Some(at);
                     }
                     if waiters_timer.as_mut().poll(cx).is_pending() {
                         break;

@@ -83,9 +83,10 @@
 //! ping, idle watching on.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -222,7 +223,9 @@ impl<M: Manager> Pool<M> {
     pub async fn get(&self) -> Result<Pooled<M>, PoolError<M::Error>> {
         let inner = &self.inner;
         let mut deadline = None;
-        let mut step = inner.acquire();
+        // Polled once, to hand `acquire` the task's waker: a checkout that must queue
+        // registers it under the lock it queues under.
+        let mut step = poll_fn(|cx| Poll::Ready(inner.acquire(cx))).await;
         loop {
             step = match step {
                 Step::Idle(live, idle_for, expired) => {
@@ -243,11 +246,16 @@ impl<M: Manager> Pool<M> {
                         .is_some_and(|after| idle_for >= after)
                     {
                         // Cancelled or timed out mid-ping, the connection's state is
-                        // unknown: it is closed, not returned.
+                        // unknown: it is closed, not returned, and its checkout is
+                        // counted as rejected until the ping says otherwise.
                         conn.unusable = true;
+                        Counters::bump(&inner.counters.rejected, 1);
                         let ping = inner.manager.ping(&mut conn);
                         match self.bounded(&mut deadline, ping).await {
-                            Ok(Ok(())) => None,
+                            Ok(Ok(())) => {
+                                inner.counters.rejected.fetch_sub(1, Relaxed);
+                                None
+                            }
                             Ok(Err(err)) => {
                                 tracing::debug!(error = %err, "pool: ping failed at checkout");
                                 Some(&inner.counters.ping_failed)
@@ -260,11 +268,14 @@ impl<M: Manager> Pool<M> {
                     match failed {
                         None => {
                             conn.unusable = false;
-                            Counters::bump(&inner.counters.successes, 1);
                             return Ok(conn);
                         }
                         Some(counter) => {
                             Counters::bump(counter, 1);
+                            if !conn.unusable {
+                                // (A failed ping was counted as rejected before it ran.)
+                                Counters::bump(&inner.counters.rejected, 1);
+                            }
                             // Close it but keep its slot: the next step reuses it.
                             drop(conn.live.take());
                             drop(conn);
@@ -278,7 +289,6 @@ impl<M: Manager> Pool<M> {
                         Ok(Ok(conn)) => {
                             slot.disarm();
                             inner.connected();
-                            Counters::bump(&inner.counters.successes, 1);
                             return Ok(Pooled {
                                 live: Some(inner.live(conn)),
                                 inner: Arc::clone(inner),
@@ -293,12 +303,16 @@ impl<M: Manager> Pool<M> {
                         Err(timeout) => return Err(timeout),
                     }
                 }
-                Step::Wait(id, queued, at) => {
+                Step::Wait(id, at) => {
                     // No timer of our own: the pool's background task times waiters out.
-                    deadline = Some(at);
                     let waited = Waiting::new(inner, id).await;
-                    let waited_for = queued.elapsed();
-                    Counters::bump(&inner.counters.wait_nanos, waited_for.as_nanos() as u64);
+                    if matches!(waited, Waited::Handoff(Handoff::Slot))
+                        || inner.config.ping_after_idle.is_some()
+                    {
+                        // What follows may await (a connect, a ping): it has what is
+                        // left of the wait's deadline, on the runtime's clock.
+                        deadline = Some(deadline_after(at.saturating_sub(coarse_now())));
+                    }
                     match waited {
                         Waited::Handoff(Handoff::Conn(live)) => {
                             let expired = live.expired(coarse_now());

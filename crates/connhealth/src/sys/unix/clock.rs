@@ -31,3 +31,21 @@ pub(crate) fn coarse_now() -> Duration {
     }
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
+
+/// How far [`coarse_now`] can lag the precise clock: its resolution (one scheduler tick
+/// on Linux), never less than a microsecond nor more than a tenth of a second.
+pub(crate) fn coarse_resolution() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: as in `coarse_now`: a valid, writable timespec and a known clock id.
+    let rc = unsafe { libc::clock_getres(CLOCK, &mut ts) };
+    let res = if rc == 0 {
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    } else {
+        // Cannot happen; assume the slowest tick Linux is built with (100 Hz).
+        Duration::from_millis(10)
+    };
+    res.clamp(Duration::from_micros(1), Duration::from_millis(100))
+}
