@@ -48,8 +48,15 @@ async fn a_waiter_dropped_after_the_hand_off_reached_it_passes_it_on() {
         "the same connection"
     );
     assert_eq!(fakes.made.load(SeqCst), 1);
-    assert_eq!(pool.stats().size(), 1);
-    assert_eq!(pool.stats().idle(), 1);
+    let stats = pool.stats();
+    assert_eq!((stats.size(), stats.idle()), (1, 1));
+    assert_eq!(
+        (stats.requests(), stats.successes()),
+        (3, 2),
+        "the dropped waiter's hand-off is not a success"
+    );
+    // The second waiter queued at least 10 ms; the coarse clock may round it down a tick.
+    assert!(stats.wait_time() >= Duration::from_millis(6), "{stats:?}");
 }
 
 #[tokio::test]
@@ -98,9 +105,13 @@ async fn a_get_dropped_mid_ping_closes_the_connection() {
     let mut get = Box::pin(pool.get());
     assert!(futures_poll_once(&mut get).await);
     drop(get);
-    // Its state is unknown after half a ping: closed, not returned.
-    assert_eq!(pool.stats().size(), 0);
+    // Its state is unknown after half a ping: closed, not returned, and not a success.
+    let stats = pool.stats();
+    assert_eq!(stats.size(), 0);
     assert_eq!(fakes.open.load(SeqCst), 0);
+    assert_eq!((stats.requests(), stats.successes()), (2, 1));
+    drop(pool.get().await.unwrap());
+    assert_eq!(pool.stats().successes(), 2);
 }
 
 /// Polls a future once; true if it is still pending.

@@ -4,7 +4,6 @@
 
 mod pool_support;
 
-use std::future::Future;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
@@ -39,33 +38,6 @@ async fn a_connection_that_fails_its_check_is_replaced() {
         (4, 4),
         "a checkout that failed its check is not a success"
     );
-}
-
-#[tokio::test]
-async fn a_get_dropped_during_its_ping_is_not_a_success() {
-    let fakes = Fakes::default();
-    let pool = Pool::builder()
-        .max_size(1)
-        .ping_after_idle(Duration::ZERO)
-        .build(fakes.clone())
-        .await
-        .unwrap();
-    drop(pool.get().await.unwrap()); // a connect: no ping
-    assert_eq!(pool.stats().successes(), 1);
-    let mut get = Box::pin(pool.get());
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(get.as_mut().poll(cx))).await;
-    assert!(first.is_pending(), "the ping sleeps");
-    assert_eq!(fakes.pings.load(SeqCst), 1);
-    drop(get);
-    let stats = pool.stats();
-    assert_eq!((stats.requests(), stats.successes()), (2, 1));
-    assert_eq!(
-        stats.size(),
-        0,
-        "its state unknown, the connection was closed"
-    );
-    drop(pool.get().await.unwrap());
-    assert_eq!(pool.stats().successes(), 2);
 }
 
 #[tokio::test]
