@@ -453,7 +453,9 @@ impl<M: Manager> Builder<M> {
     }
 
     /// How long [`Pool::get`] may take in all: waiting, connecting and pinging
-    /// (default 30 s).
+    /// (default 30 s). A wait in the queue is timed on the pool's coarse clock, which
+    /// costs no system call: it never ends early, and may end up to two scheduler ticks
+    /// (a few milliseconds on Linux) late.
     pub fn get_timeout(mut self, timeout: Duration) -> Self {
         self.config.get_timeout = timeout;
         self
