@@ -791,21 +791,18 @@ impl<M: Manager> Future for Waiting<'_, M> {
                 }
                 return Poll::Pending;
             }
-            WaitState::Delivered(handoff) => {
-                s.wait_time += coarse_now().saturating_sub(queued);
-                if matches!(handoff, Handoff::Conn(_)) {
-                    s.checkouts += 1;
-                }
-                Waited::Handoff(handoff)
-            }
-            // Its wait was counted when it timed out.
+            WaitState::Delivered(handoff) => Waited::Handoff(handoff),
             WaitState::TimedOut => Waited::TimedOut,
             // Closed (or, never, a state a queued waiter cannot be in).
-            _ => {
-                s.wait_time += coarse_now().saturating_sub(queued);
-                Waited::Closed
-            }
+            _ => Waited::Closed,
         };
+        // A wait that timed out was counted then.
+        if !matches!(outcome, Waited::TimedOut) {
+            s.wait_time += coarse_now().saturating_sub(queued);
+        }
+        if matches!(outcome, Waited::Handoff(Handoff::Conn(_))) {
+            s.checkouts += 1;
+        }
         s.free(id);
         drop(s);
         self.finish(outcome)
