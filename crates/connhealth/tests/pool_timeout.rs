@@ -98,6 +98,47 @@ async fn queued_gets_each_time_out_on_their_own_deadline() {
 }
 
 #[tokio::test]
+async fn a_wait_and_the_connect_after_it_share_one_timeout() {
+    // 100 ms into its wait, the waiter is handed either a slot (the held connection is
+    // closed) or a connection that fails its check; either way it must connect, and the
+    // connect stalls. It gives up at get_timeout from the start of the get, not a whole
+    // get_timeout after the hand-off.
+    for handed_a_dead_connection in [false, true] {
+        let fakes = Fakes::default();
+        let pool = Pool::builder()
+            .max_size(1)
+            .get_timeout(Duration::from_millis(250))
+            .build(fakes.clone())
+            .await
+            .unwrap();
+        let mut held = pool.get().await.unwrap();
+        let waiter = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                let start = Instant::now();
+                let result = pool.get().await.map(drop);
+                (result, start.elapsed())
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fakes.delay_ms.store(5000, SeqCst);
+        if handed_a_dead_connection {
+            fakes.mark_dead(held.id);
+        } else {
+            held.mark_unusable();
+        }
+        drop(held);
+        let (result, took) = waiter.await.unwrap();
+        assert!(matches!(result, Err(PoolError::Timeout)), "{result:?}");
+        assert!(
+            took >= Duration::from_millis(245) && took < Duration::from_millis(330),
+            "handed a dead connection: {handed_a_dead_connection}, {took:?}"
+        );
+        assert_eq!(pool.stats().size(), 0, "the stalled connect freed its slot");
+    }
+}
+
+#[tokio::test]
 async fn a_refused_connect_says_where_it_went() {
     use connhealth::pool::TcpManager;
     // A loopback port with no listener: refused at once.

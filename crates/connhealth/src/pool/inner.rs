@@ -7,10 +7,10 @@
 //! atomics but the `Arc` clone a [`Pooled`](super::Pooled) holds (the counters it moves
 //! are kept under the lock it already holds), no precise clock, no timer, no allocation.
 //! A checkout that must queue registers its waker under that same lock, so a wait costs
-//! one more lock, when the hand-off is taken. The lock is never held across user code or an await, except
-//! for `Manager::poll_closed`, which is a readiness poll (see its documentation); a
-//! poisoned lock is recovered, because every critical section leaves the state whole
-//! before it can panic.
+//! one more lock, when the hand-off is taken. The lock is never held across user code or
+//! an await, except for `Manager::poll_closed`, which is a readiness poll (see its
+//! documentation); a poisoned lock is recovered, because every critical section leaves
+//! the state whole before it can panic.
 //!
 //! Waiters queue in arrival order. A returned connection, or a slot freed by a closed
 //! one, is put straight into the oldest waiter's slot under the lock, and its task woken
@@ -402,9 +402,9 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Times out the queued waiters whose deadline has passed, and returns the earliest
-    /// deadline left (coarse clock). Registers `cx` to hear of a new first waiter, and sets `top_up`
-    /// when a closed connection asked for `min_idle` to be topped up. Deadlines grow along
-    /// the queue, so only its front is looked at.
+    /// deadline left (coarse clock). Registers `cx` to hear of a new first waiter, and
+    /// sets `top_up` when a closed connection asked for `min_idle` to be topped up.
+    /// Deadlines grow along the queue, so only its front is looked at.
     fn expire_waiters(&self, cx: &mut Context<'_>, top_up: &mut bool) -> Option<Duration> {
         let now = coarse_now();
         let mut wakers = Vec::new();
@@ -426,8 +426,8 @@ impl<M: Manager> Inner<M> {
                         slot.state = WaitState::TimedOut;
                         wakers.extend(slot.waker.take());
                         let waited = now.saturating_sub(slot.queued);
-                        s.wait_time += waited;
                         s.queue.pop_front();
+                        s.wait_time += waited;
                     }
                     _ => {
                         s.queue.pop_front();

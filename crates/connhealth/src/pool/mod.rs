@@ -222,7 +222,7 @@ impl<M: Manager> Pool<M> {
     /// its way goes to the next waiter.
     pub async fn get(&self) -> Result<Pooled<M>, PoolError<M::Error>> {
         let inner = &self.inner;
-        let mut deadline = None;
+        let mut deadline = Deadline::Unset;
         // Polled once, to hand `acquire` the task's waker: a checkout that must queue
         // registers it under the lock it queues under.
         let mut step = poll_fn(|cx| Poll::Ready(inner.acquire(cx))).await;
@@ -305,15 +305,8 @@ impl<M: Manager> Pool<M> {
                 }
                 Step::Wait(id, at) => {
                     // No timer of our own: the pool's background task times waiters out.
-                    let waited = Waiting::new(inner, id).await;
-                    if matches!(waited, Waited::Handoff(Handoff::Slot))
-                        || inner.config.ping_after_idle.is_some()
-                    {
-                        // What follows may await (a connect, a ping): it has what is
-                        // left of the wait's deadline, on the runtime's clock.
-                        deadline = Some(deadline_after(at.saturating_sub(coarse_now())));
-                    }
-                    match waited {
+                    deadline = Deadline::Queued(at);
+                    match Waiting::new(inner, id).await {
                         Waited::Handoff(Handoff::Conn(live)) => {
                             let expired = live.expired(coarse_now());
                             Step::Idle(live, Duration::ZERO, expired)
@@ -335,10 +328,10 @@ impl<M: Manager> Pool<M> {
     /// starts, so that the fast path never arms a timer.
     async fn bounded<F: Future>(
         &self,
-        deadline: &mut Option<Instant>,
+        deadline: &mut Deadline,
         fut: F,
     ) -> Result<F::Output, PoolError<M::Error>> {
-        let at = *deadline.get_or_insert_with(|| deadline_after(self.inner.config.get_timeout));
+        let at = deadline.instant(self.inner.config.get_timeout);
         tokio::time::timeout_at(at, fut).await.map_err(|_| {
             Counters::bump(&self.inner.counters.timeouts, 1);
             PoolError::Timeout
@@ -524,6 +517,31 @@ impl<M: Manager> Builder<M> {
         }
         spawn_maintenance(&inner);
         Ok(Pool { inner })
+    }
+}
+
+/// A `get`'s deadline, fixed when first needed, so that a checkout that never awaits
+/// reads no clock.
+#[derive(Debug, Clone, Copy)]
+enum Deadline {
+    /// Nothing has awaited yet.
+    Unset,
+    /// A wait in the queue began it: this instant on the coarse clock.
+    Queued(Duration),
+    /// On the runtime's clock, for a timer.
+    At(Instant),
+}
+
+impl Deadline {
+    /// The deadline on the runtime's clock: `timeout` from now if none is set yet.
+    fn instant(&mut self, timeout: Duration) -> Instant {
+        let at = match *self {
+            Deadline::At(at) => at,
+            Deadline::Queued(at) => deadline_after(at.saturating_sub(coarse_now())),
+            Deadline::Unset => deadline_after(timeout),
+        };
+        *self = Deadline::At(at);
+        at
     }
 }
 
