@@ -34,7 +34,7 @@ use tokio::time::{Instant, MissedTickBehavior, Sleep};
 
 use super::stats::{Counters, Stats};
 use super::Manager;
-use crate::sys::clock::{coarse_now, coarse_resolution};
+use crate::sys::clock::{coarse_now, coarse_resolution, CoarseTime};
 
 /// How long a connection sits idle before the watcher registers for its readiness
 /// events. Connections returned and taken again within this time (the busy ones) never
@@ -60,13 +60,13 @@ pub(crate) struct Config {
 #[derive(Debug)]
 pub(crate) struct Live<C> {
     pub(crate) conn: C,
-    /// When it must be closed (coarse clock), drawn with jitter at creation.
-    expires: Option<Duration>,
+    /// When it must be closed, drawn with jitter at creation.
+    expires: Option<CoarseTime>,
 }
 
 impl<C> Live<C> {
-    /// True when its lifetime is over at `now` (coarse clock).
-    pub(crate) fn expired(&self, now: Duration) -> bool {
+    /// True when its lifetime is over at `now`.
+    pub(crate) fn expired(&self, now: CoarseTime) -> bool {
         self.expires.is_some_and(|at| now >= at)
     }
 }
@@ -74,7 +74,7 @@ impl<C> Live<C> {
 #[derive(Debug)]
 struct Idle<C> {
     live: Live<C>,
-    since: Duration,
+    since: CoarseTime,
     /// Registered with the runtime for readiness events by the watcher.
     watched: bool,
 }
@@ -112,11 +112,11 @@ pub(crate) enum Waited<C> {
 struct WaitSlot<C> {
     state: WaitState<C>,
     waker: Option<Waker>,
-    /// When the wait began (coarse clock).
-    queued: Duration,
-    /// When the wait gives up (coarse clock): `get_timeout` after it began, plus one
-    /// tick of the coarse clock, so that it never gives up early.
-    deadline: Duration,
+    /// When the wait began.
+    queued: CoarseTime,
+    /// When the wait gives up: `get_timeout` after it began, plus one tick of the
+    /// coarse clock, so that it never gives up early.
+    deadline: CoarseTime,
 }
 
 #[derive(Debug)]
@@ -143,20 +143,22 @@ struct Shared<C> {
     /// that `Counters::rejected` counts.
     checkouts: u64,
     wait_count: u64,
-    wait_time: Duration,
+    /// The waits that ended, in nanoseconds.
+    wait_nanos: u64,
     closed: bool,
 }
 
 /// The next step of a checkout.
 #[derive(Debug)]
 pub(crate) enum Step<C> {
-    /// An idle connection, idle for this long, and whether its lifetime is over.
-    Idle(Live<C>, Duration, bool),
+    /// An idle connection, idle for this many nanoseconds, and whether its lifetime is
+    /// over.
+    Idle(Live<C>, u64, bool),
     /// A slot is ours: connect.
     Connect,
     /// Queued in this waiter slot, the task's waker registered: wait for a hand-off,
-    /// until this deadline (coarse clock).
-    Wait(usize, Duration),
+    /// until this deadline.
+    Wait(usize, CoarseTime),
     Closed,
 }
 
@@ -172,11 +174,15 @@ impl<C> Shared<C> {
         None
     }
 
-    /// Puts `handoff` in waiter `id`'s slot; returns the waker to wake once unlocked.
-    fn deliver(&mut self, id: usize, handoff: Handoff<C>) -> Option<Waker> {
+    /// Puts `handoff` in waiter `id`'s slot, and counts its wait as over at `now`;
+    /// returns the waker to wake once unlocked.
+    fn deliver(&mut self, id: usize, handoff: Handoff<C>, now: CoarseTime) -> Option<Waker> {
         let slot = &mut self.slots[id];
         slot.state = WaitState::Delivered(handoff);
-        slot.waker.take()
+        let waited = now.nanos_since(slot.queued);
+        let waker = slot.waker.take();
+        self.wait_nanos = self.wait_nanos.saturating_add(waited);
+        waker
     }
 
     /// Notes that a connection was closed; returns the background task's waker when it
@@ -223,8 +229,9 @@ pub(crate) struct Inner<M: Manager> {
     shared: CachePadded<Mutex<Shared<M::Connection>>>,
     pub(crate) counters: Counters,
     seed: AtomicU64,
-    /// The coarse clock's resolution, added to waiters' deadlines.
-    tick: Duration,
+    /// How long a queued checkout waits: `get_timeout` plus the coarse
+    /// clock's resolution, so that a wait never ends early.
+    queue_wait: Duration,
 }
 
 impl<M: Manager> std::fmt::Debug for Inner<M> {
@@ -255,13 +262,13 @@ impl<M: Manager> Inner<M> {
                 requests: 0,
                 checkouts: 0,
                 wait_count: 0,
-                wait_time: Duration::ZERO,
+                wait_nanos: 0,
                 closed: false,
             })),
+            queue_wait: config.get_timeout.saturating_add(coarse_resolution()),
             config,
             counters: Counters::default(),
             seed: AtomicU64::new(seed),
-            tick: coarse_resolution(),
         }
     }
 
@@ -281,7 +288,7 @@ impl<M: Manager> Inner<M> {
             let factor = (1.0 + self.config.lifetime_jitter * spread).max(0.0);
             // A lifetime too long to represent is no lifetime, not an overflow.
             let lifetime = Duration::try_from_secs_f64(lifetime.as_secs_f64() * factor).ok()?;
-            coarse_now().checked_add(lifetime)
+            Some(coarse_now().add(lifetime))
         });
         Live { conn, expires }
     }
@@ -309,7 +316,7 @@ impl<M: Manager> Inner<M> {
             stats.requests = s.requests;
             stats.successes = s.checkouts.saturating_sub(rejected);
             stats.wait_count = s.wait_count;
-            stats.wait_time = s.wait_time;
+            stats.wait_time = Duration::from_nanos(s.wait_nanos);
         }
         self.counters.fill(&mut stats);
         stats
@@ -335,7 +342,7 @@ impl<M: Manager> Inner<M> {
             s.checkouts += 1;
             drop(s);
             let expired = idle.live.expired(now);
-            return Step::Idle(idle.live, now.saturating_sub(idle.since), expired);
+            return Step::Idle(idle.live, now.nanos_since(idle.since), expired);
         }
         if s.size < self.config.max_size {
             let extra = (self.config.grow_by - 1).min(self.config.max_size - s.size - 1);
@@ -356,7 +363,7 @@ impl<M: Manager> Inner<M> {
     fn enqueue(
         &self,
         mut s: MutexGuard<'_, Shared<M::Connection>>,
-        now: Duration,
+        now: CoarseTime,
         cx: &Context<'_>,
     ) -> Step<M::Connection> {
         s.wait_count += 1;
@@ -365,9 +372,7 @@ impl<M: Manager> Inner<M> {
             // them so that an exhausted pool cannot grow its queue without bound.
             s.sweep();
         }
-        // The coarse clock lags by up to a tick: one more tick keeps the wait from
-        // ending before `get_timeout` has passed.
-        let deadline = now.saturating_add(self.config.get_timeout.saturating_add(self.tick));
+        let deadline = now.add(self.queue_wait);
         let id = match s.free_slots.pop() {
             Some(id) => id,
             None => {
@@ -405,7 +410,7 @@ impl<M: Manager> Inner<M> {
     /// deadline left (coarse clock). Registers `cx` to hear of a new first waiter, and
     /// sets `top_up` when a closed connection asked for `min_idle` to be topped up.
     /// Deadlines grow along the queue, so only its front is looked at.
-    fn expire_waiters(&self, cx: &mut Context<'_>, top_up: &mut bool) -> Option<Duration> {
+    fn expire_waiters(&self, cx: &mut Context<'_>, top_up: &mut bool) -> Option<CoarseTime> {
         let now = coarse_now();
         let mut wakers = Vec::new();
         let next = {
@@ -425,9 +430,9 @@ impl<M: Manager> Inner<M> {
                     WaitState::Queued => {
                         slot.state = WaitState::TimedOut;
                         wakers.extend(slot.waker.take());
-                        let waited = now.saturating_sub(slot.queued);
+                        let waited = now.nanos_since(slot.queued);
                         s.queue.pop_front();
-                        s.wait_time += waited;
+                        s.wait_nanos = s.wait_nanos.saturating_add(waited);
                     }
                     _ => {
                         s.queue.pop_front();
@@ -443,7 +448,7 @@ impl<M: Manager> Inner<M> {
     /// After a checked-out connection was found unusable and dropped: its slot is still
     /// ours. Take another idle connection (giving the slot back), else keep the slot and
     /// connect.
-    pub(crate) fn reacquire(&self, now: Duration) -> Step<M::Connection> {
+    pub(crate) fn reacquire(&self, now: CoarseTime) -> Step<M::Connection> {
         let mut s = self.lock();
         if s.closed {
             s.size -= 1;
@@ -460,7 +465,7 @@ impl<M: Manager> Inner<M> {
                 waker.wake();
             }
             let expired = idle.live.expired(now);
-            return Step::Idle(idle.live, now.saturating_sub(idle.since), expired);
+            return Step::Idle(idle.live, now.nanos_since(idle.since), expired);
         }
         s.connecting += 1;
         Step::Connect
@@ -502,7 +507,7 @@ impl<M: Manager> Inner<M> {
         }
         match s.next_waiter() {
             Some(id) => {
-                let waker = s.deliver(id, Handoff::Conn(live));
+                let waker = s.deliver(id, Handoff::Conn(live), now);
                 // Wake the waiter outside the lock: waking may take the runtime's own
                 // locks and unpark a thread.
                 drop(s);
@@ -530,7 +535,7 @@ impl<M: Manager> Inner<M> {
             Some(id) => {
                 // The slot passes to the waiter as a connect in flight.
                 s.connecting += 1;
-                let waker = s.deliver(id, Handoff::Slot);
+                let waker = s.deliver(id, Handoff::Slot, coarse_now());
                 drop(s);
                 if let Some(waker) = waker {
                     waker.wake();
@@ -550,6 +555,7 @@ impl<M: Manager> Inner<M> {
     /// Closes the pool: waiters get `Closed`, idle connections are closed, later returns
     /// are closed. Idempotent.
     pub(crate) fn close(&self) {
+        let now = coarse_now();
         let mut wakers = Vec::new();
         let idle = {
             let mut s = self.lock();
@@ -563,6 +569,8 @@ impl<M: Manager> Inner<M> {
                 if matches!(slot.state, WaitState::Queued) {
                     slot.state = WaitState::Closed;
                     wakers.extend(slot.waker.take());
+                    let waited = now.nanos_since(slot.queued);
+                    s.wait_nanos = s.wait_nanos.saturating_add(waited);
                 } else {
                     s.free(id);
                 }
@@ -619,7 +627,7 @@ impl<M: Manager> Inner<M> {
                 while s.idle.len() > self.config.min_idle
                     && s.idle
                         .front()
-                        .is_some_and(|idle| now.saturating_sub(idle.since) >= timeout)
+                        .is_some_and(|idle| now.since(idle.since) >= timeout)
                 {
                     closed.extend(s.idle.pop_front());
                 }
@@ -643,7 +651,7 @@ impl<M: Manager> Inner<M> {
             let mut i = 0;
             while i < s.idle.len() {
                 let idle = &mut s.idle[i];
-                if !idle.watched && scan && now.saturating_sub(idle.since) >= WATCH_AFTER {
+                if !idle.watched && scan && now.since(idle.since) >= WATCH_AFTER {
                     idle.watched = true;
                 }
                 // A panicking poll_closed must not end the background task, which also
@@ -781,7 +789,6 @@ impl<M: Manager> Future for Waiting<'_, M> {
         }
         let mut s = self.inner.lock();
         let slot = &mut s.slots[id];
-        let queued = slot.queued;
         let outcome = match std::mem::replace(&mut slot.state, WaitState::Free) {
             WaitState::Queued => {
                 slot.state = WaitState::Queued;
@@ -796,10 +803,8 @@ impl<M: Manager> Future for Waiting<'_, M> {
             // Closed (or, never, a state a queued waiter cannot be in).
             _ => Waited::Closed,
         };
-        // A wait that timed out was counted then.
-        if !matches!(outcome, Waited::TimedOut) {
-            s.wait_time += coarse_now().saturating_sub(queued);
-        }
+        // (The wait was counted in `wait_time` when it ended: at the hand-off, the
+        // timeout or the close.)
         if matches!(outcome, Waited::Handoff(Handoff::Conn(_))) {
             s.checkouts += 1;
         }
@@ -876,9 +881,7 @@ pub(crate) fn spawn_maintenance<M: Manager>(inner: &Arc<Inner<M>>) {
                         // The coarse clock may not have reached `at` when the timer
                         // fires: then it is set again, at least a millisecond on (the
                         // timer's resolution), rather than spun on.
-                        let left = at
-                            .saturating_sub(coarse_now())
-                            .max(Duration::from_millis(1));
+                        let left = at.since(coarse_now()).max(Duration::from_millis(1));
                         waiters_timer.as_mut().reset(deadline_after(left));
                         armed = Some(at);
                     }

@@ -93,7 +93,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::sys::clock::coarse_now;
+use crate::sys::clock::{coarse_now, CoarseTime};
 use crate::Status;
 
 mod inner;
@@ -243,7 +243,7 @@ impl<M: Manager> Pool<M> {
                     } else if inner
                         .config
                         .ping_after_idle
-                        .is_some_and(|after| idle_for >= after)
+                        .is_some_and(|after| Duration::from_nanos(idle_for) >= after)
                     {
                         // Cancelled or timed out mid-ping, the connection's state is
                         // unknown: it is closed, not returned, and its checkout is
@@ -307,10 +307,8 @@ impl<M: Manager> Pool<M> {
                     // No timer of our own: the pool's background task times waiters out.
                     deadline = Deadline::Queued(at);
                     match Waiting::new(inner, id).await {
-                        Waited::Handoff(Handoff::Conn(live)) => {
-                            let expired = live.expired(coarse_now());
-                            Step::Idle(live, Duration::ZERO, expired)
-                        }
+                        // Its lifetime was checked when it was handed over.
+                        Waited::Handoff(Handoff::Conn(live)) => Step::Idle(live, 0, false),
                         Waited::Handoff(Handoff::Slot) => Step::Connect,
                         Waited::Closed => return Err(PoolError::Closed),
                         Waited::TimedOut => {
@@ -527,7 +525,7 @@ enum Deadline {
     /// Nothing has awaited yet.
     Unset,
     /// A wait in the queue began it: this instant on the coarse clock.
-    Queued(Duration),
+    Queued(CoarseTime),
     /// On the runtime's clock, for a timer.
     At(Instant),
 }
@@ -537,7 +535,7 @@ impl Deadline {
     fn instant(&mut self, timeout: Duration) -> Instant {
         let at = match *self {
             Deadline::At(at) => at,
-            Deadline::Queued(at) => deadline_after(at.saturating_sub(coarse_now())),
+            Deadline::Queued(at) => deadline_after(at.since(coarse_now())),
             Deadline::Unset => deadline_after(timeout),
         };
         *self = Deadline::At(at);
