@@ -228,33 +228,40 @@ fn main() {
     //    round with the tasks spread over both workers runs at about a third of the
     //    speed of one with them on one worker, for every pool alike). A hand-off's wake
     //    and task switch are the runtime's, whatever the pool: the held lines also show
-    //    the floor, tokio's FIFO `Semaphore` alone, doing no pool work at all.
+    //    the floor, tokio's FIFO `Semaphore` alone, doing no pool work at all. bb8 is
+    //    not first-in-first-out: a task that returns a connection and asks again can
+    //    take it back ahead of the queued waiters (section 4 shows what that does to
+    //    their wait), which saves it the cross-thread hand-off in "held, 2 threads".
     let current = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     for (label, shape) in [
-        ("tight loop, 2 threads", Shape::TightTwoThreads),
+        ("tight loop, 2 threads", Shape::TwoThreads { hold: false }),
         ("tight loop, 2-worker runtime", Shape::Tight(&rt)),
         (
             "held across a yield, current-thread runtime",
             Shape::Held(&current),
         ),
         ("held across a yield, 2-worker runtime", Shape::Held(&rt)),
+        (
+            "held across a yield, 2 threads",
+            Shape::TwoThreads { hold: true },
+        ),
     ] {
-        let held = matches!(shape, Shape::Held(_));
+        let held = matches!(shape, Shape::Held(_) | Shape::TwoThreads { hold: true });
         let kinds = if held { 4 } else { 3 };
         let mut ops = [0.0f64; 4];
         for _ in 0..rounds {
             for (k, slot) in ops.iter_mut().enumerate().take(kinds) {
                 // Built on the runtime it runs on, where its background task runs too.
                 let on = match shape {
-                    Shape::TightTwoThreads => &rt,
+                    Shape::TwoThreads { .. } => &rt,
                     Shape::Tight(rt) | Shape::Held(rt) => rt,
                 };
                 let pool = on.block_on(Any::build(k, 2));
                 let measured = match shape {
-                    Shape::TightTwoThreads => throughput_two_threads(&pool, 50_000),
+                    Shape::TwoThreads { hold } => throughput_two_threads(&pool, 50_000, hold),
                     Shape::Tight(rt) => throughput(rt, &pool, 8, 50_000, false),
                     Shape::Held(rt) => throughput(rt, &pool, 8, 50_000, true),
                 };
@@ -336,8 +343,9 @@ fn main() {
 /// How the 8 tasks of section 3 run.
 #[derive(Clone, Copy)]
 enum Shape<'a> {
-    /// A tight get+put loop, 4 tasks on each of two single-threaded runtimes.
-    TightTwoThreads,
+    /// 4 tasks on each of two single-threaded runtimes: a tight get+put loop, or, with
+    /// `hold`, each get+put holding the connection across a yield.
+    TwoThreads { hold: bool },
     /// A tight get+put loop on this runtime.
     Tight(&'a tokio::runtime::Runtime),
     /// Each get+put holding the connection across a yield, on this runtime.
@@ -383,8 +391,9 @@ fn throughput(
 }
 
 /// get+put per second with 4 tasks on each of two threads, each thread running its own
-/// single-threaded runtime: the pool is always contended by two cores.
-fn throughput_two_threads(pool: &Any, per_task: usize) -> f64 {
+/// single-threaded runtime: the pool is always contended by two cores. With `hold`, each
+/// holds its connection across one yield.
+fn throughput_two_threads(pool: &Any, per_task: usize, hold: bool) -> f64 {
     let start = std::sync::Barrier::new(3);
     let started = std::thread::scope(|scope| {
         for _ in 0..2 {
@@ -400,9 +409,13 @@ fn throughput_two_threads(pool: &Any, per_task: usize) -> f64 {
                             let pool = pool.clone();
                             tokio::spawn(async move {
                                 for i in 0..per_task {
-                                    pool.get_put(|| async {}).await;
-                                    if i % 64 == 0 {
-                                        tokio::task::yield_now().await;
+                                    if hold {
+                                        pool.get_put(tokio::task::yield_now).await;
+                                    } else {
+                                        pool.get_put(|| async {}).await;
+                                        if i % 64 == 0 {
+                                            tokio::task::yield_now().await;
+                                        }
                                     }
                                 }
                             })
