@@ -352,6 +352,23 @@ enum Shape<'a> {
     Held(&'a tokio::runtime::Runtime),
 }
 
+/// One task's `per_task` get+put: with `hold`, each holding the connection across a yield
+/// to the runtime; without, in a tight loop.
+async fn task_loop(pool: Any, per_task: usize, hold: bool) {
+    for i in 0..per_task {
+        if hold {
+            pool.get_put(tokio::task::yield_now).await;
+        } else {
+            pool.get_put(|| async {}).await;
+            if i % 64 == 0 {
+                // Let the other tasks in: our get never yields when a connection is free,
+                // and a task that never yields would run its whole loop alone.
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
 /// get+put per second with `tasks` tasks sharing `pool`; with `hold`, each holds its
 /// connection across one yield to the runtime.
 fn throughput(
@@ -364,24 +381,7 @@ fn throughput(
     rt.block_on(async {
         let start = Instant::now();
         let handles: Vec<_> = (0..tasks)
-            .map(|_| {
-                let pool = pool.clone();
-                tokio::spawn(async move {
-                    for i in 0..per_task {
-                        if hold {
-                            pool.get_put(tokio::task::yield_now).await;
-                        } else {
-                            pool.get_put(|| async {}).await;
-                            if i % 64 == 0 {
-                                // Let the other tasks in: our get never yields when a
-                                // connection is free, and a task that never yields would
-                                // run its whole loop alone.
-                                tokio::task::yield_now().await;
-                            }
-                        }
-                    }
-                })
-            })
+            .map(|_| tokio::spawn(task_loop(pool.clone(), per_task, hold)))
             .collect();
         for h in handles {
             h.await.unwrap();
@@ -405,21 +405,7 @@ fn throughput_two_threads(pool: &Any, per_task: usize, hold: bool) -> f64 {
                     .unwrap();
                 rt.block_on(async {
                     let tasks: Vec<_> = (0..4)
-                        .map(|_| {
-                            let pool = pool.clone();
-                            tokio::spawn(async move {
-                                for i in 0..per_task {
-                                    if hold {
-                                        pool.get_put(tokio::task::yield_now).await;
-                                    } else {
-                                        pool.get_put(|| async {}).await;
-                                        if i % 64 == 0 {
-                                            tokio::task::yield_now().await;
-                                        }
-                                    }
-                                }
-                            })
-                        })
+                        .map(|_| tokio::spawn(task_loop(pool.clone(), per_task, hold)))
                         .collect();
                     start.wait();
                     for task in tasks {
