@@ -35,6 +35,9 @@ async fn close_fails_waiters_and_closes_every_connection() {
         .await
         .expect("waiter left hanging");
     assert!(matches!(queued.unwrap(), Err(PoolError::Closed)));
+    // The wait the close ended counts, to within the coarse clock's tick (4 ms at most).
+    let waited = pool.stats().wait_time();
+    assert!(waited >= Duration::from_millis(6), "{waited:?}");
     assert!(matches!(pool.get().await, Err(PoolError::Closed)));
 
     // Returned after the close: closed, not kept.

@@ -179,10 +179,14 @@ impl<C> Shared<C> {
     fn deliver(&mut self, id: usize, handoff: Handoff<C>, now: CoarseTime) -> Option<Waker> {
         let slot = &mut self.slots[id];
         slot.state = WaitState::Delivered(handoff);
-        let waited = now.nanos_since(slot.queued);
-        let waker = slot.waker.take();
-        self.wait_nanos = self.wait_nanos.saturating_add(waited);
+        let (waker, queued) = (slot.waker.take(), slot.queued);
+        self.wait_ended(queued, now);
         waker
+    }
+
+    /// Adds a wait that began at `queued` and ended at `now` to `wait_time`.
+    fn wait_ended(&mut self, queued: CoarseTime, now: CoarseTime) {
+        self.wait_nanos = self.wait_nanos.saturating_add(now.nanos_since(queued));
     }
 
     /// Notes that a connection was closed; returns the background task's waker when it
@@ -229,8 +233,8 @@ pub(crate) struct Inner<M: Manager> {
     shared: CachePadded<Mutex<Shared<M::Connection>>>,
     pub(crate) counters: Counters,
     seed: AtomicU64,
-    /// How long a queued checkout waits: `get_timeout` plus the coarse
-    /// clock's resolution, so that a wait never ends early.
+    /// How long a queued checkout waits: `get_timeout` plus the coarse clock's
+    /// resolution, so that a wait never ends early.
     queue_wait: Duration,
 }
 
@@ -430,9 +434,9 @@ impl<M: Manager> Inner<M> {
                     WaitState::Queued => {
                         slot.state = WaitState::TimedOut;
                         wakers.extend(slot.waker.take());
-                        let waited = now.nanos_since(slot.queued);
+                        let queued = slot.queued;
                         s.queue.pop_front();
-                        s.wait_nanos = s.wait_nanos.saturating_add(waited);
+                        s.wait_ended(queued, now);
                     }
                     _ => {
                         s.queue.pop_front();
@@ -569,8 +573,8 @@ impl<M: Manager> Inner<M> {
                 if matches!(slot.state, WaitState::Queued) {
                     slot.state = WaitState::Closed;
                     wakers.extend(slot.waker.take());
-                    let waited = now.nanos_since(slot.queued);
-                    s.wait_nanos = s.wait_nanos.saturating_add(waited);
+                    let queued = slot.queued;
+                    s.wait_ended(queued, now);
                 } else {
                     s.free(id);
                 }
