@@ -74,6 +74,8 @@ impl deadpool::managed::Manager for DeadpoolNoOp {
 /// fourth kind is no pool: tokio's FIFO `Semaphore` alone, with as many permits as the
 /// pools have connections. It is the floor of a first-in-first-out hand-off between
 /// tasks on this runtime: a pool can add bookkeeping to it, but not take its wake away.
+/// The fifth is deadpool again, given the 30 s wait limit that connhealth (`get_timeout`)
+/// and bb8 (`connection_timeout`) have by default and deadpool has not.
 #[derive(Clone)]
 enum Any {
     Ours(Pool<NoOp>),
@@ -99,7 +101,15 @@ impl Any {
                     .build()
                     .unwrap(),
             ),
-            _ => Any::Floor(Arc::new(tokio::sync::Semaphore::new(max))),
+            3 => Any::Floor(Arc::new(tokio::sync::Semaphore::new(max))),
+            _ => Any::Deadpool(
+                deadpool::managed::Pool::builder(DeadpoolNoOp)
+                    .max_size(max)
+                    .wait_timeout(Some(WAIT_LIMIT))
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .unwrap(),
+            ),
         }
     }
 
@@ -131,6 +141,9 @@ impl Any {
 }
 
 const NAMES: [&str; 3] = ["connhealth", "bb8", "deadpool"];
+
+/// connhealth's and bb8's default wait limit, given to deadpool for kind 4.
+const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 fn runtime(workers: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -232,6 +245,10 @@ fn main() {
     //    not first-in-first-out: a task that returns a connection and asks again can
     //    take it back ahead of the queued waiters (section 4 shows what that does to
     //    their wait), which saves it the cross-thread hand-off in "held, 2 threads".
+    //    deadpool has no wait limit by default, so its waiters need no timer; connhealth
+    //    and bb8 keep one armed while anyone waits, and on a runtime with no other timer
+    //    that costs every park of the scheduler a clock read and a walk of the timer
+    //    wheel. The held lines also compare the pools with the same wait limit.
     let current = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -250,8 +267,8 @@ fn main() {
         ),
     ] {
         let held = matches!(shape, Shape::Held(_) | Shape::TwoThreads { hold: true });
-        let kinds = if held { 4 } else { 3 };
-        let mut ops = [0.0f64; 4];
+        let kinds = if held { 5 } else { 3 };
+        let mut ops = [0.0f64; 5];
         for _ in 0..rounds {
             for (k, slot) in ops.iter_mut().enumerate().take(kinds) {
                 // Built on the runtime it runs on, where its background task runs too.
@@ -270,11 +287,16 @@ fn main() {
         }
         let better = ops[1].max(ops[2]);
         let floor = if held {
+            let limited = ops[1].max(ops[4]);
             format!(
-                "; {:.2} x the FIFO floor, tokio's Semaphore alone ({:.0} k/s), where 1.5 x the better peer is {:.2} x that floor",
+                "; {:.2} x the FIFO floor, tokio's Semaphore alone ({:.0} k/s), where 1.5 x the better peer is {:.2} x that floor; \
+                 {:.2} x the better peer when every pool has the same {} s wait limit (deadpool with it {:.0} k/s)",
                 ops[0] / ops[3],
                 ops[3] / 1e3,
-                1.5 * better / ops[3]
+                1.5 * better / ops[3],
+                ops[0] / limited,
+                WAIT_LIMIT.as_secs(),
+                ops[4] / 1e3
             )
         } else {
             String::new()
