@@ -95,21 +95,17 @@ impl Any {
                     .await
                     .unwrap(),
             ),
-            2 => Any::Deadpool(
-                deadpool::managed::Pool::builder(DeadpoolNoOp)
-                    .max_size(max)
-                    .build()
-                    .unwrap(),
-            ),
             3 => Any::Floor(Arc::new(tokio::sync::Semaphore::new(max))),
-            _ => Any::Deadpool(
-                deadpool::managed::Pool::builder(DeadpoolNoOp)
-                    .max_size(max)
-                    .wait_timeout(Some(WAIT_LIMIT))
-                    .runtime(deadpool::Runtime::Tokio1)
-                    .build()
-                    .unwrap(),
-            ),
+            _ => {
+                let builder = deadpool::managed::Pool::builder(DeadpoolNoOp).max_size(max);
+                let builder = match kind {
+                    2 => builder,
+                    _ => builder
+                        .wait_timeout(Some(WAIT_LIMIT))
+                        .runtime(deadpool::Runtime::Tokio1),
+                };
+                Any::Deadpool(builder.build().unwrap())
+            }
         }
     }
 
