@@ -140,8 +140,8 @@ impl Manager for TcpManager {
     /// for read readiness: epoll reports a FIN or RST as readable (`EPOLLIN|EPOLLRDHUP`),
     /// which wakes the pool's watcher.
     fn poll_closed(&self, conn: &mut TcpStream, cx: &mut Context<'_>) -> Poll<()> {
-        // A few times at most (the watcher also re-polls on its 20 ms tick): a readiness left over from the connection's last use is cleared
-        // once, and then the poll registers for the next event.
+        // A readiness left over from the connection's last use is cleared once, and
+        // then the poll registers for the next event.
         for _ in 0..3 {
             match conn.poll_read_ready(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -160,6 +160,9 @@ impl Manager for TcpManager {
                 Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
             });
         }
+        // Events kept arriving (a peer writing to an idle connection), so none is
+        // registered: ask for another poll soon rather than hold the pool's lock longer.
+        cx.waker().wake_by_ref();
         Poll::Pending
     }
 }
