@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use connhealth::pool::{Pool, TcpManager};
-use pool_support::{eventually, Echo};
+use pool_support::{eventually, Echo, Fakes};
 
 const BOUND: Duration = Duration::from_millis(100);
 
@@ -108,4 +108,43 @@ async fn the_background_task_does_not_keep_a_dropped_pool_alive() {
     // Dropping the last handle closes the idle connections: the server sees both end.
     let ended = eventually(Duration::from_secs(2), || server.ended.load(SeqCst) == 2).await;
     assert!(ended.is_some(), "the pool outlived its last handle");
+}
+
+#[tokio::test]
+async fn a_pool_with_every_idle_connection_watched_sets_no_timer_for_them() {
+    let fakes = Fakes::default();
+    let pool = Pool::builder()
+        .max_size(4)
+        .min_idle(2)
+        .evict_interval(Duration::from_secs(3600))
+        .build(fakes.clone())
+        .await
+        .unwrap();
+    let registered = eventually(Duration::from_secs(1), || {
+        fakes.closed_polls.load(SeqCst) >= 2
+    })
+    .await;
+    assert!(
+        registered.is_some(),
+        "the idle connections were never watched"
+    );
+    // Both are registered with the runtime now: nothing is left for a timer to do,
+    // and no readiness event comes, so the watcher sleeps.
+    let before = fakes.closed_polls.load(SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let polls = fakes.closed_polls.load(SeqCst) - before;
+    assert!(
+        polls <= 2,
+        "{polls} polls of quiet idle connections in 500 ms"
+    );
+
+    // A return wakes it again: the returned connection is registered in its turn.
+    let (a, b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    drop((a, b));
+    let before = fakes.closed_polls.load(SeqCst);
+    let again = eventually(Duration::from_secs(1), || {
+        fakes.closed_polls.load(SeqCst) >= before + 2
+    })
+    .await;
+    assert!(again.is_some(), "returned connections were not watched");
 }

@@ -135,6 +135,11 @@ struct Shared<C> {
     maintainer: Option<Waker>,
     /// A connection was closed: the background task tops `min_idle` up at once.
     top_up: bool,
+    /// The background task will look at the idle connections again: it has a timer set
+    /// for the next one to register with the watcher, or was woken to set one. Cleared
+    /// by the task when every idle connection is registered, so that a pool with
+    /// nothing to watch schedules no wake-ups; set again by the next return.
+    watch_armed: bool,
     /// Slots taken against `max_size`: open connections plus connects in flight.
     size: usize,
     connecting: usize,
@@ -261,6 +266,7 @@ impl<M: Manager> Inner<M> {
                 sweep_at: 16,
                 maintainer: None,
                 top_up: false,
+                watch_armed: false,
                 size: 0,
                 connecting: 0,
                 requests: 0,
@@ -519,11 +525,23 @@ impl<M: Manager> Inner<M> {
                     waker.wake();
                 }
             }
-            None => s.idle.push_back(Idle {
-                live,
-                since: now,
-                watched: false,
-            }),
+            None => {
+                s.idle.push_back(Idle {
+                    live,
+                    since: now,
+                    watched: false,
+                });
+                if self.config.watch_idle && !s.watch_armed {
+                    // The background task has nothing to watch and no timer set:
+                    // tell it of this connection, to register it after WATCH_AFTER.
+                    s.watch_armed = true;
+                    let maintainer = s.maintainer.clone();
+                    drop(s);
+                    if let Some(maintainer) = maintainer {
+                        maintainer.wake();
+                    }
+                }
+            }
         }
     }
 
@@ -644,19 +662,27 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Polls the idle connections for a close by the peer. Those idle for
-    /// [`WATCH_AFTER`] are registered (when `scan` is set, on the watcher's tick); each
-    /// registered one is asked `Manager::poll_closed`, which leaves the task's waker with
-    /// the runtime, so a FIN or RST wakes the task at once. Returns how many were closed.
-    fn poll_idle(&self, cx: &mut Context<'_>, scan: bool) -> usize {
+    /// [`WATCH_AFTER`] are registered first; each registered one is asked
+    /// `Manager::poll_closed`, which leaves the task's waker with the runtime, so a FIN
+    /// or RST wakes the task at once. Returns how many were closed, and when the next
+    /// unregistered one is due (none: the task need not look again until a return wakes
+    /// it).
+    fn poll_idle(&self, cx: &mut Context<'_>) -> (usize, Option<CoarseTime>) {
         let now = coarse_now();
         let mut dead = Vec::new();
+        let mut next: Option<CoarseTime> = None;
         {
             let mut s = self.lock();
             let mut i = 0;
             while i < s.idle.len() {
                 let idle = &mut s.idle[i];
-                if !idle.watched && scan && now.since(idle.since) >= WATCH_AFTER {
-                    idle.watched = true;
+                if !idle.watched {
+                    if now.since(idle.since) >= WATCH_AFTER {
+                        idle.watched = true;
+                    } else {
+                        let due = idle.since.add(WATCH_AFTER);
+                        next = Some(next.map_or(due, |at| at.min(due)));
+                    }
                 }
                 // A panicking poll_closed must not end the background task, which also
                 // times waiters out: count the connection as closed.
@@ -673,9 +699,10 @@ impl<M: Manager> Inner<M> {
                     i += 1;
                 }
             }
+            s.watch_armed = next.is_some();
         }
         Counters::bump(&self.counters.peer_closed, dead.len() as u64);
-        dead.len()
+        (dead.len(), next)
     }
 
     /// Opens connections in the background until idle plus connecting reaches
@@ -842,25 +869,49 @@ impl<M: Manager> Drop for Waiting<'_, M> {
     }
 }
 
+/// A tokio timer set for an instant on the coarse clock.
+struct CoarseTimer {
+    sleep: Pin<Box<Sleep>>,
+    armed: Option<CoarseTime>,
+}
+
+impl CoarseTimer {
+    fn new() -> CoarseTimer {
+        CoarseTimer {
+            sleep: Box::pin(tokio::time::sleep_until(deadline_after(Duration::MAX))),
+            armed: None,
+        }
+    }
+
+    /// Sets the timer for `at` (unless it is set for it already) and polls it. The
+    /// coarse clock may not have reached `at` when the timer fires: then it is set again,
+    /// at least a millisecond on (the timer's resolution), rather than spun on. A timer
+    /// no longer polled fires at most once more, and then leaves the runtime's wheel.
+    fn poll_at(&mut self, at: CoarseTime, cx: &mut Context<'_>) -> Poll<()> {
+        if self.armed != Some(at) || self.sleep.is_elapsed() {
+            let left = at.since(coarse_now()).max(Duration::from_millis(1));
+            self.sleep.as_mut().reset(deadline_after(left));
+            self.armed = Some(at);
+        }
+        self.sleep.as_mut().poll(cx)
+    }
+}
+
 /// Starts the pool's one background task: the evictor (every `evict_interval`), the
-/// watcher of idle connections (readiness events, plus a [`WATCH_AFTER`] tick that
-/// registers newly idle ones), and the `min_idle` replenisher. It holds only a weak
-/// reference between wake-ups, and exits when the pool is closed or dropped.
+/// watcher of idle connections (readiness events, plus a timer, set only while some idle
+/// connection is not yet registered, that registers it [`WATCH_AFTER`] after its
+/// return), and the `min_idle` replenisher. It holds only a weak reference between
+/// wake-ups, and exits when the pool is closed or dropped.
 pub(crate) fn spawn_maintenance<M: Manager>(inner: &Arc<Inner<M>>) {
     let weak = Arc::downgrade(inner);
     let evict_every = inner.config.evict_interval;
     let watch = inner.config.watch_idle;
     tokio::spawn(async move {
-        let start = Instant::now();
-        let mut evict = tokio::time::interval_at(start + evict_every, evict_every);
+        let mut evict = tokio::time::interval_at(Instant::now() + evict_every, evict_every);
         evict.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut tick = tokio::time::interval_at(start + WATCH_AFTER, WATCH_AFTER);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // One timer for every waiting get: set for the earliest deadline, which is on
-        // the coarse clock (`armed`).
-        let mut waiters_timer: Pin<Box<Sleep>> =
-            Box::pin(tokio::time::sleep_until(deadline_after(Duration::MAX)));
-        let mut armed = None;
+        // One timer for every waiting get, set for the earliest deadline.
+        let mut waiters_timer = CoarseTimer::new();
+        let mut watch_timer = CoarseTimer::new();
         loop {
             let woke = poll_fn(|cx| {
                 // The strong reference lives only for this poll: between wake-ups the
@@ -875,28 +926,24 @@ pub(crate) fn spawn_maintenance<M: Manager>(inner: &Arc<Inner<M>>) {
                 while evict.poll_tick(cx).is_ready() {
                     evict_due = true;
                 }
-                let mut scan = false;
-                while watch && tick.poll_tick(cx).is_ready() {
-                    scan = true;
-                }
                 let mut top_up = false;
                 while let Some(at) = inner.expire_waiters(cx, &mut top_up) {
-                    if armed != Some(at) || waiters_timer.is_elapsed() {
-                        // The coarse clock may not have reached `at` when the timer
-                        // fires: then it is set again, at least a millisecond on (the
-                        // timer's resolution), rather than spun on.
-                        let left = at.since(coarse_now()).max(Duration::from_millis(1));
-                        waiters_timer.as_mut().reset(deadline_after(left));
-                        armed = Some(at);
-                    }
-                    if waiters_timer.as_mut().poll(cx).is_pending() {
+                    if waiters_timer.poll_at(at, cx).is_pending() {
                         break;
                     }
                 }
                 if evict_due {
                     inner.evict();
                 }
-                let dead = if watch { inner.poll_idle(cx, scan) } else { 0 };
+                let mut dead = 0;
+                while watch {
+                    let (closed, next) = inner.poll_idle(cx);
+                    dead += closed;
+                    match next {
+                        Some(at) if watch_timer.poll_at(at, cx).is_ready() => {}
+                        _ => break,
+                    }
+                }
                 if evict_due || dead > 0 || top_up {
                     Poll::Ready(Some(inner))
                 } else {

@@ -64,7 +64,9 @@
 //!   connections: those idle for 20 ms are registered with the runtime through
 //!   [`Manager::poll_closed`], so a FIN or RST on one wakes the task at once and the
 //!   connection is dropped, whatever the evict interval. Busy connections never meet the
-//!   watcher, and `get`/return never touch it.
+//!   watcher. Its timer is set only while an idle connection waits to be registered: a
+//!   pool whose idle connections are all registered, or that has none, is not woken
+//!   until an event, and a return wakes the task only when it had nothing to watch.
 //! * **The fast path** (an idle connection is there) takes one uncontended
 //!   `std::sync::Mutex` on checkout and one on return, reads a coarse clock, clones an
 //!   `Arc`: no allocation, no timer. The lock is never held across user code (but the

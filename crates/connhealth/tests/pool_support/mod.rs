@@ -4,6 +4,7 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use connhealth::pool::Manager;
@@ -132,6 +133,8 @@ pub struct Fakes {
     pub pings: Arc<AtomicUsize>,
     /// Ids that `check` reports closed.
     pub dead: Arc<Mutex<Vec<usize>>>,
+    /// Calls of `poll_closed`, which reports every connection open.
+    pub closed_polls: Arc<AtomicUsize>,
 }
 
 /// Holds a count while a connect is in flight; a cancelled connect drops it.
@@ -190,6 +193,11 @@ impl Manager for Fakes {
         } else {
             Status::Open
         }
+    }
+
+    fn poll_closed(&self, _conn: &mut Fake, _cx: &mut Context<'_>) -> Poll<()> {
+        self.closed_polls.fetch_add(1, SeqCst);
+        Poll::Pending
     }
 
     async fn ping(&self, _conn: &mut Fake) -> io::Result<()> {
