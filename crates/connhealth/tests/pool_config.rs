@@ -1,5 +1,5 @@
 //! Out-of-range settings are brought into range, never a panic; the defaults make a
-//! working pool.
+//! working pool; a runtime the pool cannot work on is refused at build.
 
 mod pool_support;
 
@@ -61,4 +61,25 @@ async fn futures_all(pool: &Pool<Fakes>, n: usize) -> Vec<connhealth::pool::Pool
         v.push(pool.get().await.unwrap());
     }
     v
+}
+
+/// Without the runtime's time driver no get could ever time out: the build says so at
+/// once, before it opens anything, rather than leave a dead background task behind.
+#[test]
+fn a_runtime_without_timers_is_refused_at_build() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let fakes = Fakes::default();
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(Pool::builder().min_idle(2).build(fakes.clone()))
+    }));
+    let err = built.expect_err("the build went ahead without timers");
+    let msg = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    assert!(msg.contains("enable_time"), "{msg}");
+    assert_eq!(fakes.made.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

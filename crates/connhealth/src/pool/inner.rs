@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::time::{Instant, MissedTickBehavior, Sleep};
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
 use super::stats::{Counters, Stats};
 use super::Manager;
@@ -137,8 +137,8 @@ struct Shared<C> {
     top_up: bool,
     /// The background task will look at the idle connections again: it has a timer set
     /// for the next one to register with the watcher, or was woken to set one. Cleared
-    /// by the task when every idle connection is registered, so that a pool with
-    /// nothing to watch schedules no wake-ups; set again by the next return.
+    /// by the task when every idle connection is registered and no checkout came for a
+    /// while, so that a quiet pool schedules no wake-ups; set again by the next return.
     watch_armed: bool,
     /// Slots taken against `max_size`: open connections plus connects in flight.
     size: usize,
@@ -664,10 +664,12 @@ impl<M: Manager> Inner<M> {
     /// Polls the idle connections for a close by the peer. Those idle for
     /// [`WATCH_AFTER`] are registered first; each registered one is asked
     /// `Manager::poll_closed`, which leaves the task's waker with the runtime, so a FIN
-    /// or RST wakes the task at once. Returns how many were closed, and when the next
-    /// unregistered one is due (none: the task need not look again until a return wakes
-    /// it).
-    fn poll_idle(&self, cx: &mut Context<'_>) -> (usize, Option<CoarseTime>) {
+    /// or RST wakes the task at once. Returns how many were closed, and when to look
+    /// again: when the next unregistered one is due, else, while checkouts go on (seen
+    /// by `requests` against `seen`), [`WATCH_AFTER`] from now, so that a busy pool does
+    /// not wake the task on every return. None: the pool is quiet, and only a return
+    /// wakes the task again.
+    fn poll_idle(&self, cx: &mut Context<'_>, seen: &mut u64) -> (usize, Option<CoarseTime>) {
         let now = coarse_now();
         let mut dead = Vec::new();
         let mut next: Option<CoarseTime> = None;
@@ -699,6 +701,10 @@ impl<M: Manager> Inner<M> {
                     i += 1;
                 }
             }
+            if next.is_none() && s.requests != *seen {
+                next = Some(now.add(WATCH_AFTER));
+            }
+            *seen = s.requests;
             s.watch_armed = next.is_some();
         }
         Counters::bump(&self.counters.peer_closed, dead.len() as u64);
@@ -897,64 +903,89 @@ impl CoarseTimer {
     }
 }
 
-/// Starts the pool's one background task: the evictor (every `evict_interval`), the
-/// watcher of idle connections (readiness events, plus a timer, set only while some idle
-/// connection is not yet registered, that registers it [`WATCH_AFTER`] after its
-/// return), and the `min_idle` replenisher. It holds only a weak reference between
+/// The pool's one background task: the evictor (every `evict_interval`), the watcher of
+/// idle connections (readiness events, plus a timer that registers each one
+/// [`WATCH_AFTER`] after its return, stopped while the pool is quiet), and the
+/// `min_idle` replenisher. It holds only a weak reference between
 /// wake-ups, and exits when the pool is closed or dropped.
-pub(crate) fn spawn_maintenance<M: Manager>(inner: &Arc<Inner<M>>) {
-    let weak = Arc::downgrade(inner);
-    let evict_every = inner.config.evict_interval;
-    let watch = inner.config.watch_idle;
-    tokio::spawn(async move {
+pub(crate) struct Maintenance {
+    evict: Interval,
+    /// One timer for every waiting get, set for the earliest deadline.
+    waiters_timer: CoarseTimer,
+    watch_timer: CoarseTimer,
+}
+
+impl Maintenance {
+    /// Makes the task's timers, in the caller's context: on a runtime without its time
+    /// driver this panics at once, with tokio's message, rather than later in the task,
+    /// unseen.
+    pub(crate) fn new(evict_every: Duration) -> Maintenance {
         let mut evict = tokio::time::interval_at(Instant::now() + evict_every, evict_every);
         evict.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // One timer for every waiting get, set for the earliest deadline.
-        let mut waiters_timer = CoarseTimer::new();
-        let mut watch_timer = CoarseTimer::new();
-        loop {
-            let woke = poll_fn(|cx| {
-                // The strong reference lives only for this poll: between wake-ups the
-                // task holds a weak one, so dropping every Pool drops the pool.
-                let Some(inner) = weak.upgrade() else {
-                    return Poll::Ready(None);
-                };
-                if inner.is_closed() {
-                    return Poll::Ready(None);
-                }
-                let mut evict_due = false;
-                while evict.poll_tick(cx).is_ready() {
-                    evict_due = true;
-                }
-                let mut top_up = false;
-                while let Some(at) = inner.expire_waiters(cx, &mut top_up) {
-                    if waiters_timer.poll_at(at, cx).is_pending() {
-                        break;
-                    }
-                }
-                if evict_due {
-                    inner.evict();
-                }
-                let mut dead = 0;
-                while watch {
-                    let (closed, next) = inner.poll_idle(cx);
-                    dead += closed;
-                    match next {
-                        Some(at) if watch_timer.poll_at(at, cx).is_ready() => {}
-                        _ => break,
-                    }
-                }
-                if evict_due || dead > 0 || top_up {
-                    Poll::Ready(Some(inner))
-                } else {
-                    Poll::Pending
-                }
-            })
-            .await;
-            match woke {
-                Some(inner) => inner.replenish(),
-                None => return,
-            }
+        Maintenance {
+            evict,
+            waiters_timer: CoarseTimer::new(),
+            watch_timer: CoarseTimer::new(),
         }
-    });
+    }
+
+    /// Starts the task for `inner`.
+    pub(crate) fn spawn<M: Manager>(self, inner: &Arc<Inner<M>>) {
+        let weak = Arc::downgrade(inner);
+        let watch = inner.config.watch_idle;
+        let Maintenance {
+            mut evict,
+            mut waiters_timer,
+            mut watch_timer,
+        } = self;
+        tokio::spawn(async move {
+            let mut seen = 0;
+            loop {
+                let woke = poll_fn(|cx| {
+                    // The strong reference lives only for this poll: between wake-ups the
+                    // task holds a weak one, so dropping every Pool drops the pool.
+                    let Some(inner) = weak.upgrade() else {
+                        return Poll::Ready(None);
+                    };
+                    if inner.is_closed() {
+                        return Poll::Ready(None);
+                    }
+                    let mut evict_due = false;
+                    while evict.poll_tick(cx).is_ready() {
+                        evict_due = true;
+                    }
+                    let mut top_up = false;
+                    while let Some(at) = inner.expire_waiters(cx, &mut top_up) {
+                        if waiters_timer.poll_at(at, cx).is_pending() {
+                            break;
+                        }
+                    }
+                    if evict_due {
+                        inner.evict();
+                    }
+                    let mut dead = 0;
+                    if watch {
+                        loop {
+                            let (closed, next) = inner.poll_idle(cx, &mut seen);
+                            dead += closed;
+                            match next {
+                                Some(at) if watch_timer.poll_at(at, cx).is_ready() => {}
+                                _ => break,
+                            }
+                        }
+                    }
+                    if evict_due || dead > 0 || top_up {
+                        Poll::Ready(Some(inner))
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await;
+                match woke {
+                    Some(inner) => inner.replenish(),
+                    None => return,
+                }
+            }
+        });
+    }
 }

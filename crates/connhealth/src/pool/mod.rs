@@ -64,9 +64,9 @@
 //!   connections: those idle for 20 ms are registered with the runtime through
 //!   [`Manager::poll_closed`], so a FIN or RST on one wakes the task at once and the
 //!   connection is dropped, whatever the evict interval. Busy connections never meet the
-//!   watcher. Its timer is set only while an idle connection waits to be registered: a
-//!   pool whose idle connections are all registered, or that has none, is not woken
-//!   until an event, and a return wakes the task only when it had nothing to watch.
+//!   watcher. Its 20 ms timer runs only while an idle connection waits to be
+//!   registered or checkouts go on: a quiet pool is not woken until an event, and a
+//!   return wakes the task only when its timer had stopped.
 //! * **The fast path** (an idle connection is there) takes one uncontended
 //!   `std::sync::Mutex` on checkout and one on return, reads a coarse clock, clones an
 //!   `Arc`: no allocation, no timer. The lock is never held across user code (but the
@@ -103,8 +103,7 @@ mod stats;
 mod tcp;
 
 use self::inner::{
-    deadline_after, spawn_maintenance, Config, ConnectSlot, Handoff, Inner, Live, Step, Waited,
-    Waiting,
+    deadline_after, Config, ConnectSlot, Handoff, Inner, Live, Maintenance, Step, Waited, Waiting,
 };
 pub use self::stats::Stats;
 pub use self::tcp::TcpManager;
@@ -480,10 +479,17 @@ impl<M: Manager> Builder<M> {
     /// Builds the pool, opening `min_idle` connections first (concurrently). If one of
     /// them fails, the build fails with that error and nothing is left open: a pool that
     /// cannot reach its server at start is usually a configuration error, better seen
-    /// now. Must run inside a tokio runtime, which the pool's background task uses.
+    /// now.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, or on one built without its time driver
+    /// (`enable_time`): the pool's background task needs both. It panics before any
+    /// connection is opened.
     pub async fn build(self, manager: M) -> Result<Pool<M>, M::Error> {
         let mut config = self.config;
         config.min_idle = config.min_idle.min(config.max_size);
+        let maintenance = Maintenance::new(config.evict_interval);
         let inner = Arc::new(Inner::new(manager, config));
         let opening = inner.config.min_idle;
         if opening > 0 {
@@ -515,7 +521,7 @@ impl<M: Manager> Builder<M> {
                 }
             }
         }
-        spawn_maintenance(&inner);
+        maintenance.spawn(&inner);
         Ok(Pool { inner })
     }
 }
