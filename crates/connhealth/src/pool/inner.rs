@@ -889,12 +889,15 @@ impl CoarseTimer {
         }
     }
 
-    /// Sets the timer for `at` (unless it is set for it already) and polls it. The
-    /// coarse clock may not have reached `at` when the timer fires: then it is set again,
-    /// at least a millisecond on (the timer's resolution), rather than spun on. A timer
-    /// no longer polled fires at most once more, and then leaves the runtime's wheel.
+    /// Polls the timer, set to fire by `at`: one still set for that time or earlier is
+    /// kept (it fires early, and the caller looks again), so that a busy pool does not
+    /// move a timer in the runtime's wheel on every wake-up. The coarse clock may not
+    /// have reached `at` when the timer fires: then it is set again, at least a
+    /// millisecond on (the timer's resolution), rather than spun on. A timer no longer
+    /// polled fires at most once more, and then leaves the runtime's wheel.
     fn poll_at(&mut self, at: CoarseTime, cx: &mut Context<'_>) -> Poll<()> {
-        if self.armed != Some(at) || self.sleep.is_elapsed() {
+        let set_by_then = self.armed.is_some_and(|armed| armed <= at);
+        if !set_by_then || self.sleep.is_elapsed() {
             let left = at.since(coarse_now()).max(Duration::from_millis(1));
             self.sleep.as_mut().reset(deadline_after(left));
             self.armed = Some(at);
