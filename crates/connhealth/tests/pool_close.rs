@@ -1,5 +1,6 @@
 //! `close()`: waiters get `Closed`, later gets too, idle connections close at once,
-//! connections returned afterwards are closed, and a second close is harmless.
+//! connections returned afterwards are closed, and a second close is harmless. The
+//! shutdown of the pool's runtime closes it too.
 
 mod pool_support;
 
@@ -7,7 +8,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use connhealth::pool::{Pool, PoolError, TcpManager};
-use pool_support::{eventually, Echo};
+use pool_support::{eventually, Echo, Fakes};
 
 #[tokio::test]
 async fn close_fails_waiters_and_closes_every_connection() {
@@ -111,4 +112,41 @@ async fn the_background_task_exits_when_the_pool_is_closed_or_dropped() {
             "the background task lives on (closed first: {close_first})"
         );
     }
+}
+
+/// A pool that outlives the runtime it was built on (a static pool shared by tests that
+/// each run their own runtime) has lost its background task, and with it the timer that
+/// ends a wait: it is closed, and says so, rather than leave a get waiting for ever.
+#[test]
+fn a_pool_whose_runtime_shut_down_is_closed() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let fakes = Fakes::default();
+    let first = runtime();
+    let pool = first
+        .block_on(
+            Pool::builder()
+                .max_size(1)
+                .get_timeout(Duration::from_millis(100))
+                .build(fakes.clone()),
+        )
+        .unwrap();
+    let held = first.block_on(pool.get()).unwrap();
+    drop(first);
+
+    runtime().block_on(async {
+        let got = tokio::time::timeout(Duration::from_secs(2), pool.get()).await;
+        assert!(
+            matches!(got, Ok(Err(PoolError::Closed))),
+            "{:?}",
+            got.map(|r| r.map(drop))
+        );
+    });
+    drop(held); // returned after the close: closed, not kept
+    assert_eq!(fakes.open.load(SeqCst), 0);
+    assert_eq!(pool.stats().size(), 0);
 }

@@ -26,7 +26,7 @@ use std::future::{poll_fn, Future};
 use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -906,6 +906,21 @@ impl CoarseTimer {
     }
 }
 
+/// Closes the pool when its background task ends while the pool lives: when the runtime
+/// the task runs on shuts down, which takes the task's timers, and the connections' I/O
+/// registrations, with it. Gets on another runtime then fail at once with `Closed`
+/// rather than wait with no timeout. (At the task's ordinary end the pool is closed or
+/// gone already.)
+struct CloseOnExit<M: Manager>(Weak<Inner<M>>);
+
+impl<M: Manager> Drop for CloseOnExit<M> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.close();
+        }
+    }
+}
+
 /// The pool's one background task: the evictor (every `evict_interval`), the watcher of
 /// idle connections (readiness events, plus a timer that registers each one
 /// [`WATCH_AFTER`] after its return, stopped while the pool is quiet), and the
@@ -941,7 +956,9 @@ impl Maintenance {
             mut waiters_timer,
             mut watch_timer,
         } = self;
+        let on_exit = CloseOnExit(weak.clone());
         tokio::spawn(async move {
+            let _on_exit = on_exit;
             let mut seen = 0;
             loop {
                 let woke = poll_fn(|cx| {

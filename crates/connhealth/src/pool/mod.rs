@@ -180,7 +180,8 @@ pub enum PoolError<E> {
          max_size, or return connections sooner"
     )]
     Timeout,
-    /// The pool was closed with [`Pool::close`].
+    /// The pool was closed with [`Pool::close`], or by the shutdown of the runtime it
+    /// was built on.
     #[error("the pool is closed")]
     Closed,
     /// Opening a new connection failed.
@@ -486,6 +487,11 @@ impl<M: Manager> Builder<M> {
     /// Outside a tokio runtime, or on one built without its time driver
     /// (`enable_time`): the pool's background task needs both. It panics before any
     /// connection is opened.
+    ///
+    /// The pool belongs to the runtime it is built on: its background task runs there,
+    /// and a tokio connection is registered with that runtime's I/O driver. When that
+    /// runtime shuts down, the pool is closed, and every `get` fails with
+    /// [`PoolError::Closed`].
     pub async fn build(self, manager: M) -> Result<Pool<M>, M::Error> {
         let mut config = self.config;
         config.min_idle = config.min_idle.min(config.max_size);
