@@ -231,8 +231,9 @@ fn main() {
     // 3. 2 connections shared by 8 tasks: a tight get+put loop (contention on the pool
     //    itself), then each task holding its connection across a yield (an I/O wait), so
     //    that the pool runs dry and every checkout is a FIFO hand-off between tasks.
-    //    "2 threads" runs 4 tasks on each of two single-threaded runtimes, so that two
-    //    cores always contend for the pool; on the 2-worker runtime, the scheduler may
+    //    "2 threads" runs 4 tasks on each of two single-threaded runtimes, each thread
+    //    pinned to its own CPU, so that two cores always contend for the pool; on the
+    //    2-worker runtime, the scheduler may
     //    or may not put the tasks on both workers, and the figures swing with it (a
     //    round with the tasks spread over both workers runs at about a third of the
     //    speed of one with them on one worker, for every pool alike). A hand-off's wake
@@ -414,9 +415,10 @@ fn throughput(
 fn throughput_two_threads(pool: &Any, per_task: usize, hold: bool) -> f64 {
     let start = std::sync::Barrier::new(3);
     let started = std::thread::scope(|scope| {
-        for _ in 0..2 {
+        for cpu in 0..2 {
             let (pool, start) = (pool.clone(), &start);
             scope.spawn(move || {
+                pin_to(cpu);
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -436,6 +438,27 @@ fn throughput_two_threads(pool: &Any, per_task: usize, hold: bool) -> f64 {
         Instant::now()
     }); // the scope joins both threads before it returns
     (8 * per_task) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Pins the calling thread to one CPU (with util-linux `taskset`, on its thread id), so
+/// that the two threads of a "2 threads" line really run at once, on two cores. Left
+/// alone, the scheduler sometimes runs them by turns on a busy 2-core machine, and the
+/// pool then never meets contention: the figure swings by 5 x from run to run.
+fn pin_to(cpu: usize) {
+    let pinned = std::fs::read_link("/proc/thread-self").ok().and_then(|me| {
+        let tid = me.file_name()?.to_str()?.to_owned();
+        std::process::Command::new("taskset")
+            .args(["-pc", &cpu.to_string(), &tid])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .ok()
+    });
+    if !pinned.is_some_and(|status| status.success()) {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            eprintln!("could not pin the bench threads (taskset); 2-thread lines may swing")
+        });
+    }
 }
 
 /// Every get's wait, with `tasks` tasks each doing `per_task` get, hold 1 ms, put.
