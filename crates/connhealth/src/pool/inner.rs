@@ -924,8 +924,8 @@ impl<M: Manager> Drop for CloseOnExit<M> {
 /// The pool's one background task: the evictor (every `evict_interval`), the watcher of
 /// idle connections (readiness events, plus a timer that registers each one
 /// [`WATCH_AFTER`] after its return, stopped while the pool is quiet), and the
-/// `min_idle` replenisher. It holds only a weak reference between
-/// wake-ups, and exits when the pool is closed or dropped.
+/// `min_idle` replenisher. It holds only a weak reference between wake-ups, and exits
+/// when the pool is closed or dropped.
 pub(crate) struct Maintenance {
     evict: Interval,
     /// One timer for every waiting get, set for the earliest deadline.
