@@ -226,6 +226,15 @@ impl<C> Shared<C> {
     }
 }
 
+/// Releases the lock, then wakes `waker` if there is one: waking may take the runtime's
+/// own locks and unpark a thread, so it never happens under the pool's lock.
+fn wake_unlocked<C>(s: MutexGuard<'_, Shared<C>>, waker: Option<Waker>) {
+    drop(s);
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
 /// Keeps the lock on a cache line of its own: the `Arc` count beside it changes on every
 /// checkout and return too, and two cores would fight over one line for both.
 #[derive(Debug)]
@@ -409,10 +418,7 @@ impl<M: Manager> Inner<M> {
         let first = s.queue.is_empty();
         s.queue.push_back(id);
         let maintainer = if first { s.maintainer.clone() } else { None };
-        drop(s);
-        if let Some(maintainer) = maintainer {
-            maintainer.wake();
-        }
+        wake_unlocked(s, maintainer);
         Step::Wait(id, deadline)
     }
 
@@ -470,10 +476,7 @@ impl<M: Manager> Inner<M> {
             s.size -= 1;
             s.checkouts += 1;
             let top_up = s.closed_one(self.config.min_idle);
-            drop(s);
-            if let Some(waker) = top_up {
-                waker.wake();
-            }
+            wake_unlocked(s, top_up);
             let expired = idle.live.expired(now);
             return Step::Idle(idle.live, now.nanos_since(idle.since), expired);
         }
@@ -518,12 +521,7 @@ impl<M: Manager> Inner<M> {
         match s.next_waiter() {
             Some(id) => {
                 let waker = s.deliver(id, Handoff::Conn(live), now);
-                // Wake the waiter outside the lock: waking may take the runtime's own
-                // locks and unpark a thread.
-                drop(s);
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
+                wake_unlocked(s, waker);
             }
             None => {
                 s.idle.push_back(Idle {
@@ -536,10 +534,7 @@ impl<M: Manager> Inner<M> {
                     // tell it of this connection, to register it after WATCH_AFTER.
                     s.watch_armed = true;
                     let maintainer = s.maintainer.clone();
-                    drop(s);
-                    if let Some(maintainer) = maintainer {
-                        maintainer.wake();
-                    }
+                    wake_unlocked(s, maintainer);
                 }
             }
         }
@@ -558,18 +553,12 @@ impl<M: Manager> Inner<M> {
                 // The slot passes to the waiter as a connect in flight.
                 s.connecting += 1;
                 let waker = s.deliver(id, Handoff::Slot, coarse_now());
-                drop(s);
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
+                wake_unlocked(s, waker);
             }
             None => {
                 s.size -= 1;
                 let top_up = s.closed_one(self.config.min_idle);
-                drop(s);
-                if let Some(waker) = top_up {
-                    waker.wake();
-                }
+                wake_unlocked(s, top_up);
             }
         }
     }
