@@ -315,6 +315,24 @@ pub fn tcp_pair(listener: &TcpListener) -> io::Result<(TcpStream, TcpStream)> {
     Ok((client, server))
 }
 
+/// Pins the calling thread to one CPU, with util-linux `taskset` on its thread id, so
+/// that threads pinned to different CPUs really run at once. Returns `false` when it
+/// could not (no `taskset`, or a CPU this process may not use).
+pub fn pin_thread_to_cpu(cpu: usize) -> bool {
+    let Ok(me) = std::fs::read_link("/proc/thread-self") else {
+        return false;
+    };
+    let Some(tid) = me.file_name().and_then(|name| name.to_str()) else {
+        return false;
+    };
+    Command::new("taskset")
+        .args(["-pc", &cpu.to_string(), tid])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
 /// Polls `cond` every millisecond until it holds or `limit` passes; returns the time it
 /// took, or `None` when it never held.
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {

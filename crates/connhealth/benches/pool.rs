@@ -440,20 +440,12 @@ fn throughput_two_threads(pool: &Any, per_task: usize, hold: bool) -> f64 {
     (8 * per_task) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Pins the calling thread to one CPU (with util-linux `taskset`, on its thread id), so
-/// that the two threads of a "2 threads" line really run at once, on two cores. Left
-/// alone, the scheduler sometimes runs them by turns on a busy 2-core machine, and the
-/// pool then never meets contention: the figure swings by 5 x from run to run.
+/// Pins the calling thread to one CPU, so that the two threads of a "2 threads" line
+/// really run at once, on two cores. Left alone, the scheduler sometimes runs them by
+/// turns on a busy 2-core machine, and the pool then never meets contention: the figure
+/// swings by 5 x from run to run.
 fn pin_to(cpu: usize) {
-    let pinned = std::fs::read_link("/proc/thread-self").ok().and_then(|me| {
-        let tid = me.file_name()?.to_str()?.to_owned();
-        std::process::Command::new("taskset")
-            .args(["-pc", &cpu.to_string(), &tid])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .ok()
-    });
-    if !pinned.is_some_and(|status| status.success()) {
+    if !connhealth_testkit::pin_thread_to_cpu(cpu) {
         static WARNED: std::sync::Once = std::sync::Once::new();
         WARNED.call_once(|| {
             eprintln!("could not pin the bench threads (taskset); 2-thread lines may swing")
