@@ -1,32 +1,46 @@
 //! The pool's shared state, and the background task that keeps it healthy.
 //!
 //! One `std::sync::Mutex` guards everything that must change together: the idle
-//! connections, the count of slots taken against `max_size`, and the queue of waiters. A
-//! checkout on the fast path takes it once (pop an idle connection), a return takes it
-//! once (push it back, or hand it to the oldest waiter). Nothing else is touched: no
-//! atomics but the `Arc` clone a [`Pooled`](super::Pooled) holds (the counters it moves
-//! are kept under the lock it already holds), no precise clock, no timer, no allocation.
-//! A checkout that must queue registers its waker under that same lock, so a wait costs
-//! one more lock, when the hand-off is taken. The lock is never held across user code or
-//! an await, except for `Manager::poll_closed`, which is a readiness poll (see its
-//! documentation); a poisoned lock is recovered, because every critical section leaves
-//! the state whole before it can panic.
+//! connections, the count of slots taken against `max_size`, and the queue of waiters.
+//! Beside it, each CPU has a lane: a lock of its own, on a cache line of its own, that
+//! holds the connection last returned on that CPU. A return with no one waiting parks its
+//! connection there, and the next checkout on that CPU takes it back: tasks on different
+//! cores then reuse connections without meeting on the shared lock. Before lanes, two
+//! cores in a tight checkout loop took turns on that lock, and fell asleep on it (futex
+//! waits) often enough to run at a quarter of one core's speed. A checkout whose lane is
+//! empty takes the shared lock once (pop an idle connection, or one parked in another
+//! CPU's lane, before it opens a new one); so does a return whose lane is full (the
+//! older connection moves to the shared list) or that finds waiters. Nothing else is
+//! touched: no atomics but the `Arc` clone a [`Pooled`](super::Pooled) holds and three
+//! read-mostly flags (the counters are kept under the lock each path holds), no precise
+//! clock, no timer, no allocation. A checkout that must queue registers its waker under
+//! the shared lock, so a wait costs one more lock, when the hand-off is taken. Lane
+//! locks are taken inside the shared lock, never the other way round. No lock is held
+//! across user code or an await, except for `Manager::poll_closed`, which is a readiness
+//! poll (see its documentation); a poisoned lock is recovered, because every critical
+//! section leaves the state whole before it can panic.
 //!
-//! Waiters queue in arrival order. A returned connection, or a slot freed by a closed
-//! one, is put straight into the oldest waiter's slot under the lock, and its task woken
-//! after the lock is released, so a newcomer can never overtake it. Waiter slots live in
-//! a vector that is reused, so even the contended path allocates nothing once the queue
-//! has reached its longest. A waiter that is dropped marks its slot cancelled (skipped and
-//! freed by the next hand-off or sweep), or hands on whatever already reached it
-//! ([`Waiting`]'s `Drop`). Every change to a slot happens under the lock, so a hand-off
-//! cannot race a cancellation.
+//! Waiters queue in arrival order. While anyone waits, checkouts and returns skip the
+//! lanes. A returned connection, or a slot freed by a closed one, is put straight into
+//! the oldest waiter's slot under the lock, and its task woken after the lock is
+//! released, so a newcomer can never overtake it. A return that parked its connection
+//! just as a checkout queued on another core is caught from both sides: the checkout
+//! publishes that it waits (`queued`) and then looks in every lane; the return reads
+//! `queued` after it has let go of its lane. Whichever of the two took the lane's lock
+//! second sees the other, so the connection reaches the waiter (the same handshake
+//! keeps the idle watcher from missing a parked connection as it goes quiet). Waiter
+//! slots live in a vector that is reused, so even the contended path allocates nothing
+//! once the queue has reached its longest. A waiter that is dropped marks its slot
+//! cancelled (skipped and freed by the next hand-off or sweep), or hands on whatever
+//! already reached it ([`Waiting`]'s `Drop`). Every change to a slot happens under the
+//! lock, so a hand-off cannot race a cancellation.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -35,6 +49,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 use super::stats::{Counters, Stats};
 use super::Manager;
 use crate::sys::clock::{coarse_now, coarse_resolution, CoarseTime};
+use crate::sys::cpu::{current_cpu, usable_cpus};
 
 /// How long a connection sits idle before the watcher registers for its readiness
 /// events. Connections returned and taken again within this time (the busy ones) never
@@ -77,6 +92,14 @@ struct Idle<C> {
     since: CoarseTime,
     /// Registered with the runtime for readiness events by the watcher.
     watched: bool,
+}
+
+impl<C> Idle<C> {
+    /// Checks it out at `now`: how long it was idle, and whether its lifetime is over.
+    fn checkout(self, now: CoarseTime) -> Step<C> {
+        let expired = self.live.expired(now);
+        Step::Idle(self.live, now.nanos_since(self.since), expired)
+    }
 }
 
 /// What reaches a waiter: a connection, or a slot to open one with.
@@ -135,11 +158,6 @@ struct Shared<C> {
     maintainer: Option<Waker>,
     /// A connection was closed: the background task tops `min_idle` up at once.
     top_up: bool,
-    /// The background task will look at the idle connections again: it has a timer set
-    /// for the next one to register with the watcher, or was woken to set one. Cleared
-    /// by the task when every idle connection is registered and no checkout came for a
-    /// while, so that a quiet pool schedules no wake-ups; set again by the next return.
-    watch_armed: bool,
     /// Slots taken against `max_size`: open connections plus connects in flight.
     size: usize,
     connecting: usize,
@@ -189,6 +207,20 @@ impl<C> Shared<C> {
         waker
     }
 
+    /// Gives an idle connection to the oldest waiter, else to the idle list, where it
+    /// takes its place by the time it was returned (the list stays oldest first).
+    /// Returns the waiter's waker, to wake once unlocked.
+    fn give(&mut self, idle: Idle<C>, now: CoarseTime) -> Option<Waker> {
+        match self.next_waiter() {
+            Some(id) => self.deliver(id, Handoff::Conn(idle.live), now),
+            None => {
+                let at = self.idle.partition_point(|other| other.since <= idle.since);
+                self.idle.insert(at, idle);
+                None
+            }
+        }
+    }
+
     /// Adds a wait that began at `queued` and ended at `now` to `wait_time`.
     fn wait_ended(&mut self, queued: CoarseTime, now: CoarseTime) {
         self.wait_nanos = self.wait_nanos.saturating_add(now.nanos_since(queued));
@@ -235,16 +267,69 @@ fn wake_unlocked<C>(s: MutexGuard<'_, Shared<C>>, waker: Option<Waker>) {
     }
 }
 
-/// Keeps the lock on a cache line of its own: the `Arc` count beside it changes on every
-/// checkout and return too, and two cores would fight over one line for both.
+/// Keeps a lock on a cache line of its own: the `Arc` count beside the shared lock
+/// changes on every checkout and return too, and two cores would fight over one line
+/// for both; each lane is written by its own CPU only.
 #[derive(Debug)]
 #[repr(align(128))]
 struct CachePadded<T>(T);
+
+/// One CPU's lane: the connection last returned on that CPU, kept there for the next
+/// checkout on it, so that tasks on different cores reuse connections without meeting
+/// on the shared lock. It holds at most one connection; more go to the shared list.
+#[derive(Debug)]
+struct Lane<C> {
+    idle: Option<Idle<C>>,
+    /// Checkouts that took their connection here (the shared lock counts the rest).
+    requests: u64,
+}
+
+/// A lane, behind its lock.
+type LaneLock<C> = Mutex<Lane<C>>;
+
+/// A connection parked in `lane`, and the older one it displaced there.
+struct Parked<'a, C> {
+    lane: &'a LaneLock<C>,
+    displaced: Option<Idle<C>>,
+}
+
+/// Locks a lane. Like the shared lock, no user code runs under it, so a poisoned one is
+/// whole and recovered.
+fn lock_lane<C>(lane: &LaneLock<C>) -> MutexGuard<'_, Lane<C>> {
+    lane.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Locks a lane if no other thread holds it: the fast paths go to the shared list
+/// rather than wait for a lane.
+fn try_lock_lane<C>(lane: &LaneLock<C>) -> Option<MutexGuard<'_, Lane<C>>> {
+    match lane.try_lock() {
+        Ok(lane) => Some(lane),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
 
 pub(crate) struct Inner<M: Manager> {
     pub(crate) manager: M,
     pub(crate) config: Config,
     shared: CachePadded<Mutex<Shared<M::Connection>>>,
+    /// One per CPU (a power of two, at most `max_size` rounded up), indexed by the CPU a
+    /// return or checkout runs on.
+    lanes: Box<[CachePadded<LaneLock<M::Connection>>]>,
+    /// Mirrors "the waiters' queue is not empty", written under the shared lock. While
+    /// it is set, checkouts and returns skip the lanes and go through the queue, first
+    /// in, first out.
+    queued: AtomicBool,
+    /// Mirrors the shared `closed`, for the lanes: a return reads it under its lane's
+    /// lock, and `close` sets it before it empties the lanes, so that no connection is
+    /// left in a lane after a close.
+    closed: AtomicBool,
+    /// The background task will look at the idle connections again: it has a timer set
+    /// for the next one to register with the watcher, or was woken to set one. Cleared
+    /// by the task when every idle connection is registered and no checkout came for a
+    /// while, so that a quiet pool schedules no wake-ups; set again by the next return.
+    /// Written under the shared lock.
+    watch_armed: AtomicBool,
     pub(crate) counters: Counters,
     seed: AtomicU64,
     /// How long a queued checkout waits: `get_timeout` plus the coarse clock's
@@ -275,7 +360,6 @@ impl<M: Manager> Inner<M> {
                 sweep_at: 16,
                 maintainer: None,
                 top_up: false,
-                watch_armed: false,
                 size: 0,
                 connecting: 0,
                 requests: 0,
@@ -284,6 +368,17 @@ impl<M: Manager> Inner<M> {
                 wait_nanos: 0,
                 closed: false,
             })),
+            lanes: (0..lane_count(config.max_size))
+                .map(|_| {
+                    CachePadded(Mutex::new(Lane {
+                        idle: None,
+                        requests: 0,
+                    }))
+                })
+                .collect(),
+            queued: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            watch_armed: AtomicBool::new(false),
             queue_wait: config.get_timeout.saturating_add(coarse_resolution()),
             config,
             counters: Counters::default(),
@@ -329,11 +424,13 @@ impl<M: Manager> Inner<M> {
         let rejected = self.counters.rejected.load(Relaxed);
         {
             let s = self.lock();
+            let (parked, lane_checkouts) = self.tally_lanes();
             stats.size = s.size;
-            stats.idle = s.idle.len();
+            stats.idle = s.idle.len() + parked;
             stats.connecting = s.connecting;
-            stats.requests = s.requests;
-            stats.successes = s.checkouts.saturating_sub(rejected);
+            // A checkout served by a lane is a request and a checkout at once.
+            stats.requests = s.requests + lane_checkouts;
+            stats.successes = (s.checkouts + lane_checkouts).saturating_sub(rejected);
             stats.wait_count = s.wait_count;
             stats.wait_time = Duration::from_nanos(s.wait_nanos);
         }
@@ -342,26 +439,124 @@ impl<M: Manager> Inner<M> {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.closed.load(Relaxed)
     }
 
-    /// The first step of a checkout: an idle connection, else a slot to connect with
+    /// The lane of the CPU the calling thread runs on.
+    fn lane(&self) -> &LaneLock<M::Connection> {
+        // The count is a power of two: a mask, not a division, on the fast path.
+        &self.lanes[current_cpu() & (self.lanes.len() - 1)].0
+    }
+
+    /// The connections parked in lanes, and the checkouts the lanes served.
+    fn tally_lanes(&self) -> (usize, u64) {
+        self.lanes.iter().fold((0, 0), |(parked, served), lane| {
+            let lane = lock_lane(&lane.0);
+            (
+                parked + usize::from(lane.idle.is_some()),
+                served + lane.requests,
+            )
+        })
+    }
+
+    /// Takes a connection parked in any lane: for a checkout that found the shared list
+    /// empty, rather than open a connection or wait while another CPU's lane holds one.
+    fn steal(&self) -> Option<Idle<M::Connection>> {
+        self.lanes
+            .iter()
+            .find_map(|lane| lock_lane(&lane.0).idle.take())
+    }
+
+    /// Moves the connections parked in lanes for at least `age` to the oldest waiters,
+    /// else to the idle list, and collects the waiters' wakers. Returns when the next
+    /// connection left in a lane reaches that age, and the checkouts the lanes served.
+    /// Lane locks are taken inside the shared lock, never the other way round.
+    fn gather(
+        &self,
+        s: &mut Shared<M::Connection>,
+        now: CoarseTime,
+        age: Duration,
+        wakers: &mut Vec<Waker>,
+    ) -> (Option<CoarseTime>, u64) {
+        let mut next: Option<CoarseTime> = None;
+        let mut served = 0;
+        for lane in self.lanes.iter() {
+            let mut lane = lock_lane(&lane.0);
+            served += lane.requests;
+            let Some(since) = lane.idle.as_ref().map(|idle| idle.since) else {
+                continue;
+            };
+            if now.since(since) < age {
+                let due = since.add(age);
+                next = Some(next.map_or(due, |at| at.min(due)));
+            } else if let Some(idle) = lane.idle.take() {
+                wakers.extend(s.give(idle, now));
+            }
+        }
+        self.publish_queue(s);
+        (next, served)
+    }
+
+    /// Mirrors whether waiters queue into `queued`, under the shared lock; written only
+    /// when it changes, so that a busy pool does not move its line between cores.
+    fn publish_queue(&self, s: &Shared<M::Connection>) {
+        let queued = !s.queue.is_empty();
+        if self.queued.load(Relaxed) != queued {
+            self.queued.store(queued, Relaxed);
+        }
+    }
+
+    /// Arms the watcher for a connection just made idle, under the shared lock: returns
+    /// the background task's waker when it had gone quiet.
+    fn arm_watcher(&self, s: &Shared<M::Connection>) -> Option<Waker> {
+        if !self.config.watch_idle || self.watch_armed.load(Relaxed) {
+            return None;
+        }
+        self.watch_armed.store(true, Relaxed);
+        s.maintainer.clone()
+    }
+
+    /// The first step of a checkout: the connection parked in this CPU's lane, else an
+    /// idle one from the shared list or another lane, else a slot to connect with
     /// (counted before the connect starts, so `max_size` holds while connects stall),
     /// else a place in the queue, with a deadline `get_timeout` from now. When the pool
     /// must grow, `grow_by - 1` extra slots are reserved for background connects. A
     /// queued checkout registers `cx`'s waker in the same critical section.
     pub(crate) fn acquire(self: &Arc<Self>, cx: &Context<'_>) -> Step<M::Connection> {
+        // While waiters queue, they go first: no lane is looked at.
+        if !self.queued.load(Relaxed) {
+            if let Some(mut lane) = try_lock_lane(self.lane()) {
+                if let Some(idle) = lane.idle.take() {
+                    lane.requests += 1;
+                    drop(lane);
+                    return idle.checkout(coarse_now());
+                }
+            }
+        }
+        self.acquire_shared(cx)
+    }
+
+    /// A checkout that this CPU's lane could not serve.
+    fn acquire_shared(self: &Arc<Self>, cx: &Context<'_>) -> Step<M::Connection> {
         let now = coarse_now();
         let mut s = self.lock();
         s.requests += 1;
         if s.closed {
             return Step::Closed;
         }
-        if let Some(idle) = s.idle.pop_back() {
+        let idle = match s.idle.pop_back() {
+            Some(idle) => Some(idle),
+            // Another CPU's lane may hold one: take it rather than open a connection.
+            // Not ahead of queued waiters (a connection parked meanwhile goes to them),
+            // and not at `max_size`, where `enqueue` looks once it has told the returns
+            // that someone waits.
+            None if s.queue.is_empty() && s.size < self.config.max_size => self.steal(),
+            None => None,
+        };
+        if let Some(idle) = idle {
             s.checkouts += 1;
             drop(s);
-            let expired = idle.live.expired(now);
-            return Step::Idle(idle.live, now.nanos_since(idle.since), expired);
+            return idle.checkout(now);
         }
         if s.size < self.config.max_size {
             let extra = (self.config.grow_by - 1).min(self.config.max_size - s.size - 1);
@@ -385,12 +580,26 @@ impl<M: Manager> Inner<M> {
         now: CoarseTime,
         cx: &Context<'_>,
     ) -> Step<M::Connection> {
-        s.wait_count += 1;
         if s.queue.len() >= s.sweep_at {
             // Waiters that were dropped stay queued until a hand-off meets them; sweep
             // them so that an exhausted pool cannot grow its queue without bound.
             s.sweep();
         }
+        if s.queue.is_empty() {
+            // From now on returns go through the queue. A return that parked its
+            // connection in a lane before it could see that is found here: either it
+            // let go of its lane's lock before this looks, or it reads `queued` after
+            // letting go, and hands the connection on itself. (While the queue stays
+            // non-empty, the waiter that first made it so did this look already.)
+            self.queued.store(true, Relaxed);
+            if let Some(idle) = self.steal() {
+                self.publish_queue(&s);
+                s.checkouts += 1;
+                drop(s);
+                return idle.checkout(now);
+            }
+        }
+        s.wait_count += 1;
         let deadline = now.add(self.queue_wait);
         let id = match s.free_slots.pop() {
             Some(id) => id,
@@ -436,7 +645,7 @@ impl<M: Manager> Inner<M> {
                 Some(waker) if waker.will_wake(cx.waker()) => {}
                 _ => s.maintainer = Some(cx.waker().clone()),
             }
-            loop {
+            let next = loop {
                 let Some(&id) = s.queue.front() else {
                     break None;
                 };
@@ -455,7 +664,9 @@ impl<M: Manager> Inner<M> {
                         s.free(id);
                     }
                 }
-            }
+            };
+            self.publish_queue(&s);
+            next
         };
         wakers.into_iter().for_each(Waker::wake);
         next
@@ -477,8 +688,7 @@ impl<M: Manager> Inner<M> {
             s.checkouts += 1;
             let top_up = s.closed_one(self.config.min_idle);
             wake_unlocked(s, top_up);
-            let expired = idle.live.expired(now);
-            return Step::Idle(idle.live, now.nanos_since(idle.since), expired);
+            return idle.checkout(now);
         }
         s.connecting += 1;
         Step::Connect
@@ -498,13 +708,128 @@ impl<M: Manager> Inner<M> {
         s.checkouts += 1;
     }
 
-    /// Returns a connection: to the oldest waiter, else to the idle list. It is closed
-    /// instead when `discard` is set (unusable, or returned during a panic), when its
-    /// lifetime is over (checked here so that an always-busy connection expires too),
-    /// or when the pool is closed. `fresh` marks a connect that just finished.
+    /// Returns a connection: to this CPU's lane when no one waits and the lane is free,
+    /// else to the oldest waiter, else to the idle list. It is closed instead when
+    /// `discard` is set (unusable, or returned during a panic), when its lifetime is
+    /// over (checked here so that an always-busy connection expires too), or when the
+    /// pool is closed. `fresh` marks a connect that just finished.
     pub(crate) fn put(&self, live: Live<M::Connection>, discard: bool, fresh: bool) {
         let now = coarse_now();
         let expired = live.expired(now);
+        if discard || expired || fresh || self.queued.load(Relaxed) {
+            return self.put_shared(live, discard, expired, fresh, now);
+        }
+        match self.park(live, now) {
+            Ok(Parked { lane, displaced }) => {
+                if let Some(older) = displaced {
+                    self.unpark(older, now);
+                }
+                self.parked(lane, now);
+            }
+            Err(live) => self.put_shared(live, false, false, false, now),
+        }
+    }
+
+    /// After a connection was parked in `lane`. Read only now that the lane's lock was
+    /// let go: a waiter that queued, or a watcher that went quiet, before this lane's
+    /// lock was taken is seen here; one later than that looks at this lane itself
+    /// (`enqueue`, `poll_idle`).
+    fn parked(&self, lane: &LaneLock<M::Connection>, now: CoarseTime) {
+        let watch = self.config.watch_idle && !self.watch_armed.load(Relaxed);
+        if watch || self.queued.load(Relaxed) {
+            self.after_park(lane, now);
+        }
+    }
+
+    /// Parks a connection in this CPU's lane, and returns the one it displaced there (the
+    /// most recently returned is taken first); gives it back when another thread holds
+    /// the lane or the pool closed.
+    fn park(
+        &self,
+        live: Live<M::Connection>,
+        now: CoarseTime,
+    ) -> Result<Parked<'_, M::Connection>, Live<M::Connection>> {
+        let lane = self.lane();
+        match try_lock_lane(lane) {
+            // `close` sets `closed` before it empties the lanes, each under its lock: a
+            // return that does not see it here parks before that lane is emptied.
+            Some(mut parked) if !self.closed.load(Relaxed) => {
+                let idle = Idle {
+                    live,
+                    since: now,
+                    watched: false,
+                };
+                Ok(Parked {
+                    lane,
+                    displaced: parked.idle.replace(idle),
+                })
+            }
+            _ => Err(live),
+        }
+    }
+
+    /// Moves a connection taken out of a lane to the oldest waiter or the idle list, or
+    /// closes it if the pool closed meanwhile.
+    #[cold]
+    #[inline(never)]
+    fn unpark(&self, idle: Idle<M::Connection>, now: CoarseTime) {
+        let s = self.lock();
+        if s.closed {
+            drop(s);
+            drop(idle);
+            self.release_slot(false);
+        } else {
+            self.give_unlocked(s, idle, now);
+        }
+    }
+
+    /// Gives an idle connection to the oldest waiter or the idle list (arming the
+    /// watcher), then releases the lock and wakes whom that concerns.
+    fn give_unlocked(
+        &self,
+        mut s: MutexGuard<'_, Shared<M::Connection>>,
+        idle: Idle<M::Connection>,
+        now: CoarseTime,
+    ) {
+        let waker = match s.give(idle, now) {
+            Some(waiter) => Some(waiter),
+            // Idle now: the background task registers it with the watcher after
+            // WATCH_AFTER, and needs telling if it had nothing to watch.
+            None => self.arm_watcher(&s),
+        };
+        self.publish_queue(&s);
+        wake_unlocked(s, waker);
+    }
+
+    /// A connection was parked as a waiter queued, or the watcher went quiet: hand it to
+    /// the oldest waiter, if it is still parked, and arm the watcher.
+    #[cold]
+    #[inline(never)]
+    fn after_park(&self, lane: &LaneLock<M::Connection>, now: CoarseTime) {
+        let mut s = self.lock();
+        let mut waiter = None;
+        if !s.queue.is_empty() {
+            if let Some(idle) = lock_lane(lane).idle.take() {
+                waiter = s.give(idle, now);
+                self.publish_queue(&s);
+            }
+        }
+        let maintainer = self.arm_watcher(&s);
+        wake_unlocked(s, waiter);
+        if let Some(maintainer) = maintainer {
+            maintainer.wake();
+        }
+    }
+
+    /// Returns a connection through the shared lock: see [`Inner::put`].
+    fn put_shared(
+        &self,
+        live: Live<M::Connection>,
+        discard: bool,
+        expired: bool,
+        fresh: bool,
+        now: CoarseTime,
+    ) {
         let mut s = self.lock();
         if fresh {
             s.connecting -= 1;
@@ -518,26 +843,12 @@ impl<M: Manager> Inner<M> {
             self.release_slot(false);
             return;
         }
-        match s.next_waiter() {
-            Some(id) => {
-                let waker = s.deliver(id, Handoff::Conn(live), now);
-                wake_unlocked(s, waker);
-            }
-            None => {
-                s.idle.push_back(Idle {
-                    live,
-                    since: now,
-                    watched: false,
-                });
-                if self.config.watch_idle && !s.watch_armed {
-                    // The background task has nothing to watch and no timer set:
-                    // tell it of this connection, to register it after WATCH_AFTER.
-                    s.watch_armed = true;
-                    let maintainer = s.maintainer.clone();
-                    wake_unlocked(s, maintainer);
-                }
-            }
-        }
+        let idle = Idle {
+            live,
+            since: now,
+            watched: false,
+        };
+        self.give_unlocked(s, idle, now);
     }
 
     /// Frees a slot (a connection closed, or a connect that failed or was cancelled,
@@ -548,6 +859,7 @@ impl<M: Manager> Inner<M> {
             s.connecting -= 1;
         }
         let next = if s.closed { None } else { s.next_waiter() };
+        self.publish_queue(&s);
         match next {
             Some(id) => {
                 // The slot passes to the waiter as a connect in flight.
@@ -563,18 +875,25 @@ impl<M: Manager> Inner<M> {
         }
     }
 
-    /// Closes the pool: waiters get `Closed`, idle connections are closed, later returns
-    /// are closed. Idempotent.
+    /// Closes the pool: waiters get `Closed`, idle connections (parked ones too) are
+    /// closed, later returns are closed. Idempotent.
     pub(crate) fn close(&self) {
         let now = coarse_now();
         let mut wakers = Vec::new();
-        let idle = {
+        let (idle, parked) = {
             let mut s = self.lock();
             s.closed = true;
+            // Before the lanes are emptied: see `park`.
+            self.closed.store(true, Relaxed);
             // The background task exits on its next poll: make it now.
             wakers.extend(s.maintainer.take());
             let idle = std::mem::take(&mut s.idle);
-            s.size -= idle.len();
+            let parked: Vec<_> = self
+                .lanes
+                .iter()
+                .filter_map(|lane| lock_lane(&lane.0).idle.take())
+                .collect();
+            s.size -= idle.len() + parked.len();
             while let Some(id) = s.queue.pop_front() {
                 let slot = &mut s.slots[id];
                 if matches!(slot.state, WaitState::Queued) {
@@ -586,10 +905,12 @@ impl<M: Manager> Inner<M> {
                     s.free(id);
                 }
             }
-            idle
+            self.publish_queue(&s);
+            (idle, parked)
         };
         wakers.into_iter().for_each(Waker::wake);
         drop(idle);
+        drop(parked);
     }
 
     /// Opens one connection in the background, in a slot already counted as connecting,
@@ -619,12 +940,15 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Closes idle connections past their lifetime, and those idle longer than
-    /// `idle_timeout` beyond `min_idle` (oldest first).
+    /// `idle_timeout` beyond `min_idle` (oldest first). The lanes are emptied into the
+    /// idle list first, so that parked connections age and expire like the others.
     fn evict(&self) {
         let now = coarse_now();
         let mut closed = Vec::new();
+        let mut wakers = Vec::new();
         {
             let mut s = self.lock();
+            self.gather(&mut s, now, Duration::ZERO, &mut wakers);
             let mut i = 0;
             while i < s.idle.len() {
                 if s.idle[i].live.expired(now) {
@@ -647,23 +971,26 @@ impl<M: Manager> Inner<M> {
             Counters::bump(&self.counters.lifetime_closed, lifetime as u64);
             Counters::bump(&self.counters.idle_closed, (closed.len() - lifetime) as u64);
         }
+        wakers.into_iter().for_each(Waker::wake);
         drop(closed);
     }
 
     /// Polls the idle connections for a close by the peer. Those idle for
-    /// [`WATCH_AFTER`] are registered first; each registered one is asked
+    /// [`WATCH_AFTER`] are registered first (a connection parked in a lane that long is
+    /// moved to the idle list for it); each registered one is asked
     /// `Manager::poll_closed`, which leaves the task's waker with the runtime, so a FIN
     /// or RST wakes the task at once. Returns how many were closed, and when to look
     /// again: when the next unregistered one is due, else, while checkouts go on (seen
-    /// by `requests` against `seen`), [`WATCH_AFTER`] from now, so that a busy pool does
-    /// not wake the task on every return. None: the pool is quiet, and only a return
-    /// wakes the task again.
+    /// by the count of requests against `seen`), [`WATCH_AFTER`] from now, so that a
+    /// busy pool does not wake the task on every return. None: the pool is quiet, and
+    /// only a return wakes the task again.
     fn poll_idle(&self, cx: &mut Context<'_>, seen: &mut u64) -> (usize, Option<CoarseTime>) {
         let now = coarse_now();
         let mut dead = Vec::new();
-        let mut next: Option<CoarseTime> = None;
+        let mut wakers = Vec::new();
         {
             let mut s = self.lock();
+            let (mut next, lane_checkouts) = self.gather(&mut s, now, WATCH_AFTER, &mut wakers);
             let mut i = 0;
             while i < s.idle.len() {
                 let idle = &mut s.idle[i];
@@ -690,14 +1017,38 @@ impl<M: Manager> Inner<M> {
                     i += 1;
                 }
             }
-            if next.is_none() && s.requests != *seen {
+            let requests = s.requests + lane_checkouts;
+            if next.is_none() && requests != *seen {
                 next = Some(now.add(WATCH_AFTER));
             }
-            *seen = s.requests;
-            s.watch_armed = next.is_some();
+            *seen = requests;
+            match next {
+                Some(_) => self.watch_armed.store(true, Relaxed),
+                None => next = self.go_quiet(),
+            }
+            drop(s);
+            wakers.into_iter().for_each(Waker::wake);
+            Counters::bump(&self.counters.peer_closed, dead.len() as u64);
+            (dead.len(), next)
         }
-        Counters::bump(&self.counters.peer_closed, dead.len() as u64);
-        (dead.len(), next)
+    }
+
+    /// Stops the watcher's timer, under the shared lock, unless a connection was parked
+    /// meanwhile: a return that parks after this looks at its lane reads `watch_armed`
+    /// as false and wakes the task (see [`Inner::parked`]); one that parked before is
+    /// found here, and the timer is set for when it is due.
+    fn go_quiet(&self) -> Option<CoarseTime> {
+        self.watch_armed.store(false, Relaxed);
+        let next = self
+            .lanes
+            .iter()
+            .filter_map(|lane| Some(lock_lane(&lane.0).idle.as_ref()?.since))
+            .min()
+            .map(|since| since.add(WATCH_AFTER));
+        if next.is_some() {
+            self.watch_armed.store(true, Relaxed);
+        }
+        next
     }
 
     /// Opens connections in the background until idle plus connecting reaches
@@ -708,7 +1059,8 @@ impl<M: Manager> Inner<M> {
             if s.closed {
                 return;
             }
-            let have = s.idle.len() + s.connecting;
+            let (parked, _) = self.tally_lanes();
+            let have = s.idle.len() + parked + s.connecting;
             let want = self
                 .config
                 .min_idle
@@ -737,6 +1089,15 @@ impl<M: Manager> Drop for Inner<M> {
             maintainer.wake();
         }
     }
+}
+
+/// How many lanes a pool of `max_size` gets: one per CPU this process may use, but no
+/// more than it has connections to park, rounded up to a power of two.
+fn lane_count(max_size: usize) -> usize {
+    usable_cpus()
+        .min(max_size)
+        .clamp(1, 256)
+        .next_power_of_two()
 }
 
 /// `timeout` from now; a huge timeout means "never", not an overflow.
@@ -996,5 +1357,181 @@ impl Maintenance {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The races between a return that parks its connection in a lane and a checkout
+    //! that queues, or a watcher that goes quiet, on another core. A test through the
+    //! public API meets the narrowest of them only by luck (`tests/pool_cores.rs` runs
+    //! them for real); here each thread's steps run one after the other, in the order
+    //! that would strand a connection if a check were missing.
+
+    use std::task::Wake;
+
+    use super::*;
+    use crate::Status;
+
+    struct Numbers;
+
+    impl Manager for Numbers {
+        type Connection = u32;
+        type Error = std::io::Error;
+        async fn connect(&self) -> std::io::Result<u32> {
+            Ok(7)
+        }
+        fn check(&self, _: &u32) -> Status {
+            Status::Open
+        }
+    }
+
+    #[derive(Default)]
+    struct CountWakes(AtomicU64);
+
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A pool at its max_size of 1, its one connection checked out and returned here.
+    fn pool_at_max(watch_idle: bool) -> (Arc<Inner<Numbers>>, Live<u32>) {
+        let config = Config {
+            max_size: 1,
+            min_idle: 0,
+            grow_by: 1,
+            idle_timeout: None,
+            max_lifetime: None,
+            lifetime_jitter: 0.0,
+            get_timeout: Duration::from_secs(30),
+            evict_interval: Duration::from_secs(30),
+            ping_after_idle: None,
+            watch_idle,
+        };
+        let inner = Arc::new(Inner::new(Numbers, config));
+        inner.reserve_connects(1);
+        inner.connected();
+        let live = inner.live(7);
+        (inner, live)
+    }
+
+    #[test]
+    fn a_return_that_read_no_waiter_before_one_queued_hands_its_connection_on() {
+        let (inner, live) = pool_at_max(false);
+        // The return reads `queued`: no one waits yet. (It goes on below.)
+        assert!(!inner.queued.load(Relaxed));
+        // Another core: a checkout queues, and looks in the lanes, before the return
+        // parks: it finds nothing.
+        let wakes = Arc::new(CountWakes::default());
+        let waker = Waker::from(Arc::clone(&wakes));
+        let Step::Wait(id, _) = inner.acquire(&Context::from_waker(&waker)) else {
+            panic!("the pool is at max_size with nothing idle: the checkout must queue");
+        };
+        // The return parks its connection; once it lets go of the lane, it reads
+        // `queued` again, and must hand the connection to the waiter.
+        let now = coarse_now();
+        let Ok(Parked {
+            lane,
+            displaced: None,
+        }) = inner.park(live, now)
+        else {
+            panic!("an empty lane takes the connection");
+        };
+        inner.parked(lane, now);
+        let s = inner.lock();
+        assert!(
+            matches!(s.slots[id].state, WaitState::Delivered(Handoff::Conn(_))),
+            "the connection reached the waiter"
+        );
+        assert_eq!(wakes.0.load(Relaxed), 1, "and woke it");
+        assert!(lock_lane(lane).idle.is_none());
+    }
+
+    #[test]
+    fn a_checkout_that_queues_after_a_connection_was_parked_takes_it() {
+        let (inner, live) = pool_at_max(false);
+        let now = coarse_now();
+        // The return parks on this core and reads `queued` after: no one waits.
+        let Ok(Parked {
+            lane,
+            displaced: None,
+        }) = inner.park(live, now)
+        else {
+            panic!("an empty lane takes the connection");
+        };
+        inner.parked(lane, now);
+        // A checkout on another core, whose own lane is empty: at max_size, it queues,
+        // and then looks in every lane.
+        let waker = Waker::from(Arc::new(CountWakes::default()));
+        let cx = Context::from_waker(&waker);
+        assert!(matches!(
+            inner.acquire_shared(&cx),
+            Step::Idle(Live { conn: 7, .. }, _, false)
+        ));
+        assert!(!inner.queued.load(Relaxed), "no one waits any more");
+    }
+
+    #[test]
+    fn a_return_that_read_the_watcher_armed_before_it_went_quiet_wakes_it() {
+        let (inner, live) = pool_at_max(true);
+        let wakes = Arc::new(CountWakes::default());
+        let waker = Waker::from(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&waker);
+        // The background task registers its waker, and, with nothing idle and no
+        // checkout going on, goes quiet.
+        inner.expire_waiters(&mut cx, &mut false);
+        let mut seen = inner.stats().requests();
+        assert_eq!(inner.poll_idle(&mut cx, &mut seen), (0, None));
+        assert!(!inner.watch_armed.load(Relaxed));
+        // A return parks its connection: it must wake the task, which would otherwise
+        // never register the connection for a close by its peer.
+        let now = coarse_now();
+        let Ok(Parked {
+            lane,
+            displaced: None,
+        }) = inner.park(live, now)
+        else {
+            panic!("an empty lane takes the connection");
+        };
+        inner.parked(lane, now);
+        assert_eq!(wakes.0.load(Relaxed), 1);
+        assert!(inner.watch_armed.load(Relaxed));
+        // The task looks again: it sets a timer for when the connection has sat idle
+        // long enough to register.
+        let (_, next) = inner.poll_idle(&mut cx, &mut seen);
+        assert_eq!(next, Some(now.add(WATCH_AFTER)));
+    }
+
+    #[test]
+    fn a_watcher_going_quiet_finds_a_connection_parked_while_it_looked() {
+        let (inner, live) = pool_at_max(true);
+        // The watcher is armed; a return parks its connection after the watcher looked
+        // at the lanes, reads it armed, and leaves it be.
+        inner.watch_armed.store(true, Relaxed);
+        let now = coarse_now();
+        let Ok(Parked {
+            lane,
+            displaced: None,
+        }) = inner.park(live, now)
+        else {
+            panic!("an empty lane takes the connection");
+        };
+        inner.parked(lane, now);
+        // The watcher, which saw nothing to do, goes quiet: it must find that
+        // connection, and stay armed for it.
+        let _s = inner.lock();
+        assert_eq!(inner.go_quiet(), Some(now.add(WATCH_AFTER)));
+        assert!(inner.watch_armed.load(Relaxed));
+    }
+
+    #[test]
+    fn no_connection_is_parked_after_a_close() {
+        let (inner, live) = pool_at_max(false);
+        inner.close();
+        assert!(
+            inner.park(live, coarse_now()).is_err(),
+            "it is closed instead"
+        );
     }
 }

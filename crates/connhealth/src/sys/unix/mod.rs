@@ -4,6 +4,7 @@
 
 pub(crate) mod check;
 pub(crate) mod clock;
+pub(crate) mod cpu;
 pub(crate) mod keepalive;
 pub(crate) mod probe;
 pub(crate) mod tcp_info;
