@@ -232,9 +232,10 @@ fn main() {
     //    itself), then each task holding its connection across a yield (an I/O wait), so
     //    that the pool runs dry and every checkout is a FIFO hand-off between tasks.
     //    "2 threads" runs 4 tasks on each of two single-threaded runtimes, each thread
-    //    pinned to its own CPU, so that two cores always contend for the pool; on the
-    //    2-worker runtime, the scheduler may
-    //    or may not put the tasks on both workers, and the figures swing with it (a
+    //    pinned to its own CPU, so that two cores always use the pool at once (in the
+    //    tight loop, connhealth's cores each reuse the connection parked in their own
+    //    lane; bb8 and deadpool share one list). On the 2-worker runtime, the scheduler
+    //    may or may not put the tasks on both workers, and the figures swing with it (a
     //    round with the tasks spread over both workers runs at about a third of the
     //    speed of one with them on one worker, for every pool alike). A hand-off's wake
     //    and task switch are the runtime's, whatever the pool: the held lines also show

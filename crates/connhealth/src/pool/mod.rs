@@ -69,12 +69,16 @@
 //!   return wakes the task only when its timer had stopped.
 //! * **The fast path** (an idle connection is there) takes one uncontended
 //!   `std::sync::Mutex` on checkout and one on return, reads a coarse clock, clones an
-//!   `Arc`: no allocation, no timer. The lock is never held across user code (but the
-//!   readiness poll) nor an await, and poisoning is recovered: a panic while holding a
-//!   connection closes that connection (its protocol state is unknown) and frees its
-//!   slot.
-//! * **The contended path** allocates nothing either once the queue has reached its
-//!   longest: waiters live in reused slots under the same lock. A waiting `get` arms no
+//!   `Arc`: no allocation, no timer. A return with no one waiting parks its connection
+//!   in its CPU's lane, and the next checkout on that CPU takes it back there, so tasks
+//!   on different cores do not meet on one lock; a checkout whose lane is empty takes
+//!   a connection parked in another lane before it opens one. No lock is held across
+//!   user code (but the readiness poll) nor an await, and poisoning is recovered: a
+//!   panic while holding a connection closes that connection (its protocol state is
+//!   unknown) and frees its slot.
+//! * **The contended path** (someone waits: checkouts and returns skip the lanes and go
+//!   through the queue) allocates nothing either once the queue has reached its
+//!   longest: waiters live in reused slots under the pool's shared lock. A waiting `get` arms no
 //!   timer of its own (a tokio timer costs a third of a hand-off): the background task
 //!   keeps one, for the oldest waiter, whose deadline is always the earliest. Connects
 //!   and pings inside a `get` are bounded by an ordinary timer.

@@ -3,7 +3,8 @@
 //! Linux's `sched_getcpu` reads the thread's rseq area (glibc 2.35 and later) or the
 //! vDSO: one or two nanoseconds, no system call. Elsewhere each thread gets a number of
 //! its own, handed out in turn: threads that run at once then mostly use different
-//! numbers too.
+//! numbers too. `--cfg connhealth_portable` forces that fallback on Linux, so that CI
+//! runs the pool's cross-core tests against it.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 /// A small number for the calling thread's CPU (or, where the platform cannot tell, for
 /// the thread). Two threads running at the same moment get different numbers on Linux;
 /// a thread may get another one after the scheduler moves it.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(connhealth_portable)))]
 pub(crate) fn current_cpu() -> usize {
     // SAFETY: sched_getcpu takes no argument and touches no memory of ours; it returns
     // the CPU number, or -1 (with errno set) where the kernel cannot say.
@@ -20,7 +21,7 @@ pub(crate) fn current_cpu() -> usize {
 }
 
 /// A small number for the calling thread: the platform cannot tell its CPU.
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), connhealth_portable))]
 pub(crate) fn current_cpu() -> usize {
     thread_number()
 }
@@ -60,7 +61,7 @@ mod tests {
     #[test]
     fn the_cpu_is_within_the_machine() {
         // On Linux, a CPU number below the count of CPUs the kernel knows of.
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", not(connhealth_portable)))]
         {
             let online = std::fs::read_to_string("/sys/devices/system/cpu/possible")
                 .ok()
