@@ -988,49 +988,47 @@ impl<M: Manager> Inner<M> {
         let now = coarse_now();
         let mut dead = Vec::new();
         let mut wakers = Vec::new();
-        {
-            let mut s = self.lock();
-            let (mut next, lane_checkouts) = self.gather(&mut s, now, WATCH_AFTER, &mut wakers);
-            let mut i = 0;
-            while i < s.idle.len() {
-                let idle = &mut s.idle[i];
-                if !idle.watched {
-                    if now.since(idle.since) >= WATCH_AFTER {
-                        idle.watched = true;
-                    } else {
-                        let due = idle.since.add(WATCH_AFTER);
-                        next = Some(next.map_or(due, |at| at.min(due)));
-                    }
-                }
-                // A panicking poll_closed must not end the background task, which also
-                // times waiters out: count the connection as closed.
-                let closed = idle.watched
-                    && std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.manager.poll_closed(&mut idle.live.conn, cx).is_ready()
-                    }))
-                    .unwrap_or(true);
-                if closed {
-                    // Counted at once: the next poll_closed is user code and may panic.
-                    dead.extend(s.idle.remove(i));
-                    s.size -= 1;
+        let mut s = self.lock();
+        let (mut next, lane_checkouts) = self.gather(&mut s, now, WATCH_AFTER, &mut wakers);
+        let mut i = 0;
+        while i < s.idle.len() {
+            let idle = &mut s.idle[i];
+            if !idle.watched {
+                if now.since(idle.since) >= WATCH_AFTER {
+                    idle.watched = true;
                 } else {
-                    i += 1;
+                    let due = idle.since.add(WATCH_AFTER);
+                    next = Some(next.map_or(due, |at| at.min(due)));
                 }
             }
-            let requests = s.requests + lane_checkouts;
-            if next.is_none() && requests != *seen {
-                next = Some(now.add(WATCH_AFTER));
+            // A panicking poll_closed must not end the background task, which also
+            // times waiters out: count the connection as closed.
+            let closed = idle.watched
+                && std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.manager.poll_closed(&mut idle.live.conn, cx).is_ready()
+                }))
+                .unwrap_or(true);
+            if closed {
+                // Counted at once: the next poll_closed is user code and may panic.
+                dead.extend(s.idle.remove(i));
+                s.size -= 1;
+            } else {
+                i += 1;
             }
-            *seen = requests;
-            match next {
-                Some(_) => self.watch_armed.store(true, Relaxed),
-                None => next = self.go_quiet(),
-            }
-            drop(s);
-            wakers.into_iter().for_each(Waker::wake);
-            Counters::bump(&self.counters.peer_closed, dead.len() as u64);
-            (dead.len(), next)
         }
+        let requests = s.requests + lane_checkouts;
+        if next.is_none() && requests != *seen {
+            next = Some(now.add(WATCH_AFTER));
+        }
+        *seen = requests;
+        match next {
+            Some(_) => self.watch_armed.store(true, Relaxed),
+            None => next = self.go_quiet(),
+        }
+        drop(s);
+        wakers.into_iter().for_each(Waker::wake);
+        Counters::bump(&self.counters.peer_closed, dead.len() as u64);
+        (dead.len(), next)
     }
 
     /// Stops the watcher's timer, under the shared lock, unless a connection was parked
