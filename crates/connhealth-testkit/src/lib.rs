@@ -63,6 +63,7 @@ fn package_of(command: &str) -> &str {
     match command {
         "ip" | "ss" => "iproute2",
         "redis-server" | "redis-cli" => "redis-server",
+        "taskset" => "util-linux",
         other => other,
     }
 }

@@ -49,6 +49,8 @@ fn pool(max_size: usize) -> (tokio::runtime::Runtime, Fakes, Pool<Fakes>) {
 /// pool has a power of two of them, indexed by CPU number), or `None` when this process
 /// may not use two such CPUs.
 fn two_cpus() -> Option<[usize; 2]> {
+    // The threads are pinned with util-linux's taskset.
+    connhealth_testkit::ensure_command("taskset").expect("taskset, to pin threads to CPUs");
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cpus < 2 {
         eprintln!("one CPU: the threads cannot run on two cores at once");
