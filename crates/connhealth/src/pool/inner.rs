@@ -1414,6 +1414,21 @@ mod tests {
         (inner, live)
     }
 
+    /// A return that parks `live` in its (empty) lane, and then reads what it reads
+    /// once it has let go of the lane. Returns the lane, and the time of the return.
+    fn return_to_lane(inner: &Inner<Numbers>, live: Live<u32>) -> (&LaneLock<u32>, CoarseTime) {
+        let now = coarse_now();
+        let Ok(Parked {
+            lane,
+            displaced: None,
+        }) = inner.park(live, now)
+        else {
+            panic!("an empty lane takes the connection");
+        };
+        inner.parked(lane, now);
+        (lane, now)
+    }
+
     #[test]
     fn a_return_that_read_no_waiter_before_one_queued_hands_its_connection_on() {
         let (inner, live) = pool_at_max(false);
@@ -1428,15 +1443,7 @@ mod tests {
         };
         // The return parks its connection; once it lets go of the lane, it reads
         // `queued` again, and must hand the connection to the waiter.
-        let now = coarse_now();
-        let Ok(Parked {
-            lane,
-            displaced: None,
-        }) = inner.park(live, now)
-        else {
-            panic!("an empty lane takes the connection");
-        };
-        inner.parked(lane, now);
+        let (lane, _) = return_to_lane(&inner, live);
         let s = inner.lock();
         assert!(
             matches!(s.slots[id].state, WaitState::Delivered(Handoff::Conn(_))),
@@ -1449,16 +1456,8 @@ mod tests {
     #[test]
     fn a_checkout_that_queues_after_a_connection_was_parked_takes_it() {
         let (inner, live) = pool_at_max(false);
-        let now = coarse_now();
         // The return parks on this core and reads `queued` after: no one waits.
-        let Ok(Parked {
-            lane,
-            displaced: None,
-        }) = inner.park(live, now)
-        else {
-            panic!("an empty lane takes the connection");
-        };
-        inner.parked(lane, now);
+        return_to_lane(&inner, live);
         // A checkout on another core, whose own lane is empty: at max_size, it queues,
         // and then looks in every lane.
         let waker = Waker::from(Arc::new(CountWakes::default()));
@@ -1484,15 +1483,7 @@ mod tests {
         assert!(!inner.watch_armed.load(Relaxed));
         // A return parks its connection: it must wake the task, which would otherwise
         // never register the connection for a close by its peer.
-        let now = coarse_now();
-        let Ok(Parked {
-            lane,
-            displaced: None,
-        }) = inner.park(live, now)
-        else {
-            panic!("an empty lane takes the connection");
-        };
-        inner.parked(lane, now);
+        let (_, now) = return_to_lane(&inner, live);
         assert_eq!(wakes.0.load(Relaxed), 1);
         assert!(inner.watch_armed.load(Relaxed));
         // The task looks again: it sets a timer for when the connection has sat idle
@@ -1507,15 +1498,7 @@ mod tests {
         // The watcher is armed; a return parks its connection after the watcher looked
         // at the lanes, reads it armed, and leaves it be.
         inner.watch_armed.store(true, Relaxed);
-        let now = coarse_now();
-        let Ok(Parked {
-            lane,
-            displaced: None,
-        }) = inner.park(live, now)
-        else {
-            panic!("an empty lane takes the connection");
-        };
-        inner.parked(lane, now);
+        let (_, now) = return_to_lane(&inner, live);
         // The watcher, which saw nothing to do, goes quiet: it must find that
         // connection, and stay armed for it.
         let _s = inner.lock();
