@@ -168,7 +168,6 @@ struct Shared<C> {
     wait_count: u64,
     /// The waits that ended, in nanoseconds.
     wait_nanos: u64,
-    closed: bool,
 }
 
 /// The next step of a checkout.
@@ -224,16 +223,6 @@ impl<C> Shared<C> {
     /// Adds a wait that began at `queued` and ended at `now` to `wait_time`.
     fn wait_ended(&mut self, queued: CoarseTime, now: CoarseTime) {
         self.wait_nanos = self.wait_nanos.saturating_add(now.nanos_since(queued));
-    }
-
-    /// Notes that a connection was closed; returns the background task's waker when it
-    /// should top `min_idle` up (to be woken once the lock is released).
-    fn closed_one(&mut self, min_idle: usize) -> Option<Waker> {
-        if min_idle == 0 || self.closed || self.top_up {
-            return None;
-        }
-        self.top_up = true;
-        self.maintainer.clone()
     }
 
     fn free(&mut self, id: usize) {
@@ -320,9 +309,9 @@ pub(crate) struct Inner<M: Manager> {
     /// it is set, checkouts and returns skip the lanes and go through the queue, first
     /// in, first out.
     queued: AtomicBool,
-    /// Mirrors the shared `closed`, for the lanes: a return reads it under its lane's
-    /// lock, and `close` sets it before it empties the lanes, so that no connection is
-    /// left in a lane after a close.
+    /// Set by `close`, under the shared lock: read under that lock like the rest of the
+    /// shared state, and by a return under its lane's lock (`close` sets it before it
+    /// empties the lanes, so that no connection is left in a lane after a close).
     closed: AtomicBool,
     /// The background task will look at the idle connections again: it has a timer set
     /// for the next one to register with the watcher, or was woken to set one. Cleared
@@ -366,7 +355,6 @@ impl<M: Manager> Inner<M> {
                 checkouts: 0,
                 wait_count: 0,
                 wait_nanos: 0,
-                closed: false,
             })),
             lanes: (0..lane_count(config.max_size))
                 .map(|_| {
@@ -440,6 +428,17 @@ impl<M: Manager> Inner<M> {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Relaxed)
+    }
+
+    /// Notes, under the shared lock, that a connection was closed; returns the
+    /// background task's waker when it should top `min_idle` up (to be woken once the
+    /// lock is released).
+    fn closed_one(&self, s: &mut Shared<M::Connection>) -> Option<Waker> {
+        if self.config.min_idle == 0 || self.is_closed() || s.top_up {
+            return None;
+        }
+        s.top_up = true;
+        s.maintainer.clone()
     }
 
     /// The lane of the CPU the calling thread runs on.
@@ -541,7 +540,7 @@ impl<M: Manager> Inner<M> {
         let now = coarse_now();
         let mut s = self.lock();
         s.requests += 1;
-        if s.closed {
+        if self.is_closed() {
             return Step::Closed;
         }
         let idle = match s.idle.pop_back() {
@@ -677,7 +676,7 @@ impl<M: Manager> Inner<M> {
     /// connect.
     pub(crate) fn reacquire(&self, now: CoarseTime) -> Step<M::Connection> {
         let mut s = self.lock();
-        if s.closed {
+        if self.is_closed() {
             s.size -= 1;
             return Step::Closed;
         }
@@ -686,7 +685,7 @@ impl<M: Manager> Inner<M> {
             // back here has no one to go to.
             s.size -= 1;
             s.checkouts += 1;
-            let top_up = s.closed_one(self.config.min_idle);
+            let top_up = self.closed_one(&mut s);
             wake_unlocked(s, top_up);
             return idle.checkout(now);
         }
@@ -774,7 +773,7 @@ impl<M: Manager> Inner<M> {
     #[inline(never)]
     fn unpark(&self, idle: Idle<M::Connection>, now: CoarseTime) {
         let s = self.lock();
-        if s.closed {
+        if self.is_closed() {
             drop(s);
             drop(idle);
             self.release_slot(false);
@@ -834,7 +833,7 @@ impl<M: Manager> Inner<M> {
         if fresh {
             s.connecting -= 1;
         }
-        if discard || expired || s.closed {
+        if discard || expired || self.is_closed() {
             drop(s);
             if expired && !discard {
                 Counters::bump(&self.counters.lifetime_closed, 1);
@@ -858,7 +857,11 @@ impl<M: Manager> Inner<M> {
         if connecting {
             s.connecting -= 1;
         }
-        let next = if s.closed { None } else { s.next_waiter() };
+        let next = if self.is_closed() {
+            None
+        } else {
+            s.next_waiter()
+        };
         self.publish_queue(&s);
         match next {
             Some(id) => {
@@ -869,7 +872,7 @@ impl<M: Manager> Inner<M> {
             }
             None => {
                 s.size -= 1;
-                let top_up = s.closed_one(self.config.min_idle);
+                let top_up = self.closed_one(&mut s);
                 wake_unlocked(s, top_up);
             }
         }
@@ -882,7 +885,6 @@ impl<M: Manager> Inner<M> {
         let mut wakers = Vec::new();
         let (idle, parked) = {
             let mut s = self.lock();
-            s.closed = true;
             // Before the lanes are emptied: see `park`.
             self.closed.store(true, Relaxed);
             // The background task exits on its next poll: make it now.
@@ -1054,7 +1056,7 @@ impl<M: Manager> Inner<M> {
     fn replenish(self: &Arc<Self>) {
         let want = {
             let mut s = self.lock();
-            if s.closed {
+            if self.is_closed() {
                 return;
             }
             let (parked, _) = self.tally_lanes();
