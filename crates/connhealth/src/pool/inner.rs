@@ -100,12 +100,21 @@ impl<C> Idle<C> {
         let expired = self.live.expired(now);
         Step::Idle(self.live, now.nanos_since(self.since), expired)
     }
+
+    /// Hands it to a waiter at `now`, with the same judgement as a checkout: a
+    /// connection that sat in a lane or the idle list comes with its idle time, so that
+    /// its lifetime and `ping_after_idle` apply to it as to any other.
+    fn handoff(self, now: CoarseTime) -> Handoff<C> {
+        let expired = self.live.expired(now);
+        Handoff::Conn(self.live, now.nanos_since(self.since), expired)
+    }
 }
 
-/// What reaches a waiter: a connection, or a slot to open one with.
+/// What reaches a waiter: a connection (idle for this many nanoseconds when it was
+/// handed over, and whether its lifetime was over then), or a slot to open one with.
 #[derive(Debug)]
 pub(crate) enum Handoff<C> {
-    Conn(Live<C>),
+    Conn(Live<C>, u64, bool),
     Slot,
 }
 
@@ -211,7 +220,7 @@ impl<C> Shared<C> {
     /// Returns the waiter's waker, to wake once unlocked.
     fn give(&mut self, idle: Idle<C>, now: CoarseTime) -> Option<Waker> {
         match self.next_waiter() {
-            Some(id) => self.deliver(id, Handoff::Conn(idle.live), now),
+            Some(id) => self.deliver(id, idle.handoff(now), now),
             None => {
                 let at = self.idle.partition_point(|other| other.since <= idle.since);
                 self.idle.insert(at, idle);
@@ -1192,7 +1201,7 @@ impl<M: Manager> Future for Waiting<'_, M> {
         };
         // (The wait was counted in `wait_time` when it ended: at the hand-off, the
         // timeout or the close.)
-        if matches!(outcome, Waited::Handoff(Handoff::Conn(_))) {
+        if matches!(outcome, Waited::Handoff(Handoff::Conn(..))) {
             s.checkouts += 1;
         }
         s.free(id);
@@ -1216,7 +1225,7 @@ impl<M: Manager> Drop for Waiting<'_, M> {
                 s.free(id);
                 drop(s);
                 match handoff {
-                    Handoff::Conn(live) => self.inner.put(live, false, false),
+                    Handoff::Conn(live, ..) => self.inner.put(live, false, false),
                     Handoff::Slot => self.inner.release_slot(true),
                 }
             }
@@ -1397,12 +1406,20 @@ mod tests {
 
     /// A pool at its max_size of 1, its one connection checked out and returned here.
     fn pool_at_max(watch_idle: bool) -> (Arc<Inner<Numbers>>, Live<u32>) {
+        pool_at_max_lasting(watch_idle, None)
+    }
+
+    /// The same, its connection closed after `max_lifetime` (no jitter).
+    fn pool_at_max_lasting(
+        watch_idle: bool,
+        max_lifetime: Option<Duration>,
+    ) -> (Arc<Inner<Numbers>>, Live<u32>) {
         let config = Config {
             max_size: 1,
             min_idle: 0,
             grow_by: 1,
             idle_timeout: None,
-            max_lifetime: None,
+            max_lifetime,
             lifetime_jitter: 0.0,
             get_timeout: Duration::from_secs(30),
             evict_interval: Duration::from_secs(30),
@@ -1448,7 +1465,7 @@ mod tests {
         let (lane, _) = return_to_lane(&inner, live);
         let s = inner.lock();
         assert!(
-            matches!(s.slots[id].state, WaitState::Delivered(Handoff::Conn(_))),
+            matches!(s.slots[id].state, WaitState::Delivered(Handoff::Conn(..))),
             "the connection reached the waiter"
         );
         assert_eq!(wakes.0.load(Relaxed), 1, "and woke it");
@@ -1506,6 +1523,31 @@ mod tests {
         let _s = inner.lock();
         assert_eq!(inner.go_quiet(), Some(now.add(WATCH_AFTER)));
         assert!(inner.watch_armed.load(Relaxed));
+    }
+
+    #[test]
+    fn a_connection_handed_over_from_a_lane_comes_with_its_idle_time() {
+        let (inner, live) = pool_at_max_lasting(false, Some(Duration::from_millis(1)));
+        let waker = Waker::from(Arc::new(CountWakes::default()));
+        let Step::Wait(id, _) = inner.acquire(&Context::from_waker(&waker)) else {
+            panic!("the pool is at max_size with nothing idle: the checkout must queue");
+        };
+        // A return parks its connection just as the checkout queued, and is held up
+        // (preempted) before it reads `queued`: the connection sits in the lane.
+        assert!(inner.park(live, coarse_now()).is_ok());
+        std::thread::sleep(Duration::from_millis(20));
+        // The evictor finds it there and hands it to the waiter: idle 20 ms, and past
+        // its 1 ms lifetime, which the checkout must see to close it.
+        inner.evict();
+        let s = inner.lock();
+        match &s.slots[id].state {
+            WaitState::Delivered(Handoff::Conn(_, idle_for, expired)) => {
+                assert!(*expired, "its lifetime is over");
+                // The coarse clock may round the 20 ms down by a tick.
+                assert!(*idle_for >= 10_000_000, "idle for {idle_for} ns");
+            }
+            other => panic!("nothing was handed over: {other:?}"),
+        }
     }
 
     #[test]

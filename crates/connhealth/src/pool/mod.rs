@@ -313,8 +313,9 @@ impl<M: Manager> Pool<M> {
                     // No timer of our own: the pool's background task times waiters out.
                     deadline = Deadline::Queued(at);
                     match Waiting::new(inner, id).await {
-                        // Its lifetime was checked when it was handed over.
-                        Waited::Handoff(Handoff::Conn(live)) => Step::Idle(live, 0, false),
+                        Waited::Handoff(Handoff::Conn(live, idle_for, expired)) => {
+                            Step::Idle(live, idle_for, expired)
+                        }
                         Waited::Handoff(Handoff::Slot) => Step::Connect,
                         Waited::Closed => return Err(PoolError::Closed),
                         Waited::TimedOut => {
