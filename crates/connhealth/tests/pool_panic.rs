@@ -1,9 +1,14 @@
 //! A panic while holding a connection neither leaks its slot nor poisons the pool. The
-//! connection itself is closed: its protocol state is unknown after a panic mid-use.
+//! connection itself is closed: its protocol state is unknown after a panic mid-use. Nor
+//! does a slot leak when a connection's own `Drop` panics, or when a `get` is polled
+//! where tokio cannot run it.
 
 mod pool_support;
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::SeqCst;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use connhealth::pool::{Pool, TcpManager};
@@ -80,4 +85,69 @@ async fn a_manager_check_that_panics_leaves_the_pool_whole() {
     assert_eq!(pool.stats().size(), 0);
     assert!(pool.get().await.is_ok());
     assert_eq!(pool.stats().size(), 1);
+}
+
+#[tokio::test]
+async fn a_connection_whose_drop_panics_still_frees_its_slot() {
+    let fakes = Fakes::default();
+    let pool = Pool::builder()
+        .max_size(1)
+        .build(fakes.clone())
+        .await
+        .unwrap();
+    // Closed on its return, marked unusable.
+    fakes.panic_on_drop.store(true, SeqCst);
+    let task = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.get().await.unwrap().mark_unusable() }
+    });
+    assert!(task.await.unwrap_err().is_panic());
+    assert_eq!(
+        pool.stats().size(),
+        0,
+        "the returned connection's slot leaked"
+    );
+    // Closed at checkout, its check failed.
+    let id = pool.get().await.unwrap().id; // and back to idle
+    fakes.dead.lock().unwrap().push(id);
+    fakes.panic_on_drop.store(true, SeqCst);
+    let task = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.get().await.map(drop) }
+    });
+    assert!(task.await.unwrap_err().is_panic());
+    assert_eq!(
+        pool.stats().size(),
+        0,
+        "the checked-out connection's slot leaked"
+    );
+    assert!(pool.get().await.is_ok());
+}
+
+#[test]
+fn a_get_polled_outside_the_runtime_leaks_no_slot() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fakes = Fakes::default();
+    let pool = rt
+        .block_on(Pool::builder().max_size(4).grow_by(4).build(fakes.clone()))
+        .unwrap();
+    // Polled here, outside the runtime: nothing is idle, so the pool grows by a batch of
+    // four, but neither the background connects nor the caller's timer can run.
+    let mut get = std::pin::pin!(pool.get());
+    let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        get.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    }));
+    assert!(polled.is_err(), "tokio's timer needs its runtime");
+    assert_eq!(pool.stats().size(), 0, "slots leaked");
+    // The pool still grows to its max_size on the runtime.
+    rt.block_on(async {
+        let mut conns = Vec::new();
+        for _ in 0..4 {
+            conns.push(pool.get().await.expect("a slot was lost"));
+        }
+    });
+    assert_eq!(fakes.made.load(SeqCst), 4);
 }

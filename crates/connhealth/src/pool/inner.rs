@@ -784,8 +784,7 @@ impl<M: Manager> Inner<M> {
         let s = self.lock();
         if self.is_closed() {
             drop(s);
-            drop(idle);
-            self.release_slot(false);
+            self.close_then_free(idle);
         } else {
             self.give_unlocked(s, idle, now);
         }
@@ -847,8 +846,7 @@ impl<M: Manager> Inner<M> {
             if expired && !discard {
                 Counters::bump(&self.counters.lifetime_closed, 1);
             }
-            drop(live);
-            self.release_slot(false);
+            self.close_then_free(live);
             return;
         }
         let idle = Idle {
@@ -857,6 +855,21 @@ impl<M: Manager> Inner<M> {
             watched: false,
         };
         self.give_unlocked(s, idle, now);
+    }
+
+    /// Closes a connection, then frees its slot. Closing runs the connection's `Drop`,
+    /// user code: should it panic, the slot is freed all the same, on the way out.
+    fn close_then_free<T>(&self, conn: T) {
+        let _slot = FreeSlot(self);
+        drop(conn);
+    }
+
+    /// Closes a connection whose slot the caller keeps, to take or open another with:
+    /// should its `Drop` panic, the slot is freed on the way out.
+    pub(crate) fn close_keeping_slot<T>(&self, conn: T) {
+        let slot = FreeSlot(self);
+        drop(conn);
+        std::mem::forget(slot);
     }
 
     /// Frees a slot (a connection closed, or a connect that failed or was cancelled,
@@ -926,10 +939,15 @@ impl<M: Manager> Inner<M> {
 
     /// Opens one connection in the background, in a slot already counted as connecting,
     /// bounded by `get_timeout` so that a stalled connect cannot hold the slot forever.
+    /// Off a tokio runtime (a `get` polled by another executor) there is nowhere to run
+    /// it: the slot is freed, and the caller's own connect is all the growth.
     pub(crate) fn spawn_connect(self: &Arc<Self>) {
-        let inner = Arc::clone(self);
         let slot = ConnectSlot::new(Arc::clone(self));
-        tokio::spawn(async move {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = Arc::clone(self);
+        runtime.spawn(async move {
             let result =
                 tokio::time::timeout(inner.config.get_timeout, inner.manager.connect()).await;
             match result {
@@ -1141,6 +1159,15 @@ impl<M: Manager> Drop for ConnectSlot<M> {
         if let Some(inner) = self.inner.take() {
             inner.release_slot(true);
         }
+    }
+}
+
+/// Frees the slot of a closed connection when dropped: see [`Inner::close_then_free`].
+struct FreeSlot<'a, M: Manager>(&'a Inner<M>);
+
+impl<M: Manager> Drop for FreeSlot<'_, M> {
+    fn drop(&mut self) {
+        self.0.release_slot(false);
     }
 }
 

@@ -283,7 +283,7 @@ impl<M: Manager> Pool<M> {
                                 Counters::bump(&inner.counters.rejected, 1);
                             }
                             // Close it but keep its slot: the next step reuses it.
-                            drop(conn.live.take());
+                            inner.close_keeping_slot(conn.live.take());
                             drop(conn);
                             inner.reacquire(coarse_now())
                         }
@@ -508,8 +508,10 @@ impl<M: Manager> Builder<M> {
             let mut connects = tokio::task::JoinSet::new();
             for _ in 0..opening {
                 let inner = Arc::clone(&inner);
+                // Made before the task, so that one aborted before its first poll
+                // frees its slot too.
+                let slot = ConnectSlot::new(Arc::clone(&inner));
                 connects.spawn(async move {
-                    let slot = ConnectSlot::new(Arc::clone(&inner));
                     let conn = inner.manager.connect().await?;
                     slot.disarm();
                     let live = inner.live(conn);

@@ -102,11 +102,15 @@ pub async fn roundtrip(conn: &mut TcpStream) -> io::Result<()> {
 pub struct Fake {
     pub id: usize,
     open: Arc<AtomicUsize>,
+    panic_on_drop: Arc<AtomicBool>,
 }
 
 impl Drop for Fake {
     fn drop(&mut self) {
         self.open.fetch_sub(1, SeqCst);
+        if self.panic_on_drop.swap(false, SeqCst) && !std::thread::panicking() {
+            panic!("a connection's Drop panicked (expected by the test)");
+        }
     }
 }
 
@@ -127,6 +131,8 @@ pub struct Fakes {
     pub chaos: Arc<AtomicBool>,
     /// `check` panics while set.
     pub panic_on_check: Arc<AtomicBool>,
+    /// The next connection dropped panics in its `Drop`.
+    pub panic_on_drop: Arc<AtomicBool>,
     /// `ping` fails while set.
     pub ping_fails: Arc<AtomicBool>,
     /// Pings sent.
@@ -181,6 +187,7 @@ impl Manager for Fakes {
         Ok(Fake {
             id,
             open: self.open.clone(),
+            panic_on_drop: self.panic_on_drop.clone(),
         })
     }
 
