@@ -44,6 +44,16 @@ async fn extreme_settings_neither_panic_nor_break_the_pool() {
     assert!(matches!(zero.get().await, Err(PoolError::Timeout)));
     drop(held); // lifetime zero: closed on return
     assert_eq!(zero.stats().size(), 0);
+
+    let unbounded = Pool::builder()
+        .max_size(usize::MAX)
+        .build(Fakes::default())
+        .await
+        .unwrap();
+    let conns: Vec<_> = futures_all(&unbounded, 3).await;
+    assert_eq!(unbounded.stats().size(), 3);
+    drop(conns);
+    assert_eq!(unbounded.stats().idle(), 3);
 }
 
 #[tokio::test]

@@ -351,7 +351,8 @@ impl<M: Manager> Inner<M> {
         Inner {
             manager,
             shared: CachePadded(Mutex::new(Shared {
-                idle: VecDeque::with_capacity(config.max_size),
+                // Room for the usual pool up front; a larger one grows its list once.
+                idle: VecDeque::with_capacity(config.max_size.min(1024)),
                 queue: VecDeque::new(),
                 slots: Vec::new(),
                 free_slots: Vec::new(),
