@@ -77,6 +77,21 @@ async fn waiters_dropped_while_queued_leave_nothing_behind() {
 }
 
 #[tokio::test]
+async fn a_wait_given_up_counts_in_the_wait_time() {
+    let fakes = Fakes::default();
+    let pool = pool(&fakes, 1).await;
+    let _held = pool.get().await.unwrap();
+    // The caller's own timeout drops the queued get after 30 ms.
+    assert!(tokio::time::timeout(Duration::from_millis(30), pool.get())
+        .await
+        .is_err());
+    let stats = pool.stats();
+    assert_eq!(stats.wait_count(), 1);
+    // The coarse clock may round the 30 ms down a tick.
+    assert!(stats.wait_time() >= Duration::from_millis(20), "{stats:?}");
+}
+
+#[tokio::test]
 async fn a_get_dropped_mid_connect_frees_its_slot() {
     let fakes = Fakes::default();
     fakes.delay_ms.store(200, SeqCst);

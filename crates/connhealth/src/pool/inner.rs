@@ -1248,6 +1248,8 @@ impl<M: Manager> Drop for Waiting<'_, M> {
                 // Still in the queue: the next hand-off, sweep or expiry frees it.
                 slot.state = WaitState::Cancelled;
                 slot.waker = None;
+                let queued = slot.queued;
+                s.wait_ended(queued, coarse_now());
             }
             WaitState::Delivered(handoff) => {
                 s.free(id);
