@@ -997,12 +997,15 @@ impl<M: Manager> Inner<M> {
                     closed.extend(s.idle.pop_front());
                 }
             }
-            s.size -= closed.len();
             Counters::bump(&self.counters.lifetime_closed, lifetime as u64);
             Counters::bump(&self.counters.idle_closed, (closed.len() - lifetime) as u64);
         }
         wakers.into_iter().for_each(Waker::wake);
-        drop(closed);
+        // Their slots are freed once they are closed, so that a connect made for a
+        // checkout meanwhile never has more than max_size open.
+        for idle in closed {
+            self.close_then_free(idle);
+        }
     }
 
     /// Polls the idle connections for a close by the peer. Those idle for
@@ -1407,6 +1410,7 @@ mod tests {
     //! them for real); here each thread's steps run one after the other, in the order
     //! that would strand a connection if a check were missing.
 
+    use std::sync::atomic::Ordering::SeqCst;
     use std::task::Wake;
 
     use super::*;
@@ -1465,7 +1469,10 @@ mod tests {
 
     /// A return that parks `live` in its (empty) lane, and then reads what it reads
     /// once it has let go of the lane. Returns the lane, and the time of the return.
-    fn return_to_lane(inner: &Inner<Numbers>, live: Live<u32>) -> (&LaneLock<u32>, CoarseTime) {
+    fn return_to_lane<M: Manager>(
+        inner: &Inner<M>,
+        live: Live<M::Connection>,
+    ) -> (&LaneLock<M::Connection>, CoarseTime) {
         let now = coarse_now();
         let Ok(Parked {
             lane,
@@ -1578,6 +1585,89 @@ mod tests {
             }
             other => panic!("nothing was handed over: {other:?}"),
         }
+    }
+
+    /// Connections whose close takes until the test lets it finish.
+    #[derive(Default)]
+    struct SlowClose {
+        closing: Arc<AtomicBool>,
+        finish: Arc<AtomicBool>,
+    }
+
+    #[derive(Debug)]
+    struct Slow {
+        closing: Arc<AtomicBool>,
+        finish: Arc<AtomicBool>,
+    }
+
+    impl Drop for Slow {
+        fn drop(&mut self) {
+            self.closing.store(true, SeqCst);
+            while !self.finish.load(SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    impl Manager for SlowClose {
+        type Connection = Slow;
+        type Error = std::io::Error;
+        async fn connect(&self) -> std::io::Result<Slow> {
+            Ok(Slow {
+                closing: Arc::clone(&self.closing),
+                finish: Arc::clone(&self.finish),
+            })
+        }
+        fn check(&self, _: &Slow) -> Status {
+            Status::Open
+        }
+    }
+
+    #[test]
+    fn an_evicted_connection_frees_its_slot_only_once_closed() {
+        let config = Config {
+            max_size: 1,
+            min_idle: 0,
+            grow_by: 1,
+            idle_timeout: None,
+            max_lifetime: Some(Duration::from_millis(1)),
+            lifetime_jitter: 0.0,
+            get_timeout: Duration::from_secs(30),
+            evict_interval: Duration::from_secs(30),
+            ping_after_idle: None,
+            watch_idle: false,
+        };
+        let manager = SlowClose::default();
+        let (closing, finish) = (Arc::clone(&manager.closing), Arc::clone(&manager.finish));
+        let inner = Arc::new(Inner::new(manager, config));
+        inner.reserve_connects(1);
+        inner.connected();
+        let live = inner.live(Slow {
+            closing: Arc::clone(&closing),
+            finish: Arc::clone(&finish),
+        });
+        return_to_lane(&inner, live);
+        std::thread::sleep(Duration::from_millis(10)); // past its lifetime
+        let evictor = std::thread::spawn({
+            let inner = Arc::clone(&inner);
+            move || inner.evict()
+        });
+        while !closing.load(SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The evictor is closing the connection: a checkout now must wait for its slot,
+        // not open a second connection beside it.
+        let waker = Waker::from(Arc::new(CountWakes::default()));
+        let step = inner.acquire(&Context::from_waker(&waker));
+        let Step::Wait(id, _) = step else {
+            panic!("max_size 1, one connection still closing, and the checkout got {step:?}");
+        };
+        finish.store(true, SeqCst);
+        evictor.join().unwrap();
+        assert!(matches!(
+            inner.lock().slots[id].state,
+            WaitState::Delivered(Handoff::Slot)
+        ));
     }
 
     #[test]
