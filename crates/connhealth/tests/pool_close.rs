@@ -1,4 +1,5 @@
-//! `close()`: waiters get `Closed`, later gets too, idle connections close at once,
+//! `close()`: waiters get `Closed`, later gets too (no `get` succeeds once it returned,
+//! even one a connection was already on its way to), idle connections close at once,
 //! connections returned afterwards are closed, and a second close is harmless. The
 //! shutdown of the pool's runtime closes it too.
 
@@ -59,6 +60,51 @@ async fn close_fails_waiters_and_closes_every_connection() {
     assert_eq!(
         PoolError::<std::io::Error>::Closed.to_string(),
         "the pool is closed"
+    );
+}
+
+#[tokio::test]
+async fn no_get_pending_at_the_close_succeeds() {
+    let fakes = Fakes::default();
+    let pool = Pool::builder()
+        .max_size(1)
+        .build(fakes.clone())
+        .await
+        .unwrap();
+    let held = pool.get().await.unwrap();
+    // A waiter, queued and then left unpolled, is handed the connection just before the
+    // close, and runs after it.
+    let mut waiter = Box::pin(pool.get());
+    assert!(tokio::time::timeout(Duration::from_millis(10), &mut waiter)
+        .await
+        .is_err());
+    drop(held);
+    // And a connect in flight at the close.
+    let connecting_pool = Pool::builder()
+        .max_size(1)
+        .build(fakes.clone())
+        .await
+        .unwrap();
+    fakes.delay_ms.store(50, SeqCst);
+    let connecting = tokio::spawn({
+        let pool = connecting_pool.clone();
+        async move { pool.get().await.map(drop) }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    pool.close().await;
+    connecting_pool.close().await;
+    assert!(matches!(waiter.await, Err(PoolError::Closed)));
+    assert!(matches!(connecting.await.unwrap(), Err(PoolError::Closed)));
+    for closed in [&pool, &connecting_pool] {
+        let stats = closed.stats();
+        assert_eq!(stats.size(), 0, "{stats:?}");
+        assert_eq!(stats.successes(), stats.requests() - 1, "{stats:?}");
+    }
+    assert_eq!(
+        fakes.open.load(SeqCst),
+        0,
+        "a connection outlived its pool's close"
     );
 }
 

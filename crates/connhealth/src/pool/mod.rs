@@ -274,7 +274,7 @@ impl<M: Manager> Pool<M> {
                     match failed {
                         None => {
                             conn.unusable = false;
-                            return Ok(conn);
+                            return self.hand_out(conn);
                         }
                         Some(counter) => {
                             Counters::bump(counter, 1);
@@ -291,11 +291,15 @@ impl<M: Manager> Pool<M> {
                 }
                 Step::Connect => {
                     let slot = ConnectSlot::new(Arc::clone(inner));
+                    if inner.is_closed() {
+                        // A slot handed over before the close: no connect for a closed pool.
+                        return Err(PoolError::Closed);
+                    }
                     match self.bounded(&mut deadline, inner.manager.connect()).await {
                         Ok(Ok(conn)) => {
                             slot.disarm();
                             inner.connected();
-                            return Ok(Pooled {
+                            return self.hand_out(Pooled {
                                 live: Some(inner.live(conn)),
                                 inner: Arc::clone(inner),
                                 unusable: false,
@@ -329,6 +333,19 @@ impl<M: Manager> Pool<M> {
         }
     }
 
+    /// Hands out a checked-out connection, unless the pool was closed meanwhile (a
+    /// hand-off that reached a waiter just before the close, a connect or ping in
+    /// flight): then the connection is closed and the `get` fails, so that no `get`
+    /// succeeds once `close` has returned.
+    fn hand_out(&self, conn: Pooled<M>) -> Result<Pooled<M>, PoolError<M::Error>> {
+        if self.inner.is_closed() {
+            Counters::bump(&self.inner.counters.rejected, 1);
+            drop(conn); // closed on its return to a closed pool
+            return Err(PoolError::Closed);
+        }
+        Ok(conn)
+    }
+
     /// Runs `fut` until the get's deadline, set when the first await of this `get`
     /// starts, so that the fast path never arms a timer.
     async fn bounded<F: Future>(
@@ -349,8 +366,10 @@ impl<M: Manager> Pool<M> {
     }
 
     /// Closes the pool: queued `get`s fail with [`PoolError::Closed`], and so do later
-    /// ones; idle connections are closed now, checked-out ones when they are returned.
-    /// The background task exits. Closing again does nothing.
+    /// ones and those still connecting or pinging (closing what they opened): no `get`
+    /// succeeds once this has returned. Idle connections are closed now, checked-out
+    /// ones when they are returned. The background task exits. Closing again does
+    /// nothing.
     pub async fn close(&self) {
         self.inner.close();
     }
