@@ -66,11 +66,7 @@ async fn close_fails_waiters_and_closes_every_connection() {
 #[tokio::test]
 async fn no_get_pending_at_the_close_succeeds() {
     let fakes = Fakes::default();
-    let pool = Pool::builder()
-        .max_size(1)
-        .build(fakes.clone())
-        .await
-        .unwrap();
+    let pool = fakes.pool(1).await;
     let held = pool.get().await.unwrap();
     // A waiter, queued and then left unpolled, is handed the connection just before the
     // close, and runs after it.
@@ -80,11 +76,7 @@ async fn no_get_pending_at_the_close_succeeds() {
         .is_err());
     drop(held);
     // And a connect in flight at the close.
-    let connecting_pool = Pool::builder()
-        .max_size(1)
-        .build(fakes.clone())
-        .await
-        .unwrap();
+    let connecting_pool = fakes.pool(1).await;
     fakes.delay_ms.store(50, SeqCst);
     let connecting = tokio::spawn({
         let pool = connecting_pool.clone();

@@ -68,11 +68,7 @@ fn a_thread_that_panics_holding_a_connection_does_not_poison_the_pool() {
 #[tokio::test]
 async fn a_manager_check_that_panics_leaves_the_pool_whole() {
     let fakes = Fakes::default();
-    let pool = Pool::builder()
-        .max_size(1)
-        .build(fakes.clone())
-        .await
-        .unwrap();
+    let pool = fakes.pool(1).await;
     drop(pool.get().await.unwrap()); // one idle connection
     fakes.panic_on_check.store(true, SeqCst);
     let task = tokio::spawn({
@@ -90,11 +86,7 @@ async fn a_manager_check_that_panics_leaves_the_pool_whole() {
 #[tokio::test]
 async fn a_connection_whose_drop_panics_still_frees_its_slot() {
     let fakes = Fakes::default();
-    let pool = Pool::builder()
-        .max_size(1)
-        .build(fakes.clone())
-        .await
-        .unwrap();
+    let pool = fakes.pool(1).await;
     // Closed on its return, marked unusable.
     fakes.panic_on_drop.store(true, SeqCst);
     let task = tokio::spawn({

@@ -143,6 +143,17 @@ pub struct Fakes {
     pub closed_polls: Arc<AtomicUsize>,
 }
 
+impl Fakes {
+    /// A pool of at most `max_size` of these, with the defaults otherwise.
+    pub async fn pool(&self, max_size: usize) -> connhealth::pool::Pool<Fakes> {
+        connhealth::pool::Pool::builder()
+            .max_size(max_size)
+            .build(self.clone())
+            .await
+            .unwrap()
+    }
+}
+
 /// Holds a count while a connect is in flight; a cancelled connect drops it.
 struct InFlight(Arc<AtomicUsize>);
 impl Drop for InFlight {
