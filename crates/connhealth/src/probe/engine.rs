@@ -8,6 +8,7 @@ use std::mem;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Wake};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -86,6 +87,33 @@ pub(crate) enum Submission {
         generation: u32,
         result: io::Result<Vec<SocketAddr>>,
     },
+    /// The future waiting for the probe in `slot` was dropped (sent by [`CancelOnDrop`]):
+    /// close its socket now rather than at its deadline.
+    Cancelled {
+        slot: u32,
+        generation: u32,
+    },
+    /// A `probe_many` stream was dropped: close the sockets of its probes in flight.
+    StreamDropped,
+}
+
+/// Registered with a probe future's channel while its probe is in flight: woken when
+/// the future is dropped, it tells the engine, so that an abandoned probe gives back its
+/// descriptor and its places under the in-flight limits at once, not at its timeout
+/// (which may be long: `tokio::time::timeout(d, probe_addr(a, long))`).
+struct CancelOnDrop {
+    shared: Arc<Shared>,
+    slot: u32,
+    generation: u32,
+}
+
+impl Wake for CancelOnDrop {
+    fn wake(self: Arc<Self>) {
+        let _ = self.shared.submit_one(Submission::Cancelled {
+            slot: self.slot,
+            generation: self.generation,
+        });
+    }
 }
 
 struct Inbox {
@@ -216,9 +244,9 @@ impl EngineHandle {
 
 impl Drop for EngineHandle {
     fn drop(&mut self) {
-        // Nothing can wait for a result any more: every future and stream holds a clone
-        // of the Prober. Stop, and wait until every probe socket is closed, so that a
-        // dropped Prober leaves no descriptor behind.
+        // The last Prober is gone (a stream holds a clone; a probe future holds only its
+        // channel). Stop, failing whatever still waits, and wait until every probe
+        // socket is closed, so that a dropped Prober leaves no descriptor behind.
         drop(self.shared.close("the prober was dropped"));
         self.shared.waker.wake();
         if let Some(thread) = self.thread.take() {
@@ -246,6 +274,20 @@ struct Task {
     /// The last local-exhaustion error this task hit; reported if its deadline passes
     /// before it could start.
     exhausted: Option<io::Error>,
+    hold: Hold,
+}
+
+/// A waiting task's standing with its destination's in-flight limit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Not held back by it.
+    Free,
+    /// In the destination's `parked` list.
+    Parked,
+    /// Taken off that list for the place a finished probe gave back. If it leaves
+    /// without starting (dropped, or timed out in the same turn), that place passes on
+    /// to the next parked task: otherwise they would wait with the destination idle.
+    Released,
 }
 
 struct Slot {
@@ -395,26 +437,38 @@ impl Engine {
         if task.deadline.is_some() {
             self.timed -= 1;
         }
-        if let Phase::InFlight { socket, .. } = mem::replace(&mut task.phase, Phase::Waiting) {
-            self.poller.remove(socket.as_fd());
-            // The zero linger turns this close into an RST, now.
-            drop(socket);
-            self.in_flight -= 1;
-            self.release_destination(task.addr);
-            // A descriptor and a local port just came back.
-            self.retry_at = None;
+        match mem::replace(&mut task.phase, Phase::Waiting) {
+            Phase::InFlight { socket, .. } => {
+                self.poller.remove(socket.as_fd());
+                // The zero linger turns this close into an RST, now.
+                drop(socket);
+                self.in_flight -= 1;
+                if let Some(dest) = self.destinations.get_mut(&task.addr) {
+                    dest.in_flight -= 1;
+                }
+                self.pass_turn(task.addr);
+                // A descriptor and a local port just came back.
+                self.retry_at = None;
+            }
+            _ if task.hold == Hold::Released => self.pass_turn(task.addr),
+            _ => {}
         }
         task
     }
 
-    fn release_destination(&mut self, addr: SocketAddr) {
+    /// A place under `addr`'s limit is free: the next task parked behind it goes to the
+    /// front of the queue.
+    fn pass_turn(&mut self, addr: SocketAddr) {
         let Some(dest) = self.destinations.get_mut(&addr) else {
             return;
         };
-        dest.in_flight -= 1;
         while let Some((index, generation)) = dest.parked.pop_front() {
-            let slot = &self.slots[index as usize];
-            if slot.generation == generation && slot.task.is_some() {
+            let slot = &mut self.slots[index as usize];
+            if slot.generation != generation {
+                continue;
+            }
+            if let Some(task) = slot.task.as_mut() {
+                task.hold = Hold::Released;
                 self.queue.push_front((index, generation));
                 break;
             }
@@ -442,27 +496,43 @@ impl Engine {
     }
 
     fn expire(&mut self, now: Instant) {
+        // Read once: a probe that expires below gives its port back and clears the stall,
+        // but the tasks behind it still waited on it.
+        let stalled_on = self.retry_at.and(self.stalled_on);
+        let limits_full = self.in_flight >= self.max_in_flight;
         while let Some(&Reverse((at, index, generation))) = self.deadlines.peek() {
             if at > now {
                 break;
             }
             self.deadlines.pop();
-            let stalled_on = self.retry_at.and(self.stalled_on);
+            let max_per_destination = self.max_per_destination;
+            let max_in_flight = self.max_in_flight;
             let Some(task) = self.task_mut(index, generation) else {
                 continue;
             };
+            // A probe never sent says nothing of its target: the error is the prober's.
             let error = match (&task.phase, task.exhausted.take(), stalled_on) {
                 (Phase::Resolving, _, _) => ProbeError::Resolve(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "name resolution did not finish before the probe's timeout",
                 )),
+                (Phase::InFlight { .. }, _, _) => ProbeError::TimedOut,
                 (Phase::Waiting, Some(err), _) => ProbeError::Exhausted(err),
-                // Never tried, because the engine is stalled on exhaustion: still the
-                // prober's problem, not the target's.
                 (Phase::Waiting, None, Some(code)) => {
                     ProbeError::Exhausted(io::Error::from_raw_os_error(code))
                 }
-                _ => ProbeError::TimedOut,
+                (Phase::Waiting, None, None) => {
+                    ProbeError::not_sent(if task.hold == Hold::Parked {
+                        format!(
+                            "it waited behind {max_per_destination} probes in flight to the same \
+                         address (max_in_flight_per_destination)"
+                        )
+                    } else if limits_full {
+                        format!("it waited for one of the prober's {max_in_flight} places in flight (max_in_flight)")
+                    } else {
+                        "its timeout passed before the prober could send it".to_owned()
+                    })
+                }
             };
             let task = self.take(index);
             self.deliver(task, Err(error));
@@ -493,6 +563,7 @@ impl Engine {
             if let Some(dest) = self.destinations.get_mut(&addr) {
                 if dest.in_flight >= max_per_destination {
                     dest.parked.push_back((index, generation));
+                    self.slots[index as usize].task.as_mut().expect("live").hold = Hold::Parked;
                     continue;
                 }
             }
@@ -507,6 +578,19 @@ impl Engine {
                 Ok(socket) => {
                     let task = self.slots[index as usize].task.as_mut().expect("live");
                     task.phase = Phase::InFlight { socket, start };
+                    task.hold = Hold::Free;
+                    // Hear of it if the caller goes away while the probe is in flight.
+                    let caller_gone = match &mut task.reply {
+                        Reply::One(tx) => {
+                            let cancel = std::task::Waker::from(Arc::new(CancelOnDrop {
+                                shared: Arc::clone(&self.shared),
+                                slot: index,
+                                generation,
+                            }));
+                            tx.poll_closed(&mut Context::from_waker(&cancel)).is_ready()
+                        }
+                        Reply::Many(_) | Reply::Resolve(_) => false,
+                    };
                     let new_deadline = match task.deadline {
                         Some(_) => None,
                         None => {
@@ -520,6 +604,10 @@ impl Engine {
                     }
                     self.in_flight += 1;
                     self.destinations.entry(addr).or_default().in_flight += 1;
+                    if caller_gone {
+                        // Dropped since it was looked at above: close it at once.
+                        self.take(index);
+                    }
                 }
                 Err(err) if sys::classify(&err) == Failure::Exhausted && self.in_flight > 0 => {
                     // Our own probes hold descriptors and ports and will give them back
@@ -565,6 +653,7 @@ impl Engine {
                     reply: job.reply,
                     phase: Phase::Waiting,
                     exhausted: None,
+                    hold: Hold::Free,
                 };
                 let key = self.insert(task);
                 self.queue.push_back(key);
@@ -582,6 +671,7 @@ impl Engine {
                     reply: Reply::Resolve(reply),
                     phase: Phase::Resolving,
                     exhausted: None,
+                    hold: Hold::Free,
                 };
                 let (slot, generation) = self.insert(task);
                 // getaddrinfo blocks and cannot be cancelled: run it on a thread of its
@@ -629,6 +719,24 @@ impl Engine {
                 };
                 let _ = reply.send(result);
             }
+            Submission::Cancelled { slot, generation } => {
+                if self.task_mut(slot, generation).is_some() {
+                    self.take(slot);
+                }
+            }
+            Submission::StreamDropped => {
+                for index in 0..self.slots.len() as u32 {
+                    let abandoned = self.slots[index as usize]
+                        .task
+                        .as_ref()
+                        .is_some_and(|task| {
+                            matches!(task.phase, Phase::InFlight { .. }) && task.reply.is_closed()
+                        });
+                    if abandoned {
+                        self.take(index);
+                    }
+                }
+            }
         }
     }
 
@@ -667,7 +775,9 @@ impl Engine {
                 Submission::Resolve { reply, .. } => {
                     let _ = reply.send(Err(ProbeError::engine_stopped(why)));
                 }
-                Submission::Resolved { .. } => {}
+                Submission::Resolved { .. }
+                | Submission::Cancelled { .. }
+                | Submission::StreamDropped => {}
                 // Queued in a slot, and failed with everything else below.
                 probe @ Submission::Probe(_) => self.accept(probe),
             }

@@ -36,9 +36,11 @@ pub enum ProbeError {
     #[error("cannot resolve the target: {0}")]
     Resolve(#[source] io::Error),
     /// Local resources ran out: descriptors (`EMFILE`, `ENFILE`), local ports
-    /// (`EADDRNOTAVAIL`) or socket buffers (`ENOBUFS`). Nothing is known about the target.
-    /// The prober waits for its own probes to give resources back before it reports this;
-    /// it does so when none are in flight, or when the probe's timeout passed first.
+    /// (`EADDRNOTAVAIL`) or socket buffers (`ENOBUFS`), or the prober's own limits
+    /// (`max_in_flight`, `max_in_flight_per_destination`) kept the probe waiting until its
+    /// timeout. Nothing is known about the target: no SYN was sent. The prober waits for
+    /// its own probes to give resources back before it reports this; it does so when none
+    /// are in flight, or when the probe's timeout passed first.
     #[error("out of local resources, the target was not probed: {0}")]
     Exhausted(#[source] io::Error),
     /// Another error from the system.
@@ -75,6 +77,12 @@ impl ProbeError {
             Failure::Exhausted => ProbeError::Exhausted(err),
             Failure::Other => ProbeError::Io(err),
         }
+    }
+
+    /// The probe's timeout passed before it was sent, for the reason given: the
+    /// prober's own limits kept it waiting. Nothing is known about the target.
+    pub(crate) fn not_sent(why: String) -> ProbeError {
+        ProbeError::Exhausted(io::Error::new(io::ErrorKind::TimedOut, why))
     }
 
     /// The engine thread is gone (it could not start, or it stopped on an error).

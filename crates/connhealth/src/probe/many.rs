@@ -247,7 +247,13 @@ impl<I: Iterator<Item = SocketAddr>> Stream for ProbeMany<I> {
 
 impl<I> Drop for ProbeMany<I> {
     fn drop(&mut self) {
-        // Probes not yet started are dropped by the engine instead of sent.
+        // Probes not yet started are dropped by the engine instead of sent; those in
+        // flight are closed now rather than at their timeouts.
         self.shared.closed.store(true, Ordering::Relaxed);
+        if self.outstanding > 0 {
+            if let Ok(engine) = self.prober.engine() {
+                let _ = engine.submit_one(Submission::StreamDropped);
+            }
+        }
     }
 }

@@ -1,0 +1,178 @@
+//! The in-flight limits (`max_in_flight`, `max_in_flight_per_destination`) under waits,
+//! timeouts and cancellation: a place given back always reaches the next waiting probe,
+//! an abandoned probe gives its place back at once, and a probe that never left is the
+//! prober's error, not a verdict on its target. Every target lives in a namespace of the
+//! test's own, where its SYNs are dropped with iptables.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use connhealth::{ProbeError, Prober, ProberBuilder};
+use connhealth_testkit::{require, Netns};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A namespace with a prober built by `builder`, a listener whose SYNs are dropped, and
+/// one that answers.
+fn setup(builder: ProberBuilder) -> (Netns, Prober, SocketAddr, SocketAddr, [TcpListener; 2]) {
+    let netns = Netns::new().unwrap();
+    let (dropping, live, prober) = netns
+        .enter(|| {
+            (
+                TcpListener::bind("127.0.0.1:0").unwrap(),
+                TcpListener::bind("127.0.0.1:0").unwrap(),
+                builder.build(),
+            )
+        })
+        .unwrap();
+    let (dead, up) = (dropping.local_addr().unwrap(), live.local_addr().unwrap());
+    netns.drop_tcp_port(dead.port()).unwrap();
+    (netns, prober, dead, up, [dropping, live])
+}
+
+#[test]
+fn a_place_given_back_to_a_dropped_waiter_reaches_the_next_one() {
+    if !require("probes to a dropping target", &["ip", "iptables"]) {
+        return;
+    }
+    let (netns, prober, addr, _, _listeners) =
+        setup(Prober::builder().max_in_flight_per_destination(1));
+    let rt = runtime();
+    // The first probe holds the destination's one place until it times out.
+    let first = rt.spawn({
+        let prober = prober.clone();
+        async move { prober.probe_addr(addr, Duration::from_millis(300)).await }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    // The second waits behind it, and is dropped while it waits.
+    rt.block_on(async {
+        let second = tokio::time::timeout(
+            Duration::from_millis(50),
+            prober.probe_addr(addr, Duration::from_secs(10)),
+        );
+        assert!(second.await.is_err());
+    });
+    // The third waits behind both.
+    let third = rt.spawn({
+        let prober = prober.clone();
+        async move {
+            let start = Instant::now();
+            (
+                prober.probe_addr(addr, Duration::from_secs(3)).await,
+                start.elapsed(),
+            )
+        }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    // The target answers again; the first probe's SYNs are lost already.
+    netns.restore_tcp_port(addr.port()).unwrap();
+    assert!(matches!(
+        rt.block_on(first).unwrap(),
+        Err(ProbeError::TimedOut)
+    ));
+    // The place the first gives back goes to the dropped second, and on to the third.
+    let (third, took) = rt.block_on(third).unwrap();
+    assert!(third.is_ok(), "{third:?} after {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[test]
+fn probes_waiting_behind_probes_that_time_out_together_still_run() {
+    if !require("probes to a dropping target", &["ip", "iptables"]) {
+        return;
+    }
+    let (_netns, prober, addr, _, _listeners) =
+        setup(Prober::builder().max_in_flight_per_destination(1));
+    let timeout = Duration::from_millis(200);
+    let (first, second, many) = runtime().block_on(async {
+        // The second probe waits behind the first, and both time out in the same turn
+        // of the engine: the stream's probe, parked behind them, must still be sent.
+        let many = async {
+            let mut stream = prober.probe_many(vec![addr], timeout);
+            tokio::time::timeout(Duration::from_secs(3), stream.next()).await
+        };
+        tokio::join!(
+            prober.probe_addr(addr, timeout),
+            prober.probe_addr(addr, timeout),
+            many
+        )
+    });
+    assert!(matches!(first, Err(ProbeError::TimedOut)), "{first:?}");
+    assert!(second.is_err(), "{second:?}");
+    let (_, result) = many.expect("the stream's probe was never sent").unwrap();
+    assert!(matches!(result, Err(ProbeError::TimedOut)), "{result:?}");
+}
+
+#[test]
+fn an_abandoned_probe_gives_its_place_back_at_once() {
+    if !require("probes to a dropping target", &["ip", "iptables"]) {
+        return;
+    }
+    let (_netns, prober, dead, up, _listeners) = setup(Prober::builder().max_in_flight(1));
+    let rt = runtime();
+    // A caller gives up on a long probe after 100 ms: its socket must not keep the
+    // prober's one place for the minute it asked for.
+    rt.block_on(async {
+        let long = prober.probe_addr(dead, Duration::from_secs(60));
+        assert!(tokio::time::timeout(Duration::from_millis(100), long)
+            .await
+            .is_err());
+    });
+    let result = rt.block_on(prober.probe_addr(up, Duration::from_millis(500)));
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[test]
+fn a_dropped_stream_gives_its_places_back_at_once() {
+    if !require("probes to a dropping target", &["ip", "iptables"]) {
+        return;
+    }
+    let (_netns, prober, dead, up, _listeners) = setup(Prober::builder().max_in_flight(2));
+    let rt = runtime();
+    rt.block_on(async {
+        let mut stream = prober.probe_many(vec![dead; 2], Duration::from_secs(60));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), stream.next())
+                .await
+                .is_err()
+        );
+    });
+    let result = rt.block_on(prober.probe_addr(up, Duration::from_millis(500)));
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[test]
+fn a_probe_that_never_left_is_the_probers_error_not_the_targets() {
+    if !require("probes to a dropping target", &["ip", "iptables"]) {
+        return;
+    }
+    let (_netns, prober, dead, up, _listeners) = setup(Prober::builder().max_in_flight(1));
+    let rt = runtime();
+    let holder = rt.spawn({
+        let prober = prober.clone();
+        async move { prober.probe_addr(dead, Duration::from_secs(1)).await }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    // The live target's probe waits for the one place, and its timeout passes first.
+    let start = Instant::now();
+    let result = rt.block_on(prober.probe_addr(up, Duration::from_millis(300)));
+    let took = start.elapsed();
+    match &result {
+        Err(err @ ProbeError::Exhausted(why)) => {
+            assert!(!err.is_down(), "a target never probed is not down");
+            assert!(why.to_string().contains("max_in_flight"), "{why}");
+        }
+        other => panic!("expected Exhausted, got {other:?}"),
+    }
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(matches!(
+        rt.block_on(holder).unwrap(),
+        Err(ProbeError::TimedOut)
+    ));
+}
