@@ -265,7 +265,9 @@ impl Prober {
     /// Probes one address. `Ok` carries the time from the SYN to the SYN-ACK.
     ///
     /// The `timeout` bounds the whole call, including any wait for a free slot under
-    /// `max_in_flight`.
+    /// `max_in_flight`: a probe still waiting when it passes fails with
+    /// [`ProbeError::Exhausted`], not `TimedOut`, since no SYN was sent. Dropping the
+    /// future closes the probe's socket at once.
     ///
     /// ```
     /// # use std::net::TcpListener;
