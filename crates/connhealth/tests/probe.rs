@@ -302,8 +302,60 @@ fn a_hung_resolver_cannot_hold_a_probe_past_its_timeout() {
         );
         return;
     }
-    if !require("a hung resolver", &["ip", "iptables"]) {
+    if let Some(netns) = hung_resolver() {
+        netns
+            .rerun_test_inside("a_hung_resolver_cannot_hold_a_probe_past_its_timeout")
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_burst_of_names_waits_for_a_few_resolver_threads() {
+    if let Some(_netns) = connhealth_testkit::inside_netns() {
+        // The child: every resolution hangs (see `hung_resolver`), so every name of the
+        // burst holds a resolver thread for seconds, or waits for one.
+        let prober = Prober::new();
+        let timeout = Duration::from_millis(500);
+        let rt = runtime();
+        let probes: Vec<_> = (0..64)
+            .map(|i| {
+                let prober = prober.clone();
+                rt.spawn(
+                    async move { prober.probe(&format!("hung-{i}.invalid:80"), timeout).await },
+                )
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(250));
+        let resolvers = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.starts_with("connhealth-reso"))
+            .count();
+        assert!(
+            (1..=16).contains(&resolvers),
+            "{resolvers} resolver threads"
+        );
+        let start = Instant::now();
+        for probe in probes {
+            let result = rt.block_on(probe).unwrap();
+            assert!(matches!(result, Err(ProbeError::Resolve(_))), "{result:?}");
+        }
+        assert!(start.elapsed() < timeout, "{:?}", start.elapsed());
         return;
+    }
+    if let Some(netns) = hung_resolver() {
+        netns
+            .rerun_test_inside("a_burst_of_names_waits_for_a_few_resolver_threads")
+            .unwrap();
+    }
+}
+
+/// A namespace whose resolver hangs: its resolv.conf names a nameserver on the
+/// namespace's own loopback, whose DNS traffic is dropped, so getaddrinfo waits for its
+/// own timeout (5 s). None when the tools are missing.
+fn hung_resolver() -> Option<Netns> {
+    if !require("a hung resolver", &["ip", "iptables"]) {
+        return None;
     }
     // Only the namespace's own loopback is ever asked: the child runs under `ip netns
     // exec`, which gives it this resolv.conf in place of the host's.
@@ -323,9 +375,7 @@ fn a_hung_resolver_cannot_hold_a_probe_past_its_timeout() {
                 .unwrap();
         }
     }
-    netns
-        .rerun_test_inside("a_hung_resolver_cannot_hold_a_probe_past_its_timeout")
-        .unwrap();
+    Some(netns)
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::io;
 use std::mem;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Wake};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,6 +23,13 @@ use crate::sys::probe::{self as sys, Failure, Poller, Waker, WAKE_TOKEN};
 /// the engine's own probes has given a descriptor or port back (another part of the
 /// process, or another process, may have).
 const EXHAUSTED_RETRY: Duration = Duration::from_millis(10);
+
+/// At most this many resolver threads per prober: a burst of names waits its turn
+/// rather than start a thread each.
+const RESOLVERS: usize = 16;
+
+/// A resolver thread with no work for this long exits.
+const RESOLVER_IDLE: Duration = Duration::from_secs(5);
 
 /// A deadline this far away stands for "no deadline" (`Duration::MAX` as a timeout).
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -113,6 +120,119 @@ impl Wake for CancelOnDrop {
             slot: self.slot,
             generation: self.generation,
         });
+    }
+}
+
+/// A name to resolve for the task in `slot`.
+struct ResolveJob {
+    host: String,
+    port: u16,
+    deadline: Instant,
+    slot: u32,
+    generation: u32,
+}
+
+/// The resolver threads: `getaddrinfo` blocks and cannot be cancelled, so it runs off
+/// the engine thread, on at most [`RESOLVERS`] threads, started on demand and gone after
+/// [`RESOLVER_IDLE`] without work. A job whose probe timed out while it waited is
+/// skipped. A resolver that hangs holds only its own thread; with all of them hung,
+/// later names wait in the queue and time out at their deadlines, like the probes.
+#[derive(Default)]
+struct Resolvers {
+    state: Mutex<ResolverState>,
+    work: Condvar,
+}
+
+#[derive(Default)]
+struct ResolverState {
+    jobs: VecDeque<ResolveJob>,
+    threads: usize,
+    idle: usize,
+    /// The engine stopped: idle threads exit now.
+    closed: bool,
+}
+
+impl Resolvers {
+    /// Queues `job`, starting a thread for it if none is idle and there is room; gives
+    /// it back if no thread can run it.
+    fn submit(self: &Arc<Self>, job: ResolveJob, shared: &Arc<Shared>) -> Result<(), io::Error> {
+        let mut state = lock(&self.state);
+        state.jobs.push_back(job);
+        if state.idle > 0 {
+            drop(state);
+            self.work.notify_one();
+            return Ok(());
+        }
+        if state.threads >= RESOLVERS {
+            return Ok(()); // a busy thread takes it next
+        }
+        state.threads += 1;
+        drop(state);
+        let (resolvers, shared) = (Arc::clone(self), Arc::clone(shared));
+        let spawned = thread::Builder::new()
+            .name("connhealth-resolve".into())
+            .spawn(move || resolvers.serve(&shared));
+        if let Err(err) = spawned {
+            let mut state = lock(&self.state);
+            state.threads -= 1;
+            if state.threads == 0 {
+                // No thread will ever take it: it fails now. (With threads running, it
+                // waits for one of them.)
+                state.jobs.pop_back();
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// A resolver thread: takes jobs until none comes for [`RESOLVER_IDLE`].
+    fn serve(&self, shared: &Shared) {
+        while let Some(job) = self.next_job() {
+            if Instant::now() >= job.deadline {
+                continue; // its probe timed out while it waited
+            }
+            let result = (job.host.as_str(), job.port)
+                .to_socket_addrs()
+                .map(|addrs| addrs.collect::<Vec<_>>());
+            let _ = shared.submit_one(Submission::Resolved {
+                slot: job.slot,
+                generation: job.generation,
+                result,
+            });
+        }
+    }
+
+    fn next_job(&self) -> Option<ResolveJob> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(job) = state.jobs.pop_front() {
+                return Some(job);
+            }
+            if state.closed {
+                state.threads -= 1;
+                return None;
+            }
+            state.idle += 1;
+            let (next, waited) = self
+                .work
+                .wait_timeout(state, RESOLVER_IDLE)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
+            state.idle -= 1;
+            if waited.timed_out() && state.jobs.is_empty() {
+                state.threads -= 1;
+                return None;
+            }
+        }
+    }
+
+    /// The engine stopped: no more jobs, and idle threads exit.
+    fn close(&self) {
+        let mut state = lock(&self.state);
+        state.closed = true;
+        state.jobs.clear();
+        drop(state);
+        self.work.notify_all();
     }
 }
 
@@ -209,6 +329,7 @@ impl EngineHandle {
         });
         let engine = Engine {
             shared: shared.clone(),
+            resolvers: Arc::default(),
             poller,
             half_open: config.mode == Mode::HalfOpen,
             max_in_flight: config.max_in_flight.max(1),
@@ -303,6 +424,7 @@ struct Destination {
 
 struct Engine {
     shared: Arc<Shared>,
+    resolvers: Arc<Resolvers>,
     poller: Poller,
     half_open: bool,
     max_in_flight: usize,
@@ -674,23 +796,16 @@ impl Engine {
                     hold: Hold::Free,
                 };
                 let (slot, generation) = self.insert(task);
-                // getaddrinfo blocks and cannot be cancelled: run it on a thread of its
-                // own and stop waiting at the deadline (the deadline heap covers this
-                // slot). A resolver that hangs holds only its own thread.
-                let shared = self.shared.clone();
-                let spawned = thread::Builder::new()
-                    .name("connhealth-resolve".into())
-                    .spawn(move || {
-                        let result = (host.as_str(), port)
-                            .to_socket_addrs()
-                            .map(|addrs| addrs.collect::<Vec<_>>());
-                        let _ = shared.submit_one(Submission::Resolved {
-                            slot,
-                            generation,
-                            result,
-                        });
-                    });
-                if let Err(err) = spawned {
+                // Off this thread; the deadline heap covers the slot, so the probe stops
+                // waiting at its deadline whatever the resolver does.
+                let job = ResolveJob {
+                    host,
+                    port,
+                    deadline,
+                    slot,
+                    generation,
+                };
+                if let Err(err) = self.resolvers.submit(job, &self.shared) {
                     let task = self.take(slot);
                     self.deliver(task, Err(ProbeError::Resolve(err)));
                 }
@@ -770,6 +885,7 @@ impl Engine {
 
     /// Closes the inbox and fails everything still held: no caller is left hanging.
     fn stop(&mut self, why: &'static str) {
+        self.resolvers.close();
         for item in self.shared.close(why) {
             match item {
                 Submission::Resolve { reply, .. } => {

@@ -95,9 +95,11 @@
 //! queued behind `max_in_flight` do not time out before they are tried.
 //!
 //! Name resolution uses the system resolver (`getaddrinfo`), which blocks and cannot be
-//! cancelled. It runs on a thread of its own per resolution; at the deadline the probe
-//! stops waiting and returns [`ProbeError::Resolve`], and the thread finishes on its own.
-//! A hung resolver therefore cannot hold a probe past its timeout.
+//! cancelled. It runs on resolver threads, at most 16 per prober, started on demand and
+//! gone after 5 s without work; at the deadline the probe stops waiting and returns
+//! [`ProbeError::Resolve`], and the thread finishes on its own. A hung resolver therefore
+//! cannot hold a probe past its timeout, and a burst of names does not start a thread
+//! each.
 
 use std::future::Future;
 use std::io;
