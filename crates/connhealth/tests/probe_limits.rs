@@ -176,3 +176,31 @@ fn a_probe_that_never_left_is_the_probers_error_not_the_targets() {
         Err(ProbeError::TimedOut)
     ));
 }
+
+#[test]
+fn a_limit_beyond_any_descriptor_count_still_streams_an_endless_list() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let prober = Prober::builder().max_in_flight(usize::MAX).build();
+    let streamed = runtime().block_on(async {
+        // Endless, but it says so if the stream tries to read all of it.
+        let mut pulled = 0usize;
+        let endless = std::iter::repeat_with(move || {
+            pulled += 1;
+            assert!(pulled < 1 << 20, "the stream is draining an endless list");
+            addr
+        });
+        let mut stream = prober.probe_many(endless, Duration::from_secs(5));
+        let first = async {
+            for _ in 0..100 {
+                let (_, result) = stream.next().await.unwrap();
+                assert!(result.is_ok(), "{result:?}");
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), first).await
+    });
+    assert!(
+        streamed.is_ok(),
+        "the stream never answered: it was draining the list"
+    );
+}

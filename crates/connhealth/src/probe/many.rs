@@ -35,6 +35,10 @@ struct ManyInner {
     since: Option<Instant>,
 }
 
+/// The most probes a stream hands the engine ahead of their results: far more than a
+/// process has descriptors for, by default.
+const MAX_WINDOW: usize = 1 << 17;
+
 /// The longest a result waits for a wake while the engine is busy: a small stream must
 /// not wait for a big one's burst to end.
 const MAX_WAKE_DELAY: Duration = Duration::from_millis(1);
@@ -135,9 +139,11 @@ impl<I: Iterator<Item = SocketAddr>> ProbeMany<I> {
             timeout,
             outstanding: 0,
             // Twice the engine's limit: the engine always has the next batch queued
-            // while this stream's consumer is being woken to hand it more.
-            window: max_in_flight.saturating_mul(2).max(1),
-            refill: (max_in_flight / 4).max(1),
+            // while this stream's consumer is being woken to hand it more. Capped, so
+            // that a limit set beyond what descriptors allow does not drain an endless
+            // iterator into memory.
+            window: max_in_flight.saturating_mul(2).clamp(1, MAX_WINDOW),
+            refill: (max_in_flight / 4).clamp(1, MAX_WINDOW / 4),
             ready: VecDeque::new(),
             batch: Vec::new(),
         }
