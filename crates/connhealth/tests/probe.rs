@@ -259,6 +259,8 @@ fn bad_target_strings_are_errors_not_panics() {
         "a b:80",
         "host:80:90",
         "127.0.0.1:-1",
+        "127.0.0.1:+80",
+        "[::1]:+80",
         "\0:80",
     ] {
         let start = Instant::now();

@@ -367,14 +367,15 @@ fn parse_target(target: &str) -> Result<Target, ProbeError> {
         reason,
     };
     let port_of = |port: &str| match port.parse::<u16>() {
+        // (`parse` takes a leading '+', which no port is written with.)
+        _ if port.is_empty() => Err(invalid(
+            "no port after ':'; expected host:port, e.g. localhost:80",
+        )),
         Ok(0) => Err(invalid(
             "port 0 cannot be probed; use a port from 1 to 65535",
         )),
-        Ok(port) => Ok(port),
-        Err(_) if port.is_empty() => Err(invalid(
-            "no port after ':'; expected host:port, e.g. localhost:80",
-        )),
-        Err(_) => Err(invalid("the port is not a number from 1 to 65535")),
+        Ok(port_number) if port.bytes().all(|b| b.is_ascii_digit()) => Ok(port_number),
+        _ => Err(invalid("the port is not a number from 1 to 65535")),
     };
     if let Some(rest) = target.strip_prefix('[') {
         let Some((host, after)) = rest.split_once(']') else {
