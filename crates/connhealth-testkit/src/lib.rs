@@ -665,3 +665,24 @@ unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
         new
     }
 }
+
+/// Turns `IP_RECVERR` on, as some applications do: an ICMP error then reaches the socket
+/// at once, as a socket error and in its error queue, while TCP goes on retrying.
+pub fn set_recverr(sock: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads a live c_int of the size given, on a descriptor the caller
+    // keeps open.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_RECVERR,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

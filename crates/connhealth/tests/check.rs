@@ -215,6 +215,42 @@ fn vanished_idle_peer_after_keepalive_is_timed_out() {
 }
 
 #[test]
+fn an_icmp_error_on_a_live_connection_is_not_a_close() {
+    if !require("an ICMP error inside a namespace", &["ip", "iptables"]) {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let (mut client, mut server, port) = netns.tcp_pair().unwrap();
+    // With IP_RECVERR, an ICMP error on an established connection becomes a socket
+    // error (POLLERR) while TCP retries: the connection is not closed by it.
+    connhealth_testkit::set_recverr(&client).unwrap();
+    let port = port.to_string();
+    let reject = |op: &str| {
+        let rule = ["OUTPUT", "-p", "tcp", "--dport", &port, "-j", "REJECT"];
+        let tail = ["--reject-with", "icmp-host-unreachable"];
+        let args: Vec<&str> = [op].into_iter().chain(rule).chain(tail).collect();
+        netns.exec("iptables", &args).unwrap();
+    };
+    reject("-I");
+    client.write_all(b"a").unwrap();
+    // Past the first retransmission (RTO 200 ms at least), whose ICMP error arrives in
+    // the timer's context, where TCP makes it a socket error.
+    thread::sleep(Duration::from_millis(700));
+    let during = check(&client);
+    reject("-D");
+    // The retransmission gets through: the connection was alive all along.
+    server
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(server.read(&mut [0u8; 8]).unwrap(), 1);
+    assert!(
+        !during.is_closed(),
+        "a live connection was reported {during:?}"
+    );
+    assert_eq!(check(&client), Status::Open);
+}
+
+#[test]
 fn connected_udp_after_port_unreachable_is_refused() {
     let gone = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = gone.local_addr().unwrap();

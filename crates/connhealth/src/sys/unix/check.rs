@@ -46,7 +46,7 @@ fn classify(fd: BorrowedFd<'_>, revents: libc::c_short) -> Status {
     if revents & libc::POLLNVAL != 0 {
         return Status::Unknown;
     }
-    if revents & libc::POLLERR != 0 {
+    if revents & libc::POLLERR != 0 && !error_leaves_it_open(fd, revents) {
         // Taking the error consumes it: the kernel reports each socket error once. A
         // reader on another thread may have taken it between poll and here; then fall
         // through to what the state still shows.
@@ -63,6 +63,16 @@ fn classify(fd: BorrowedFd<'_>, revents: libc::c_short) -> Status {
         return readable(fd);
     }
     Status::Open
+}
+
+/// True when `POLLERR` comes without `POLLHUP` on a stream socket. An error that ends a
+/// TCP connection (a reset, a timeout, an abort) also closes the socket, and poll then
+/// reports `POLLHUP` too. Alone, `POLLERR` is an ICMP error TCP is still retrying past
+/// (made a socket error by `IP_RECVERR`), or an entry in the error queue (timestamps,
+/// zero-copy completions): the connection lives, and taking the error would both call it
+/// closed and take from the application a report that is its own.
+fn error_leaves_it_open(fd: BorrowedFd<'_>, revents: libc::c_short) -> bool {
+    revents & libc::POLLHUP == 0 && matches!(SockRef::from(&fd).r#type(), Ok(socket2::Type::STREAM))
 }
 
 #[cfg(all(target_os = "linux", not(connhealth_portable)))]
