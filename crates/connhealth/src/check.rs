@@ -125,7 +125,17 @@ impl std::fmt::Display for Closed {
 /// The kernel reports a socket error once: the check that first sees a reset takes the
 /// error and says `Closed(Reset)`; later checks of the same socket still say closed, as
 /// `Closed(Eof)`, because the reason is no longer there to read. The same holds when the
-/// application's own `read` took the error first.
+/// application's own `read` took the error first. The other way round, once a check has
+/// taken it, the application's next `read` returns 0 (end of stream), not
+/// `ConnectionReset`: a protocol that reads a reply up to the end of the stream must not
+/// check a connection in the middle of a reply, or must trust the check's `Closed`. A
+/// pool, which checks idle connections only, is not concerned. An error that does not
+/// close a TCP connection (an ICMP error it retries past, with `IP_RECVERR`, or an entry
+/// in the error queue) is not taken, and the connection is reported open.
+///
+/// UDP has no connection to close: a connected UDP socket's ICMP port-unreachable is
+/// reported once, as `Closed(Refused)`, and taken, so the next check says `Open` again and
+/// the application's `recv` does not see it.
 ///
 /// It does not rely on tokio's cached readiness, which would call a dead socket alive
 /// until the next event; it asks the kernel every time.
