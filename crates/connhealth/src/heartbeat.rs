@@ -312,7 +312,8 @@ impl Heartbeat {
     /// The longest time from the last sign of life to [`Beat::Dead`]:
     /// `interval + misses × timeout`, before scheduling delay.
     pub fn dead_within(&self) -> Duration {
-        self.config.interval + self.config.timeout * self.config.misses
+        let pings = self.config.timeout.saturating_mul(self.config.misses);
+        self.config.interval.saturating_add(pings)
     }
 
     /// Starts watching: the first ping goes out one interval from now, unless activity
@@ -438,7 +439,7 @@ impl<P: Ping + Send + 'static> Driver<P> {
                 // Equal jitter: half the step for sure, the other half at random, so a
                 // fleet that lost the same server retries spread out, not in waves.
                 let wait = self.backoff / 2 + self.rng.fraction_of(self.backoff / 2);
-                self.backoff = (self.backoff * 2).min(self.config.max_backoff);
+                self.backoff = self.backoff.saturating_mul(2).min(self.config.max_backoff);
                 tokio::time::sleep(wait).await;
             } else if self.misses == 0 {
                 self.wait_for_quiet().await;
@@ -464,6 +465,12 @@ impl<P: Ping + Send + 'static> Driver<P> {
                 Ok(Err(err)) => PingFailure::Failed(err),
                 Err(_) => PingFailure::TimedOut(self.config.timeout),
             };
+            if !self.dead && self.activity.last() > sent {
+                // Traffic came in while the ping waited: the peer is alive, its pong
+                // queued behind what it is sending. Not a miss: wait for quiet again.
+                self.misses = 0;
+                continue;
+            }
             self.misses = self.misses.saturating_add(1);
             if self.dead {
                 continue;
@@ -492,8 +499,11 @@ impl<P: Ping + Send + 'static> Driver<P> {
             let cut = self
                 .rng
                 .fraction_of(self.config.interval.mul_f64(self.config.jitter));
-            let due = last + (self.config.interval - cut);
-            tokio::time::sleep_until(due).await;
+            match last.checked_add(self.config.interval - cut) {
+                Some(due) => tokio::time::sleep_until(due).await,
+                // Beyond the clock's range: no ping is ever due.
+                None => std::future::pending().await,
+            }
             if self.activity.last() == last {
                 return;
             }

@@ -451,3 +451,60 @@ async fn a_hung_redis_server_is_dead_within_the_bound_and_alive_when_it_resumes(
     let alive = tokio::time::timeout(Duration::from_secs(2), beats.next_beat()).await;
     assert!(matches!(alive, Ok(Beat::Alive { .. })), "{alive:?}");
 }
+
+#[tokio::test]
+async fn traffic_while_a_ping_waits_is_a_sign_of_life() {
+    let hb = Heartbeat::builder()
+        .interval(ms(100))
+        .timeout(ms(50))
+        .misses(2)
+        .jitter(0.0)
+        .build()
+        .unwrap();
+    let activity = hb.activity();
+    // A busy peer: its pongs queue behind a long reply, which the reader reports as it
+    // arrives, every 5 ms from just after the first ping left.
+    let mut beats = hb.run(Silent);
+    let busy = tokio::spawn(async move {
+        tokio::time::sleep(ms(110)).await;
+        for _ in 0..60 {
+            activity.record();
+            tokio::time::sleep(ms(5)).await;
+        }
+    });
+    let verdict = tokio::time::timeout(ms(350), beats.next_beat()).await;
+    assert!(
+        verdict.is_err(),
+        "a peer sending all along was reported {verdict:?}"
+    );
+    busy.await.unwrap();
+    // Quiet from here: dead within the bound of the last sign of life.
+    let quiet = Instant::now();
+    assert!(matches!(beats.next_beat().await, Beat::Missed { .. }));
+    assert!(matches!(beats.next_beat().await, Beat::Dead(_)));
+    assert!(quiet.elapsed() < ms(200) + ms(100), "{:?}", quiet.elapsed());
+}
+
+#[tokio::test]
+async fn settings_at_the_edge_of_the_clock_neither_panic_nor_ping() {
+    let hb = Heartbeat::builder()
+        .interval(Duration::MAX)
+        .timeout(Duration::MAX / 2)
+        .max_backoff(Duration::MAX)
+        .build()
+        .unwrap();
+    assert_eq!(hb.dead_within(), Duration::MAX);
+    let mut beats = hb.run(Silent);
+    assert!(tokio::time::timeout(ms(50), beats.next_beat())
+        .await
+        .is_err());
+}
+
+/// A peer that never answers.
+struct Silent;
+
+impl Ping for Silent {
+    async fn ping(&mut self) -> io::Result<()> {
+        std::future::pending().await
+    }
+}
