@@ -1,6 +1,8 @@
 //! Half-open probes: every outcome of `Prober`, against real listeners, real refusals,
 //! and real drops and routes inside namespaces of the tests' own.
 
+mod probe_support;
+
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -11,18 +13,11 @@ use std::time::{Duration, Instant};
 
 use connhealth::{DeadPeer, Mode, ProbeError, Prober};
 use connhealth_testkit::{require, Netns};
+use probe_support::runtime;
 
 /// Longer than the delayed-ACK timer (~200 ms at most): a probe socket left open would
 /// have completed the handshake by then, and the listener would hold a connection.
 const PAST_DELAYED_ACK: Duration = Duration::from_millis(300);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn listener(addr: &str) -> TcpListener {
     let listener = TcpListener::bind(addr).unwrap();

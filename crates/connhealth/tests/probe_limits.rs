@@ -1,22 +1,17 @@
 //! The in-flight limits (`max_in_flight`, `max_in_flight_per_destination`) under waits,
 //! timeouts and cancellation: a place given back always reaches the next waiting probe,
 //! an abandoned probe gives its place back at once, and a probe that never left is the
-//! prober's error, not a verdict on its target. Every target lives in a namespace of the
-//! test's own, where its SYNs are dropped with iptables.
+//! prober's error, not a verdict on its target. A target whose SYNs must be dropped lives
+//! in a namespace of the test's own, where iptables drops them.
+
+mod probe_support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use connhealth::{ProbeError, Prober, ProberBuilder};
 use connhealth_testkit::{require, Netns};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use probe_support::runtime;
 
 /// A namespace with a prober built by `builder`, a listener whose SYNs are dropped, and
 /// one that answers.
