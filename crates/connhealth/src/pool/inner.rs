@@ -95,18 +95,24 @@ struct Idle<C> {
 }
 
 impl<C> Idle<C> {
-    /// Checks it out at `now`: how long it was idle, and whether its lifetime is over.
-    fn checkout(self, now: CoarseTime) -> Step<C> {
+    /// Its connection, how long it was idle at `now`, and whether its lifetime is over.
+    fn judged(self, now: CoarseTime) -> (Live<C>, u64, bool) {
         let expired = self.live.expired(now);
-        Step::Idle(self.live, now.nanos_since(self.since), expired)
+        (self.live, now.nanos_since(self.since), expired)
     }
 
-    /// Hands it to a waiter at `now`, with the same judgement as a checkout: a
-    /// connection that sat in a lane or the idle list comes with its idle time, so that
-    /// its lifetime and `ping_after_idle` apply to it as to any other.
+    /// Checks it out at `now`.
+    fn checkout(self, now: CoarseTime) -> Step<C> {
+        let (live, idle_for, expired) = self.judged(now);
+        Step::Idle(live, idle_for, expired)
+    }
+
+    /// Hands it to a waiter at `now`, judged as a checkout is: a connection that sat in
+    /// a lane or the idle list comes with its idle time, so that its lifetime and
+    /// `ping_after_idle` apply to it as to any other.
     fn handoff(self, now: CoarseTime) -> Handoff<C> {
-        let expired = self.live.expired(now);
-        Handoff::Conn(self.live, now.nanos_since(self.since), expired)
+        let (live, idle_for, expired) = self.judged(now);
+        Handoff::Conn(live, idle_for, expired)
     }
 }
 
