@@ -107,9 +107,10 @@ impl Stats {
 
     /// Total time spent queued by the calls counted in [`Stats::wait_count`], each from
     /// the moment it queued to the moment its wait ended: a connection or slot handed to
-    /// it, its timeout, the pool's close, or its `get` future dropped. Each wait is read on the pool's coarse clock
-    /// (one scheduler tick, 1–4 ms on Linux), which costs no system call; over many waits
-    /// the total is accurate, since a wait is as likely to be rounded up as down.
+    /// it, its timeout, the pool's close, or its `get` future dropped. Each wait is read
+    /// on the pool's coarse clock (one scheduler tick, 1–4 ms on Linux), which costs no
+    /// system call; over many waits the total is accurate, since a wait is as likely to
+    /// be rounded up as down.
     pub fn wait_time(&self) -> Duration {
         self.wait_time
     }
