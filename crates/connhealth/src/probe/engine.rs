@@ -153,21 +153,25 @@ struct ResolverState {
 }
 
 impl Resolvers {
-    /// Queues `job`, starting a thread for it if none is idle and there is room; gives
-    /// it back if no thread can run it.
+    /// Queues `job`, waking an idle thread, and starting one more when the jobs waiting
+    /// outnumber the idle threads (an idle thread counts as idle until it has woken, so a
+    /// burst must not count it once per job) and there is room; gives the job back if no
+    /// thread can run it.
     fn submit(self: &Arc<Self>, job: ResolveJob, shared: &Arc<Shared>) -> Result<(), io::Error> {
         let mut state = lock(&self.state);
         state.jobs.push_back(job);
-        if state.idle > 0 {
-            drop(state);
-            self.work.notify_one();
-            return Ok(());
+        let wake = state.idle > 0;
+        let start = state.jobs.len() > state.idle && state.threads < RESOLVERS;
+        if start {
+            state.threads += 1;
         }
-        if state.threads >= RESOLVERS {
-            return Ok(()); // a busy thread takes it next
-        }
-        state.threads += 1;
         drop(state);
+        if wake {
+            self.work.notify_one();
+        }
+        if !start {
+            return Ok(()); // an idle or busy thread takes it next
+        }
         let (resolvers, shared) = (Arc::clone(self), Arc::clone(shared));
         let spawned = thread::Builder::new()
             .name("connhealth-resolve".into())
@@ -646,11 +650,14 @@ impl Engine {
                 (Phase::Waiting, None, None) => {
                     ProbeError::not_sent(if task.hold == Hold::Parked {
                         format!(
-                            "it waited behind {max_per_destination} probes in flight to the same \
-                         address (max_in_flight_per_destination)"
+                            "it waited behind {max_per_destination} probes in flight to the \
+                             same address (max_in_flight_per_destination)"
                         )
                     } else if limits_full {
-                        format!("it waited for one of the prober's {max_in_flight} places in flight (max_in_flight)")
+                        format!(
+                            "it waited for one of the prober's {max_in_flight} places in \
+                             flight (max_in_flight)"
+                        )
                     } else {
                         "its timeout passed before the prober could send it".to_owned()
                     })
