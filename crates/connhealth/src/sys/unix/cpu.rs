@@ -18,17 +18,18 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 #[cfg(all(target_os = "linux", not(connhealth_portable)))]
 pub(crate) fn current_cpu() -> usize {
     static CHEAP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let cheap = CHEAP.get_or_init(|| {
+    let cheap = *CHEAP.get_or_init(|| {
         let took = per_call(sched_getcpu);
-        if !is_cheap(took) {
+        let cheap = is_cheap(took);
+        if !cheap {
             tracing::debug!(
                 ?took,
                 "sched_getcpu is a system call here: lanes per thread"
             );
         }
-        is_cheap(took)
+        cheap
     });
-    if !*cheap {
+    if !cheap {
         return thread_number();
     }
     sched_getcpu().unwrap_or_else(thread_number)
