@@ -242,9 +242,9 @@ impl Prober {
     pub async fn probe(&self, target: &str, timeout: Duration) -> Result<Duration, ProbeError> {
         let timeout = self.bounded(timeout);
         let deadline = deadline_after(Instant::now(), timeout);
-        let (host, port) = match parse_target(target)? {
+        let (host, port) = match Target::parse(target)? {
             Target::Addr(addr) => return self.probe_until(addr, timeout, deadline).await,
-            Target::Name(host, port) => (host, port),
+            Target::Name { host, port } => (host, port),
         };
         let addrs = self.resolve(host, port, deadline).await?;
         let mut first_refusal = None;
@@ -355,9 +355,51 @@ impl Prober {
     }
 }
 
-enum Target {
+/// A probe target as written: an address, or a host name to resolve, with its port.
+///
+/// [`Prober::probe`] parses its string with [`Target::parse`]; a health checker that
+/// probes the same target again and again parses it once, and resolves only names.
+///
+/// ```
+/// use connhealth::probe::Target;
+///
+/// assert!(matches!(Target::parse("127.0.0.1:80"), Ok(Target::Addr(a)) if a.port() == 80));
+/// assert!(matches!(Target::parse("[::1]:443"), Ok(Target::Addr(a)) if a.is_ipv6()));
+/// assert!(matches!(
+///     Target::parse("localhost:6379"),
+///     Ok(Target::Name { host, port: 6379 }) if host == "localhost"
+/// ));
+/// let err = Target::parse("::1:80").unwrap_err();
+/// assert!(err.to_string().contains("brackets"));
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// An IP address and port: probed as it is.
     Addr(SocketAddr),
-    Name(String, u16),
+    /// A host name, resolved by the system resolver at each probe.
+    Name {
+        /// The host name as written.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+}
+
+impl Target {
+    /// Splits `host:port`, `ipv4:port` or `[ipv6]:port`. Anything else is
+    /// [`ProbeError::InvalidTarget`], whose reason says what is wrong and what to write.
+    pub fn parse(target: &str) -> Result<Target, ProbeError> {
+        parse_target(target)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        match self {
+            Target::Addr(addr) => addr.port(),
+            Target::Name { port, .. } => *port,
+        }
+    }
 }
 
 /// Splits `host:port`, `ipv4:port` or `[ipv6]:port`, saying what is wrong otherwise.
@@ -419,7 +461,10 @@ fn parse_target(target: &str) -> Result<Target, ProbeError> {
             "the host contains spaces, control characters or one of / [ ] @; expected a host name or an IP address",
         ));
     }
-    Ok(Target::Name(host.to_owned(), port))
+    Ok(Target::Name {
+        host: host.to_owned(),
+        port,
+    })
 }
 
 #[cfg(test)]
@@ -439,7 +484,7 @@ mod tests {
         assert!(matches!(parse_target("127.0.0.1:80"), Ok(Target::Addr(a)) if a.port() == 80));
         assert!(matches!(parse_target("[::1]:80"), Ok(Target::Addr(a)) if a.is_ipv6()));
         assert!(
-            matches!(parse_target("localhost:6379"), Ok(Target::Name(h, 6379)) if h == "localhost")
+            matches!(parse_target("localhost:6379"), Ok(Target::Name { host, port: 6379 }) if host == "localhost")
         );
     }
 

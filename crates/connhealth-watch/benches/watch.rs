@@ -1,0 +1,2 @@
+//! The daemon benchmark (being written).
+fn main() {}

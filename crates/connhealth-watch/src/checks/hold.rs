@@ -1,0 +1,1 @@
+//! The `hold` check. (Being written.)

@@ -1,0 +1,171 @@
+//! The check kinds, one file each, and what a check reports.
+//!
+//! `half-open` and `connect` go through the library's [`connhealth::Prober`] in batches
+//! (see [`crate::schedule`]); `hold` keeps a connection per target ([`hold`]); `tls` and
+//! `send-expect` are a task per check ([`tls`], [`send_expect`]).
+
+use std::time::{Duration, SystemTime};
+
+pub mod hold;
+pub mod send_expect;
+pub mod tls;
+
+/// Why a check ended as it did: the `result` label of `connhealth_target_checks_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The check succeeded.
+    Ok,
+    /// The target answered with an RST: nothing listens.
+    Refused,
+    /// No answer within the timeout.
+    Timeout,
+    /// No route, or an ICMP unreachable.
+    Unreachable,
+    /// The name did not resolve.
+    Resolve,
+    /// The checker ran out of its own resources, or could not start the check in time:
+    /// nothing is known about the target, and it never makes a target down.
+    Exhausted,
+    /// A held or established connection was closed by the peer.
+    Closed,
+    /// send-expect: the reply did not match.
+    Mismatch,
+    /// tls: the handshake failed, the chain did not verify, or a certificate expires too
+    /// soon.
+    Tls,
+    /// Anything else.
+    Error,
+}
+
+impl Outcome {
+    /// Every outcome, in label order.
+    pub const ALL: [Outcome; 10] = [
+        Outcome::Ok,
+        Outcome::Refused,
+        Outcome::Timeout,
+        Outcome::Unreachable,
+        Outcome::Resolve,
+        Outcome::Exhausted,
+        Outcome::Closed,
+        Outcome::Mismatch,
+        Outcome::Tls,
+        Outcome::Error,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Timeout => "timeout",
+            Outcome::Unreachable => "unreachable",
+            Outcome::Resolve => "resolve",
+            Outcome::Exhausted => "exhausted",
+            Outcome::Closed => "closed",
+            Outcome::Mismatch => "mismatch",
+            Outcome::Tls => "tls",
+            Outcome::Error => "error",
+        }
+    }
+
+    /// The index in [`Outcome::ALL`], for per-outcome counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Counts toward `fall`. `Exhausted` is the checker's problem and counts toward
+    /// neither `rise` nor `fall`.
+    pub fn is_failure(self) -> bool {
+        !matches!(self, Outcome::Ok | Outcome::Exhausted)
+    }
+
+    /// The outcome of a probe error from the library.
+    pub fn of_probe_error(err: &connhealth::ProbeError) -> Outcome {
+        use connhealth::ProbeError;
+        match err {
+            ProbeError::Refused => Outcome::Refused,
+            ProbeError::TimedOut => Outcome::Timeout,
+            ProbeError::Unreachable(_) => Outcome::Unreachable,
+            ProbeError::Resolve(_) => Outcome::Resolve,
+            ProbeError::Exhausted(_) => Outcome::Exhausted,
+            _ => Outcome::Error,
+        }
+    }
+
+    /// The outcome of an I/O error from `connect`, `read` or `write`.
+    pub fn of_io_error(err: &std::io::Error) -> Outcome {
+        use std::io::ErrorKind;
+        match err.kind() {
+            ErrorKind::ConnectionRefused => Outcome::Refused,
+            ErrorKind::TimedOut => Outcome::Timeout,
+            ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+            | ErrorKind::UnexpectedEof => Outcome::Closed,
+            ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => Outcome::Unreachable,
+            _ => match err.raw_os_error() {
+                Some(libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL | libc::ENOBUFS) => {
+                    Outcome::Exhausted
+                }
+                Some(libc::EHOSTUNREACH | libc::ENETUNREACH) => Outcome::Unreachable,
+                _ => Outcome::Error,
+            },
+        }
+    }
+}
+
+/// What one check found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    /// Why it ended as it did.
+    pub outcome: Outcome,
+    /// The check's own time: to the SYN-ACK, the handshake, or the match. Zero when it
+    /// never started.
+    pub duration: Duration,
+    /// The time name resolution took (zero for an address).
+    pub dns_time: Duration,
+    /// 4 or 6: the address family of the address checked, when one was.
+    pub ip_protocol: Option<u8>,
+    /// A sentence for the log and `/status` when the check failed: the error as the
+    /// system or the peer gave it.
+    pub detail: Option<String>,
+    /// tls: the earliest `notAfter` in the peer's chain.
+    pub cert_expiry: Option<SystemTime>,
+    /// tls: the negotiated version, as blackbox names it (`TLS 1.3`).
+    pub tls_version: Option<&'static str>,
+    /// send-expect: the reply was read but did not match.
+    pub regex_failed: bool,
+    /// A conclusive failure: the held connection closed and nothing listens any more.
+    /// The target goes down at once, whatever `fall` says.
+    pub conclusive: bool,
+}
+
+impl CheckResult {
+    /// A result with nothing but its outcome and duration.
+    pub fn new(outcome: Outcome, duration: Duration) -> CheckResult {
+        CheckResult {
+            outcome,
+            duration,
+            dns_time: Duration::ZERO,
+            ip_protocol: None,
+            detail: None,
+            cert_expiry: None,
+            tls_version: None,
+            regex_failed: false,
+            conclusive: false,
+        }
+    }
+
+    /// A failure with a detail.
+    pub fn failed(outcome: Outcome, duration: Duration, detail: impl Into<String>) -> CheckResult {
+        CheckResult {
+            detail: Some(detail.into()),
+            ..CheckResult::new(outcome, duration)
+        }
+    }
+
+    /// True when the check succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.outcome == Outcome::Ok
+    }
+}

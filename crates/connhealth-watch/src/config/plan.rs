@@ -1,0 +1,172 @@
+//! The validated plan that the config produces: what every other stage reads.
+//!
+//! Nothing here parses; [`super::load`] builds these from TOML and file_sd, and every value
+//! in them has already been checked.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::bytes::Regex;
+
+/// A loaded, valid configuration: the targets to watch and the modules `/probe` offers.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The config file it came from.
+    pub source: PathBuf,
+    /// `[defaults]` over the built-in defaults: what the built-in `/probe` modules use.
+    pub defaults: CheckPlan,
+    /// Every target, from `[[targets]]` then from file_sd, names unique.
+    pub targets: Vec<TargetPlan>,
+    /// `[modules.NAME]`, for `/probe?module=NAME` (the built-in modules are not listed).
+    pub modules: BTreeMap<String, CheckPlan>,
+    /// The file_sd globs, and the files they matched when the plan was built.
+    pub file_sd: Vec<FileSdPlan>,
+}
+
+/// One target to watch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetPlan {
+    /// Unique in the plan: the `target` label. Defaults to the address.
+    pub name: String,
+    /// `host:port` or `[v6]:port`, as written; a host name is resolved at every check.
+    pub address: String,
+    /// Added to every series of this target.
+    pub labels: BTreeMap<String, String>,
+    /// How it is checked.
+    pub check: CheckPlan,
+}
+
+/// How one target (or one `/probe` module) is checked: the kind, its settings and the
+/// schedule. Two plans are equal when every setting is, which is what a reload compares.
+#[derive(Debug, Clone)]
+pub struct CheckPlan {
+    /// The check kind.
+    pub kind: CheckKind,
+    /// Between checks while up (HAProxy's `inter`).
+    pub interval: Duration,
+    /// While unknown, or after a result that starts a change (`fastinter`).
+    pub fast_interval: Duration,
+    /// While down (`downinter`); defaults to `interval`.
+    pub down_interval: Duration,
+    /// For one check, name resolution included.
+    pub timeout: Duration,
+    /// Consecutive successes to become up (at least 1).
+    pub rise: u32,
+    /// Consecutive failures to become down (at least 1).
+    pub fall: u32,
+    /// Each wait is drawn from `interval × (1 ± jitter)`; 0 to 1.
+    pub jitter: f64,
+    /// send-expect: bytes sent after connecting.
+    pub send: Option<Vec<u8>>,
+    /// send-expect: the reply must match.
+    pub expect: Option<Regex>,
+    /// send-expect: sent before the graceful close.
+    pub quit: Option<Vec<u8>>,
+    /// tls: the settings (defaults when the kind is not tls).
+    pub tls: TlsPlan,
+}
+
+impl PartialEq for CheckPlan {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.interval == other.interval
+            && self.fast_interval == other.fast_interval
+            && self.down_interval == other.down_interval
+            && self.timeout == other.timeout
+            && self.rise == other.rise
+            && self.fall == other.fall
+            && self.jitter.to_bits() == other.jitter.to_bits()
+            && self.send == other.send
+            && self.expect.as_ref().map(Regex::as_str) == other.expect.as_ref().map(Regex::as_str)
+            && self.quit == other.quit
+            && self.tls == other.tls
+    }
+}
+
+impl Default for CheckPlan {
+    /// The documented defaults: half-open, every 2 s, fast 500 ms, timeout 1 s, rise 2,
+    /// fall 3, jitter 0.1.
+    fn default() -> Self {
+        CheckPlan {
+            kind: CheckKind::HalfOpen,
+            interval: Duration::from_secs(2),
+            fast_interval: Duration::from_millis(500),
+            down_interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 3,
+            jitter: 0.1,
+            send: None,
+            expect: None,
+            quit: None,
+            tls: TlsPlan::default(),
+        }
+    }
+}
+
+/// The check kinds, by their config names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckKind {
+    /// `half-open`: SYN, SYN-ACK, RST; the server application never sees a connection.
+    HalfOpen,
+    /// `connect`: the handshake completes, then an RST.
+    Connect,
+    /// `hold`: one established connection per target, watched for its close.
+    Hold,
+    /// `tls`: a TLS handshake, the chain verified, the earliest expiry read.
+    Tls,
+    /// `send-expect`: bytes sent, the reply matched against a regex, a graceful close.
+    SendExpect,
+}
+
+impl CheckKind {
+    /// Every kind, in the order the docs list them.
+    pub const ALL: [CheckKind; 5] = [
+        CheckKind::HalfOpen,
+        CheckKind::Connect,
+        CheckKind::Hold,
+        CheckKind::Tls,
+        CheckKind::SendExpect,
+    ];
+
+    /// The name in the config and in the `check` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckKind::HalfOpen => "half-open",
+            CheckKind::Connect => "connect",
+            CheckKind::Hold => "hold",
+            CheckKind::Tls => "tls",
+            CheckKind::SendExpect => "send-expect",
+        }
+    }
+
+    /// The kind of a config name.
+    pub fn from_name(name: &str) -> Option<CheckKind> {
+        CheckKind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+/// The `tls` kind's settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TlsPlan {
+    /// SNI and the name verified; defaults to the address's host.
+    pub server_name: Option<String>,
+    /// PEM file of the CAs to trust; the system roots when unset.
+    pub ca_file: Option<PathBuf>,
+    /// Verify nothing, but still read the chain (for its expiry).
+    pub insecure: bool,
+    /// Fail when a certificate in the chain expires within this many days.
+    pub cert_min_days: Option<u32>,
+}
+
+/// One `[[file_sd]]` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSdPlan {
+    /// The globs as written (relative ones are relative to the config file's folder).
+    pub files: Vec<String>,
+    /// The files they matched when the plan was built.
+    pub matched: Vec<PathBuf>,
+    /// The check settings for its targets: `[defaults]` overlaid with the block's own.
+    pub check: CheckPlan,
+}

@@ -1,0 +1,452 @@
+//! The daemon: wires config, schedule, checks, state and the sinks together, and owns
+//! reload, signals and shutdown.
+//!
+//! Two runtimes, so that nothing slow delays a check: the scheduler and every check run
+//! on one current-thread runtime of their own ([`crate::schedule`]); HTTP, signals,
+//! reloads and the file_sd watcher run on another. A scrape of 100k targets, a slow HTTP
+//! client or a reload never holds up a check, and the checks never wait on a scrape.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use connhealth::{Mode, Prober};
+use tokio::sync::mpsc;
+
+use crate::config::{self, CheckPlan, ConfigErrors, Plan};
+use crate::schedule::{self, Command};
+use crate::shard::Shard;
+use crate::state::Target;
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What `connhealth watch` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The TOML config.
+    pub config: PathBuf,
+    /// Where HTTP listens (default `127.0.0.1:9717`).
+    pub listen: SocketAddr,
+    /// Validate the config and exit: 0 and a summary, or 2 and every error.
+    pub check_config: bool,
+    /// Watch only this shard's targets.
+    pub shard: Option<Shard>,
+    /// How log lines look.
+    pub log_format: LogFormat,
+}
+
+/// The default `--listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9717";
+
+/// The targets being watched, with the modules `/probe` offers: one generation of the
+/// config. A reload builds the next and swaps it in.
+#[derive(Debug)]
+pub struct Fleet {
+    /// Every target this instance watches (its shard's), in config order.
+    pub targets: Vec<Arc<Target>>,
+    /// `[modules.NAME]`.
+    pub modules: std::collections::BTreeMap<String, CheckPlan>,
+    /// `[defaults]`: the settings of the built-in `/probe` modules.
+    pub defaults: CheckPlan,
+}
+
+impl Fleet {
+    /// The fleet of `plan`: targets whose name, address and check settings are unchanged
+    /// from `old` keep their state, counters and transitions; the others start unknown.
+    pub fn build(plan: Plan, old: Option<&Fleet>, now: SystemTime) -> Fleet {
+        let kept: HashMap<&str, &Arc<Target>> = old
+            .map(|fleet| {
+                fleet
+                    .targets
+                    .iter()
+                    .map(|t| (t.plan.name.as_str(), t))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let targets = plan
+            .targets
+            .into_iter()
+            .map(|new| match kept.get(new.name.as_str()) {
+                Some(old) if old.plan == new => Arc::clone(old),
+                Some(old) if old.plan.address == new.address && old.plan.check == new.check => {
+                    // Only the labels changed: same target, same state, new series.
+                    Arc::new(Target::with_status(new, old.status().clone()))
+                }
+                _ => Arc::new(Target::new(new, now)),
+            })
+            .collect();
+        Fleet {
+            targets,
+            modules: plan.modules,
+            defaults: plan.defaults,
+        }
+    }
+}
+
+/// The two probers every half-open and connect check goes through.
+#[derive(Debug, Clone)]
+pub struct Probers {
+    /// `Mode::HalfOpen`: half-open checks, hold's confirming probes, `/probe` `half_open`.
+    pub half_open: Prober,
+    /// `Mode::Connect`: connect checks, `/probe` `connect` and `tcp_connect`.
+    pub connect: Prober,
+}
+
+impl Probers {
+    /// Two probers sized for the process's descriptor limit.
+    pub fn new(max_in_flight: usize) -> Probers {
+        let build = |mode| {
+            Prober::builder()
+                .mode(mode)
+                .max_in_flight(max_in_flight)
+                .build()
+        };
+        Probers {
+            half_open: build(Mode::HalfOpen),
+            connect: build(Mode::Connect),
+        }
+    }
+}
+
+/// The outcome of the last reload, for `connhealth_config_last_reload_*`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReloadState {
+    /// The last reload (or the first load) succeeded.
+    pub successful: bool,
+    /// When a config last loaded.
+    pub last_success: SystemTime,
+}
+
+/// What the HTTP side, the scheduler and reloads share.
+#[derive(Debug)]
+pub struct Shared {
+    options: Options,
+    fleet: RwLock<Arc<Fleet>>,
+    /// Checks started more than max(10 ms, 10 % of their interval) after they were due.
+    pub late_checks: AtomicU64,
+    reload_state: Mutex<ReloadState>,
+    ready: AtomicBool,
+    /// The probers (the scheduler holds clones).
+    pub probers: Probers,
+    scheduler: mpsc::UnboundedSender<Command>,
+    /// One reload at a time: SIGHUP, `POST /-/reload` and file_sd changes queue here.
+    reloading: tokio::sync::Mutex<()>,
+    /// The current plan's file_sd globs, for the watcher.
+    file_sd_globs: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    /// The current fleet.
+    pub fn fleet(&self) -> Arc<Fleet> {
+        Arc::clone(&self.fleet.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The last reload's outcome.
+    pub fn reload_state(&self) -> ReloadState {
+        *self
+            .reload_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// True once a config is loaded (`/-/ready`).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    fn file_sd_globs(&self) -> Vec<String> {
+        self.file_sd_globs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The options the daemon was started with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Re-reads the config and file_sd and swaps the new fleet in, keeping every
+    /// unchanged target's state. On error nothing changes: the errors are logged with
+    /// their line and column, returned, and `connhealth_config_last_reload_successful`
+    /// turns 0.
+    pub async fn reload(&self, why: &str) -> Result<usize, ConfigErrors> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let path = self.options.config.clone();
+        let loaded = tokio::task::spawn_blocking(move || config::load(&path))
+            .await
+            .unwrap_or_else(|err| {
+                Err(ConfigErrors::one(
+                    &self.options.config,
+                    format!("the config loader failed: {err}"),
+                ))
+            });
+        let plan = match loaded {
+            Ok(plan) => plan,
+            Err(errors) => {
+                for err in &errors.0 {
+                    tracing::error!(reload = why, "config not reloaded: {err}");
+                }
+                self.reload_state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .successful = false;
+                return Err(errors);
+            }
+        };
+        *self
+            .file_sd_globs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = globs_of(&plan);
+        let plan = shard_plan(plan, self.options.shard);
+        let now = SystemTime::now();
+        let fleet = Arc::new(Fleet::build(plan, Some(&self.fleet()), now));
+        let targets = fleet.targets.len();
+        *self.fleet.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&fleet);
+        let _ = self.scheduler.send(Command::Fleet(fleet));
+        *self
+            .reload_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = ReloadState {
+            successful: true,
+            last_success: now,
+        };
+        tracing::info!(reload = why, targets, "config reloaded");
+        Ok(targets)
+    }
+}
+
+/// Every file_sd glob of `plan`.
+fn globs_of(plan: &Plan) -> Vec<String> {
+    plan.file_sd
+        .iter()
+        .flat_map(|sd| sd.files.iter().cloned())
+        .collect()
+}
+
+/// Keeps the targets of `shard` (all of them without one).
+fn shard_plan(mut plan: Plan, shard: Option<Shard>) -> Plan {
+    if let Some(shard) = shard {
+        plan.targets.retain(|t| shard.owns(&t.name));
+    }
+    plan
+}
+
+/// Runs `connhealth watch` to the end and returns its exit code: 0 after SIGTERM or
+/// SIGINT, 2 for a bad config at start, 1 for a failure at run time (the listen address
+/// is taken, say), with the reason on stderr.
+pub fn run(options: Options) -> ExitCode {
+    let plan = match config::load(&options.config) {
+        Ok(plan) => plan,
+        Err(errors) => {
+            eprintln!("{errors}");
+            if !options.check_config {
+                eprintln!(
+                    "connhealth watch: {} has {} error(s); fix them and start again (--check-config validates without starting)",
+                    options.config.display(),
+                    errors.0.len()
+                );
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if options.check_config {
+        println!("{}", summary(&options, &plan));
+        return ExitCode::SUCCESS;
+    }
+    let _log_guard = crate::status::init_logging(options.log_format);
+    let plan = shard_plan(plan, options.shard);
+    match serve(options, plan) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            tracing::error!("{why}");
+            eprintln!("connhealth watch: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--check-config`'s one line.
+fn summary(options: &Options, plan: &Plan) -> String {
+    let from_file_sd: usize = plan.file_sd.iter().map(|sd| sd.matched.len()).sum();
+    let mut line = format!(
+        "{}: ok, {} target(s), {} module(s), {} file_sd file(s)",
+        options.config.display(),
+        plan.targets.len(),
+        plan.modules.len(),
+        from_file_sd
+    );
+    if let Some(shard) = options.shard {
+        let mine = plan.targets.iter().filter(|t| shard.owns(&t.name)).count();
+        line.push_str(&format!("; shard {shard} watches {mine}"));
+    }
+    line
+}
+
+/// Starts everything and runs until SIGTERM or SIGINT.
+fn serve(options: Options, plan: Plan) -> Result<(), String> {
+    let max_in_flight = raise_descriptor_limit();
+    let probers = Probers::new(max_in_flight);
+    let (scheduler_tx, scheduler_rx) = mpsc::unbounded_channel();
+    let file_sd_globs = globs_of(&plan);
+    let fleet = Arc::new(Fleet::build(plan, None, SystemTime::now()));
+    let shared = Arc::new(Shared {
+        options,
+        fleet: RwLock::new(Arc::clone(&fleet)),
+        late_checks: AtomicU64::new(0),
+        reload_state: Mutex::new(ReloadState {
+            successful: true,
+            last_success: SystemTime::now(),
+        }),
+        ready: AtomicBool::new(false),
+        probers,
+        scheduler: scheduler_tx,
+        reloading: tokio::sync::Mutex::new(()),
+        file_sd_globs: Mutex::new(file_sd_globs),
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("connhealth-http")
+        .enable_all()
+        .build()
+        .map_err(|err| format!("cannot start the HTTP runtime: {err}"))?;
+    let listen = shared.options.listen;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .map_err(|err| {
+            format!("cannot listen on {listen}: {err}; pick another address with --listen")
+        })?;
+    let checks = schedule::spawn(Arc::clone(&shared), fleet, scheduler_rx)
+        .map_err(|err| format!("cannot start the scheduler thread: {err}"))?;
+    shared.ready.store(true, Ordering::Relaxed);
+    tracing::info!(%listen, targets = shared.fleet().targets.len(), "connhealth watch started");
+
+    let result = runtime.block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let http = tokio::spawn(crate::http::serve(listener, Arc::clone(&shared), {
+            let mut stop = stop_rx.clone();
+            async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            }
+        }));
+        tokio::spawn(watch_file_sd(Arc::clone(&shared), stop_rx));
+        let why = signals(&shared).await;
+        tracing::info!("{why}: shutting down");
+        let _ = stop_tx.send(true);
+        // In-flight requests get a moment; then everything is dropped.
+        let _ = tokio::time::timeout(Duration::from_millis(300), http).await;
+        Ok::<(), String>(())
+    });
+    let _ = shared.scheduler.send(Command::Stop);
+    checks.join();
+    // Do not wait for idle HTTP connections or a hung resolver: exit within 1 s.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
+}
+
+/// Waits for SIGTERM or SIGINT, reloading on every SIGHUP meanwhile. Returns what ended it.
+async fn signals(shared: &Arc<Shared>) -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return "SIGTERM",
+            _ = int.recv() => return "SIGINT",
+            _ = hup.recv() => {
+                let shared = Arc::clone(shared);
+                tokio::spawn(async move { let _ = shared.reload("SIGHUP").await; });
+            }
+        }
+    }
+}
+
+/// How often file_sd files are looked at: a change is picked up within this and the
+/// reload after it (well within the 5 s promised), and a look is a glob and a few `stat`s.
+const FILE_SD_POLL: Duration = Duration::from_secs(1);
+
+/// What a look at the file_sd files saw: each file matched, with its size and mtime.
+type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+fn fingerprint(config: &std::path::Path, globs: &[String]) -> Fingerprint {
+    config::file_sd_paths(config, globs)
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(&path).ok();
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            let modified = meta.and_then(|m| m.modified().ok());
+            (path, len, modified)
+        })
+        .collect()
+}
+
+/// Reloads when a file_sd file changes, appears or disappears.
+async fn watch_file_sd(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let look = |shared: &Arc<Shared>| {
+        let config = shared.options.config.clone();
+        let globs = shared.file_sd_globs();
+        tokio::task::spawn_blocking(move || fingerprint(&config, &globs))
+    };
+    let Ok(mut seen) = look(&shared).await else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(FILE_SD_POLL) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        let Ok(now) = look(&shared).await else {
+            continue;
+        };
+        if now != seen {
+            seen = now;
+            let _ = shared.reload("file_sd changed").await;
+        }
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one (each probe in flight and each held
+/// connection is a descriptor), and returns how many probes each prober may keep in
+/// flight: a quarter of the limit, between 64 and 4096.
+fn raise_descriptor_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given and has no other effect.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            // SAFETY: setrlimit reads the struct it is given; raising the soft limit up
+            // to the hard one needs no privilege.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                limit = raised;
+            }
+        }
+        (limit.rlim_cur / 4).clamp(64, 4096) as usize
+    } else {
+        256
+    }
+}

@@ -1,0 +1,341 @@
+//! Each target's state machine, HAProxy's: `unknown` until `rise` successes in a row make
+//! it `up` or `fall` failures in a row make it `down`; between, it keeps its state. Also the
+//! counters and transitions every sink reads.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use crate::checks::{CheckResult, Outcome};
+use crate::config::{CheckPlan, TargetPlan};
+
+/// How many transitions `/status` keeps per target.
+pub const TRANSITIONS_KEPT: usize = 10;
+
+/// A target's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Health {
+    /// Not yet `rise` successes or `fall` failures in a row since it was (re)configured.
+    Unknown,
+    /// Up: `rise` successes in a row.
+    Up,
+    /// Down: `fall` failures in a row (or one conclusive failure).
+    Down,
+}
+
+impl Health {
+    /// `unknown`, `up` or `down`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Down => "down",
+        }
+    }
+}
+
+/// One change of health.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The health before.
+    pub from: Health,
+    /// The health after.
+    pub to: Health,
+    /// When the deciding check ended.
+    pub at: SystemTime,
+    /// Why, as the log line says it: `3 failures: refused`.
+    pub why: String,
+    /// The deciding check's own time.
+    pub check_time: Duration,
+}
+
+/// The last check of a target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastCheck {
+    /// When it ended.
+    pub at: SystemTime,
+    /// Its outcome.
+    pub outcome: Outcome,
+    /// Its own time.
+    pub duration: Duration,
+    /// The error, for a failure.
+    pub detail: Option<String>,
+}
+
+/// Everything known about one target's checks.
+#[derive(Debug, Clone)]
+pub struct TargetStatus {
+    /// The current health.
+    pub health: Health,
+    /// Since when (the last transition, or when the target was configured).
+    pub since: SystemTime,
+    /// Successes in a row (0 after a failure).
+    pub successes: u32,
+    /// Failures in a row (0 after a success).
+    pub failures: u32,
+    /// Checks by outcome, indexed by [`Outcome::index`].
+    pub checks: [u64; Outcome::ALL.len()],
+    /// Transitions between up and down (`unknown` to either counts too).
+    pub state_changes: u64,
+    /// When the last transition happened.
+    pub last_change: Option<SystemTime>,
+    /// The last check.
+    pub last_check: Option<LastCheck>,
+    /// The last [`TRANSITIONS_KEPT`] transitions, oldest first.
+    pub transitions: VecDeque<Transition>,
+    /// tls: the earliest certificate expiry the last handshake saw.
+    pub cert_expiry: Option<SystemTime>,
+}
+
+impl TargetStatus {
+    /// A target just configured: unknown, no checks.
+    pub fn new(now: SystemTime) -> TargetStatus {
+        TargetStatus {
+            health: Health::Unknown,
+            since: now,
+            successes: 0,
+            failures: 0,
+            checks: [0; Outcome::ALL.len()],
+            state_changes: 0,
+            last_change: None,
+            last_check: None,
+            transitions: VecDeque::new(),
+            cert_expiry: None,
+        }
+    }
+
+    /// Records one check's result and returns the transition it caused, if any.
+    ///
+    /// `Exhausted` is counted but moves neither streak: the checker could not check, so
+    /// nothing is known about the target. A conclusive failure (a held connection closed
+    /// and the confirming probe refused) makes the target down at once.
+    pub fn record(
+        &mut self,
+        plan: &CheckPlan,
+        result: &CheckResult,
+        now: SystemTime,
+    ) -> Option<Transition> {
+        self.checks[result.outcome.index()] += 1;
+        self.last_check = Some(LastCheck {
+            at: now,
+            outcome: result.outcome,
+            duration: result.duration,
+            detail: result.detail.clone(),
+        });
+        if result.cert_expiry.is_some() {
+            self.cert_expiry = result.cert_expiry;
+        }
+        let to = match result.outcome {
+            Outcome::Exhausted => return None,
+            Outcome::Ok => {
+                self.failures = 0;
+                self.successes = self.successes.saturating_add(1);
+                (self.health != Health::Up && self.successes >= plan.rise).then_some(Health::Up)
+            }
+            _ => {
+                self.successes = 0;
+                self.failures = self.failures.saturating_add(1);
+                let fell = self.failures >= plan.fall || result.conclusive;
+                (self.health != Health::Down && fell).then_some(Health::Down)
+            }
+        }?;
+        let why = match to {
+            Health::Up => format!("{} {}", self.successes, plural(self.successes, "success")),
+            _ if result.conclusive && self.failures < plan.fall => format!(
+                "the held connection closed and a probe was {}",
+                result.outcome.label()
+            ),
+            _ => format!(
+                "{} {}: {}",
+                self.failures,
+                plural(self.failures, "failure"),
+                result.outcome.label()
+            ),
+        };
+        let transition = Transition {
+            from: self.health,
+            to,
+            at: now,
+            why,
+            check_time: result.duration,
+        };
+        self.health = to;
+        self.since = now;
+        self.state_changes += 1;
+        self.last_change = Some(now);
+        if self.transitions.len() == TRANSITIONS_KEPT {
+            self.transitions.pop_front();
+        }
+        self.transitions.push_back(transition.clone());
+        Some(transition)
+    }
+
+    /// True while a change has started but not finished: a success while not up, or a
+    /// failure while not down. HAProxy checks at `fastinter` then.
+    pub fn changing(&self) -> bool {
+        match self.health {
+            Health::Unknown => true,
+            Health::Up => self.failures > 0,
+            Health::Down => self.successes > 0,
+        }
+    }
+
+    /// The wait before the next check, before jitter: `fast_interval` while unknown or
+    /// changing, `interval` while up, `down_interval` while down.
+    pub fn next_wait(&self, plan: &CheckPlan) -> Duration {
+        match self.health {
+            _ if self.changing() => plan.fast_interval,
+            Health::Up => plan.interval,
+            Health::Down | Health::Unknown => plan.down_interval,
+        }
+    }
+
+    /// The total number of checks recorded.
+    pub fn total_checks(&self) -> u64 {
+        self.checks.iter().sum()
+    }
+}
+
+fn plural(count: u32, word: &str) -> String {
+    match (count, word) {
+        (1, _) => word.to_owned(),
+        (_, "success") => "successes".to_owned(),
+        _ => format!("{word}s"),
+    }
+}
+
+/// One watched target: its plan and its status. The status has a lock of its own, taken
+/// by the scheduler once per check and by a scrape once per target: no lock is shared by
+/// all targets on the check path.
+#[derive(Debug)]
+pub struct Target {
+    /// What to check and how.
+    pub plan: TargetPlan,
+    status: Mutex<TargetStatus>,
+}
+
+impl Target {
+    /// A new, unknown target.
+    pub fn new(plan: TargetPlan, now: SystemTime) -> Target {
+        Target {
+            plan,
+            status: Mutex::new(TargetStatus::new(now)),
+        }
+    }
+
+    /// A target that takes over `status` (a reload that changed only its labels).
+    pub fn with_status(plan: TargetPlan, status: TargetStatus) -> Target {
+        Target {
+            plan,
+            status: Mutex::new(status),
+        }
+    }
+
+    /// The status, locked. Hold it briefly: the scheduler waits on it.
+    pub fn status(&self) -> MutexGuard<'_, TargetStatus> {
+        // Every update is a few stores; a panic mid-update leaves nothing half-done that
+        // matters more than losing the daemon would.
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(rise: u32, fall: u32) -> CheckPlan {
+        CheckPlan {
+            rise,
+            fall,
+            ..CheckPlan::default()
+        }
+    }
+
+    fn ok() -> CheckResult {
+        CheckResult::new(Outcome::Ok, Duration::from_millis(1))
+    }
+
+    fn refused() -> CheckResult {
+        CheckResult::new(Outcome::Refused, Duration::ZERO)
+    }
+
+    #[test]
+    fn rise_successes_make_it_up_and_fall_failures_down() {
+        let (plan, now) = (plan(2, 3), SystemTime::now());
+        let mut status = TargetStatus::new(now);
+        assert_eq!(status.record(&plan, &ok(), now), None);
+        assert!(status.changing());
+        let up = status.record(&plan, &ok(), now).expect("up after 2");
+        assert_eq!(
+            (up.from, up.to, up.why.as_str()),
+            (Health::Unknown, Health::Up, "2 successes")
+        );
+        assert!(!status.changing());
+        assert_eq!(status.record(&plan, &refused(), now), None);
+        assert!(status.changing(), "a failure while up starts a change");
+        assert_eq!(status.record(&plan, &refused(), now), None);
+        let down = status.record(&plan, &refused(), now).expect("down after 3");
+        assert_eq!(down.why, "3 failures: refused");
+        assert_eq!(status.state_changes, 2);
+        assert_eq!(status.checks[Outcome::Refused.index()], 3);
+    }
+
+    #[test]
+    fn a_success_between_failures_restarts_the_count() {
+        let (plan, now) = (plan(1, 2), SystemTime::now());
+        let mut status = TargetStatus::new(now);
+        status.record(&plan, &ok(), now).expect("up");
+        assert_eq!(status.record(&plan, &refused(), now), None);
+        assert_eq!(status.record(&plan, &ok(), now), None);
+        assert_eq!(status.record(&plan, &refused(), now), None);
+        assert_eq!(status.health, Health::Up);
+    }
+
+    #[test]
+    fn exhausted_moves_neither_streak() {
+        let (plan, now) = (plan(1, 1), SystemTime::now());
+        let mut status = TargetStatus::new(now);
+        status.record(&plan, &ok(), now).expect("up");
+        let exhausted = CheckResult::new(Outcome::Exhausted, Duration::ZERO);
+        for _ in 0..5 {
+            assert_eq!(status.record(&plan, &exhausted, now), None);
+        }
+        assert_eq!(status.health, Health::Up);
+        assert_eq!(status.checks[Outcome::Exhausted.index()], 5);
+    }
+
+    #[test]
+    fn a_conclusive_failure_is_down_at_once() {
+        let (plan, now) = (plan(1, 3), SystemTime::now());
+        let mut status = TargetStatus::new(now);
+        status.record(&plan, &ok(), now).expect("up");
+        let gone = CheckResult {
+            conclusive: true,
+            ..refused()
+        };
+        let down = status.record(&plan, &gone, now).expect("down at once");
+        assert_eq!(
+            down.why,
+            "the held connection closed and a probe was refused"
+        );
+    }
+
+    #[test]
+    fn the_wait_follows_the_state() {
+        let plan = CheckPlan {
+            interval: Duration::from_secs(2),
+            fast_interval: Duration::from_millis(500),
+            down_interval: Duration::from_secs(5),
+            rise: 1,
+            fall: 1,
+            ..CheckPlan::default()
+        };
+        let now = SystemTime::now();
+        let mut status = TargetStatus::new(now);
+        assert_eq!(status.next_wait(&plan), plan.fast_interval);
+        status.record(&plan, &ok(), now);
+        assert_eq!(status.next_wait(&plan), plan.interval);
+        status.record(&plan, &refused(), now);
+        assert_eq!(status.next_wait(&plan), plan.down_interval);
+    }
+}
