@@ -4,11 +4,96 @@
 //! (see [`crate::schedule`]); `hold` keeps a connection per target ([`hold`]); `tls` and
 //! `send-expect` are a task per check ([`tls`], [`send_expect`]).
 
-use std::time::{Duration, SystemTime};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use connhealth::probe::Target;
+
+use crate::config::{CheckKind, CheckPlan};
+use crate::daemon::Probers;
 
 pub mod hold;
 pub mod send_expect;
 pub mod tls;
+
+/// Runs one check of `address` now, as `plan` says, within `timeout` (name resolution
+/// included): what `/probe` does. `hold` has no connection to hold here, so it probes
+/// half-open, as its scheduled checks do.
+pub async fn run_once(
+    probers: &Probers,
+    address: &str,
+    plan: &CheckPlan,
+    timeout: Duration,
+) -> CheckResult {
+    let start = Instant::now();
+    let target = match Target::parse(address) {
+        Ok(target) => target,
+        Err(err) => return CheckResult::failed(Outcome::Error, Duration::ZERO, err.to_string()),
+    };
+    let (addr, dns_time) = match resolve(&target, timeout).await {
+        Ok(resolved) => resolved,
+        Err(failed) => return failed,
+    };
+    let left = timeout.saturating_sub(start.elapsed());
+    let host = match &target {
+        Target::Name { host, .. } => host.clone(),
+        _ => addr.ip().to_string(),
+    };
+    let mut result = match plan.kind {
+        CheckKind::HalfOpen | CheckKind::Hold => probe(&probers.half_open, addr, left).await,
+        CheckKind::Connect => probe(&probers.connect, addr, left).await,
+        CheckKind::Tls => tls::check(addr, &host, plan, left).await,
+        CheckKind::SendExpect => send_expect::check(addr, plan, left).await,
+    };
+    result.dns_time = dns_time;
+    result.ip_protocol = Some(if addr.is_ipv4() { 4 } else { 6 });
+    result
+}
+
+async fn probe(prober: &connhealth::Prober, addr: SocketAddr, timeout: Duration) -> CheckResult {
+    match prober.probe_addr(addr, timeout).await {
+        Ok(rtt) => CheckResult::new(Outcome::Ok, rtt),
+        Err(err) => CheckResult::failed(
+            Outcome::of_probe_error(&err),
+            Duration::ZERO,
+            err.to_string(),
+        ),
+    }
+}
+
+/// The address to check: `target` itself, or its name resolved within `timeout` (the
+/// first address the system resolver gives). Returns the time resolution took.
+pub async fn resolve(
+    target: &Target,
+    timeout: Duration,
+) -> Result<(SocketAddr, Duration), CheckResult> {
+    let (host, port) = match target {
+        Target::Addr(addr) => return Ok((*addr, Duration::ZERO)),
+        Target::Name { host, port } => (host.as_str(), *port),
+        _ => {
+            return Err(CheckResult::failed(
+                Outcome::Error,
+                Duration::ZERO,
+                "unsupported target",
+            ))
+        }
+    };
+    let start = Instant::now();
+    let looked_up = tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await;
+    let took = start.elapsed();
+    let failed = |detail: String| CheckResult {
+        dns_time: took,
+        ..CheckResult::failed(Outcome::Resolve, took, detail)
+    };
+    match looked_up {
+        Err(_) => Err(failed(format!("{host} did not resolve within {timeout:?}"))),
+        Ok(Err(err)) => Err(failed(format!("cannot resolve {host}: {err}"))),
+        Ok(Ok(mut addrs)) => match addrs.next() {
+            Some(addr) => Ok((addr, took)),
+            None => Err(failed(format!("{host} resolved to no address"))),
+        },
+    }
+}
 
 /// Why a check ended as it did: the `result` label of `connhealth_target_checks_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
