@@ -16,7 +16,7 @@ use socket2::Socket;
 use tokio::sync::oneshot;
 
 use super::many::ManyShared;
-use super::{Mode, ProbeError};
+use super::{FeedResult, Mode, ProbeError};
 use crate::sys::probe::{self as sys, Failure, Poller, Waker, WAKE_TOKEN};
 
 /// How long a probe stalled on local exhaustion waits before trying again when none of
@@ -52,8 +52,9 @@ pub(crate) type ResolveResult = Result<Vec<SocketAddr>, ProbeError>;
 pub(crate) enum Reply {
     /// One `probe`/`probe_addr` future.
     One(oneshot::Sender<ProbeResult>),
-    /// A `probe_many` stream: results are pushed in batches, one wake per engine turn.
-    Many(Arc<ManyShared>),
+    /// A `probe_many` stream or a [`ProbeFeed`](super::ProbeFeed): results are pushed in
+    /// batches, one wake per engine turn. The stream ignores the tag.
+    Many { shared: Arc<ManyShared>, tag: u64 },
     /// A name resolution for `probe`.
     Resolve(oneshot::Sender<ResolveResult>),
 }
@@ -63,7 +64,7 @@ impl Reply {
     fn is_closed(&self) -> bool {
         match self {
             Reply::One(tx) => tx.is_closed(),
-            Reply::Many(shared) => shared.is_closed(),
+            Reply::Many { shared, .. } => shared.is_closed(),
             Reply::Resolve(tx) => tx.is_closed(),
         }
     }
@@ -72,11 +73,33 @@ impl Reply {
 /// A probe to start.
 pub(crate) struct Job {
     pub(crate) addr: SocketAddr,
-    /// Used when `deadline` is `None`: the deadline is then set when the SYN leaves
-    /// (`probe_many`, whose queued probes must not time out before they are tried).
-    pub(crate) timeout: Duration,
-    pub(crate) deadline: Option<Instant>,
+    pub(crate) timing: Timing,
     pub(crate) reply: Reply,
+}
+
+/// When a probe gives up.
+#[derive(Clone, Copy)]
+pub(crate) enum Timing {
+    /// `probe` and `probe_addr`: one deadline for the whole call, the wait for a place
+    /// under the limits included.
+    Until(Instant),
+    /// `probe_many` and the feed: `timeout` runs from the moment the SYN leaves, so a
+    /// probe queued behind the limits is not timed out before it is tried. One not sent
+    /// by `start_by` is not sent at all (`None`: it waits as long as it takes).
+    FromSyn {
+        timeout: Duration,
+        start_by: Option<Instant>,
+    },
+}
+
+impl Timing {
+    /// The deadline of a task that has not been sent yet, if it has one.
+    fn while_waiting(self) -> Option<Instant> {
+        match self {
+            Timing::Until(at) => Some(at),
+            Timing::FromSyn { start_by, .. } => start_by,
+        }
+    }
 }
 
 /// What callers hand the engine.
@@ -392,7 +415,10 @@ enum Phase {
 
 struct Task {
     addr: SocketAddr,
-    timeout: Duration,
+    timing: Timing,
+    /// The deadline armed in the heap, if any: the one from `timing` while the task
+    /// waits, and, for [`Timing::FromSyn`], the SYN's time plus the timeout once it is
+    /// sent. A heap entry with another time is stale (the task was re-armed).
     deadline: Option<Instant>,
     reply: Reply,
     phase: Phase,
@@ -413,6 +439,13 @@ enum Hold {
     /// without starting (dropped, or timed out in the same turn), that place passes on
     /// to the next parked task: otherwise they would wait with the destination idle.
     Released,
+}
+
+/// A task taken out of its slot, to be delivered.
+struct Finished {
+    task: Task,
+    /// When its SYN left; `None` if it never did.
+    sent: Option<Instant>,
 }
 
 struct Slot {
@@ -536,26 +569,37 @@ impl Engine {
         slot.task = Some(task);
         let generation = slot.generation;
         if let Some(at) = timed {
-            self.push_deadline(at, index, generation);
+            self.push_deadline(at, index, generation, false);
         }
         (index, generation)
     }
 
-    fn push_deadline(&mut self, at: Instant, index: u32, generation: u32) {
+    /// Pushes the heap entry for `at`, which the caller has just made the `deadline` of
+    /// the task in `(index, generation)`. `rearmed`: the task had a deadline already, so
+    /// it is counted in `timed` already and its old entry is now stale.
+    fn push_deadline(&mut self, at: Instant, index: u32, generation: u32, rearmed: bool) {
         self.deadlines.push(Reverse((at, index, generation)));
-        self.timed += 1;
+        if !rearmed {
+            self.timed += 1;
+        }
         if self.deadlines.len() > 2 * self.timed + 1024 {
+            // Live entries only: the slot's generation, and the task's current deadline
+            // (a task re-armed at its SYN keeps a stale entry for its start_by).
             let slots = &self.slots;
-            self.deadlines.retain(|Reverse((_, i, g))| {
+            self.deadlines.retain(|Reverse((at, i, g))| {
                 let slot = &slots[*i as usize];
-                slot.generation == *g && slot.task.is_some()
+                slot.generation == *g
+                    && slot
+                        .task
+                        .as_ref()
+                        .is_some_and(|task| task.deadline == Some(*at))
             });
         }
     }
 
     /// Removes a task from its slot, closing its socket (if any) at once, and moves the
     /// slot to its next generation so that stale events and deadlines miss it.
-    fn take(&mut self, index: u32) -> Task {
+    fn take(&mut self, index: u32) -> Finished {
         let slot = &mut self.slots[index as usize];
         let mut task = slot.task.take().expect("take() is called on a live slot");
         slot.generation = slot.generation.wrapping_add(1);
@@ -563,8 +607,10 @@ impl Engine {
         if task.deadline.is_some() {
             self.timed -= 1;
         }
+        let mut sent = None;
         match mem::replace(&mut task.phase, Phase::Waiting) {
-            Phase::InFlight { socket, .. } => {
+            Phase::InFlight { socket, start } => {
+                sent = Some(start);
                 self.poller.remove(socket.as_fd());
                 // The zero linger turns this close into an RST, now.
                 drop(socket);
@@ -579,7 +625,7 @@ impl Engine {
             _ if task.hold == Hold::Released => self.pass_turn(task.addr),
             _ => {}
         }
-        task
+        Finished { task, sent }
     }
 
     /// A place under `addr`'s limit is free: the next task parked behind it goes to the
@@ -636,6 +682,12 @@ impl Engine {
             let Some(task) = self.task_mut(index, generation) else {
                 continue;
             };
+            if task.deadline != Some(at) {
+                // Stale: the task was re-armed at its SYN, its start_by giving way to
+                // SYN + timeout, which has an entry of its own.
+                continue;
+            }
+            let timing = task.timing;
             // A probe never sent says nothing of its target: the error is the prober's.
             let error = match (&task.phase, task.exhausted.take(), stalled_on) {
                 (Phase::Resolving, _, _) => ProbeError::Resolve(io::Error::new(
@@ -658,6 +710,8 @@ impl Engine {
                             "it waited for one of the prober's {max_in_flight} places in \
                              flight (max_in_flight)"
                         )
+                    } else if let Timing::FromSyn { .. } = timing {
+                        "its start_by passed before the prober could send it".to_owned()
                     } else {
                         "its timeout passed before the prober could send it".to_owned()
                     })
@@ -688,7 +742,7 @@ impl Engine {
                 self.take(index);
                 continue;
             }
-            let addr = task.addr;
+            let (addr, timing) = (task.addr, task.timing);
             if let Some(dest) = self.destinations.get_mut(&addr) {
                 if dest.in_flight >= max_per_destination {
                     dest.parked.push_back((index, generation));
@@ -698,6 +752,16 @@ impl Engine {
             }
             // Before connect(): on loopback the SYN-ACK is often processed inside it.
             let start = Instant::now();
+            if let Timing::FromSyn {
+                start_by: Some(by), ..
+            } = timing
+            {
+                if start >= by {
+                    // Too late to send: its entry at `by` is due, and the next turn's
+                    // expire reports it (and passes on a place it was given).
+                    continue;
+                }
+            }
             let started = sys::start_connect(&addr, self.half_open).and_then(|socket| {
                 self.poller
                     .add(socket.as_fd(), Self::token(index, generation))
@@ -718,18 +782,14 @@ impl Engine {
                             }));
                             tx.poll_closed(&mut Context::from_waker(&cancel)).is_ready()
                         }
-                        Reply::Many(_) | Reply::Resolve(_) => false,
+                        Reply::Many { .. } | Reply::Resolve(_) => false,
                     };
-                    let new_deadline = match task.deadline {
-                        Some(_) => None,
-                        None => {
-                            let at = deadline_after(start, task.timeout);
-                            task.deadline = Some(at);
-                            Some(at)
-                        }
-                    };
-                    if let Some(at) = new_deadline {
-                        self.push_deadline(at, index, generation);
+                    // The timeout runs from the SYN: a start_by armed while it waited
+                    // gives way to SYN + timeout (its heap entry goes stale).
+                    if let Timing::FromSyn { timeout, .. } = timing {
+                        let at = deadline_after(start, timeout);
+                        let rearmed = task.deadline.replace(at).is_some();
+                        self.push_deadline(at, index, generation, rearmed);
                     }
                     self.in_flight += 1;
                     self.destinations.entry(addr).or_default().in_flight += 1;
@@ -777,8 +837,8 @@ impl Engine {
             Submission::Probe(job) => {
                 let task = Task {
                     addr: job.addr,
-                    timeout: job.timeout,
-                    deadline: job.deadline,
+                    timing: job.timing,
+                    deadline: job.timing.while_waiting(),
                     reply: job.reply,
                     phase: Phase::Waiting,
                     exhausted: None,
@@ -795,7 +855,7 @@ impl Engine {
             } => {
                 let task = Task {
                     addr: SocketAddr::from(([0, 0, 0, 0], port)),
-                    timeout: Duration::ZERO,
+                    timing: Timing::Until(deadline),
                     deadline: Some(deadline),
                     reply: Reply::Resolve(reply),
                     phase: Phase::Resolving,
@@ -828,7 +888,7 @@ impl Engine {
                 if !matches!(task.phase, Phase::Resolving) {
                     return;
                 }
-                let Reply::Resolve(reply) = self.take(slot).reply else {
+                let Reply::Resolve(reply) = self.take(slot).task.reply else {
                     return;
                 };
                 let result = match result {
@@ -862,13 +922,20 @@ impl Engine {
         }
     }
 
-    fn deliver(&mut self, task: Task, result: ProbeResult) {
+    fn deliver(&mut self, finished: Finished, result: ProbeResult) {
+        let Finished { task, sent } = finished;
         match task.reply {
             Reply::One(tx) => {
                 let _ = tx.send(result);
             }
-            Reply::Many(shared) => {
-                if shared.push(task.addr, result) {
+            Reply::Many { shared, tag } => {
+                let result = FeedResult {
+                    tag,
+                    addr: task.addr,
+                    sent,
+                    result,
+                };
+                if shared.push(result) {
                     self.to_wake.push(shared);
                 }
             }

@@ -1,7 +1,9 @@
-//! [`ProbeMany`]: the stream behind [`Prober::probe_many`](super::Prober::probe_many).
+//! [`ProbeMany`]: the stream behind [`Prober::probe_many`](super::Prober::probe_many),
+//! and [`ManyShared`], the batched hand-back of results that it shares with
+//! [`ProbeFeed`](super::ProbeFeed).
 //!
-//! It feeds the engine in batches (one lock and at most one wake per batch) and takes
-//! results back in batches (the engine wakes it once per turn, whatever the number of
+//! Both feed the engine in batches (one lock and at most one wake per batch) and take
+//! results back in batches (the engine wakes them once per turn, whatever the number of
 //! results in that turn). There is no future per probe.
 
 use std::collections::VecDeque;
@@ -16,10 +18,11 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 
-use super::engine::{lock, Job, ProbeResult, Reply, Submission};
-use super::{ProbeError, Prober};
+use super::engine::{lock, Job, Reply, Submission, Timing};
+use super::{FeedResult, ProbeError, Prober};
 
-/// What the engine and one [`ProbeMany`] share.
+/// What the engine and one [`ProbeMany`] or [`ProbeFeed`](super::ProbeFeed) share: the
+/// results of the turn, the consumer's waker, and whether the consumer is gone.
 pub(crate) struct ManyShared {
     inner: Mutex<ManyInner>,
     closed: AtomicBool,
@@ -27,7 +30,7 @@ pub(crate) struct ManyShared {
 }
 
 struct ManyInner {
-    results: Vec<(SocketAddr, ProbeResult)>,
+    results: Vec<FeedResult>,
     waker: Option<Waker>,
     /// In the engine's list of streams to wake (engine-side bookkeeping).
     listed: bool,
@@ -44,19 +47,59 @@ const MAX_WINDOW: usize = 1 << 17;
 const MAX_WAKE_DELAY: Duration = Duration::from_millis(1);
 
 impl ManyShared {
+    /// For a consumer of a prober with `max_in_flight`: while the engine is busy, a wake
+    /// waits for a quarter of that many results (or [`MAX_WAKE_DELAY`]).
+    pub(crate) fn new(max_in_flight: usize) -> ManyShared {
+        ManyShared {
+            inner: Mutex::new(ManyInner {
+                results: Vec::new(),
+                waker: None,
+                listed: false,
+                since: None,
+            }),
+            closed: AtomicBool::new(false),
+            batch: (max_in_flight / 4).max(1),
+        }
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// Adds a result; true when the engine must add the stream to its list of streams
-    /// to wake.
-    pub(crate) fn push(&self, addr: SocketAddr, result: ProbeResult) -> bool {
+    /// The consumer is gone: probes not yet started are dropped instead of sent. (The
+    /// consumer then submits [`Submission::StreamDropped`] to close those in flight.)
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Adds a result; true when the engine must add the consumer to its list of
+    /// consumers to wake.
+    pub(crate) fn push(&self, result: FeedResult) -> bool {
         let mut inner = lock(&self.inner);
         if inner.results.is_empty() {
             inner.since = Some(Instant::now());
         }
-        inner.results.push((addr, result));
+        inner.results.push(result);
         !mem::replace(&mut inner.listed, true)
+    }
+
+    /// The consumer's side: moves every result into `out` and returns how many; with
+    /// none, registers `waker` (if given) to be woken when some arrive.
+    pub(crate) fn take(&self, out: &mut impl Extend<FeedResult>, waker: Option<&Waker>) -> usize {
+        let mut inner = lock(&self.inner);
+        if inner.results.is_empty() {
+            if let Some(waker) = waker {
+                match &inner.waker {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => inner.waker = Some(waker.clone()),
+                }
+            }
+            return 0;
+        }
+        let taken = inner.results.len();
+        // `drain` keeps the vector's capacity for the engine's next batch.
+        out.extend(inner.results.drain(..));
+        taken
     }
 
     /// Wakes the stream if it has `at_least` results waiting, or its oldest result has
@@ -102,7 +145,7 @@ pub struct ProbeMany<I> {
     outstanding: usize,
     window: usize,
     refill: usize,
-    ready: VecDeque<(SocketAddr, ProbeResult)>,
+    ready: VecDeque<FeedResult>,
     batch: Vec<Submission>,
 }
 
@@ -125,16 +168,7 @@ impl<I: Iterator<Item = SocketAddr>> ProbeMany<I> {
     pub(crate) fn new(prober: Prober, addrs: I, timeout: Duration, max_in_flight: usize) -> Self {
         ProbeMany {
             prober,
-            shared: Arc::new(ManyShared {
-                inner: Mutex::new(ManyInner {
-                    results: Vec::new(),
-                    waker: None,
-                    listed: false,
-                    since: None,
-                }),
-                closed: AtomicBool::new(false),
-                batch: (max_in_flight / 4).max(1),
-            }),
+            shared: Arc::new(ManyShared::new(max_in_flight)),
             addrs: Some(addrs),
             timeout,
             outstanding: 0,
@@ -167,9 +201,15 @@ impl<I: Iterator<Item = SocketAddr>> ProbeMany<I> {
             match addrs.next() {
                 Some(addr) => self.batch.push(Submission::Probe(Job {
                     addr,
-                    timeout: self.timeout,
-                    deadline: None,
-                    reply: Reply::Many(self.shared.clone()),
+                    timing: Timing::FromSyn {
+                        timeout: self.timeout,
+                        start_by: None,
+                    },
+                    // The stream reports addresses only: every probe has tag 0.
+                    reply: Reply::Many {
+                        shared: self.shared.clone(),
+                        tag: 0,
+                    },
                 })),
                 None => {
                     self.addrs = None;
@@ -190,8 +230,8 @@ impl<I: Iterator<Item = SocketAddr>> ProbeMany<I> {
             Err(_) => {
                 for item in self.batch.drain(..) {
                     if let Submission::Probe(job) = item {
-                        let err = ProbeError::engine_stopped("it stopped, or could not start");
-                        self.ready.push_back((job.addr, Err(err)));
+                        self.ready
+                            .push_back(FeedResult::not_handed_over(0, job.addr));
                     }
                 }
             }
@@ -200,18 +240,7 @@ impl<I: Iterator<Item = SocketAddr>> ProbeMany<I> {
 
     /// Moves the engine's results into `ready`; registers `waker` when there are none.
     fn take_results(&mut self, waker: Option<&Waker>) {
-        let mut inner = lock(&self.shared.inner);
-        if inner.results.is_empty() {
-            if let Some(waker) = waker {
-                match &inner.waker {
-                    Some(w) if w.will_wake(waker) => {}
-                    _ => inner.waker = Some(waker.clone()),
-                }
-            }
-            return;
-        }
-        self.outstanding -= inner.results.len();
-        self.ready.extend(inner.results.drain(..));
+        self.outstanding -= self.shared.take(&mut self.ready, waker);
     }
 }
 
@@ -220,21 +249,22 @@ impl<I: Iterator<Item = SocketAddr>> Stream for ProbeMany<I> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if let Some(item) = this.ready.pop_front() {
-            return Poll::Ready(Some(item));
+        let item = |result: FeedResult| Poll::Ready(Some((result.addr, result.result)));
+        if let Some(result) = this.ready.pop_front() {
+            return item(result);
         }
         this.take_results(None);
         // Refill before handing out results, so the engine works while the caller does.
         this.top_up();
-        if let Some(item) = this.ready.pop_front() {
-            return Poll::Ready(Some(item));
+        if let Some(result) = this.ready.pop_front() {
+            return item(result);
         }
         if this.outstanding == 0 && this.addrs.is_none() {
             return Poll::Ready(None);
         }
         this.take_results(Some(cx.waker()));
         match this.ready.pop_front() {
-            Some(item) => Poll::Ready(Some(item)),
+            Some(result) => item(result),
             None => Poll::Pending,
         }
     }
@@ -255,7 +285,7 @@ impl<I> Drop for ProbeMany<I> {
     fn drop(&mut self) {
         // Probes not yet started are dropped by the engine instead of sent; those in
         // flight are closed now rather than at their timeouts.
-        self.shared.closed.store(true, Ordering::Relaxed);
+        self.shared.close();
         if self.outstanding > 0 {
             if let Ok(engine) = self.prober.engine() {
                 let _ = engine.submit_one(Submission::StreamDropped);

@@ -59,8 +59,8 @@
 //!   drains the whole queue each turn. [`Prober::probe_many`] hands over up to half its
 //!   window (twice `max_in_flight`) in one push, so at full speed a wake-up carries
 //!   hundreds of probes.
-//! * **Batched completions.** A `probe_many` stream receives its results in a shared
-//!   vector and is woken once per engine turn, not once per probe. Single probes complete
+//! * **Batched completions.** A `probe_many` stream or a [`ProbeFeed`] receives its
+//!   results in a shared vector and is woken once per engine turn, not once per probe. Single probes complete
 //!   through a `tokio::sync::oneshot`, which wakes any executor: the prober works under
 //!   tokio (either flavour), another runtime, or a plain `block_on`.
 //! * **Slots and generations.** Each probe lives in a slot; epoll's data and the deadline
@@ -87,12 +87,55 @@
 //! A prober built inside `setns(CLONE_NEWNET)` probes that namespace, whichever thread
 //! awaits its probes.
 //!
+//! # A feed for health checkers
+//!
+//! A checker that probes thousands of targets on a schedule keeps one [`ProbeFeed`]
+//! ([`Prober::feed`]): it pushes each probe as it falls due, with a tag of its own (a
+//! target's index, say), flushes the tick's probes to the engine in one batch, and takes
+//! the finished probes' [`FeedResult`]s in batches. Each probe's timeout runs from its own
+//! SYN; an optional `start_by` says how late it may leave, after which it ends as
+//! [`ProbeError::Exhausted`] without being sent: a checker whose queue is long reports
+//! its own trouble, not a dead target.
+//!
+//! ```
+//! use std::net::TcpListener;
+//! use std::time::{Duration, Instant};
+//! use connhealth::Prober;
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! let targets = (0..3)
+//!     .map(|_| TcpListener::bind("127.0.0.1:0"))
+//!     .collect::<Result<Vec<_>, _>>()?;
+//! let prober = Prober::new();
+//! let mut feed = prober.feed();
+//! let (timeout, tick) = (Duration::from_secs(1), Duration::from_secs(2));
+//! for (index, target) in targets.iter().enumerate() {
+//!     // Sent before the next tick, or reported Exhausted; then 1 s from its SYN.
+//!     feed.push(index as u64, target.local_addr()?, timeout, Some(Instant::now() + tick));
+//! }
+//! feed.flush();
+//! let mut results = Vec::new();
+//! while feed.outstanding() > 0 {
+//!     feed.done(&mut results).await;
+//! }
+//! for result in &results {
+//!     println!("target {} ({}): {:?}", result.tag, result.addr, result.result);
+//!     assert!(result.result.is_ok());
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! # })?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! # Timeouts
 //!
 //! For [`Prober::probe`] and [`Prober::probe_addr`] the timeout bounds the whole call:
 //! name resolution, waiting for a free in-flight slot, and the handshake. For
-//! [`Prober::probe_many`] it runs from the moment each probe's SYN leaves, so probes
-//! queued behind `max_in_flight` do not time out before they are tried.
+//! [`Prober::probe_many`] and [`ProbeFeed::push`] it runs from the moment each probe's
+//! SYN leaves, so probes queued behind `max_in_flight` do not time out before they are
+//! tried; a feed's `start_by` bounds the wait instead. (In the engine, a waiting probe's
+//! deadline is its `start_by`; at its SYN it is re-armed for SYN + timeout, and the
+//! deadline heap skips the entry it leaves behind.)
 //!
 //! Name resolution uses the system resolver (`getaddrinfo`), which blocks and cannot be
 //! cancelled. It runs on resolver threads, at most 16 per prober, started on demand and
@@ -114,13 +157,15 @@ use crate::DeadPeer;
 mod builder;
 mod engine;
 mod error;
+mod feed;
 mod many;
 
 pub use self::builder::{Mode, ProberBuilder};
 pub use self::error::ProbeError;
+pub use self::feed::{FeedResult, ProbeFeed};
 pub use self::many::ProbeMany;
 
-use self::engine::{deadline_after, EngineHandle, Job, Reply, Shared, Submission};
+use self::engine::{deadline_after, EngineHandle, Job, Reply, Shared, Submission, Timing};
 
 /// Probes TCP endpoints: is something listening there? See the [module docs](self) for
 /// how, and for the engine behind it.
@@ -243,13 +288,13 @@ impl Prober {
         let timeout = self.bounded(timeout);
         let deadline = deadline_after(Instant::now(), timeout);
         let (host, port) = match Target::parse(target)? {
-            Target::Addr(addr) => return self.probe_until(addr, timeout, deadline).await,
+            Target::Addr(addr) => return self.probe_until(addr, deadline).await,
             Target::Name { host, port } => (host, port),
         };
         let addrs = self.resolve(host, port, deadline).await?;
         let mut first_refusal = None;
         for addr in addrs {
-            match self.probe_until(addr, timeout, deadline).await {
+            match self.probe_until(addr, deadline).await {
                 Ok(rtt) => return Ok(rtt),
                 // Another address of the same name may answer ("localhost" is often ::1
                 // first, with the server on 127.0.0.1 only).
@@ -289,22 +334,20 @@ impl Prober {
         timeout: Duration,
     ) -> Result<Duration, ProbeError> {
         let timeout = self.bounded(timeout);
-        self.probe_until(addr, timeout, deadline_after(Instant::now(), timeout))
+        self.probe_until(addr, deadline_after(Instant::now(), timeout))
             .await
     }
 
     fn probe_until(
         &self,
         addr: SocketAddr,
-        timeout: Duration,
         deadline: Instant,
     ) -> impl Future<Output = Result<Duration, ProbeError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
         let submitted = self.engine().and_then(|engine| {
             engine.submit_one(Submission::Probe(Job {
                 addr,
-                timeout,
-                deadline: Some(deadline),
+                timing: Timing::Until(deadline),
                 reply: Reply::One(tx),
             }))
         });

@@ -1,0 +1,233 @@
+//! [`ProbeFeed`]: a long-lived, tagged feed of probes, for health checkers.
+//!
+//! It is the second front end of the machinery behind [`ProbeMany`](super::ProbeMany):
+//! probes go to the engine in batches (one lock, at most one wake per flush) and come back
+//! in batches through the same [`ManyShared`] (at most one wake per engine turn). The
+//! stream takes its probes from an iterator and reports addresses; the feed takes them
+//! as a checker's schedule makes them due, and reports the caller's tag with each.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::engine::{Job, Reply, Submission, Timing};
+use super::many::ManyShared;
+use super::{ProbeError, Prober};
+
+/// A long-lived feed of tagged probes: push probes as they fall due, [`flush`] them to the
+/// engine in one batch, and take finished probes' results in batches. Made by
+/// [`Prober::feed`].
+///
+/// A health checker with thousands of targets keeps one feed: each push costs no lock and
+/// no wake-up, a flush costs one lock and at most one wake of the engine, and the engine
+/// wakes the feed at most once per turn (within about a millisecond of a result while it is
+/// busy), so 10k probes a second cost the caller a few hundred wake-ups, not 10k.
+///
+/// Each probe's `timeout` runs from the moment its SYN leaves, never from the time it
+/// waited for a place under `max_in_flight` or `max_in_flight_per_destination`: a long
+/// queue never makes a live target look down. A probe that must not go out late is given
+/// a `start_by`; if it has not been sent by then it ends with [`ProbeError::Exhausted`],
+/// which is the checker's problem, not the target's.
+///
+/// Dropping the feed closes its probes' sockets at once and drops the probes not yet sent.
+///
+/// ```
+/// use std::net::TcpListener;
+/// use std::time::{Duration, Instant};
+/// use connhealth::{ProbeError, Prober};
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let up = listener.local_addr()?;
+/// let down = TcpListener::bind("127.0.0.1:0")?.local_addr()?; // closed again at once
+///
+/// let prober = Prober::new();
+/// let mut feed = prober.feed();
+/// // One tick of a checker: every target due now, tagged with its index, in one flush.
+/// let second = Duration::from_secs(1);
+/// feed.push(7, up, second, None);
+/// feed.push(8, down, second, Some(Instant::now() + second)); // sent within 1 s, or not at all
+/// feed.flush();
+///
+/// let mut results = Vec::new();
+/// while feed.outstanding() > 0 {
+///     feed.done(&mut results).await; // appends a batch of finished probes
+/// }
+/// results.sort_by_key(|r| r.tag);
+/// assert_eq!((results[0].tag, results[0].addr), (7, up));
+/// assert!(results[0].result.is_ok()); // the time from its SYN to the SYN-ACK
+/// assert!(results[0].sent.is_some());
+/// assert!(matches!(results[1].result, Err(ProbeError::Refused)));
+/// # Ok::<(), std::io::Error>(())
+/// # })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// [`flush`]: ProbeFeed::flush
+pub struct ProbeFeed {
+    prober: Prober,
+    shared: Arc<ManyShared>,
+    /// Pushed, not yet flushed.
+    queued: Vec<Submission>,
+    /// Handed to the engine, result not yet taken.
+    handed: usize,
+    /// Results made here rather than by the engine: it was not running at the flush.
+    not_handed: Vec<FeedResult>,
+}
+
+/// A finished probe of a [`ProbeFeed`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct FeedResult {
+    /// The tag the probe was pushed with.
+    pub tag: u64,
+    /// The address probed.
+    pub addr: SocketAddr,
+    /// When its SYN left (`None` if it never did: not sent by its `start_by`, local
+    /// exhaustion, or the engine was not running).
+    pub sent: Option<Instant>,
+    /// The time from the SYN to the SYN-ACK, or why the probe did not find the endpoint
+    /// alive.
+    pub result: Result<Duration, ProbeError>,
+}
+
+impl FeedResult {
+    /// The result of a probe the engine never received: it stopped, or never started.
+    pub(crate) fn not_handed_over(tag: u64, addr: SocketAddr) -> FeedResult {
+        FeedResult {
+            tag,
+            addr,
+            sent: None,
+            result: Err(ProbeError::engine_stopped("it stopped, or could not start")),
+        }
+    }
+}
+
+impl Prober {
+    /// A new [`ProbeFeed`] on this prober's engine: push tagged probes, flush them in one
+    /// batch, take their results in batches. See [`ProbeFeed`] for an example.
+    pub fn feed(&self) -> ProbeFeed {
+        ProbeFeed {
+            prober: self.clone(),
+            shared: Arc::new(ManyShared::new(self.inner.max_in_flight)),
+            queued: Vec::new(),
+            handed: 0,
+            not_handed: Vec::new(),
+        }
+    }
+}
+
+impl ProbeFeed {
+    /// Queues a probe of `addr`, handed to the engine at the next [`flush`](Self::flush).
+    /// `timeout` runs from the moment its SYN leaves (never from time spent waiting for a
+    /// place under `max_in_flight` / `max_in_flight_per_destination`), capped at the
+    /// bound of the prober's [`DeadPeer`](crate::DeadPeer) policy if it has one.
+    ///
+    /// `start_by`: if the probe has not been sent by then, it is not sent at all and ends
+    /// with [`ProbeError::Exhausted`] (saying which limit held it) and `sent: None`.
+    /// `None`: it waits for a place as long as it takes.
+    pub fn push(
+        &mut self,
+        tag: u64,
+        addr: SocketAddr,
+        timeout: Duration,
+        start_by: Option<Instant>,
+    ) {
+        self.queued.push(Submission::Probe(Job {
+            addr,
+            timing: Timing::FromSyn {
+                timeout: self.prober.bounded(timeout),
+                start_by,
+            },
+            reply: Reply::Many {
+                shared: Arc::clone(&self.shared),
+                tag,
+            },
+        }));
+    }
+
+    /// Hands every queued probe to the engine in one batch (one lock, at most one wake).
+    /// If the engine is not running, each becomes an error result, delivered by
+    /// [`poll_done`](Self::poll_done).
+    pub fn flush(&mut self) {
+        if self.queued.is_empty() {
+            return;
+        }
+        let count = self.queued.len();
+        let submitted = match self.prober.engine() {
+            Ok(engine) => engine.submit(&mut self.queued),
+            Err(err) => Err(err),
+        };
+        match submitted {
+            Ok(()) => self.handed += count,
+            Err(_) => {
+                for item in self.queued.drain(..) {
+                    if let Submission::Probe(Job {
+                        addr,
+                        reply: Reply::Many { tag, .. },
+                        ..
+                    }) = item
+                    {
+                        self.not_handed.push(FeedResult::not_handed_over(tag, addr));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves every finished probe's result into `out` (appending); `Ready(())` when it
+    /// moved at least one, otherwise registers the waker and returns `Pending`.
+    ///
+    /// Only flushed probes finish: with nothing [`outstanding`](Self::outstanding) but
+    /// queued probes, or nothing at all, it stays `Pending` until a flush and a result.
+    pub fn poll_done(&mut self, cx: &mut Context<'_>, out: &mut Vec<FeedResult>) -> Poll<()> {
+        if !self.not_handed.is_empty() {
+            out.append(&mut self.not_handed);
+            return Poll::Ready(());
+        }
+        match self.shared.take(out, Some(cx.waker())) {
+            0 => Poll::Pending,
+            taken => {
+                self.handed -= taken;
+                Poll::Ready(())
+            }
+        }
+    }
+
+    /// [`poll_done`](Self::poll_done) as a future: waits until at least one probe has
+    /// finished, and appends every finished probe's result to `out`.
+    pub async fn done(&mut self, out: &mut Vec<FeedResult>) {
+        poll_fn(|cx| self.poll_done(cx, out)).await
+    }
+
+    /// Probes handed over or queued whose result has not been taken yet.
+    pub fn outstanding(&self) -> usize {
+        self.queued.len() + self.handed + self.not_handed.len()
+    }
+}
+
+impl fmt::Debug for ProbeFeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProbeFeed")
+            .field("queued", &self.queued.len())
+            .field("handed", &self.handed)
+            .field("not_handed", &self.not_handed.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ProbeFeed {
+    fn drop(&mut self) {
+        // As a dropped ProbeMany: probes not yet started are dropped by the engine instead
+        // of sent; those in flight are closed now rather than at their timeouts.
+        self.shared.close();
+        if self.handed > 0 {
+            if let Ok(engine) = self.prober.engine() {
+                let _ = engine.submit_one(Submission::StreamDropped);
+            }
+        }
+    }
+}
