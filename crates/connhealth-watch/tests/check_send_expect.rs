@@ -204,9 +204,12 @@ struct CloseSeen {
     after_reply: Vec<u8>,
     /// The read that ended it: `Ok(0)` is a FIN; an error is a reset.
     end: Result<usize, std::io::ErrorKind>,
-    /// The socket's pending error (`SO_ERROR`) once the server closed too and waited:
-    /// a checker that closed with unread bytes, or that received the server's last
-    /// reply after it closed, makes this `ECONNRESET` or `EPIPE`.
+    /// The server's `+OK` after the checker's FIN. A reset that arrived before it fails
+    /// this write (which consumes the socket's error).
+    last_reply: Result<(), std::io::ErrorKind>,
+    /// The socket's pending error (`SO_ERROR`) once the server closed too and waited: a
+    /// checker that received the server's last reply after it closed answers it with a
+    /// reset, which leaves `ECONNRESET` or `EPIPE` here.
     error_after_close: Option<String>,
 }
 
@@ -230,13 +233,14 @@ async fn pong_server() -> (SocketAddr, tokio::task::JoinHandle<CloseSeen>) {
                 Err(err) => break Err(err.kind()),
             }
         };
-        let _ = conn.write_all(b"+OK\r\n").await;
+        let last_reply = conn.write_all(b"+OK\r\n").await.map_err(|err| err.kind());
         let _ = conn.shutdown().await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let error_after_close = conn.take_error().unwrap().map(|err| err.to_string());
         CloseSeen {
             after_reply,
             end,
+            last_reply,
             error_after_close,
         }
     });
@@ -251,6 +255,7 @@ async fn plain_server_reads_quit_then_a_clean_fin_and_never_a_reset() {
     let seen = server.await.unwrap();
     assert_eq!(seen.after_reply, b"QUIT\r\n");
     assert_eq!(seen.end, Ok(0), "a FIN, not a reset");
+    assert_eq!(seen.last_reply, Ok(()), "{seen:?}");
     assert_eq!(seen.error_after_close, None, "{seen:?}");
 }
 
