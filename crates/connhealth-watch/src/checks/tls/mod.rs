@@ -1,0 +1,225 @@
+//! The `tls` check: a TLS handshake, the chain verified and its earliest expiry read, then
+//! a graceful close.
+//!
+//! On the wire:
+//!
+//! 1. SYN, SYN-ACK, ACK;
+//! 2. a ClientHello for TLS 1.2 and 1.3, with SNI = `server_name`, else the target's
+//!    host (no SNI for an IP address, as RFC 6066 says; the certificate must then name
+//!    the IP), and no session ticket: resumption is off, so every check sees the whole
+//!    chain;
+//! 3. the server's flight; the chain is verified against `ca_file` or the system roots
+//!    (or not at all, with `insecure`); the checker's Finished;
+//! 4. a close_notify alert, then a FIN;
+//! 5. the checker reads (through TLS) until the server's close_notify or FIN, within
+//!    what remains of the timeout and at most 64 KiB: the TLS 1.3 session tickets that
+//!    the server sends after the handshake are read, so the close is a FIN, never an RST.
+//!
+//! No application data is sent. When the handshake fails, rustls's alert goes out (when
+//! there is one), then a FIN, and the checker waits for the server's FIN the same way.
+//!
+//! The reported duration runs from the connect to the end of the handshake. The expiry
+//! is the earliest `notAfter` among the certificates the peer sent, as blackbox's
+//! `probe_ssl_earliest_cert_expiry`: it is reported whenever a chain arrived, also when
+//! verification failed or the handshake timed out after it.
+
+mod verify;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+use tokio_rustls::rustls;
+use tokio_rustls::TlsConnector;
+
+use rustls::client::Resumption;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
+
+use self::verify::{ChainRecorder, Expiry};
+use super::send_expect::{close_gracefully, close_now, DISCARD_CAP};
+use super::{CheckResult, Outcome};
+use crate::config::CheckPlan;
+
+/// Connects to `addr`, completes a TLS handshake with `host` as the SNI (unless
+/// `plan.tls.server_name` overrides it), verifies the chain, reports its earliest expiry
+/// and the negotiated version, and closes with close_notify then FIN, all within
+/// `timeout` (loading the trusted roots included).
+///
+/// `Ok` with the time from the connect to the end of the handshake; `Tls` when the
+/// handshake fails, the chain does not verify, or a certificate expires within
+/// `cert_min_days`; `Timeout`; connect errors as [`Outcome::of_io_error`] maps them;
+/// `Error` for a bad server name or CA file (the checker's configuration, not the peer).
+pub async fn check(
+    addr: SocketAddr,
+    host: &str,
+    plan: &CheckPlan,
+    timeout: Duration,
+) -> CheckResult {
+    let deadline = Instant::now() + timeout;
+    let name = match server_name(plan.tls.server_name.as_deref().unwrap_or(host)) {
+        Ok(name) => name,
+        Err(detail) => return CheckResult::failed(Outcome::Error, Duration::ZERO, detail),
+    };
+    let trust = match timeout_at(deadline, verify::trust(&plan.tls)).await {
+        Ok(Ok(trust)) => trust,
+        Ok(Err(detail)) => return CheckResult::failed(Outcome::Error, Duration::ZERO, detail),
+        Err(_) => {
+            let detail = format!("the trusted roots did not load within {timeout:?}");
+            return CheckResult::failed(Outcome::Timeout, Duration::ZERO, detail);
+        }
+    };
+    let recorder = Arc::new(ChainRecorder::new(trust));
+    let connector = match client_config(Arc::clone(&recorder)) {
+        Ok(config) => TlsConnector::from(Arc::new(config)),
+        Err(detail) => return CheckResult::failed(Outcome::Error, Duration::ZERO, detail),
+    };
+
+    let start = Instant::now();
+    let mut tcp = match timeout_at(deadline, TcpStream::connect(addr)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(err)) => {
+            let detail = format!("connect: {err}");
+            return CheckResult::failed(Outcome::of_io_error(&err), start.elapsed(), detail);
+        }
+        Err(_) => {
+            let detail = format!("no connection within {timeout:?}");
+            return CheckResult::failed(Outcome::Timeout, start.elapsed(), detail);
+        }
+    };
+    // Each flight goes out at once, and so do close_notify and the FIN.
+    let _ = tcp.set_nodelay(true);
+
+    // The TLS stream borrows `tcp`, so that the socket outlives a handshake that fails
+    // or times out, and is closed with a FIN all the same.
+    let mut result = match timeout_at(deadline, connector.connect(name, &mut tcp)).await {
+        Ok(Ok(mut tls)) => {
+            let took = start.elapsed();
+            let result = judge(tls.get_ref().1, recorder.earliest(), took, plan);
+            close_tls(&mut tls, deadline).await;
+            drop(tls);
+            close_now(&tcp);
+            result
+        }
+        Ok(Err(err)) => {
+            let result = handshake_failed(&err, start.elapsed());
+            close_gracefully(&mut tcp, deadline).await;
+            result
+        }
+        Err(_) => {
+            close_now(&tcp);
+            let detail = format!("no TLS handshake within {timeout:?}");
+            CheckResult::failed(Outcome::Timeout, start.elapsed(), detail)
+        }
+    };
+    result.cert_expiry = recorder.earliest().map(Expiry::not_after);
+    result
+}
+
+/// The name to send as SNI and to verify: an IP address (bare or in brackets) or a DNS
+/// name.
+fn server_name(name: &str) -> Result<ServerName<'static>, String> {
+    let bare = name
+        .strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(name);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(ServerName::IpAddress(ip.into()));
+    }
+    ServerName::try_from(bare)
+        .map(|name| name.to_owned())
+        .map_err(|_| format!("{name:?} is not a valid TLS server name"))
+}
+
+/// A client config of one check: TLS 1.2 and 1.3 with ring, `recorder` as the verifier,
+/// no resumption (a resumed handshake carries no certificate, so no expiry).
+fn client_config(recorder: Arc<ChainRecorder>) -> Result<ClientConfig, String> {
+    let mut config = ClientConfig::builder_with_provider(Arc::clone(verify::provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|err| format!("TLS client setup: {err}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(recorder)
+        .with_no_client_auth();
+    config.resumption = Resumption::disabled();
+    Ok(config)
+}
+
+/// The result of a completed handshake: `Ok`, unless a certificate expires within
+/// `cert_min_days`.
+fn judge(
+    conn: &ClientConnection,
+    earliest: Option<&Expiry>,
+    took: Duration,
+    plan: &CheckPlan,
+) -> CheckResult {
+    let mut result = CheckResult::new(Outcome::Ok, took);
+    result.tls_version = conn.protocol_version().and_then(version_name);
+    if let (Some(days), Some(expiry)) = (plan.tls.cert_min_days, earliest) {
+        let horizon = SystemTime::now() + Duration::from_secs(u64::from(days) * 86_400);
+        if expiry.not_after() <= horizon {
+            let when = if expiry.not_after() <= SystemTime::now() {
+                "expired"
+            } else {
+                "expires"
+            };
+            let detail = format!(
+                "certificate {} {when} {}, within cert_min_days = {days}",
+                expiry.subject,
+                expiry.date()
+            );
+            result.outcome = Outcome::Tls;
+            result.detail = Some(detail);
+        }
+    }
+    result
+}
+
+/// The version as blackbox's `probe_tls_version_info` names it.
+fn version_name(version: ProtocolVersion) -> Option<&'static str> {
+    match version {
+        ProtocolVersion::TLSv1_3 => Some("TLS 1.3"),
+        ProtocolVersion::TLSv1_2 => Some("TLS 1.2"),
+        ProtocolVersion::TLSv1_1 => Some("TLS 1.1"),
+        ProtocolVersion::TLSv1_0 => Some("TLS 1.0"),
+        _ => None,
+    }
+}
+
+/// A failed handshake: rustls's reason as `Tls`; a peer that closed mid-handshake is a
+/// TLS failure too (a server that refuses the ClientHello often just closes); other I/O
+/// errors (a reset, mostly) as [`Outcome::of_io_error`] maps them.
+fn handshake_failed(err: &std::io::Error, took: Duration) -> CheckResult {
+    let rustls_error = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    let (outcome, detail) = match rustls_error {
+        Some(reason) => (Outcome::Tls, format!("TLS handshake: {reason}")),
+        None if err.kind() == std::io::ErrorKind::UnexpectedEof => (
+            Outcome::Tls,
+            "TLS handshake: the peer closed the connection".to_string(),
+        ),
+        None => (Outcome::of_io_error(err), format!("TLS handshake: {err}")),
+    };
+    CheckResult::failed(outcome, took, detail)
+}
+
+/// Steps 4 and 5: close_notify and FIN (tokio-rustls's `shutdown` queues the alert,
+/// writes it, then shuts the socket's write side), then read through TLS until the
+/// peer's close_notify or FIN, `deadline`, or [`DISCARD_CAP`] bytes.
+async fn close_tls(tls: &mut tokio_rustls::client::TlsStream<&mut TcpStream>, deadline: Instant) {
+    if !matches!(timeout_at(deadline, tls.shutdown()).await, Ok(Ok(()))) {
+        return;
+    }
+    let mut scratch = [0u8; 2048];
+    let mut discarded = 0;
+    while discarded < DISCARD_CAP {
+        match timeout_at(deadline, tls.read(&mut scratch)).await {
+            Ok(Ok(n)) if n > 0 => discarded += n,
+            // close_notify (0), a FIN without it or a reset (errors), or out of time.
+            _ => return,
+        }
+    }
+}

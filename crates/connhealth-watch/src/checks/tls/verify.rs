@@ -1,0 +1,301 @@
+//! Whom a `tls` check trusts, and what it reads from the chain the peer sent.
+//!
+//! Every check wraps its trust in a [`ChainRecorder`], which reads the `notAfter` of each
+//! certificate the peer sent before it hands the chain to the real verifier: the expiry
+//! is known even when verification then fails. The trust itself is built once: the
+//! system roots once per process, on first use; a CA file once per path, looked at
+//! again at most every [`CA_FILE_RECHECK`] and re-read when its size or mtime changed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio_rustls::rustls;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::config::TlsPlan;
+
+/// How often a cached CA file is looked at again (a `stat`), as file_sd's "within 5 s of
+/// a change".
+pub(super) const CA_FILE_RECHECK: Duration = Duration::from_secs(5);
+
+/// The crypto provider of every `tls` check: ring.
+pub(super) fn provider() -> &'static Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+}
+
+/// What a chain must lead to.
+#[derive(Debug, Clone)]
+pub(super) enum Trust {
+    /// One of these roots, with the server's name in the leaf.
+    Roots(Arc<WebPkiServerVerifier>),
+    /// `insecure`: any chain, any name. The handshake's signature is still checked
+    /// against the leaf's key, as Go's `InsecureSkipVerify` and `curl -k` do: the peer
+    /// proves it holds the key of the certificate it shows.
+    Anything,
+    /// The system roots could not be loaded, so nothing verifies; says why.
+    NoRoots(Arc<str>),
+}
+
+/// The trust of `plan`: anything when `insecure`, else its CA file or the system roots.
+/// An unreadable or unusable CA file is an error, a sentence naming the file.
+pub(super) async fn trust(plan: &TlsPlan) -> Result<Trust, String> {
+    if plan.insecure {
+        return Ok(Trust::Anything);
+    }
+    match &plan.ca_file {
+        Some(path) => ca_file(path).await,
+        None => Ok(system_roots().await),
+    }
+}
+
+/// The system roots (rustls-native-certs: `/etc/ssl/certs` and `SSL_CERT_FILE` on
+/// Linux), loaded on a blocking thread at first use and kept for the process's life.
+async fn system_roots() -> Trust {
+    static SYSTEM: tokio::sync::OnceCell<Trust> = tokio::sync::OnceCell::const_new();
+    SYSTEM
+        .get_or_init(|| async {
+            tokio::task::spawn_blocking(load_system_roots)
+                .await
+                .unwrap_or_else(|err| {
+                    Trust::NoRoots(format!("loading the system roots failed: {err}").into())
+                })
+        })
+        .await
+        .clone()
+}
+
+fn load_system_roots() -> Trust {
+    let loaded = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _unusable) = roots.add_parsable_certificates(loaded.certs);
+    if added == 0 {
+        let why = if loaded.errors.is_empty() {
+            "none found".to_string()
+        } else {
+            let errors: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
+            errors.join("; ")
+        };
+        return Trust::NoRoots(format!("no system root certificates ({why})").into());
+    }
+    match verifier(roots) {
+        Ok(verifier) => Trust::Roots(verifier),
+        Err(why) => Trust::NoRoots(why.into()),
+    }
+}
+
+/// A CA file's identity as `stat` sees it: a change of either means it was rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+#[derive(Debug)]
+struct CachedCaFile {
+    stamp: FileStamp,
+    checked: Instant,
+    trust: Trust,
+}
+
+/// The parsed CA files, by path. The lock is held for a lookup, never across an await.
+static CA_FILES: LazyLock<Mutex<HashMap<PathBuf, CachedCaFile>>> = LazyLock::new(Default::default);
+
+fn ca_files() -> std::sync::MutexGuard<'static, HashMap<PathBuf, CachedCaFile>> {
+    CA_FILES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn ca_file(path: &Path) -> Result<Trust, String> {
+    if let Some(cached) = ca_files().get(path) {
+        if cached.checked.elapsed() < CA_FILE_RECHECK {
+            return Ok(cached.trust.clone());
+        }
+    }
+    let unreadable = |err: std::io::Error| format!("cannot read CA file {}: {err}", path.display());
+    let meta = tokio::fs::metadata(path).await.map_err(unreadable)?;
+    let stamp = FileStamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+    };
+    if let Some(cached) = ca_files().get_mut(path) {
+        if cached.stamp == stamp {
+            cached.checked = Instant::now();
+            return Ok(cached.trust.clone());
+        }
+    }
+    let pem = tokio::fs::read(path).await.map_err(unreadable)?;
+    let trust = parse_ca_pem(&pem).map_err(|why| format!("CA file {}: {why}", path.display()))?;
+    ca_files().insert(
+        path.to_owned(),
+        CachedCaFile {
+            stamp,
+            checked: Instant::now(),
+            trust: trust.clone(),
+        },
+    );
+    Ok(trust)
+}
+
+/// Every `CERTIFICATE` in `pem` becomes a trust anchor; other PEM sections are skipped.
+fn parse_ca_pem(pem: &[u8]) -> Result<Trust, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        let cert = cert.map_err(|err| format!("bad PEM: {err}"))?;
+        roots
+            .add(cert)
+            .map_err(|err| format!("a certificate cannot be a trust anchor: {err}"))?;
+    }
+    if roots.is_empty() {
+        return Err("no CERTIFICATE in it".into());
+    }
+    verifier(roots).map(Trust::Roots)
+}
+
+fn verifier(roots: RootCertStore) -> Result<Arc<WebPkiServerVerifier>, String> {
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider()))
+        .build()
+        .map_err(|err| err.to_string())
+}
+
+/// The certificate of a chain that expires first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Expiry {
+    /// Its `notAfter`, in Unix seconds (negative before 1970).
+    pub(super) unix: i64,
+    /// Its subject (RFC 4514), or its serial number when the subject is empty.
+    pub(super) subject: String,
+}
+
+impl Expiry {
+    /// `notAfter` as a `SystemTime`.
+    pub(super) fn not_after(&self) -> SystemTime {
+        let secs = Duration::from_secs(self.unix.unsigned_abs());
+        if self.unix >= 0 {
+            UNIX_EPOCH.checked_add(secs).unwrap_or(UNIX_EPOCH)
+        } else {
+            UNIX_EPOCH.checked_sub(secs).unwrap_or(UNIX_EPOCH)
+        }
+    }
+
+    /// `notAfter` in RFC 3339 (`2030-06-01T00:00:00Z`).
+    pub(super) fn date(&self) -> String {
+        // humantime panics outside 1970..=9999; X.509 dates reach back to 1950.
+        match u64::try_from(self.unix) {
+            Ok(secs) if secs < 253_402_300_800 => {
+                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs))
+                    .to_string()
+            }
+            _ => format!("Unix time {}", self.unix),
+        }
+    }
+}
+
+/// The earliest `notAfter` among `chain`'s certificates that parse.
+pub(super) fn earliest_expiry<'a>(
+    chain: impl IntoIterator<Item = &'a CertificateDer<'a>>,
+) -> Option<Expiry> {
+    chain
+        .into_iter()
+        .filter_map(|der| x509_parser::parse_x509_certificate(der.as_ref()).ok())
+        .map(|(_, cert)| (cert.validity().not_after.timestamp(), cert))
+        .min_by_key(|(unix, _)| *unix)
+        .map(|(unix, cert)| {
+            let subject = cert.subject().to_string();
+            let subject = if subject.is_empty() {
+                format!("serial {}", cert.raw_serial_as_string())
+            } else {
+                subject
+            };
+            Expiry { unix, subject }
+        })
+}
+
+/// One check's verifier: notes the earliest expiry of the chain the peer sent, then
+/// verifies as its [`Trust`] says.
+#[derive(Debug)]
+pub(super) struct ChainRecorder {
+    trust: Trust,
+    earliest: OnceLock<Expiry>,
+}
+
+impl ChainRecorder {
+    /// A recorder that has seen no chain yet.
+    pub(super) fn new(trust: Trust) -> ChainRecorder {
+        ChainRecorder {
+            trust,
+            earliest: OnceLock::new(),
+        }
+    }
+
+    /// The earliest expiry of the chain the peer sent, once it sent one.
+    pub(super) fn earliest(&self) -> Option<&Expiry> {
+        self.earliest.get()
+    }
+}
+
+impl ServerCertVerifier for ChainRecorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(expiry) = earliest_expiry(std::iter::once(end_entity).chain(intermediates)) {
+            let _ = self.earliest.set(expiry);
+        }
+        match &self.trust {
+            Trust::Roots(verifier) => verifier.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            Trust::Anything => Ok(ServerCertVerified::assertion()),
+            Trust::NoRoots(why) => Err(rustls::Error::General(why.to_string())),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
