@@ -354,6 +354,7 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Dur
 pub struct Redis {
     child: Child,
     addr: SocketAddr,
+    args: Vec<String>,
 }
 
 impl Redis {
@@ -363,20 +364,45 @@ impl Redis {
     pub fn start(args: &[&str]) -> io::Result<Redis> {
         ensure_command("redis-server")?;
         let port = free_port()?;
-        let child = Command::new("redis-server")
+        let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        let child = Redis::spawn(port, &args)?;
+        let redis = Redis {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            args,
+        };
+        redis.wait_ready()?;
+        Ok(redis)
+    }
+
+    fn spawn(port: u16, args: &[String]) -> io::Result<Child> {
+        Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()?;
-        let redis = Redis {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        wait_until(Duration::from_secs(10), || redis.ping().is_ok())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "redis-server did not start"))?;
-        Ok(redis)
+            .spawn()
+    }
+
+    fn wait_ready(&self) -> io::Result<()> {
+        wait_until(Duration::from_secs(10), || self.ping().is_ok())
+            .map(drop)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "redis-server did not start"))
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and waits until it is gone: its
+    /// kernel has closed every connection and the listener.
+    pub fn kill(&mut self) -> io::Result<()> {
+        self.child.kill()?;
+        self.child.wait().map(drop)
+    }
+
+    /// Starts a [`Redis::kill`]ed server again, on the same port with the same
+    /// configuration, and waits until it answers PING.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.child = Redis::spawn(self.addr.port(), &self.args)?;
+        self.wait_ready()
     }
 
     /// The server's address.
