@@ -45,6 +45,9 @@ pub struct Options {
     pub shard: Option<Shard>,
     /// How log lines look.
     pub log_format: LogFormat,
+    /// The most probes each prober keeps in flight; by default a quarter of the
+    /// descriptor limit (raised to its hard limit at start), between 64 and 4096.
+    pub max_in_flight: Option<usize>,
 }
 
 /// The default `--listen`.
@@ -297,64 +300,113 @@ fn summary(options: &Options, plan: &Plan) -> String {
 
 /// Starts everything and runs until SIGTERM or SIGINT.
 fn serve(options: Options, plan: Plan) -> Result<(), String> {
-    let max_in_flight = raise_descriptor_limit();
-    let probers = Probers::new(max_in_flight);
-    let (scheduler_tx, scheduler_rx) = mpsc::unbounded_channel();
-    let file_sd_globs = globs_of(&plan);
-    let fleet = Arc::new(Fleet::build(plan, None, SystemTime::now()));
-    let shared = Arc::new(Shared {
-        options,
-        fleet: RwLock::new(Arc::clone(&fleet)),
-        late_checks: AtomicU64::new(0),
-        reload_state: Mutex::new(ReloadState {
-            successful: true,
-            last_success: SystemTime::now(),
-        }),
-        ready: AtomicBool::new(false),
-        probers,
-        scheduler: scheduler_tx,
-        reloading: tokio::sync::Mutex::new(()),
-        file_sd_globs: Mutex::new(file_sd_globs),
-    });
+    let daemon = Daemon::start(options, plan)?;
+    let why = daemon.runtime.block_on(signals(&daemon.shared));
+    tracing::info!("{why}: shutting down");
+    daemon.stop();
+    Ok(())
+}
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("connhealth-http")
-        .enable_all()
-        .build()
-        .map_err(|err| format!("cannot start the HTTP runtime: {err}"))?;
-    let listen = shared.options.listen;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(listen))
-        .map_err(|err| {
-            format!("cannot listen on {listen}: {err}; pick another address with --listen")
-        })?;
-    let checks = schedule::spawn(Arc::clone(&shared), fleet, scheduler_rx)
-        .map_err(|err| format!("cannot start the scheduler thread: {err}"))?;
-    shared.ready.store(true, Ordering::Relaxed);
-    tracing::info!(%listen, targets = shared.fleet().targets.len(), "connhealth watch started");
+/// A running daemon: the scheduler thread, the HTTP server and the file_sd watcher.
+/// [`run`] starts one and stops it on a signal; tests and the demo drive one directly.
+#[derive(Debug)]
+pub struct Daemon {
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Runtime,
+    checks: schedule::SchedulerThread,
+    stop: tokio::sync::watch::Sender<bool>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    listen: SocketAddr,
+}
 
-    let result = runtime.block_on(async {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let http = tokio::spawn(crate::http::serve(listener, Arc::clone(&shared), {
+impl Daemon {
+    /// Starts watching `plan` (already sharded), serving HTTP on `options.listen`. Fails
+    /// with the reason when the address is taken or a thread cannot start.
+    pub fn start(options: Options, plan: Plan) -> Result<Daemon, String> {
+        let max_in_flight = raise_descriptor_limit();
+        let max_in_flight = options.max_in_flight.unwrap_or(max_in_flight).max(1);
+        let probers = Probers::new(max_in_flight);
+        let (scheduler_tx, scheduler_rx) = mpsc::unbounded_channel();
+        let file_sd_globs = globs_of(&plan);
+        let fleet = Arc::new(Fleet::build(plan, None, SystemTime::now()));
+        let shared = Arc::new(Shared {
+            options,
+            fleet: RwLock::new(Arc::clone(&fleet)),
+            late_checks: AtomicU64::new(0),
+            reload_state: Mutex::new(ReloadState {
+                successful: true,
+                last_success: SystemTime::now(),
+            }),
+            ready: AtomicBool::new(false),
+            probers,
+            scheduler: scheduler_tx,
+            reloading: tokio::sync::Mutex::new(()),
+            file_sd_globs: Mutex::new(file_sd_globs),
+        });
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("connhealth-http")
+            .enable_all()
+            .build()
+            .map_err(|err| format!("cannot start the HTTP runtime: {err}"))?;
+        let wanted = shared.options.listen;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(wanted))
+            .map_err(|err| {
+                format!("cannot listen on {wanted}: {err}; pick another address with --listen")
+            })?;
+        let listen = listener.local_addr().unwrap_or(wanted);
+        let checks = schedule::spawn(Arc::clone(&shared), fleet, scheduler_rx)
+            .map_err(|err| format!("cannot start the scheduler thread: {err}"))?;
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let http = runtime.spawn(crate::http::serve(listener, Arc::clone(&shared), {
             let mut stop = stop_rx.clone();
             async move {
                 let _ = stop.wait_for(|stop| *stop).await;
             }
         }));
-        tokio::spawn(watch_file_sd(Arc::clone(&shared), stop_rx));
-        let why = signals(&shared).await;
-        tracing::info!("{why}: shutting down");
-        let _ = stop_tx.send(true);
-        // In-flight requests get a moment; then everything is dropped.
-        let _ = tokio::time::timeout(Duration::from_millis(300), http).await;
-        Ok::<(), String>(())
-    });
-    let _ = shared.scheduler.send(Command::Stop);
-    checks.join();
-    // Do not wait for idle HTTP connections or a hung resolver: exit within 1 s.
-    runtime.shutdown_timeout(Duration::from_millis(100));
-    result
+        runtime.spawn(watch_file_sd(Arc::clone(&shared), stop_rx));
+        shared.ready.store(true, Ordering::Relaxed);
+        tracing::info!(%listen, targets = shared.fleet().targets.len(), "connhealth watch started");
+        Ok(Daemon {
+            shared,
+            runtime,
+            checks,
+            stop,
+            http,
+            listen,
+        })
+    }
+
+    /// What the daemon shares with its HTTP side: the fleet, counters, reload.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The address HTTP listens on (the port chosen, when `--listen` gave port 0).
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Reloads now, as SIGHUP does.
+    pub fn reload(&self) -> Result<usize, ConfigErrors> {
+        self.runtime.block_on(self.shared.reload("reload"))
+    }
+
+    /// Stops everything and waits, briefly: in-flight HTTP requests get 300 ms, idle
+    /// connections and hung resolvers are not waited for, so the process can exit within
+    /// a second of SIGTERM.
+    pub fn stop(self) {
+        let _ = self.stop.send(true);
+        let http = self.http;
+        let _ = self
+            .runtime
+            .block_on(async { tokio::time::timeout(Duration::from_millis(300), http).await });
+        let _ = self.shared.scheduler.send(Command::Stop);
+        self.checks.join();
+        self.runtime.shutdown_timeout(Duration::from_millis(100));
+    }
 }
 
 /// Waits for SIGTERM or SIGINT, reloading on every SIGHUP meanwhile. Returns what ended it.

@@ -1,11 +1,53 @@
-//! The schedule. (Being written.)
+//! The schedule: when each target is checked, and the loop that starts every check on
+//! time.
+//!
+//! One task on a current-thread runtime of its own owns every target's schedule: a heap
+//! of due times, one entry per target. Each turn it starts everything due, hands the
+//! half-open and connect probes to the library's [`Prober`](connhealth::Prober) engine in
+//! one batch per prober ([`ProbeFeed`]), and takes their results back in batches. `tls`
+//! and `send-expect` checks are a task each on the same runtime, and `hold` keeps a task
+//! per target ([`Hold`]). Nothing on this path takes a lock shared by all targets: each
+//! result takes its own target's status lock, once.
+//!
+//! Timing, as HAProxy does it and as the pitfalls demand:
+//!
+//! * **From the due time, not the end.** A target's next check is due one wait after its
+//!   last one was *due*, so intervals never drift by the checks' own durations.
+//! * **Waits by state.** `interval` while up, `down_interval` while down, `fast_interval`
+//!   while unknown or while a change has started ([`TargetStatus::next_wait`]).
+//! * **Jitter and spread.** Each wait is drawn from `wait × (1 ± jitter)`, and the first
+//!   checks of a (re)loaded fleet are spread evenly over each target's interval, so
+//!   thousands of targets never start on one tick.
+//! * **Timeouts count from the SYN.** A probe's timeout runs from the moment its SYN
+//!   leaves ([`ProbeFeed::push`]), never from time spent waiting for a place in the
+//!   engine. A probe that could not be sent before the target's next check was due ends
+//!   `exhausted`: counted, and late, but never a failure of the target.
+//! * **Late checks.** A check that starts (its SYN leaves, or its task starts) more than
+//!   max(10 ms, 10 % of its wait) after it was due counts in
+//!   `connhealth_checks_late_total`.
+//!
+//! [`TargetStatus::next_wait`]: crate::state::TargetStatus::next_wait
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::future::{poll_fn, Future};
 use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
 
+use connhealth::probe::{FeedResult, ProbeFeed, Target as Address};
 use tokio::sync::mpsc;
+use tokio::time::Sleep;
 
+use crate::checks::hold::{self, Hold};
+use crate::checks::{self, CheckResult, Outcome};
+use crate::config::CheckKind;
 use crate::daemon::{Fleet, Shared};
+use crate::state::Target;
 
 /// What the daemon tells the scheduler.
 #[derive(Debug)]
@@ -29,16 +71,548 @@ impl SchedulerThread {
     }
 }
 
-/// Starts the scheduler on a thread of its own.
+/// Starts the scheduler on a thread (and a current-thread runtime) of its own, watching
+/// `fleet` until [`Command::Stop`].
 pub fn spawn(
     shared: Arc<Shared>,
     fleet: Arc<Fleet>,
     commands: mpsc::UnboundedReceiver<Command>,
 ) -> io::Result<SchedulerThread> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let thread = std::thread::Builder::new()
         .name("connhealth-checks".into())
         .spawn(move || {
-            let _ = (shared, fleet, commands);
+            runtime.block_on(async move {
+                let mut scheduler = Scheduler::new(shared);
+                scheduler.swap(&fleet, Instant::now());
+                scheduler.run(commands).await;
+            });
+            // Held connections and check tasks end here, with the runtime.
+            runtime.shutdown_timeout(Duration::from_millis(50));
         })?;
     Ok(SchedulerThread { thread })
+}
+
+/// A slot's key in the heap and in probe tags: its index and the generation of the
+/// target in it, so that a result for a target removed by a reload misses the target
+/// that took its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    index: u32,
+    generation: u32,
+}
+
+/// A probe's tag: the key, and whether it confirms a held connection's close.
+#[derive(Debug, Clone, Copy)]
+struct Tag {
+    key: Key,
+    confirm: bool,
+}
+
+impl Tag {
+    const CONFIRM: u64 = 1 << 63;
+
+    fn encode(self) -> u64 {
+        let confirm = if self.confirm { Tag::CONFIRM } else { 0 };
+        u64::from(self.key.index) | u64::from(self.key.generation & 0x7fff_ffff) << 32 | confirm
+    }
+
+    fn decode(tag: u64) -> Tag {
+        Tag {
+            key: Key {
+                index: tag as u32,
+                generation: (tag >> 32) as u32 & 0x7fff_ffff,
+            },
+            confirm: tag & Tag::CONFIRM != 0,
+        }
+    }
+}
+
+/// One watched target, as the scheduler sees it.
+struct Entry {
+    target: Arc<Target>,
+    address: Address,
+    generation: u32,
+    /// When the current (or next) scheduled check is due.
+    due: Instant,
+    /// The wait that made it due: what lateness is measured against.
+    wait: Duration,
+    /// A scheduled check is under way; the next is scheduled when it ends.
+    running: bool,
+    /// The time name resolution took for the check under way.
+    dns_time: Duration,
+    /// `hold`: the held connection.
+    hold: Option<Hold>,
+}
+
+/// What check tasks, resolvers and held connections report.
+enum Event {
+    /// A `tls` or `send-expect` check ended.
+    Done {
+        key: Key,
+        started: Instant,
+        result: CheckResult,
+    },
+    /// The name of a probed target resolved: probe that address now.
+    Resolved {
+        key: Key,
+        addr: SocketAddr,
+        dns_time: Duration,
+        /// What is left of the check's timeout.
+        timeout: Duration,
+    },
+    /// A name did not resolve in time.
+    Unresolved { key: Key, result: CheckResult },
+    /// A held connection closed: confirm with a half-open probe now.
+    HoldClosed { key: Key, why: String },
+}
+
+struct Scheduler {
+    shared: Arc<Shared>,
+    slots: Vec<Option<Entry>>,
+    generations: Vec<u32>,
+    free: Vec<u32>,
+    due: BinaryHeap<Reverse<(Instant, Key)>>,
+    half_open: ProbeFeed,
+    connect: ProbeFeed,
+    results: Vec<FeedResult>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedReceiver<Event>,
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
+    rng: fastrand::Rng,
+}
+
+impl Scheduler {
+    fn new(shared: Arc<Shared>) -> Scheduler {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let half_open = shared.probers.half_open.feed();
+        let connect = shared.probers.connect.feed();
+        Scheduler {
+            shared,
+            slots: Vec::new(),
+            generations: Vec::new(),
+            free: Vec::new(),
+            due: BinaryHeap::new(),
+            half_open,
+            connect,
+            results: Vec::new(),
+            events_tx,
+            events,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            timer_at: None,
+            rng: fastrand::Rng::new(),
+        }
+    }
+
+    async fn run(&mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            self.start_due(Instant::now());
+            self.half_open.flush();
+            self.connect.flush();
+            self.arm_timer();
+            let stop = poll_fn(|cx| self.poll_work(cx, &mut commands)).await;
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Handles whatever is ready: commands, results, events, the timer. Ready(true) to
+    /// stop, Ready(false) when something was done, Pending when nothing was ready.
+    fn poll_work(
+        &mut self,
+        cx: &mut Context<'_>,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Poll<bool> {
+        let mut worked = false;
+        while let Poll::Ready(command) = commands.poll_recv(cx) {
+            match command {
+                Some(Command::Fleet(fleet)) => self.swap(&fleet, Instant::now()),
+                Some(Command::Stop) | None => return Poll::Ready(true),
+            }
+            worked = true;
+        }
+        let mut results = std::mem::take(&mut self.results);
+        for feed in [0, 1] {
+            let feed = if feed == 0 {
+                &mut self.half_open
+            } else {
+                &mut self.connect
+            };
+            if feed.poll_done(cx, &mut results).is_ready() {
+                worked = true;
+            }
+        }
+        for done in results.drain(..) {
+            self.on_probe(done);
+        }
+        self.results = results;
+        while let Poll::Ready(Some(event)) = self.events.poll_recv(cx) {
+            self.on_event(event);
+            worked = true;
+        }
+        if self.timer_at.is_some() && self.timer.as_mut().poll(cx).is_ready() {
+            self.timer_at = None;
+            worked = true;
+        }
+        if worked {
+            Poll::Ready(false)
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn arm_timer(&mut self) {
+        let next = self.due.peek().map(|Reverse((at, _))| *at);
+        if next != self.timer_at {
+            if let Some(at) = next {
+                self.timer.as_mut().reset(at.into());
+            }
+            self.timer_at = next;
+        }
+    }
+
+    /// Watches `fleet` from now on. A target carried over from the last fleet (the same
+    /// `Arc`: unchanged by the reload) keeps its schedule and its held connection; new
+    /// ones get their first check spread over their interval; removed ones are dropped,
+    /// closing their held connections.
+    fn swap(&mut self, fleet: &Fleet, now: Instant) {
+        let mut old: HashMap<*const Target, u32> = HashMap::new();
+        for (index, slot) in self.slots.iter().enumerate() {
+            if let Some(entry) = slot {
+                old.insert(Arc::as_ptr(&entry.target), index as u32);
+            }
+        }
+        let count = fleet.targets.len().max(1) as f64;
+        for (position, target) in fleet.targets.iter().enumerate() {
+            if old.remove(&Arc::as_ptr(target)).is_some() {
+                continue;
+            }
+            let Ok(address) = Address::parse(&target.plan.address) else {
+                // The config validated it; a target that does not parse is never checked.
+                tracing::error!(target = %target.plan.name, "unparsable address; not checked");
+                continue;
+            };
+            let interval = target.plan.check.interval;
+            let offset = interval.mul_f64(position as f64 / count);
+            self.insert(Arc::clone(target), address, now + offset, interval);
+        }
+        for (_, index) in old {
+            self.remove(index);
+        }
+    }
+
+    fn insert(&mut self, target: Arc<Target>, address: Address, due: Instant, wait: Duration) {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(None);
+                self.generations.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let generation = self.generations[index as usize];
+        let key = Key { index, generation };
+        let hold = (target.plan.check.kind == CheckKind::Hold).then(|| {
+            let events = self.events_tx.clone();
+            let check = &target.plan.check;
+            Hold::spawn(
+                address.clone(),
+                check.timeout,
+                hold::dead_peer_bound(check.interval, check.fall),
+                move |why| {
+                    let _ = events.send(Event::HoldClosed { key, why });
+                },
+            )
+        });
+        self.slots[index as usize] = Some(Entry {
+            target,
+            address,
+            generation,
+            due,
+            wait,
+            running: false,
+            dns_time: Duration::ZERO,
+            hold,
+        });
+        self.due.push(Reverse((due, key)));
+    }
+
+    fn remove(&mut self, index: u32) {
+        // Dropping the entry drops its held connection; stale heap entries, results and
+        // events miss it by generation.
+        self.slots[index as usize] = None;
+        let generation = &mut self.generations[index as usize];
+        *generation = generation.wrapping_add(1) & 0x7fff_ffff;
+        self.free.push(index);
+    }
+
+    fn entry(&mut self, key: Key) -> Option<&mut Entry> {
+        self.slots
+            .get_mut(key.index as usize)?
+            .as_mut()
+            .filter(|entry| entry.generation == key.generation)
+    }
+
+    /// Starts every check due by `now`.
+    fn start_due(&mut self, now: Instant) {
+        while let Some(&Reverse((at, key))) = self.due.peek() {
+            if at > now {
+                break;
+            }
+            self.due.pop();
+            let Some(entry) = self.entry(key) else {
+                continue;
+            };
+            if entry.running || entry.due != at {
+                continue;
+            }
+            entry.running = true;
+            entry.dns_time = Duration::ZERO;
+            let check = &entry.target.plan.check;
+            let (kind, timeout, wait) = (check.kind, check.timeout, entry.wait);
+            // Not sent by the time the next check would be due: give up, `exhausted`.
+            let start_by = at + wait.max(timeout);
+            match (kind, entry.address.clone()) {
+                (
+                    CheckKind::HalfOpen | CheckKind::Connect | CheckKind::Hold,
+                    Address::Addr(addr),
+                ) => {
+                    let tag = Tag {
+                        key,
+                        confirm: false,
+                    };
+                    self.feed(kind)
+                        .push(tag.encode(), addr, timeout, Some(start_by));
+                }
+                (CheckKind::HalfOpen | CheckKind::Connect | CheckKind::Hold, address) => {
+                    self.resolve_then_probe(key, address, timeout);
+                }
+                (CheckKind::Tls | CheckKind::SendExpect, address) => {
+                    self.spawn_check(key, address, now);
+                }
+            }
+        }
+    }
+
+    fn feed(&mut self, kind: CheckKind) -> &mut ProbeFeed {
+        match kind {
+            CheckKind::Connect => &mut self.connect,
+            _ => &mut self.half_open,
+        }
+    }
+
+    /// A probed target named by a host name: resolve it (within the timeout) off the
+    /// scheduler's turn, then probe what it resolved to with what is left.
+    fn resolve_then_probe(&self, key: Key, address: Address, timeout: Duration) {
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let event = match checks::resolve(&address, timeout).await {
+                Ok((addr, dns_time)) => Event::Resolved {
+                    key,
+                    addr,
+                    dns_time,
+                    timeout: timeout.saturating_sub(start.elapsed()),
+                },
+                Err(result) => Event::Unresolved { key, result },
+            };
+            let _ = events.send(event);
+        });
+    }
+
+    /// A `tls` or `send-expect` check: a task of its own, reporting back.
+    fn spawn_check(&self, key: Key, address: Address, now: Instant) {
+        let Some(Some(entry)) = self.slots.get(key.index as usize) else {
+            return;
+        };
+        let target = Arc::clone(&entry.target);
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let started = Instant::now().max(now);
+            let plan = &target.plan.check;
+            let result = match checks::resolve(&address, plan.timeout).await {
+                Ok((addr, dns_time)) => {
+                    let left = plan.timeout.saturating_sub(started.elapsed());
+                    let host = match &address {
+                        Address::Name { host, .. } => host.clone(),
+                        _ => addr.ip().to_string(),
+                    };
+                    let mut result = match plan.kind {
+                        CheckKind::Tls => checks::tls::check(addr, &host, plan, left).await,
+                        _ => checks::send_expect::check(addr, plan, left).await,
+                    };
+                    result.dns_time = dns_time;
+                    result
+                }
+                Err(result) => result,
+            };
+            let _ = events.send(Event::Done {
+                key,
+                started,
+                result,
+            });
+        });
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Done {
+                key,
+                started,
+                result,
+            } => self.finish(key, Some(started), result),
+            Event::Resolved {
+                key,
+                addr,
+                dns_time,
+                timeout,
+            } => {
+                let Some(entry) = self.entry(key) else {
+                    return;
+                };
+                entry.dns_time = dns_time;
+                let (kind, start_by) = (entry.target.plan.check.kind, entry.due + entry.wait);
+                let tag = Tag {
+                    key,
+                    confirm: false,
+                };
+                self.feed(kind)
+                    .push(tag.encode(), addr, timeout, Some(start_by));
+            }
+            Event::Unresolved { key, result } => self.finish(key, None, result),
+            Event::HoldClosed { key, why } => {
+                let Some(entry) = self.entry(key) else {
+                    return;
+                };
+                tracing::debug!(target = %entry.target.plan.name, "{why}; confirming with a probe");
+                let timeout = entry.target.plan.check.timeout;
+                match entry.address.clone() {
+                    Address::Addr(addr) => {
+                        let tag = Tag { key, confirm: true };
+                        self.half_open.push(tag.encode(), addr, timeout, None);
+                    }
+                    // A name: the next scheduled check resolves and probes it.
+                    _ => {
+                        if let Some(hold) = &entry.hold {
+                            hold.reconnect();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_probe(&mut self, done: FeedResult) {
+        let tag = Tag::decode(done.tag);
+        let Some(entry) = self.entry(tag.key) else {
+            return;
+        };
+        let mut result = match &done.result {
+            Ok(rtt) => CheckResult::new(Outcome::Ok, *rtt),
+            Err(err) => CheckResult::failed(
+                Outcome::of_probe_error(err),
+                Duration::ZERO,
+                err.to_string(),
+            ),
+        };
+        result.dns_time = entry.dns_time;
+        result.ip_protocol = Some(if done.addr.is_ipv4() { 4 } else { 6 });
+        if let Some(hold) = &entry.hold {
+            if result.is_ok() {
+                hold.reconnect();
+            }
+        }
+        if tag.confirm {
+            // The held connection closed and nothing answers: the server is gone, and
+            // there is no reason to wait for `fall` scheduled checks to say so.
+            result.conclusive = result.outcome.is_failure();
+            self.record(tag.key, &result);
+            return;
+        }
+        let sent = done.sent;
+        self.finish(tag.key, sent, result);
+    }
+
+    /// A scheduled check ended: count it, record it, schedule the next one from this
+    /// one's due time.
+    fn finish(&mut self, key: Key, started: Option<Instant>, result: CheckResult) {
+        let now = Instant::now();
+        let Some(entry) = self.entry(key) else {
+            return;
+        };
+        entry.running = false;
+        let late_after = (entry.wait / 10).max(Duration::from_millis(10));
+        let late = match started {
+            Some(started) => started.saturating_duration_since(entry.due) > late_after,
+            // Never started: the checker's own fault, so late by definition.
+            None => result.outcome == Outcome::Exhausted,
+        };
+        if late {
+            self.shared.late_checks.fetch_add(1, Ordering::Relaxed);
+        }
+        let Some(wait) = self.record(key, &result) else {
+            return;
+        };
+        let jitter = self.jitter(key, wait);
+        let Some(entry) = self.entry(key) else {
+            return;
+        };
+        let due = (entry.due + jitter).max(now);
+        entry.due = due;
+        entry.wait = wait;
+        self.due.push(Reverse((due, key)));
+    }
+
+    /// Records `result` in the target's status, logs the transition it caused, and
+    /// returns the wait before the next check.
+    fn record(&mut self, key: Key, result: &CheckResult) -> Option<Duration> {
+        let entry = self.entry(key)?;
+        let plan = &entry.target.plan;
+        let (transition, wait) = {
+            let mut status = entry.target.status();
+            let transition = status.record(&plan.check, result, SystemTime::now());
+            (transition, status.next_wait(&plan.check))
+        };
+        if let Some(transition) = transition {
+            crate::status::log_transition(plan, &transition);
+        }
+        Some(wait)
+    }
+
+    /// `wait × (1 ± jitter)`.
+    fn jitter(&mut self, key: Key, wait: Duration) -> Duration {
+        let jitter = self
+            .slots
+            .get(key.index as usize)
+            .and_then(Option::as_ref)
+            .map_or(0.0, |entry| entry.target.plan.check.jitter);
+        if jitter <= 0.0 {
+            return wait;
+        }
+        let factor = 1.0 + jitter * (self.rng.f64() * 2.0 - 1.0);
+        wait.mul_f64(factor.max(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_round_trip() {
+        for (index, generation, confirm) in
+            [(0, 0, false), (7, 3, true), (u32::MAX, 0x7fff_ffff, true)]
+        {
+            let tag = Tag {
+                key: Key { index, generation },
+                confirm,
+            };
+            let back = Tag::decode(tag.encode());
+            assert_eq!((back.key, back.confirm), (tag.key, confirm));
+        }
+    }
 }
