@@ -1,0 +1,263 @@
+//! The state machine's timing against real listeners: a flapping listener goes down and
+//! up within the windows that `interval`, `fast_interval`, `down_interval`, `rise` and
+//! `fall` allow; intervals do not drift with the checks' own time; a check that cannot
+//! start is `exhausted` and late, never a failure; and half-open checks leave a listener
+//! that never accepts with nothing in its queue.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use connhealth_testkit::{require, Netns};
+use connhealth_watch::checks::Outcome;
+use connhealth_watch::config::{CheckKind, CheckPlan};
+use connhealth_watch::state::Health;
+use support::{became, plan, start, start_limited, status, target, wait_health};
+
+/// Scheduling slack on a loaded 2-core machine: a check may start this much after it was
+/// due (the timer's millisecond, the probe's loopback round trip, a busy core).
+const SLACK: Duration = Duration::from_millis(60);
+
+fn flapping_plan() -> CheckPlan {
+    CheckPlan {
+        kind: CheckKind::HalfOpen,
+        interval: Duration::from_millis(300),
+        fast_interval: Duration::from_millis(100),
+        down_interval: Duration::from_millis(400),
+        timeout: Duration::from_millis(200),
+        rise: 2,
+        fall: 3,
+        jitter: 0.0,
+        ..CheckPlan::default()
+    }
+}
+
+fn since(earlier: SystemTime, later: SystemTime) -> Duration {
+    later.duration_since(earlier).unwrap_or_default()
+}
+
+#[test]
+fn a_flapping_listener_goes_down_and_up_within_the_windows_the_schedule_allows() {
+    let mut listener = Some(TcpListener::bind("127.0.0.1:0").unwrap());
+    let addr = listener.as_ref().unwrap().local_addr().unwrap();
+    let check = flapping_plan();
+    let daemon = start(plan(vec![target("flap", addr, check.clone())]));
+    wait_health(&daemon, "flap", Health::Up, Duration::from_secs(3)).expect("up at first");
+
+    for round in 0..2 {
+        // Settle into the `interval` rhythm of a target that is up.
+        std::thread::sleep(Duration::from_millis(400));
+        let closed = SystemTime::now();
+        drop(listener.take());
+        wait_health(&daemon, "flap", Health::Down, Duration::from_secs(3))
+            .unwrap_or_else(|| panic!("round {round}: never down"));
+        let down = since(closed, became(&daemon, "flap", Health::Down).unwrap());
+        // The next check comes within one interval; then fall - 1 more at fast_interval.
+        let (earliest, latest) = (
+            check.fast_interval * (check.fall - 1),
+            check.interval + check.fast_interval * (check.fall - 1) + SLACK,
+        );
+        assert!(
+            (earliest..=latest).contains(&down),
+            "round {round}: down after {down:?}, expected {earliest:?}..={latest:?}"
+        );
+        let why = status(&daemon, "flap")
+            .transitions
+            .back()
+            .unwrap()
+            .why
+            .clone();
+        assert_eq!(why, "3 failures: refused");
+
+        // Settle into the `down_interval` rhythm of a target that is down.
+        std::thread::sleep(Duration::from_millis(500));
+        let reopened = SystemTime::now();
+        listener = Some(TcpListener::bind(addr).expect("the same port again"));
+        wait_health(&daemon, "flap", Health::Up, Duration::from_secs(3))
+            .unwrap_or_else(|| panic!("round {round}: never up again"));
+        let up = since(reopened, became(&daemon, "flap", Health::Up).unwrap());
+        let (earliest, latest) = (
+            check.fast_interval * (check.rise - 1),
+            check.down_interval + check.fast_interval * (check.rise - 1) + SLACK,
+        );
+        assert!(
+            (earliest..=latest).contains(&up),
+            "round {round}: up after {up:?}, expected {earliest:?}..={latest:?}"
+        );
+    }
+    daemon.stop();
+}
+
+#[test]
+fn intervals_run_from_the_due_time_not_from_the_end_of_the_check() {
+    // A send-expect server that answers after 60 ms: scheduled from the end of each
+    // check, a 100 ms interval would run every 160 ms.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut line = [0u8; 64];
+                let _ = conn.read(&mut line);
+                std::thread::sleep(Duration::from_millis(60));
+                let _ = conn.write_all(b"+PONG\r\n");
+                let _ = conn.read(&mut line); // until the checker's FIN
+            });
+        }
+    });
+    let check = CheckPlan {
+        kind: CheckKind::SendExpect,
+        interval: Duration::from_millis(100),
+        fast_interval: Duration::from_millis(100),
+        down_interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(500),
+        rise: 1,
+        fall: 1,
+        jitter: 0.0,
+        send: Some(b"PING\r\n".to_vec()),
+        expect: Some(regex::bytes::Regex::new(r"^\+PONG").unwrap()),
+        ..CheckPlan::default()
+    };
+    let daemon = start(plan(vec![target("slow", addr, check)]));
+    wait_health(&daemon, "slow", Health::Up, Duration::from_secs(3)).expect("up");
+    let before = status(&daemon, "slow").total_checks();
+    std::thread::sleep(Duration::from_secs(3));
+    let checks = status(&daemon, "slow").total_checks() - before;
+    assert!(
+        (27..=33).contains(&checks),
+        "{checks} checks in 3 s at a 100 ms interval (from the end of each: ~19)"
+    );
+    assert_eq!(daemon.shared().late_checks.load(Ordering::Relaxed), 0);
+    daemon.stop();
+}
+
+#[test]
+fn half_open_checks_leave_a_listener_that_never_accepts_with_an_empty_queue() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let check = CheckPlan {
+        interval: Duration::from_millis(50),
+        fast_interval: Duration::from_millis(20),
+        jitter: 0.0,
+        ..CheckPlan::default()
+    };
+    let daemon = start(plan(vec![target("quiet", addr, check)]));
+    wait_health(&daemon, "quiet", Health::Up, Duration::from_secs(3)).expect("up");
+    std::thread::sleep(Duration::from_secs(1));
+    let checks = status(&daemon, "quiet").checks[Outcome::Ok.index()];
+    assert!(checks >= 15, "only {checks} checks");
+    // The kernel's delayed ACK would have completed a handshake ~40-200 ms after a
+    // SYN-ACK; give it time, then look at the accept queue.
+    std::thread::sleep(Duration::from_millis(300));
+    match listener.accept() {
+        Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("{checks} half-open checks left a connection to accept: {other:?}"),
+    }
+    daemon.stop();
+}
+
+#[test]
+fn a_closed_port_is_down_refused_and_an_ipv6_target_is_up() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let v6 = match TcpListener::bind("[::1]:0") {
+        Ok(listener) => listener,
+        Err(err) => panic!("this machine has no ::1: {err}"),
+    };
+    let v6_addr = v6.local_addr().unwrap();
+    let check = CheckPlan {
+        interval: Duration::from_millis(100),
+        fast_interval: Duration::from_millis(20),
+        jitter: 0.0,
+        ..CheckPlan::default()
+    };
+    let daemon = start(plan(vec![
+        target("closed", closed, check.clone()),
+        target("v6", format!("[::1]:{}", v6_addr.port()), check),
+    ]));
+    wait_health(&daemon, "closed", Health::Down, Duration::from_secs(3)).expect("down");
+    let closed_status = status(&daemon, "closed");
+    assert!(closed_status.checks[Outcome::Refused.index()] >= 3);
+    assert_eq!(
+        closed_status.transitions.back().unwrap().why,
+        "3 failures: refused"
+    );
+    wait_health(&daemon, "v6", Health::Up, Duration::from_secs(3)).expect("v6 up");
+    daemon.stop();
+}
+
+#[test]
+fn a_check_that_cannot_start_is_exhausted_and_late_and_never_a_failure() {
+    if !require("checks queued behind dropped SYNs", &["ip", "iptables"]) {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let (dropped, live, daemon) = netns
+        .enter(|| {
+            let dropped = TcpListener::bind("127.0.0.1:0").unwrap();
+            let live = TcpListener::bind("127.0.0.1:0").unwrap();
+            let check = CheckPlan {
+                interval: Duration::from_millis(300),
+                fast_interval: Duration::from_millis(300),
+                down_interval: Duration::from_millis(300),
+                timeout: Duration::from_secs(1),
+                rise: 1,
+                fall: 1,
+                jitter: 0.0,
+                ..CheckPlan::default()
+            };
+            let dropped_addr = dropped.local_addr().unwrap();
+            let mut targets: Vec<_> = (0..16)
+                .map(|i| target(&format!("dropped-{i}"), dropped_addr, check.clone()))
+                .collect();
+            targets.push(target("live", live.local_addr().unwrap(), check));
+            // Four places in flight, taken for a second at a time by dropped SYNs.
+            let daemon = start_limited(plan(targets), 4);
+            (dropped, live, daemon)
+        })
+        .unwrap();
+    netns
+        .drop_tcp_port(dropped.local_addr().unwrap().port())
+        .unwrap();
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let live_status = status(&daemon, "live");
+    let exhausted = live_status.checks[Outcome::Exhausted.index()];
+    assert!(
+        exhausted >= 1,
+        "live was never exhausted: {:?}",
+        live_status.checks
+    );
+    assert_ne!(
+        live_status.health,
+        Health::Down,
+        "exhaustion made live down"
+    );
+    for outcome in [Outcome::Timeout, Outcome::Refused] {
+        assert_eq!(
+            live_status.checks[outcome.index()],
+            0,
+            "live got {outcome:?}: its timeout ran while it waited for a place"
+        );
+    }
+    assert!(daemon.shared().late_checks.load(Ordering::Relaxed) >= exhausted);
+    // The probes that did get a place timed out from their own SYN: those targets are down.
+    let down: Vec<_> = (0..16)
+        .map(|i| status(&daemon, &format!("dropped-{i}")))
+        .filter(|s| s.health == Health::Down && s.checks[Outcome::Timeout.index()] > 0)
+        .collect();
+    assert!(
+        !down.is_empty(),
+        "no dropped target is down after {:?}",
+        start.elapsed()
+    );
+    drop(live);
+    daemon.stop();
+}

@@ -1,0 +1,171 @@
+//! Shared by the daemon's integration tests: plans built in code, a daemon started in
+//! this process on a free loopback port, and waits on a target's health.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use connhealth_watch::config::{CheckPlan, Plan, TargetPlan};
+use connhealth_watch::daemon::Daemon;
+use connhealth_watch::state::{Health, Target, TargetStatus};
+use connhealth_watch::Options;
+
+/// A plan of `targets`, with the built-in defaults.
+pub fn plan(targets: Vec<TargetPlan>) -> Plan {
+    Plan {
+        source: PathBuf::from("test.toml"),
+        defaults: CheckPlan::default(),
+        targets,
+        modules: BTreeMap::new(),
+        file_sd: Vec::new(),
+    }
+}
+
+/// A target named `name` at `address`, checked as `check` says.
+pub fn target(name: &str, address: impl ToString, check: CheckPlan) -> TargetPlan {
+    TargetPlan {
+        name: name.to_owned(),
+        address: address.to_string(),
+        labels: BTreeMap::new(),
+        check,
+    }
+}
+
+/// Options for a daemon of `config` listening on a free loopback port.
+pub fn options(config: PathBuf) -> Options {
+    Options {
+        config,
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        check_config: false,
+        shard: None,
+        log_format: Default::default(),
+        max_in_flight: None,
+    }
+}
+
+/// A daemon watching `plan`, started in this process.
+pub fn start(plan: Plan) -> Daemon {
+    Daemon::start(options(plan.source.clone()), plan).expect("the daemon starts")
+}
+
+/// The same, with each prober limited to `max_in_flight` probes in flight.
+pub fn start_limited(plan: Plan, max_in_flight: usize) -> Daemon {
+    let options = Options {
+        max_in_flight: Some(max_in_flight),
+        ..options(plan.source.clone())
+    };
+    Daemon::start(options, plan).expect("the daemon starts")
+}
+
+/// The target named `name`.
+pub fn find(daemon: &Daemon, name: &str) -> Arc<Target> {
+    daemon
+        .shared()
+        .fleet()
+        .targets
+        .iter()
+        .find(|t| t.plan.name == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no target {name}"))
+}
+
+/// A copy of the status of the target named `name`.
+pub fn status(daemon: &Daemon, name: &str) -> TargetStatus {
+    find(daemon, name).status().clone()
+}
+
+/// Waits until the target named `name` is `health`; the time that took, or None.
+pub fn wait_health(
+    daemon: &Daemon,
+    name: &str,
+    health: Health,
+    limit: Duration,
+) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if status(daemon, name).health == health {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    None
+}
+
+/// When the target named `name` last became `health`, as its transition says.
+pub fn became(daemon: &Daemon, name: &str, health: Health) -> Option<SystemTime> {
+    status(daemon, name)
+        .transitions
+        .iter()
+        .rev()
+        .find(|t| t.to == health)
+        .map(|t| t.at)
+}
+
+/// A fresh folder under the system's temp dir.
+pub fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "connhealth-watch-{test}-{}-{:?}",
+        std::process::id(),
+        Instant::now()
+    ));
+    let dir = PathBuf::from(dir.to_string_lossy().replace([' ', '{', '}', ':', ','], ""));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`): the status code and
+/// the body. Enough for the daemon's and Prometheus' plain responses.
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response)?;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {head:?}")))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        unchunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok((code, body))
+}
+
+fn unchunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// `GET path`, expecting 200: the body.
+pub fn get(addr: SocketAddr, path: &str) -> String {
+    match http(addr, "GET", path) {
+        Ok((200, body)) => body,
+        Ok((code, body)) => panic!("GET {path}: {code} {body}"),
+        Err(err) => panic!("GET {path}: {err}"),
+    }
+}
