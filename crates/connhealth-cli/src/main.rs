@@ -2,6 +2,7 @@
 //!
 //! * `connhealth demo` starts loopback servers and shows each capability at work.
 //! * `connhealth probe TARGET...` probes endpoints half-open.
+//! * `connhealth watch --config FILE` runs the health-check daemon.
 
 use std::process::ExitCode;
 
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod probe;
+mod watch;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,6 +29,15 @@ enum Command {
     Demo,
     /// Probe TCP endpoints half-open: is something listening? Exit 0 all up, 1 any down, 2 bad usage.
     Probe(probe::Args),
+    /// Watch a fleet of endpoints: a health-check daemon with Prometheus metrics, a
+    /// blackbox-compatible /probe and reload that keeps state.
+    Watch(watch::Args),
+    /// The demo's server process (listens on 127.0.0.1:PORT and holds connections).
+    #[command(hide = true)]
+    DemoServer {
+        /// The port on 127.0.0.1.
+        port: u16,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,5 +51,13 @@ fn main() -> ExitCode {
             }
         },
         Command::Probe(args) => probe::run(args),
+        Command::Watch(args) => watch::run(args),
+        Command::DemoServer { port } => match demo::watch::serve(port) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("connhealth demo-server: {err}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

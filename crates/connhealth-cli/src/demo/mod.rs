@@ -7,6 +7,7 @@ mod check;
 mod deadpeer;
 mod pool;
 mod probe;
+pub(crate) mod watch;
 
 /// Runs every part in order.
 pub(crate) fn run() -> io::Result<()> {
@@ -14,6 +15,7 @@ pub(crate) fn run() -> io::Result<()> {
     probe::run()?;
     pool::run()?;
     deadpeer::run()?;
+    watch::run()?;
     Ok(())
 }
 

@@ -1,0 +1,78 @@
+//! `connhealth watch`: the health-check daemon. A thin wrapper: the daemon is the
+//! `connhealth-watch` crate.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args as ClapArgs, ValueEnum};
+use connhealth_watch::shard::Shard;
+use connhealth_watch::{LogFormat, Options};
+
+/// Watch a fleet of TCP endpoints: half-open checks the servers never see, held
+/// connections that notice a crash in milliseconds, Prometheus metrics and a
+/// blackbox_exporter-compatible /probe.
+#[derive(Debug, ClapArgs)]
+#[command(after_long_help = EXAMPLES)]
+pub(crate) struct Args {
+    /// The TOML config: [defaults], [[targets]], [modules.NAME], [[file_sd]].
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Where HTTP listens: /metrics, /probe, /status, /-/reload, /-/healthy, /-/ready.
+    #[arg(long, value_name = "ADDR", default_value = connhealth_watch::daemon::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Validate the config and exit: 0 and a one-line summary, or 2 and every error as
+    /// FILE:LINE:COLUMN: message.
+    #[arg(long)]
+    check_config: bool,
+    /// Watch only shard K of N (1 <= K <= N), by rendezvous hash of the target's name:
+    /// N instances with 1/N .. N/N watch every target once between them.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// How log lines (one per state change) look on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
+    log_format: LogFormatArg,
+    /// The most half-open (and, apart, connect) probes in flight at once. By default a
+    /// quarter of the descriptor limit, which the daemon raises to its hard limit, between
+    /// 64 and 4096. Further checks wait for a place; their timeouts start at their SYN.
+    #[arg(long, value_name = "N")]
+    max_in_flight: Option<usize>,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  connhealth watch --config watch.toml
+  connhealth watch --config watch.toml --check-config
+  connhealth watch --config watch.toml --listen [::1]:9717 --shard 2/3 --log-format json
+
+A minimal config:
+  [defaults]
+  interval = \"2s\"
+
+  [[targets]]
+  name = \"cache-a\"
+  address = \"127.0.0.1:6379\"
+
+Reload with SIGHUP or `curl -X POST localhost:9717/-/reload`; stop with SIGTERM.
+Exit codes: 0 after SIGTERM/SIGINT, 2 for bad usage or a bad config at start,
+1 for a failure at run time (the listen address is taken, say).";
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    connhealth_watch::run(Options {
+        config: args.config,
+        listen: args.listen,
+        check_config: args.check_config,
+        shard: args.shard,
+        log_format: match args.log_format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        },
+        max_in_flight: args.max_in_flight,
+    })
+}

@@ -1,0 +1,283 @@
+//! `connhealth watch` as an operator runs it: exit codes, `--check-config`, signals,
+//! a taken listen address, shards, and one log line per state change.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "connhealth-cli-watch-{test}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("watch.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn watch(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_connhealth"));
+    command.arg("watch").args(args);
+    command
+}
+
+/// A daemon running as its own process, its stderr lines sent to `lines`.
+struct Daemon {
+    child: Child,
+    listen: SocketAddr,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    fn start(config: &Path, extra: &[&str]) -> Daemon {
+        let listen = free_addr();
+        let listen_arg = listen.to_string();
+        let mut args = vec![
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &listen_arg,
+        ];
+        args.extend_from_slice(extra);
+        let mut child = watch(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start connhealth watch");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let daemon = Daemon {
+            child,
+            listen,
+            lines,
+        };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if daemon.get("/-/ready").is_some_and(|(code, _)| code == 200) {
+                return daemon;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the daemon never got ready");
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut conn = TcpStream::connect(self.listen).ok()?;
+        conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            conn,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        conn.read_to_string(&mut response).ok()?;
+        let code = response.split_whitespace().nth(1)?.parse().ok()?;
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+        Some((code, body))
+    }
+
+    /// The next stderr line containing `needle`, within `limit`.
+    fn line_with(&self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            if line.contains(needle) {
+                return Some(line);
+            }
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill has no memory effects; the child is ours and not yet reaped.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, signal) },
+            0
+        );
+    }
+
+    /// Sends `signal` and waits for the exit: the code and how long it took.
+    fn stop_with(mut self, signal: libc::c_int) -> (Option<i32>, Duration) {
+        let sent = Instant::now();
+        self.signal(signal);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), sent.elapsed());
+            }
+            if sent.elapsed() > Duration::from_secs(10) {
+                let _ = self.child.kill();
+                panic!("the daemon did not exit within 10 s of the signal");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn one_target(address: SocketAddr) -> String {
+    format!(
+        "[defaults]\ninterval = \"100ms\"\nfast_interval = \"20ms\"\nrise = 1\nfall = 1\n\n\
+         [[targets]]\nname = \"web\"\naddress = \"{address}\"\n"
+    )
+}
+
+#[test]
+fn sigterm_and_sigint_exit_0_within_a_second() {
+    let dir = temp_dir("signals");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = write_config(&dir, &one_target(listener.local_addr().unwrap()));
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let daemon = Daemon::start(&config, &[]);
+        let (code, took) = daemon.stop_with(signal);
+        assert_eq!(code, Some(0), "signal {signal}");
+        assert!(took < Duration::from_secs(1), "exit took {took:?}");
+    }
+}
+
+#[test]
+fn a_taken_listen_address_exits_1_with_the_reason() {
+    let dir = temp_dir("taken");
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = write_config(&dir, &one_target(taken.local_addr().unwrap()));
+    let output = watch(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        &taken.local_addr().unwrap().to_string(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot listen on") && stderr.contains("--listen"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_config_exits_2_with_every_error_at_its_line_and_column() {
+    let dir = temp_dir("bad");
+    let config = write_config(
+        &dir,
+        "[defaults]\ninterval = \"soon\"\n\n[[targets]]\naddress = \"nohost\"\n",
+    );
+    let path = config.to_str().unwrap();
+    for args in [
+        vec!["--config", path, "--check-config"],
+        vec!["--config", path],
+    ] {
+        let output = watch(&args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&format!("{path}:2:12: ")), "{stderr}");
+        assert!(stderr.contains(&format!("{path}:5:11: ")), "{stderr}");
+    }
+}
+
+#[test]
+fn check_config_prints_a_summary_and_exits_0() {
+    let dir = temp_dir("good");
+    let config = write_config(&dir, &one_target(free_addr()));
+    let output = watch(&["--config", config.to_str().unwrap(), "--check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("ok, 1 target(s)"), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+}
+
+#[test]
+fn shards_split_the_targets_between_instances() {
+    let dir = temp_dir("shards");
+    let mut text = String::new();
+    for i in 0..30 {
+        text.push_str(&format!(
+            "[[targets]]\nname = \"t{i}\"\naddress = \"127.0.0.1:{}\"\n",
+            10000 + i
+        ));
+    }
+    let config = write_config(&dir, &text);
+    let mut total = 0;
+    for shard in ["1/3", "2/3", "3/3"] {
+        let output = watch(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--check-config",
+            "--shard",
+            shard,
+        ])
+        .output()
+        .unwrap();
+        assert_eq!(output.status.code(), Some(0));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let mine: usize = stdout
+            .rsplit("watches ")
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert!(mine > 0, "shard {shard} got nothing");
+        total += mine;
+    }
+    assert_eq!(total, 30);
+    let bad = watch(&["--config", config.to_str().unwrap(), "--shard", "4/3"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn each_state_change_is_one_log_line_in_text_and_in_json() {
+    let dir = temp_dir("log");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let config = write_config(&dir, &one_target(address));
+    for format in ["text", "json"] {
+        let daemon = Daemon::start(&config, &["--log-format", format]);
+        let up = daemon
+            .line_with("web", Duration::from_secs(5))
+            .expect("a line for web going up");
+        if format == "json" {
+            let line: serde_json::Value =
+                serde_json::from_str(&up).expect("one JSON object per line");
+            let text = line.to_string();
+            for field in ["web", &address.to_string(), "unknown", "up"] {
+                assert!(text.contains(field), "{field} missing from {text}");
+            }
+        } else {
+            for field in ["web", &address.to_string(), "unknown", "up", "1 success"] {
+                assert!(up.contains(field), "{field} missing from {up}");
+            }
+        }
+        let (code, _) = daemon.stop_with(libc::SIGTERM);
+        assert_eq!(code, Some(0));
+    }
+}
