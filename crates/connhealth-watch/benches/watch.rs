@@ -1,2 +1,0 @@
-//! The daemon benchmark (being written).
-fn main() {}

@@ -1,0 +1,387 @@
+//! Fleets of half-open targets: 10k at 1 s against HAProxy on the same servers, the
+//! most targets at 1 s against `probe_many`'s throughput, and 100k at 10 s.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use connhealth::Prober;
+
+use crate::listeners::Listeners;
+use crate::net;
+use crate::ours::{self, Counts, Ours, Schedule};
+use crate::peers::{Haproxy, HaproxyChecks};
+use crate::process::{self, mib, Mark, Window};
+use crate::report::{below, Report};
+
+/// Until every target is up and checked at its interval: the first checks are spread
+/// over one interval, and `rise` = 2 successes at `fast_interval` (500 ms) follow.
+const WARM_UP: Duration = Duration::from_secs(5);
+const WINDOW: Duration = Duration::from_secs(10);
+
+/// What a checker did in one window.
+struct Measured {
+    /// Checks, as the checker counts them (ours) or as SYNs on the wire (HAProxy).
+    checks: u64,
+    /// `connect()` SYNs in the namespace during the window.
+    syns: u64,
+    /// Its CPU.
+    window: Window,
+    /// Wall time between the two counts, for the rate.
+    counted_over: Duration,
+    /// Resident memory at the end of the window, and the peak.
+    rss: u64,
+    peak_rss: u64,
+    /// Ours only: the daemon's counters over the window.
+    counts: Counts,
+    /// Connections the listeners accepted in the window.
+    accepted: u64,
+}
+
+impl Measured {
+    fn cpu_per_check(&self) -> Duration {
+        self.window.cpu.div_f64(self.checks.max(1) as f64)
+    }
+
+    fn late_percent(&self) -> f64 {
+        100.0 * self.counts.late as f64 / self.counts.total.max(1) as f64
+    }
+
+    fn rate(&self) -> f64 {
+        self.checks as f64 / self.counted_over.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Our daemon on `targets` for `warm_up`, then measured over `window`.
+fn measure_ours(
+    listeners: &Listeners,
+    dir: &Path,
+    name: &str,
+    toml: &str,
+    warm_up: Duration,
+    window: Duration,
+) -> io::Result<Measured> {
+    let mut daemon = Ours::start(dir, name, toml)?;
+    let pid = daemon.pid();
+    std::thread::sleep(warm_up);
+    // The question costs the daemon CPU: ask before the CPU mark and after it ends.
+    let (before, counted_from) = (daemon.counts()?, Instant::now());
+    let (syns, accepted) = (net::active_opens()?, listeners.accepted());
+    let mark = Mark::now(pid)?;
+    std::thread::sleep(window);
+    let cpu = mark.window()?;
+    let (syns, accepted) = (
+        net::active_opens()? - syns,
+        listeners.accepted() - accepted,
+    );
+    let counted_over = counted_from.elapsed();
+    let counts = daemon.counts()? - before;
+    let (rss, peak_rss) = (process::rss(pid)?, process::peak_rss(pid)?);
+    daemon.stop()?;
+    Ok(Measured {
+        checks: counts.total,
+        syns,
+        window: cpu,
+        counted_over,
+        rss,
+        peak_rss,
+        counts,
+        accepted,
+    })
+}
+
+/// HAProxy on the same servers, measured the same way; its checks are the SYNs it sent.
+fn measure_haproxy(
+    listeners: &Listeners,
+    dir: &Path,
+    servers: &[SocketAddr],
+) -> io::Result<(Measured, (usize, usize))> {
+    let checks = HaproxyChecks {
+        options: "check inter 1s".into(),
+        log: false,
+    };
+    let haproxy = Haproxy::start(dir, "haproxy-10k", servers, &checks)?;
+    let pid = haproxy.peer().pid();
+    std::thread::sleep(WARM_UP);
+    let (syns, accepted, counted_from) = (
+        net::active_opens()?,
+        listeners.accepted(),
+        Instant::now(),
+    );
+    let mark = Mark::now(pid)?;
+    std::thread::sleep(WINDOW);
+    let cpu = mark.window()?;
+    let syns = net::active_opens()? - syns;
+    let measured = Measured {
+        checks: syns,
+        syns,
+        window: cpu,
+        counted_over: counted_from.elapsed(),
+        rss: process::rss(pid)?,
+        peak_rss: process::peak_rss(pid)?,
+        counts: Counts::default(),
+        accepted: listeners.accepted() - accepted,
+    };
+    let servers_up = haproxy.servers_up()?;
+    haproxy.stop();
+    Ok((measured, servers_up))
+}
+
+/// Checks a fleet of `targets` at `interval` should make in `over`.
+fn scheduled(targets: usize, interval: Duration, over: Duration) -> f64 {
+    targets as f64 * over.as_secs_f64() / interval.as_secs_f64()
+}
+
+/// Sanity of one of our windows: the checks happened at the scheduled rate, reached the
+/// wire, and no listener saw a connection.
+fn check_ours(report: &mut Report, what: &str, m: &Measured, targets: usize, interval: Duration) {
+    let expected = scheduled(targets, interval, m.counted_over);
+    if (m.checks as f64) < 0.95 * expected {
+        report.fail(format!(
+            "{what}: {} checks in the window, {expected:.0} scheduled",
+            m.checks
+        ));
+    }
+    if m.counts.ok < m.checks.saturating_sub(m.checks / 100) {
+        report.fail(format!(
+            "{what}: only {} of {} checks succeeded against listening servers",
+            m.counts.ok, m.checks
+        ));
+    }
+    let off = (m.syns as f64 - m.checks as f64).abs() / (m.checks.max(1) as f64);
+    if off > 0.02 {
+        report.fail(format!(
+            "{what}: {} checks counted but {} SYNs on the wire",
+            m.checks, m.syns
+        ));
+    }
+    if m.accepted != 0 {
+        report.fail(format!(
+            "{what}: the listeners accepted {} connections from half-open checks",
+            m.accepted
+        ));
+    }
+}
+
+/// `10k targets at 1 s, half-open`: CPU per check against HAProxy's, late checks, RSS.
+pub fn ten_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Result<()> {
+    const TARGETS: usize = 10_000;
+    let interval = Duration::from_secs(1);
+    let targets = ours::spread(TARGETS, listeners.addrs());
+    let servers: Vec<SocketAddr> = targets.iter().map(|t| t.address).collect();
+
+    let (haproxy, (up, not_up)) = measure_haproxy(listeners, dir, &servers)?;
+    let expected = scheduled(TARGETS, interval, haproxy.counted_over);
+    if (haproxy.checks as f64) < 0.95 * expected || up != TARGETS {
+        report.fail(format!(
+            "HAProxy 10k: {} SYNs in the window ({expected:.0} scheduled), {up} servers UP, {not_up} not",
+            haproxy.checks
+        ));
+    }
+    let toml = ours::config_toml(&Schedule::every(interval), &targets);
+    let m = measure_ours(listeners, dir, "ours-10k", &toml, WARM_UP, WINDOW)?;
+    check_ours(report, "ours 10k", &m, TARGETS, interval);
+
+    let ratio = m.cpu_per_check().as_secs_f64() / haproxy.cpu_per_check().as_secs_f64();
+    let late = m.late_percent();
+    let rss = mib(m.rss);
+    println!(
+        "10k targets at 1 s, half-open: {:.1} us CPU per check = {ratio:.2} x HAProxy ({:.1} us; \
+         target <= 1.0 x, goal 0.5 x){}; late {late:.2} % (target <= 1 %){}; RSS {rss:.0} MiB \
+         (target <= 64 MiB; HAProxy {:.0} MiB){}",
+        m.cpu_per_check().as_secs_f64() * 1e6,
+        haproxy.cpu_per_check().as_secs_f64() * 1e6,
+        below(ratio <= 1.0),
+        below(late <= 1.0),
+        mib(haproxy.rss),
+        below(rss <= 64.0),
+    );
+    println!(
+        "  over {:.1} s: ours {} checks ({:.0}/s), {} SYNs, {} accepted, {:.3} cores, {} exhausted; \
+         HAProxy {} checks (SYNs, {:.0}/s), {up}/{TARGETS} servers UP, {:.3} cores",
+        m.window.wall.as_secs_f64(),
+        m.checks,
+        m.rate(),
+        m.syns,
+        m.accepted,
+        m.window.cores(),
+        m.counts.exhausted,
+        haproxy.checks,
+        haproxy.rate(),
+        haproxy.window.cores(),
+    );
+    report.target("10k at 1 s: CPU per check <= 1.0 x HAProxy", ratio <= 1.0);
+    report.target("10k at 1 s: late <= 1 %", late <= 1.0);
+    report.target("10k at 1 s: RSS <= 64 MiB", rss <= 64.0);
+    Ok(())
+}
+
+/// `probe_many`'s throughput on the same listeners, in this process: 200k probes, 128 in
+/// flight, from a current-thread runtime, best of three (as `benches/probe.rs` does).
+fn probe_many_rate(listeners: &Listeners, report: &mut Report) -> io::Result<f64> {
+    const TOTAL: usize = 200_000;
+    let prober = Prober::builder().max_in_flight(128).build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let addrs = listeners.addrs();
+    let run = |total: usize| {
+        runtime.block_on(async {
+            let start = Instant::now();
+            let mut ok = 0usize;
+            let mut stream = prober.probe_many(
+                (0..total).map(|i| addrs[i % addrs.len()]),
+                Duration::from_secs(5),
+            );
+            while let Some((_, result)) = stream.next().await {
+                ok += usize::from(result.is_ok());
+            }
+            (total as f64 / start.elapsed().as_secs_f64(), ok)
+        })
+    };
+    run(TOTAL / 10);
+    let (syns, accepted) = (net::active_opens()?, listeners.accepted());
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let (rate, ok) = run(TOTAL);
+        if ok != TOTAL {
+            report.fail(format!("probe_many: {ok} of {TOTAL} probes succeeded"));
+        }
+        best = best.max(rate);
+    }
+    let syns = net::active_opens()? - syns;
+    if syns != 3 * TOTAL as u64 || listeners.accepted() != accepted {
+        report.fail(format!(
+            "probe_many: {syns} SYNs for {} probes, {} accepted",
+            3 * TOTAL,
+            listeners.accepted() - accepted
+        ));
+    }
+    Ok(best)
+}
+
+/// One saturation trial: `targets` at 1 s; on time when at most 1 % of the window's
+/// checks were late and the scheduled rate was kept (a check not started is not counted
+/// late, so the rate is checked too).
+struct Trial {
+    targets: usize,
+    measured: Measured,
+    on_time: bool,
+}
+
+fn trial(listeners: &Listeners, dir: &Path, targets: usize, report: &mut Report) -> io::Result<Trial> {
+    let interval = Duration::from_secs(1);
+    let specs = ours::spread(targets, listeners.addrs());
+    let toml = ours::config_toml(&Schedule::every(interval), &specs);
+    let name = format!("ours-saturation-{targets}");
+    let measured = measure_ours(
+        listeners,
+        dir,
+        &name,
+        &toml,
+        Duration::from_secs(4),
+        Duration::from_secs(5),
+    )?;
+    if measured.accepted != 0 {
+        report.fail(format!(
+            "saturation at {targets}: the listeners accepted {} connections",
+            measured.accepted
+        ));
+    }
+    let kept_rate = measured.rate() >= 0.99 * targets as f64;
+    let on_time = measured.late_percent() <= 1.0 && kept_rate;
+    Ok(Trial {
+        targets,
+        measured,
+        on_time,
+    })
+}
+
+/// `Saturation`: the most targets at 1 s with <= 1 % late, as a ratio to `probe_many`.
+pub fn saturation(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Result<()> {
+    let rate = probe_many_rate(listeners, report)?;
+    // Targets at `tenths` tenths of probe_many's rate, in thousands.
+    let at = |tenths: u32| ((rate * f64::from(tenths) / 10_000.0).round() as usize * 1000).max(1000);
+    let mut tenths = 8;
+    let mut trials = vec![trial(listeners, dir, at(tenths), report)?];
+    // Up in steps of 0.2 while on time, or down while late; then one step of 0.1
+    // between the last on time and the first late.
+    let up = trials[0].on_time;
+    while if up { tenths + 2 <= 14 } else { tenths >= 4 } {
+        tenths = if up { tenths + 2 } else { tenths - 2 };
+        let t = trial(listeners, dir, at(tenths), report)?;
+        let turned = t.on_time != up;
+        trials.push(t);
+        if turned {
+            break;
+        }
+    }
+    let best_on_time = trials.iter().filter(|t| t.on_time).map(|t| t.targets).max();
+    let first_late = trials.iter().filter(|t| !t.on_time).map(|t| t.targets).min();
+    if let (Some(good), Some(bad)) = (best_on_time, first_late) {
+        if bad > good + 1000 {
+            trials.push(trial(listeners, dir, (good + bad) / 2000 * 1000, report)?);
+        }
+    }
+    let best = trials
+        .iter()
+        .filter(|t| t.on_time)
+        .map(|t| t.targets)
+        .max()
+        .unwrap_or(0);
+    let ratio = best as f64 / rate;
+    println!(
+        "saturation, half-open at 1 s: {best} targets with <= 1 % late = {ratio:.2} x probe_many \
+         ({rate:.0} probes/s; target >= 0.8){}",
+        below(ratio >= 0.8)
+    );
+    trials.sort_by_key(|t| t.targets);
+    let details: Vec<String> = trials
+        .iter()
+        .map(|t| {
+            format!(
+                "{}: {:.0} checks/s, late {:.2} %, {:.2} cores{}",
+                t.targets,
+                t.measured.rate(),
+                t.measured.late_percent(),
+                t.measured.window.cores(),
+                if t.on_time { "" } else { " (late)" }
+            )
+        })
+        .collect();
+    println!("  trials: {}", details.join("; "));
+    report.target("saturation >= 0.8 x probe_many", ratio >= 0.8);
+    Ok(())
+}
+
+/// `100k targets at a 10 s interval`: RSS after warm-up; late checks and CPU for the record.
+pub fn hundred_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Result<()> {
+    const TARGETS: usize = 100_000;
+    let interval = Duration::from_secs(10);
+    let specs = ours::spread(TARGETS, listeners.addrs());
+    let toml = ours::config_toml(&Schedule::every(interval), &specs);
+    // The first checks are spread over the 10 s interval; then every target is up.
+    let m = measure_ours(
+        listeners,
+        dir,
+        "ours-100k",
+        &toml,
+        Duration::from_secs(12),
+        Duration::from_secs(8),
+    )?;
+    check_ours(report, "ours 100k", &m, TARGETS, interval);
+    let rss = mib(m.rss);
+    println!(
+        "100k targets at 10 s, half-open: RSS {rss:.0} MiB (target <= 256 MiB; peak {:.0} MiB){}; \
+         late {:.2} %; {:.1} us CPU per check ({} checks, {:.0}/s)",
+        mib(m.peak_rss),
+        below(rss <= 256.0),
+        m.late_percent(),
+        m.cpu_per_check().as_secs_f64() * 1e6,
+        m.checks,
+        m.rate(),
+    );
+    report.target("100k at 10 s: RSS <= 256 MiB", rss <= 256.0);
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! The daemon against its peers, measured in the same run.
+//!
+//! `cargo bench -p connhealth-watch` (about 4 minutes; as root, so that it can install
+//! the peers and run in a network namespace of its own)
+//!
+//! This 2-core machine's speed drifts 3 x from day to day, so every line is a ratio to a
+//! peer measured in the same run, one after the other (never at once). The bench installs
+//! what is missing with apt-get (`haproxy`, `prometheus-blackbox-exporter`, `wrk`),
+//! moves itself into a network namespace with only a loopback interface, and opens 100
+//! loopback listeners that accept and count whatever reaches `accept()`.
+//!
+//! Our daemon runs in a child process (this binary, run again as `__daemon CONFIG`), as
+//! HAProxy and blackbox_exporter do, so all three are measured from outside in the same
+//! way: CPU from `/proc/PID/stat` (utime + stime, every thread), memory from
+//! `/proc/PID/status` (VmRSS). Checks are counted on the wire, as the SYNs `connect()`
+//! sent in the namespace (`/proc/net/snmp` ActiveOpens, see `net.rs`): HAProxy's
+//! connect check is half-open too and never reaches `accept()`, and its stats count
+//! failures, not checks. Ours are also counted by the daemon itself; the two must agree.
+//!
+//! The lines:
+//!
+//! * `10k targets at 1 s, half-open`: HAProxy (`nbthread 1`, one backend of 10k `server`
+//!   lines over the 100 listeners, `check inter 1s`), then our daemon on the same 10k
+//!   addresses at `interval = "1s"`. After a 5 s warm-up, a 10 s window: CPU per check
+//!   (CPU ÷ checks) as a ratio to HAProxy's; the daemon's late checks
+//!   (`connhealth_checks_late_total`) as a share of its checks; RSS at the window's end.
+//! * `saturation, half-open at 1 s`: first `probe_many`'s throughput in this process
+//!   (200k probes, 128 in flight, current-thread runtime, best of three, as
+//!   `connhealth/benches/probe.rs`); then the daemon with N targets at 1 s for N around
+//!   that rate, 4 s of warm-up and a 5 s window each. N is on time when at most 1 % of
+//!   the window's checks were late and it kept the scheduled rate (N checks/s). The line
+//!   gives the largest N on time, as a ratio to the `probe_many` rate.
+//! * `100k targets at 10 s`: the daemon's RSS after 12 s (every target up and on its
+//!   interval), with its late checks and CPU per check over the 8 s after.
+//! * `/probe`: blackbox_exporter (`tcp_connect` module) under `wrk -t2 -c32 -d10s`
+//!   against `/probe?target=...&module=tcp_connect`, then the same load against ours,
+//!   with `tcp_connect` and with `half_open`: the server's CPU ÷ the requests wrk
+//!   completed, as a ratio to blackbox_exporter's.
+//! * `detection`: one server killed and restarted 5 times at random phases (its
+//!   listener and every accepted connection closed at once, as SIGKILL does), watched at
+//!   once by HAProxy (`check inter 1s fastinter 500ms downinter 1s rise 2 fall 3`, its
+//!   state changes read from its log as they arrive) and by our daemon with the same
+//!   schedule (jitter 0), through 50 entries each spread over the interval: the mean
+//!   time from kill to down of `half-open` as a ratio to HAProxy's, and `hold`'s mean
+//!   and max.
+//!
+//! `WATCH_BENCH_ONLY=10k,saturation,100k,probe,detection` (any of them) runs only those.
+//!
+//! Each line ends with its target; a missed one says `below target`. A run that did not
+//! measure what it claims (checks missing from the wire, a half-open check accepted, a
+//! peer that did not check) prints `FAIL:` and the bench exits 1.
+
+mod detection;
+mod fleet;
+mod listeners;
+mod net;
+mod ours;
+mod peers;
+mod process;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use listeners::Listeners;
+use report::Report;
+
+/// The loopback listeners the fleets are spread over.
+const LISTENERS: usize = 100;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(ours::DAEMON_MODE) {
+        let Some(config) = args.get(2) else {
+            eprintln!("usage: {} {} CONFIG", args[0], ours::DAEMON_MODE);
+            return ExitCode::from(2);
+        };
+        return ours::child_main(Path::new(config));
+    }
+
+    if let Err(why) = peers::ensure_installed() {
+        eprintln!("watch bench: cannot run without its peers: {why}");
+        return ExitCode::FAILURE;
+    }
+    // Before any thread starts: the namespace is the calling thread's, and every thread
+    // and child started after inherit it.
+    match net::isolate() {
+        Ok(()) => {}
+        Err(err) => {
+            eprintln!(
+                "watch bench: needs root for a network namespace of its own ({err}): without one, \
+                 other programs' connections would be counted as checks"
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    // 100k targets and HAProxy's 10k servers: every listener and child needs room.
+    if let Err(err) = connhealth_testkit::set_open_files_limit(1 << 20) {
+        eprintln!("watch bench: cannot raise the descriptor limit: {err}");
+    }
+    let dir = scratch_dir();
+    let listeners = match Listeners::open(LISTENERS) {
+        Ok(listeners) => listeners,
+        Err(err) => {
+            eprintln!("watch bench: cannot open the listeners: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let mut report = Report::default();
+    let parts: [(&str, &dyn Fn(&mut Report) -> std::io::Result<()>); 4] = [
+        ("10k", &|r| fleet::ten_k(&listeners, &dir, r)),
+        ("saturation", &|r| fleet::saturation(&listeners, &dir, r)),
+        ("100k", &|r| fleet::hundred_k(&listeners, &dir, r)),
+        ("detection", &|r| detection::detection(&dir, r)),
+    ];
+    // `WATCH_BENCH_ONLY=10k,detection` runs only those parts (to profile one, say).
+    let only = std::env::var("WATCH_BENCH_ONLY").ok();
+    for (name, part) in parts {
+        if only.as_deref().is_some_and(|only| !only.split(',').any(|o| o == name)) {
+            continue;
+        }
+        if let Err(err) = part(&mut report) {
+            report.fail(format!("{name}: {err} (files in {})", dir.display()));
+        }
+    }
+    report.finish()
+}
+
+/// A folder for the configs and the logs of one run.
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("connhealth-watch-bench-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
