@@ -111,12 +111,14 @@ impl FlapServer {
         self.addr
     }
 
-    /// Closes the listener and every held connection, and returns the moment it did.
+    /// Closes the listener and every held connection, and returns the moment it began:
+    /// a checker may see the first close before the last one is done.
     pub fn kill(&self) -> SystemTime {
         let mut state = lock(&self.state);
+        let at = SystemTime::now();
         state.listener = None;
         state.held.clear();
-        SystemTime::now()
+        at
     }
 
     /// Listens on the same port again.
