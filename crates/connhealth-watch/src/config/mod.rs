@@ -4,6 +4,7 @@
 use std::path::Path;
 
 mod plan;
+mod raw;
 mod span;
 
 pub use self::plan::{CheckKind, CheckPlan, FileSdPlan, Plan, TargetPlan, TlsPlan};
