@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+mod keys;
+mod labels;
 mod plan;
 mod raw;
 mod span;
