@@ -7,7 +7,9 @@ mod keys;
 mod labels;
 mod plan;
 mod raw;
+mod settings;
 mod span;
+mod values;
 
 pub use self::plan::{CheckKind, CheckPlan, FileSdPlan, Plan, TargetPlan, TlsPlan};
 
