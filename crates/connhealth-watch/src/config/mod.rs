@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+mod file_sd;
+mod json;
 mod keys;
 mod labels;
 mod plan;
