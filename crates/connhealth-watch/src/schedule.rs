@@ -583,24 +583,44 @@ impl Scheduler {
         Some(wait)
     }
 
-    /// `wait × (1 ± jitter)`.
+    /// The target's `wait × (1 ± jitter)`.
     fn jitter(&mut self, key: Key, wait: Duration) -> Duration {
         let jitter = self
             .slots
             .get(key.index as usize)
             .and_then(Option::as_ref)
             .map_or(0.0, |entry| entry.target.plan.check.jitter);
-        if jitter <= 0.0 {
-            return wait;
-        }
-        let factor = 1.0 + jitter * (self.rng.f64() * 2.0 - 1.0);
-        wait.mul_f64(factor.max(0.0))
+        jittered(&mut self.rng, wait, jitter)
     }
+}
+
+/// `wait × (1 ± jitter)`, drawn uniformly.
+fn jittered(rng: &mut fastrand::Rng, wait: Duration, jitter: f64) -> Duration {
+    if jitter <= 0.0 {
+        return wait;
+    }
+    let factor = 1.0 + jitter * (rng.f64() * 2.0 - 1.0);
+    wait.mul_f64(factor.max(0.0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_are_jittered_within_the_bound() {
+        let wait = Duration::from_millis(1000);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let (mut low, mut high) = (wait, wait);
+        for _ in 0..1000 {
+            let jittered = jittered(&mut rng, wait, 0.1);
+            assert!((900..=1100).contains(&jittered.as_millis()), "{jittered:?}");
+            low = low.min(jittered);
+            high = high.max(jittered);
+        }
+        assert!(low < Duration::from_millis(920) && high > Duration::from_millis(1080));
+        assert_eq!(jittered(&mut rng, wait, 0.0), wait);
+    }
 
     #[test]
     fn tags_round_trip() {

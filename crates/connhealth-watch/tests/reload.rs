@@ -85,7 +85,10 @@ fn unchanged_targets_keep_their_state_changed_ones_start_again_removed_ones_go()
 
     let metrics = get(daemon.listen(), "/metrics");
     assert!(metrics.contains("target=\"added\""), "{metrics}");
-    assert!(!metrics.contains("target=\"removed\""), "removed's series remain:\n{metrics}");
+    assert!(
+        !metrics.contains("target=\"removed\""),
+        "removed's series remain:\n{metrics}"
+    );
     daemon.stop();
 }
 
@@ -104,7 +107,10 @@ fn a_config_that_does_not_load_changes_nothing_and_says_where() {
     let first = &errors.0[0];
     assert_eq!((first.line, first.column), (11, 8), "{errors}");
     assert!(!daemon.shared().reload_state().successful);
-    assert!(Arc::ptr_eq(&find(&daemon, "web"), &before), "the old config goes on");
+    assert!(
+        Arc::ptr_eq(&find(&daemon, "web"), &before),
+        "the old config goes on"
+    );
     let metrics = get(daemon.listen(), "/metrics");
     assert!(
         metrics.contains("connhealth_config_last_reload_successful 0"),
@@ -119,7 +125,10 @@ fn a_config_that_does_not_load_changes_nothing_and_says_where() {
     let (code, body) = http(daemon.listen(), "POST", "/-/reload").unwrap();
     assert_eq!(code, 200, "{body}");
     assert!(daemon.shared().reload_state().successful);
-    assert!(Arc::ptr_eq(&find(&daemon, "web"), &before), "still the same target");
+    assert!(
+        Arc::ptr_eq(&find(&daemon, "web"), &before),
+        "still the same target"
+    );
     daemon.stop();
 }
 
@@ -129,7 +138,11 @@ fn file_sd_changes_are_picked_up_within_5_s() {
     std::fs::create_dir_all(dir.join("sd")).unwrap();
     let path = dir.join("watch.toml");
     let ((_a, a), (_b, b)) = (listener(), listener());
-    std::fs::write(&path, format!("{FAST}\n[[file_sd]]\nfiles = [\"sd/*.json\"]\n")).unwrap();
+    std::fs::write(
+        &path,
+        format!("{FAST}\n[[file_sd]]\nfiles = [\"sd/*.json\"]\n"),
+    )
+    .unwrap();
     let group = |addr: SocketAddr, team: &str| {
         format!("[{{\"targets\": [\"{addr}\"], \"labels\": {{\"team\": \"{team}\"}}}}]")
     };
@@ -142,7 +155,10 @@ fn file_sd_changes_are_picked_up_within_5_s() {
     let wait_for = |what: &str, cond: &dyn Fn(&Daemon) -> bool| {
         let start = Instant::now();
         while !cond(&daemon) {
-            assert!(start.elapsed() < Duration::from_secs(5), "{what} not seen within 5 s");
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{what} not seen within 5 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     };
@@ -150,7 +166,12 @@ fn file_sd_changes_are_picked_up_within_5_s() {
     wait_for("a new file", &|d| names(d).len() == 2);
     std::fs::write(dir.join("sd/one.json"), group(a, "green")).unwrap();
     wait_for("a changed label", &|d| {
-        find(d, &a.to_string()).plan.labels.get("team").map(String::as_str) == Some("green")
+        find(d, &a.to_string())
+            .plan
+            .labels
+            .get("team")
+            .map(String::as_str)
+            == Some("green")
     });
     // Only its labels changed: it keeps its state and counters.
     let relabelled = status(&daemon, &a.to_string());
