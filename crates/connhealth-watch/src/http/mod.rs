@@ -3,6 +3,7 @@
 //! | path | answer |
 //! |---|---|
 //! | `GET /metrics` | the fleet's and the daemon's series ([`crate::metrics`]) |
+//! | `GET /probe?target=HOST:PORT&module=NAME` | one check now, in blackbox_exporter's format ([`probe`]) |
 //! | `GET /status[?target=NAME]` | JSON: every target's state, last check and transitions ([`crate::status`]) |
 //! | `POST /-/reload` | re-reads the config: 200, or 500 and every error as `FILE:LINE:COLUMN: message` |
 //! | `GET /-/healthy` | 200 while the process serves HTTP |
@@ -32,6 +33,7 @@ use crate::daemon::Shared;
 
 mod body;
 mod conn;
+pub mod probe;
 
 /// Serves every path on `listener` until `shutdown` completes; then lets the responses
 /// under way finish for a moment and returns.
@@ -61,6 +63,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     };
     Router::new()
         .route("/metrics", read("/metrics", get(metrics)))
+        .route("/probe", read("/probe", get(probe::handle)))
         .route("/status", read("/status", get(status)))
         .route(
             "/-/reload",
