@@ -99,7 +99,6 @@ async fn a_reload_that_fails_is_a_500_with_every_error_and_its_place() {
 }
 
 #[tokio::test]
-#[ignore = "needs the config parser (being written in wt-config): the stub rejects every config"]
 async fn a_reload_that_loads_is_a_200() {
     let dir =
         std::env::temp_dir().join(format!("connhealth-http-reload-ok-{}", std::process::id()));

@@ -72,6 +72,7 @@ pub fn options(config: PathBuf) -> Options {
         check_config: false,
         shard: None,
         log_format: LogFormat::Text,
+        max_in_flight: None,
     }
 }
 
