@@ -49,6 +49,14 @@ use crate::config::CheckKind;
 use crate::daemon::{Fleet, Shared};
 use crate::state::Target;
 
+/// When the scheduler wakes for a check, it also starts the checks due within this much
+/// after it. Every check then costs a share of one wake-up of the scheduler and of the
+/// probe engine, rather than one each: at 10k checks/s, wakes carry about 50 checks
+/// instead of one, and the cross-thread wake-ups were a third of the daemon's CPU. A
+/// check never starts late for it, only a few milliseconds early, and its next check is
+/// still due one wait after this one was *due*, so nothing drifts.
+const EARLY: Duration = Duration::from_millis(5);
+
 /// What the daemon tells the scheduler.
 #[derive(Debug)]
 pub enum Command {
@@ -357,10 +365,17 @@ impl Scheduler {
             .filter(|entry| entry.generation == key.generation)
     }
 
-    /// Starts every check due by `now`.
+    /// Starts every check due by `now`, and those due within [`EARLY`] after it.
     fn start_due(&mut self, now: Instant) {
+        let horizon = now + EARLY;
+        let Some(&Reverse((first, _))) = self.due.peek() else {
+            return;
+        };
+        if first > now {
+            return;
+        }
         while let Some(&Reverse((at, key))) = self.due.peek() {
-            if at > now {
+            if at > horizon {
                 break;
             }
             self.due.pop();
