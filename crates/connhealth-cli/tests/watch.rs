@@ -87,7 +87,8 @@ impl Daemon {
         conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         write!(
             conn,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            // HTTP/1.0: the answer comes whole, not chunked, and the connection closes.
+            "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n"
         )
         .ok()?;
         let mut response = String::new();
@@ -280,4 +281,58 @@ fn each_state_change_is_one_log_line_in_text_and_in_json() {
         let (code, _) = daemon.stop_with(libc::SIGTERM);
         assert_eq!(code, Some(0));
     }
+}
+
+#[test]
+fn sighup_reloads_the_config_keeping_the_state_of_unchanged_targets() {
+    let dir = temp_dir("sighup");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let config = write_config(&dir, &one_target(address));
+    let daemon = Daemon::start(&config, &[]);
+    daemon
+        .line_with("web", Duration::from_secs(5))
+        .expect("web goes up");
+    let other = TcpListener::bind("127.0.0.1:0").unwrap();
+    let added = format!(
+        "{}\n[[targets]]\nname = \"api\"\naddress = \"{}\"\n",
+        one_target(address),
+        other.local_addr().unwrap()
+    );
+    std::fs::write(&config, added).unwrap();
+    daemon.signal(libc::SIGHUP);
+    daemon
+        .line_with("api", Duration::from_secs(5))
+        .expect("api is watched after SIGHUP");
+    let (code, status) = daemon.get("/status").unwrap();
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let web = &status["targets"][0];
+    assert_eq!(web["name"], "web");
+    assert_eq!(web["state"], "up");
+    assert_eq!(
+        web["counters"]["state_changes"], 1,
+        "web kept its state: {web}"
+    );
+    assert_eq!(status["targets"][1]["name"], "api");
+
+    // A config that does not load: logged with its line and column, and nothing changes.
+    std::fs::write(&config, "[defaults]\nrise = 0\n").unwrap();
+    daemon.signal(libc::SIGHUP);
+    let error = daemon
+        .line_with("watch.toml:2:8", Duration::from_secs(5))
+        .expect("the reload error is logged with its line and column");
+    assert!(error.contains("rise"), "{error}");
+    let (_, metrics) = daemon.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("connhealth_config_last_reload_successful 0"),
+        "{metrics}"
+    );
+    let (_, status) = daemon.get("/status").unwrap();
+    assert!(
+        status.contains("\"api\""),
+        "the old config goes on: {status}"
+    );
+    let (code, _) = daemon.stop_with(libc::SIGTERM);
+    assert_eq!(code, Some(0));
 }

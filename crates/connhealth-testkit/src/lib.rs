@@ -64,6 +64,7 @@ fn package_of(command: &str) -> &str {
         "ip" | "ss" => "iproute2",
         "redis-server" | "redis-cli" => "redis-server",
         "taskset" => "util-linux",
+        "promtool" => "prometheus",
         other => other,
     }
 }

@@ -181,6 +181,28 @@ impl Shared {
         &self.options
     }
 
+    /// A `Shared` for tests of the HTTP side and the sinks: `fleet` as the current fleet,
+    /// probers of their own, no scheduler (its commands go nowhere), ready or not as
+    /// `ready` says. A reload reads `options.config`.
+    #[doc(hidden)]
+    pub fn for_tests(options: Options, fleet: Fleet, ready: bool) -> Arc<Shared> {
+        let (scheduler, _) = mpsc::unbounded_channel();
+        Arc::new(Shared {
+            options,
+            fleet: RwLock::new(Arc::new(fleet)),
+            late_checks: AtomicU64::new(0),
+            reload_state: Mutex::new(ReloadState {
+                successful: true,
+                last_success: SystemTime::now(),
+            }),
+            ready: AtomicBool::new(ready),
+            probers: Probers::new(256),
+            scheduler,
+            reloading: tokio::sync::Mutex::new(()),
+            file_sd_globs: Mutex::new(Vec::new()),
+        })
+    }
+
     /// Re-reads the config and file_sd and swaps the new fleet in, keeping every
     /// unchanged target's state. On error nothing changes: the errors are logged with
     /// their line and column, returned, and `connhealth_config_last_reload_successful`

@@ -1,1 +1,456 @@
-//! `/metrics`. (Being written.)
+//! `/metrics`: the fleet's series and the daemon's own, rendered at scrape time.
+//!
+//! Nothing on the check path touches a metric: each target keeps its counters in its
+//! [`TargetStatus`], and a scrape reads them. [`render`] builds one
+//! [`MetricFamily`] at a time, encodes it in the classic text format (0.0.4, which
+//! `promtool check metrics` lints cleanly) and drops it before building the next; a
+//! family of many targets is built and encoded in slices of 1024 series. A scrape
+//! of 100k targets (70 MB of text) holds about 1 MB of series at once.
+//!
+//! [`render`] is a pure function of the fleet and the daemon's counters: tests call it
+//! without a daemon. The `process_*` series come from [`render_process`].
+
+use std::io::{self, Write};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus::core::Collector;
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, TextEncoder};
+
+use crate::checks::Outcome;
+use crate::config::{CheckKind, TargetPlan};
+use crate::daemon::{Fleet, ReloadState, Shared};
+use crate::state::{Health, TargetStatus};
+
+/// The `Content-Type` of `/metrics` (and `/probe`): the classic text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The labels every per-target series has, before the target's own.
+pub const TARGET_LABELS: [&str; 3] = ["target", "address", "check"];
+
+/// The daemon's own numbers that a scrape shows beside the fleet's.
+#[derive(Debug, Clone, Copy)]
+pub struct DaemonCounters {
+    /// `connhealth_checks_late_total`.
+    pub late_checks: u64,
+    /// `connhealth_config_last_reload_successful` and `..._success_timestamp_seconds`.
+    pub reload: ReloadState,
+}
+
+impl DaemonCounters {
+    /// The counters of a running daemon, now.
+    pub fn of(shared: &Shared) -> DaemonCounters {
+        DaemonCounters {
+            late_checks: shared
+                .late_checks
+                .load(std::sync::atomic::Ordering::Relaxed),
+            reload: shared.reload_state(),
+        }
+    }
+}
+
+/// Writes every `connhealth_*` series of `fleet` and `daemon` to `out`, one family at a
+/// time. A family with no series (no tls target, say) is left out, as the text format
+/// wants.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::SystemTime;
+/// use connhealth_watch::config::{CheckPlan, TargetPlan};
+/// use connhealth_watch::daemon::{Fleet, ReloadState};
+/// use connhealth_watch::metrics::{render, DaemonCounters};
+/// use connhealth_watch::state::Target;
+///
+/// let plan = TargetPlan {
+///     name: "cache-a".into(),
+///     address: "127.0.0.1:6379".into(),
+///     labels: [("service".to_string(), "cache".to_string())].into(),
+///     check: CheckPlan::default(),
+/// };
+/// let fleet = Fleet {
+///     targets: vec![Arc::new(Target::new(plan, SystemTime::now()))],
+///     modules: Default::default(),
+///     defaults: CheckPlan::default(),
+/// };
+/// let daemon = DaemonCounters {
+///     late_checks: 0,
+///     reload: ReloadState { successful: true, last_success: SystemTime::now() },
+/// };
+/// let mut text = Vec::new();
+/// render(&fleet, &daemon, &mut text)?;
+/// let text = String::from_utf8(text)?;
+/// assert!(text.contains("\nconnhealth_targets 1\n"));
+/// // Unknown until its first checks: no `up` series yet, and no results but `ok`.
+/// assert!(!text.contains("\nconnhealth_target_up{"));
+/// assert!(text.contains(
+///     "\nconnhealth_target_checks_total{target=\"cache-a\",address=\"127.0.0.1:6379\",\
+///      check=\"half-open\",service=\"cache\",result=\"ok\"} 0\n"
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn render<W: Write>(fleet: &Fleet, daemon: &DaemonCounters, out: &mut W) -> io::Result<()> {
+    let mut encoder = FamilyWriter { out };
+    encoder.daemon(fleet, daemon)?;
+    for family in TargetFamily::ALL {
+        encoder.target_family(fleet, family)?;
+    }
+    Ok(())
+}
+
+/// Writes the standard `process_*` series of this process (`process_cpu_seconds_total`,
+/// `process_resident_memory_bytes`, `process_open_fds` and the collector's others).
+pub fn render_process<W: Write>(out: &mut W) -> io::Result<()> {
+    static PROCESS: OnceLock<prometheus::process_collector::ProcessCollector> = OnceLock::new();
+    let collector = PROCESS.get_or_init(prometheus::process_collector::ProcessCollector::for_self);
+    for family in collector.collect() {
+        if !family.get_metric().is_empty() {
+            encode(&family, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// A whole scrape, as `/metrics` serves it, in one string: for tests and small fleets.
+pub fn render_to_string(fleet: &Fleet, daemon: &DaemonCounters) -> String {
+    let mut out = Vec::new();
+    render(fleet, daemon, &mut out)
+        .and_then(|()| render_process(&mut out))
+        .expect("writing to a Vec does not fail");
+    String::from_utf8(out).expect("the text encoder writes UTF-8")
+}
+
+/// The per-target families, in the order a scrape lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetFamily {
+    Up,
+    StateChanges,
+    LastChange,
+    Checks,
+    LastCheckDuration,
+    CertExpiry,
+}
+
+impl TargetFamily {
+    const ALL: [TargetFamily; 6] = [
+        TargetFamily::Up,
+        TargetFamily::StateChanges,
+        TargetFamily::LastChange,
+        TargetFamily::Checks,
+        TargetFamily::LastCheckDuration,
+        TargetFamily::CertExpiry,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            TargetFamily::Up => "connhealth_target_up",
+            TargetFamily::StateChanges => "connhealth_target_state_changes_total",
+            TargetFamily::LastChange => "connhealth_target_last_change_timestamp_seconds",
+            TargetFamily::Checks => "connhealth_target_checks_total",
+            TargetFamily::LastCheckDuration => "connhealth_target_last_check_duration_seconds",
+            TargetFamily::CertExpiry => "connhealth_target_ssl_earliest_cert_expiry_seconds",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            TargetFamily::Up => {
+                "1 if the target is up (rise successes in a row), 0 if down (fall failures in a row); absent while unknown."
+            }
+            TargetFamily::StateChanges => {
+                "Transitions of the target between up and down (from unknown to either counts too)."
+            }
+            TargetFamily::LastChange => {
+                "Unix time of the target's last transition; absent before the first."
+            }
+            TargetFamily::Checks => {
+                "Checks of the target by result: ok, refused, timeout, unreachable, resolve, exhausted (the checker's own limits), closed, mismatch, tls or error."
+            }
+            TargetFamily::LastCheckDuration => {
+                "The last check's own time in seconds: to the SYN-ACK, the handshake or the match."
+            }
+            TargetFamily::CertExpiry => {
+                "tls targets: Unix time of the earliest notAfter in the chain the last handshake saw."
+            }
+        }
+    }
+
+    fn kind(self) -> MetricType {
+        match self {
+            TargetFamily::StateChanges | TargetFamily::Checks => MetricType::COUNTER,
+            _ => MetricType::GAUGE,
+        }
+    }
+
+    /// This family's samples for one target: each an optional `result` label and a value.
+    fn samples(self, plan: &TargetPlan, status: &TargetStatus, push: &mut Vec<Sample>) {
+        match self {
+            TargetFamily::Up => match status.health {
+                Health::Up => push.push(Sample::of(1.0)),
+                Health::Down => push.push(Sample::of(0.0)),
+                Health::Unknown => {}
+            },
+            TargetFamily::StateChanges => push.push(Sample::of(status.state_changes as f64)),
+            TargetFamily::LastChange => {
+                if let Some(at) = status.last_change {
+                    push.push(Sample::of(unix_seconds(at)));
+                }
+            }
+            TargetFamily::Checks => {
+                // `ok` always, so that rate() has a series from the first scrape; the
+                // other results once they happen, so that 100k healthy targets do not
+                // cost a million zeros per scrape.
+                for outcome in Outcome::ALL {
+                    let count = status.checks[outcome.index()];
+                    if outcome == Outcome::Ok || count > 0 {
+                        push.push(Sample {
+                            result: Some(outcome.label()),
+                            value: count as f64,
+                        });
+                    }
+                }
+            }
+            TargetFamily::LastCheckDuration => {
+                if let Some(last) = &status.last_check {
+                    push.push(Sample::of(last.duration.as_secs_f64()));
+                }
+            }
+            TargetFamily::CertExpiry => {
+                if plan.check.kind == CheckKind::Tls {
+                    if let Some(expiry) = status.cert_expiry {
+                        push.push(Sample::of(unix_seconds(expiry)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One sample of a per-target family.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// `connhealth_target_checks_total`'s `result` label.
+    result: Option<&'static str>,
+    value: f64,
+}
+
+impl Sample {
+    fn of(value: f64) -> Sample {
+        Sample {
+            result: None,
+            value,
+        }
+    }
+}
+
+/// Builds families and encodes each as soon as it is complete.
+struct FamilyWriter<'a, W: Write> {
+    out: &'a mut W,
+}
+
+impl<W: Write> FamilyWriter<'_, W> {
+    fn daemon(&mut self, fleet: &Fleet, daemon: &DaemonCounters) -> io::Result<()> {
+        let version = label("version", env!("CARGO_PKG_VERSION"));
+        let families = [
+            (
+                "connhealth_build_info",
+                "Always 1; the version label is the connhealth-watch version.",
+                MetricType::GAUGE,
+                vec![version],
+                1.0,
+            ),
+            (
+                "connhealth_targets",
+                "Targets this instance watches (its shard's, with --shard).",
+                MetricType::GAUGE,
+                Vec::new(),
+                fleet.targets.len() as f64,
+            ),
+            (
+                "connhealth_checks_late_total",
+                "Checks started more than max(10ms, 10% of their interval) after they were due: the checker is overloaded.",
+                MetricType::COUNTER,
+                Vec::new(),
+                daemon.late_checks as f64,
+            ),
+            (
+                "connhealth_config_last_reload_successful",
+                "1 if the last reload of the config and file_sd (or the first load) succeeded, 0 if it failed and the previous config is still in use.",
+                MetricType::GAUGE,
+                Vec::new(),
+                if daemon.reload.successful { 1.0 } else { 0.0 },
+            ),
+            (
+                "connhealth_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful load of the config.",
+                MetricType::GAUGE,
+                Vec::new(),
+                unix_seconds(daemon.reload.last_success),
+            ),
+        ];
+        for (name, help, kind, labels, value) in families {
+            let family = family(name, help, kind, vec![metric(labels, kind, value)]);
+            encode(&family, self.out)?;
+        }
+        Ok(())
+    }
+
+    fn target_family(&mut self, fleet: &Fleet, which: TargetFamily) -> io::Result<()> {
+        let kind = which.kind();
+        let mut slice = Slice {
+            which,
+            metrics: Vec::with_capacity(SLICE),
+            encoded_before: false,
+            continuation: Vec::new(),
+        };
+        let mut samples = Vec::with_capacity(Outcome::ALL.len());
+        for target in &fleet.targets {
+            samples.clear();
+            // The lock is held for a few loads: the scheduler never waits on a scrape.
+            which.samples(&target.plan, &target.status(), &mut samples);
+            for sample in &samples {
+                let mut labels = target_labels(&target.plan, sample.result.is_some());
+                if let Some(result) = sample.result {
+                    labels.push(label("result", result));
+                }
+                slice.metrics.push(metric(labels, kind, sample.value));
+            }
+            if slice.metrics.len() >= SLICE {
+                slice.encode(self.out)?;
+            }
+        }
+        slice.encode(self.out)
+    }
+}
+
+/// Series encoded at a time. A series' proto (its label pairs, each two `String`s) is
+/// several times the size of its line of text: a family of 100k series built whole
+/// would hold about as much as the whole scrape's text (66 MB measured), so a family is
+/// built and encoded a slice at a time.
+const SLICE: usize = 1024;
+
+/// The series of one family not encoded yet.
+struct Slice {
+    which: TargetFamily,
+    metrics: Vec<Metric>,
+    /// The family's `# HELP` and `# TYPE` lines are written.
+    encoded_before: bool,
+    /// Where a continuation is encoded before its `# TYPE` line is cut off.
+    continuation: Vec<u8>,
+}
+
+impl Slice {
+    /// Encodes and drops the series gathered so far. The first slice of a family comes
+    /// with its `# HELP` and `# TYPE` lines; the text encoder writes a `# TYPE` line
+    /// for every family it is given, so a later slice is encoded without help and its
+    /// first line, that `# TYPE`, is left out: the format allows one per family.
+    fn encode<W: Write>(&mut self, out: &mut W) -> io::Result<()> {
+        if self.metrics.is_empty() {
+            return Ok(());
+        }
+        let which = self.which;
+        let help = if self.encoded_before {
+            ""
+        } else {
+            which.help()
+        };
+        let metrics = std::mem::take(&mut self.metrics);
+        let mut family = family(which.name(), help, which.kind(), metrics);
+        if self.encoded_before {
+            self.continuation.clear();
+            encode(&family, &mut self.continuation)?;
+            let samples = self
+                .continuation
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(0, |type_line| type_line + 1);
+            debug_assert!(self.continuation.starts_with(b"# TYPE "));
+            out.write_all(&self.continuation[samples..])?;
+        } else {
+            encode(&family, out)?;
+            self.encoded_before = true;
+        }
+        // Keep the vector's room for the next slice.
+        self.metrics = family.take_metric();
+        self.metrics.clear();
+        Ok(())
+    }
+}
+
+/// `target`, `address`, `check` and the target's own labels, with room for `result`.
+fn target_labels(plan: &TargetPlan, room_for_result: bool) -> Vec<LabelPair> {
+    let mut labels =
+        Vec::with_capacity(TARGET_LABELS.len() + plan.labels.len() + usize::from(room_for_result));
+    labels.push(label("target", &plan.name));
+    labels.push(label("address", &plan.address));
+    labels.push(label("check", plan.check.kind.name()));
+    for (name, value) in &plan.labels {
+        // The config rejects these; a name that slipped through would make the whole
+        // scrape unparseable (a duplicate or malformed label), so it is left out.
+        if is_target_label_name(name) {
+            labels.push(label(name, value));
+        }
+    }
+    labels
+}
+
+/// True for a label name a target may add: Prometheus' syntax, not reserved (`__`), and
+/// not one the daemon sets itself.
+pub fn is_target_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    let valid = matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    valid && !name.starts_with("__") && !TARGET_LABELS.contains(&name) && name != "result"
+}
+
+pub(crate) fn label(name: &str, value: &str) -> LabelPair {
+    let mut pair = LabelPair::default();
+    pair.set_name(name.to_owned());
+    pair.set_value(value.to_owned());
+    pair
+}
+
+pub(crate) fn metric(labels: Vec<LabelPair>, kind: MetricType, value: f64) -> Metric {
+    let mut metric = Metric::default();
+    metric.set_label(labels);
+    if kind == MetricType::COUNTER {
+        let mut counter = Counter::default();
+        counter.set_value(value);
+        metric.set_counter(counter);
+    } else {
+        let mut gauge = Gauge::default();
+        gauge.set_value(value);
+        metric.set_gauge(gauge);
+    }
+    metric
+}
+
+pub(crate) fn family(
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    metrics: Vec<Metric>,
+) -> MetricFamily {
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_owned());
+    family.set_help(help.to_owned());
+    family.set_field_type(kind);
+    family.set_metric(metrics);
+    family
+}
+
+/// Encodes one family. `pub(crate)`: `/probe` encodes its families the same way.
+pub(crate) fn encode<W: Write>(family: &MetricFamily, out: &mut W) -> io::Result<()> {
+    TextEncoder::new()
+        .encode(std::slice::from_ref(family), out)
+        .map_err(|err| match err {
+            prometheus::Error::Io(err) => err,
+            other => io::Error::other(other.to_string()),
+        })
+}
+
+/// `at` as Unix seconds (0 for a time before 1970, which no clock here reports).
+pub(crate) fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64())
+}

@@ -49,6 +49,14 @@ use crate::config::CheckKind;
 use crate::daemon::{Fleet, Shared};
 use crate::state::Target;
 
+/// When the scheduler wakes for a check, it also starts the checks due within this much
+/// after it. Every check then costs a share of one wake-up of the scheduler and of the
+/// probe engine, rather than one each: at 10k checks/s, wakes carry about 50 checks
+/// instead of one, and the cross-thread wake-ups were a third of the daemon's CPU. A
+/// check never starts late for it, only a few milliseconds early, and its next check is
+/// still due one wait after this one was *due*, so nothing drifts.
+const EARLY: Duration = Duration::from_millis(5);
+
 /// What the daemon tells the scheduler.
 #[derive(Debug)]
 pub enum Command {
@@ -357,10 +365,17 @@ impl Scheduler {
             .filter(|entry| entry.generation == key.generation)
     }
 
-    /// Starts every check due by `now`.
+    /// Starts every check due by `now`, and those due within [`EARLY`] after it.
     fn start_due(&mut self, now: Instant) {
+        let horizon = now + EARLY;
+        let Some(&Reverse((first, _))) = self.due.peek() else {
+            return;
+        };
+        if first > now {
+            return;
+        }
         while let Some(&Reverse((at, key))) = self.due.peek() {
-            if at > now {
+            if at > horizon {
                 break;
             }
             self.due.pop();
@@ -583,24 +598,44 @@ impl Scheduler {
         Some(wait)
     }
 
-    /// `wait × (1 ± jitter)`.
+    /// The target's `wait × (1 ± jitter)`.
     fn jitter(&mut self, key: Key, wait: Duration) -> Duration {
         let jitter = self
             .slots
             .get(key.index as usize)
             .and_then(Option::as_ref)
             .map_or(0.0, |entry| entry.target.plan.check.jitter);
-        if jitter <= 0.0 {
-            return wait;
-        }
-        let factor = 1.0 + jitter * (self.rng.f64() * 2.0 - 1.0);
-        wait.mul_f64(factor.max(0.0))
+        jittered(&mut self.rng, wait, jitter)
     }
+}
+
+/// `wait × (1 ± jitter)`, drawn uniformly.
+fn jittered(rng: &mut fastrand::Rng, wait: Duration, jitter: f64) -> Duration {
+    if jitter <= 0.0 {
+        return wait;
+    }
+    let factor = 1.0 + jitter * (rng.f64() * 2.0 - 1.0);
+    wait.mul_f64(factor.max(0.0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_are_jittered_within_the_bound() {
+        let wait = Duration::from_millis(1000);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let (mut low, mut high) = (wait, wait);
+        for _ in 0..1000 {
+            let jittered = jittered(&mut rng, wait, 0.1);
+            assert!((900..=1100).contains(&jittered.as_millis()), "{jittered:?}");
+            low = low.min(jittered);
+            high = high.max(jittered);
+        }
+        assert!(low < Duration::from_millis(920) && high > Duration::from_millis(1080));
+        assert_eq!(jittered(&mut rng, wait, 0.0), wait);
+    }
 
     #[test]
     fn tags_round_trip() {

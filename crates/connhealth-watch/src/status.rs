@@ -1,14 +1,299 @@
-//! `/status`. (Being written.)
+//! `/status` and the log: what a person reads.
+//!
+//! * [`render`]: `/status`, JSON, every target with its state, since when, its last check,
+//!   its counters and its last transitions, in config order;
+//! * [`init_logging`]: the log on stderr, text or JSON, through a non-blocking writer so
+//!   that a slow stderr never holds up a check;
+//! * [`log_transition`]: the one line each state change writes.
 
-use crate::daemon::LogFormat;
+use std::collections::BTreeMap;
+use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
-/// Sets up logging to stderr; keep the guard alive while the daemon runs.
-pub fn init_logging(format: LogFormat) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    let _ = format;
-    None
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use crate::checks::Outcome;
+use crate::config::TargetPlan;
+use crate::daemon::{Fleet, LogFormat};
+use crate::metrics::unix_seconds;
+use crate::state::{LastCheck, Target, TargetStatus, Transition};
+
+/// The `Content-Type` of `/status`.
+pub const CONTENT_TYPE: &str = "application/json";
+
+/// Writes `/status` for `fleet` to `out`: `{"targets":[...]}`, one target per line, in
+/// config order; only the target named `only` when it is given (none if no target has
+/// that name: look it up first to answer 404).
+///
+/// Each target is serialized while its lock is held (a few microseconds) and written
+/// after it is released, so a slow reader never holds up the target's checks.
+pub fn render<W: Write>(fleet: &Fleet, only: Option<&str>, out: &mut W) -> io::Result<()> {
+    let mut line = Vec::with_capacity(1024);
+    out.write_all(b"{\"targets\":[")?;
+    let mut first = true;
+    for target in fleet
+        .targets
+        .iter()
+        .filter(|t| only.map_or(true, |name| t.plan.name == name))
+    {
+        line.clear();
+        line.extend_from_slice(if first { b"\n" } else { b",\n" });
+        first = false;
+        serde_json::to_writer(&mut line, &TargetJson::of(target, &target.status()))?;
+        out.write_all(&line)?;
+    }
+    out.write_all(b"\n]}\n")
 }
 
-/// Logs one state change (stub; the HTTP side writes the real one).
-pub fn log_transition(target: &crate::config::TargetPlan, transition: &crate::state::Transition) {
-    tracing::info!(target = %target.name, from = transition.from.name(), to = transition.to.name(), why = %transition.why, "state change");
+/// One target in `/status`.
+#[derive(Serialize)]
+struct TargetJson<'a> {
+    name: &'a str,
+    address: &'a str,
+    check: &'static str,
+    labels: &'a BTreeMap<String, String>,
+    /// `unknown`, `up` or `down`.
+    state: &'static str,
+    since: Time,
+    last_check: Option<LastCheckJson<'a>>,
+    counters: CountersJson<'a>,
+    /// tls: the earliest certificate expiry the last handshake saw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert_expiry: Option<Time>,
+    /// Oldest first.
+    transitions: Vec<TransitionJson<'a>>,
+}
+
+impl<'a> TargetJson<'a> {
+    fn of(target: &'a Target, status: &'a TargetStatus) -> TargetJson<'a> {
+        TargetJson {
+            name: &target.plan.name,
+            address: &target.plan.address,
+            check: target.plan.check.kind.name(),
+            labels: &target.plan.labels,
+            state: status.health.name(),
+            since: Time(status.since),
+            last_check: status.last_check.as_ref().map(LastCheckJson::of),
+            counters: CountersJson {
+                checks: Checks(&status.checks),
+                state_changes: status.state_changes,
+                successes_in_a_row: status.successes,
+                failures_in_a_row: status.failures,
+            },
+            cert_expiry: status.cert_expiry.map(Time),
+            transitions: status.transitions.iter().map(TransitionJson::of).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LastCheckJson<'a> {
+    at: Time,
+    /// The `result` label: `ok`, `refused`, ...
+    result: &'static str,
+    duration_seconds: f64,
+    detail: Option<&'a str>,
+}
+
+impl<'a> LastCheckJson<'a> {
+    fn of(last: &'a LastCheck) -> LastCheckJson<'a> {
+        LastCheckJson {
+            at: Time(last.at),
+            result: last.outcome.label(),
+            duration_seconds: last.duration.as_secs_f64(),
+            detail: last.detail.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CountersJson<'a> {
+    /// By result, every result listed.
+    checks: Checks<'a>,
+    state_changes: u64,
+    successes_in_a_row: u32,
+    failures_in_a_row: u32,
+}
+
+/// Checks by result, in [`Outcome::ALL`]'s order.
+struct Checks<'a>(&'a [u64; Outcome::ALL.len()]);
+
+impl Serialize for Checks<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(Outcome::ALL.len()))?;
+        for outcome in Outcome::ALL {
+            map.serialize_entry(outcome.label(), &self.0[outcome.index()])?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct TransitionJson<'a> {
+    from: &'static str,
+    to: &'static str,
+    at: Time,
+    why: &'a str,
+    check_seconds: f64,
+}
+
+impl<'a> TransitionJson<'a> {
+    fn of(transition: &'a Transition) -> TransitionJson<'a> {
+        TransitionJson {
+            from: transition.from.name(),
+            to: transition.to.name(),
+            at: Time(transition.at),
+            why: &transition.why,
+            check_seconds: transition.check_time.as_secs_f64(),
+        }
+    }
+}
+
+/// A time, as `{"rfc3339": "2026-12-01T20:41:39.120Z", "unix": 1796157699.12}`.
+struct Time(SystemTime);
+
+impl Serialize for Time {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry(
+            "rfc3339",
+            &humantime::format_rfc3339_millis(self.0).to_string(),
+        )?;
+        map.serialize_entry("unix", &unix_seconds(self.0))?;
+        map.end()
+    }
+}
+
+/// Set once [`init_logging`] installs the JSON format: [`log_transition`] then writes
+/// its fields as keys rather than one sentence.
+static JSON_LOG: AtomicBool = AtomicBool::new(false);
+
+/// Sets up logging to stderr, in `format`, at the level `RUST_LOG` says (default
+/// `info`; an invalid `RUST_LOG` is reported and `info` used).
+///
+/// Lines go through [`tracing_appender::non_blocking()`]: a writer thread drains them, and
+/// when stderr is so slow that 128k lines queue up, lines are dropped rather than any
+/// check waiting. Keep the guard alive while the daemon runs: dropping it flushes what
+/// is queued. Returns `None`, and changes nothing, when a global subscriber is already
+/// installed (in tests, say).
+pub fn init_logging(format: LogFormat) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::EnvFilter;
+
+    let (filter, bad_filter) = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
+            Ok(filter) => (filter, None),
+            Err(err) => (EnvFilter::new("info"), Some(format!("{spec:?}: {err}"))),
+        },
+        _ => (EnvFilter::new("info"), None),
+    };
+    let (writer, guard) = tracing_appender::non_blocking(io::stderr());
+    let installed = match format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_writer(writer)
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_ansi(io::stderr().is_terminal())
+            .with_timer(Rfc3339 { millis: false })
+            .try_init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(writer)
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_timer(Rfc3339 { millis: true })
+            .try_init(),
+    };
+    if installed.is_err() {
+        return None;
+    }
+    JSON_LOG.store(format == LogFormat::Json, Ordering::Relaxed);
+    if let Some(why) = bad_filter {
+        tracing::warn!("RUST_LOG ignored, logging at info: {why}");
+    }
+    Some(guard)
+}
+
+/// The log's timestamps: UTC, RFC 3339, to the second in text (a person reads it) and to
+/// the millisecond in JSON (a machine orders it).
+struct Rfc3339 {
+    millis: bool,
+}
+
+impl tracing_subscriber::fmt::time::FormatTime for Rfc3339 {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let now = SystemTime::now();
+        if self.millis {
+            write!(w, "{}", humantime::format_rfc3339_millis(now))
+        } else {
+            write!(w, "{}", humantime::format_rfc3339_seconds(now))
+        }
+    }
+}
+
+/// Logs one state change of `target`, as one line on stderr.
+///
+/// Text: `2026-12-01T20:41:39Z  INFO target cache-a (127.0.0.1:6379) up -> down: 3
+/// failures: refused (check 0.4 ms)`. JSON: the same sentence as `message`, and the
+/// fields `target`, `address`, `from`, `to`, `why` and `check_ms` as keys.
+pub fn log_transition(target: &TargetPlan, transition: &Transition) {
+    let (from, to) = (transition.from.name(), transition.to.name());
+    let check = Millis(transition.check_time);
+    if JSON_LOG.load(Ordering::Relaxed) {
+        // Rounded to the microsecond: more digits are noise.
+        let check_ms = (transition.check_time.as_secs_f64() * 1e6).round() / 1e3;
+        tracing::info!(
+            target = %target.name,
+            address = %target.address,
+            from,
+            to,
+            why = %transition.why,
+            check_ms,
+            "target {} ({}) {from} -> {to}: {} (check {check})",
+            target.name,
+            target.address,
+            transition.why,
+        );
+    } else {
+        tracing::info!(
+            "target {} ({}) {from} -> {to}: {} (check {check})",
+            target.name,
+            target.address,
+            transition.why,
+        );
+    }
+}
+
+/// A check's time for a person: `0.4 ms`, `0.05 ms`, `250 ms`.
+struct Millis(Duration);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_secs_f64() * 1e3;
+        match ms {
+            0.0 => write!(f, "0 ms"),
+            _ if ms < 0.1 => write!(f, "{ms:.2} ms"),
+            _ if ms < 100.0 => write!(f, "{ms:.1} ms"),
+            _ => write!(f, "{ms:.0} ms"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_times_read_well() {
+        let ms = |micros| Millis(Duration::from_micros(micros)).to_string();
+        assert_eq!(ms(0), "0 ms");
+        assert_eq!(ms(50), "0.05 ms");
+        assert_eq!(ms(400), "0.4 ms");
+        assert_eq!(ms(12_340), "12.3 ms");
+        assert_eq!(ms(1_234_000), "1234 ms");
+    }
 }

@@ -136,6 +136,52 @@ fn intervals_run_from_the_due_time_not_from_the_end_of_the_check() {
 }
 
 #[test]
+fn the_first_checks_of_a_fleet_are_spread_over_the_interval() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let check = CheckPlan {
+        interval: Duration::from_secs(1),
+        jitter: 0.0,
+        ..CheckPlan::default()
+    };
+    let targets = (0..100)
+        .map(|i| target(&format!("t{i}"), addr, check.clone()))
+        .collect();
+    let daemon = start(plan(targets));
+    std::thread::sleep(Duration::from_millis(500));
+    let checked = (0..100)
+        .filter(|i| status(&daemon, &format!("t{i}")).total_checks() > 0)
+        .count();
+    // Evenly spread over 1 s: about half have had their first check at 500 ms.
+    assert!(
+        (35..=65).contains(&checked),
+        "{checked} of 100 targets checked in the first half second"
+    );
+    daemon.stop();
+}
+
+#[test]
+fn a_connect_check_completes_the_handshake_that_half_open_does_not() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let check = CheckPlan {
+        kind: CheckKind::Connect,
+        interval: Duration::from_millis(100),
+        fast_interval: Duration::from_millis(20),
+        jitter: 0.0,
+        ..CheckPlan::default()
+    };
+    let daemon = start(plan(vec![target("connect", addr, check)]));
+    wait_health(&daemon, "connect", Health::Up, Duration::from_secs(3)).expect("up");
+    std::thread::sleep(Duration::from_millis(100));
+    // Each connect check left the listener a (reset) connection to accept.
+    let accepted = std::iter::from_fn(|| listener.accept().ok()).count();
+    assert!(accepted >= 2, "{accepted} connections accepted");
+    daemon.stop();
+}
+
+#[test]
 fn half_open_checks_leave_a_listener_that_never_accepts_with_an_empty_queue() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();

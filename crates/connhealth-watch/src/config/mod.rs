@@ -1,11 +1,93 @@
 //! The config: TOML and file_sd in, a validated [`Plan`] out, every error with its file,
-//! line and column. (Being written: see the issue.)
+//! line and column.
+//!
+//! [`load`] reads a config file; [`parse`] checks a text as if it were that file. Either
+//! returns every problem it finds, in file order (a TOML syntax error stops the parse
+//! where it is), each as `FILE:LINE:COLUMN: message`, the message saying what is wrong and
+//! what to write instead:
+//!
+//! ```text
+//! watch.toml:3:12: "2" is not a duration; write it with a unit, e.g. "2s" or "500ms"
+//! ```
+//!
+//! # The format
+//!
+//! ```toml
+//! [defaults]                 # every key of [defaults] may be set per target, per module
+//! check = "half-open"        # and per [[file_sd]]: half-open | connect | hold | tls | send-expect
+//! interval = "2s"            # between checks while up
+//! fast_interval = "500ms"    # while unknown, or after a result that starts a change
+//! down_interval = "2s"       # while down; defaults to the effective interval
+//! timeout = "1s"             # for one check, name resolution included
+//! rise = 2                   # consecutive successes to become up (at least 1)
+//! fall = 3                   # consecutive failures to become down (at least 1)
+//! jitter = 0.1               # each wait is drawn from interval x (1 +- jitter), 0 <= jitter < 1
+//!
+//! [[targets]]
+//! name = "cache-a"           # unique; the `target` label; defaults to the address
+//! address = "127.0.0.1:6379" # host:port or [v6]:port
+//! labels = { service = "cache" }   # Prometheus label names; target, address, check,
+//!                                  # result and __* are reserved
+//! check = "send-expect"
+//! send = "PING\r\n"          # send-expect only: sent after connecting
+//! expect = "^\\+PONG"        # send-expect only, and required: the reply must match
+//! quit = "QUIT\r\n"          # send-expect only: sent before the graceful close
+//!
+//! [[targets]]
+//! address = "db.internal:5432"
+//! check = "tls"
+//! server_name = "db.internal" # tls only: SNI and the name verified
+//! ca_file = "ca.pem"          # tls only: PEM CAs, relative to this file's folder
+//! insecure = false            # tls only: verify nothing, still read the chain
+//! cert_min_days = 14          # tls only: fail when a certificate expires sooner
+//!
+//! [modules.redis_ping]       # for /probe?module=redis_ping; not half_open, connect
+//! check = "send-expect"      # or tcp_connect, which are built in
+//! send = "PING\r\n"
+//! expect = "^\\+PONG"
+//!
+//! [[file_sd]]                # Prometheus file_sd, JSON only
+//! files = ["targets/*.json"] # relative to this file's folder
+//! interval = "10s"           # settings for the targets of these files
+//! ```
+//!
+//! A file_sd file is `[{"targets": ["host:port", ..], "labels": {"name": "value"}}, ..]`.
+//! Each address becomes a target named by its address, with the group's labels (those
+//! starting with `__` are dropped, as Prometheus drops them) and the block's settings.
+//!
+//! # The rules
+//!
+//! * Settings are inherited: built-in ([`CheckPlan::default`]) ← `[defaults]` ← the
+//!   target's, module's or `[[file_sd]]` block's own.
+//! * Unknown keys are errors, and so is a kind-specific key (`send`, `expect`, `quit` for
+//!   `send-expect`; `server_name`, `ca_file`, `insecure`, `cert_min_days` for `tls`) in a
+//!   table whose kind does not read it. In `[defaults]` they are allowed: they serve the
+//!   targets of that kind.
+//! * A plan keeps kind-specific settings only when its kind reads them (`send`, `expect`
+//!   and `quit` are `None` and `tls` is the default otherwise), so two plans of one kind
+//!   are equal exactly when their checks behave alike. `ca_file` is stored joined to the
+//!   config's folder, and the file was readable and held PEM certificates at load time.
+//! * Target names are unique across the config and every file_sd file.
+//! * A config with no targets is valid, and so is a glob that matches no file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+mod file_sd;
+mod json;
+mod keys;
+mod labels;
+mod names;
 mod plan;
+mod raw;
+mod settings;
+mod span;
+mod validate;
+mod values;
 
 pub use self::plan::{CheckKind, CheckPlan, FileSdPlan, Plan, TargetPlan, TlsPlan};
+
+use self::names::Names;
+use self::span::{Report, Source};
 
 /// One problem in a config or file_sd file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,31 +149,155 @@ impl ConfigErrors {
 
 /// The files that `globs` (relative ones are relative to the folder of `config`) match
 /// now, sorted, each once.
-pub fn file_sd_paths(config: &Path, globs: &[String]) -> Vec<std::path::PathBuf> {
-    let _ = (config, globs);
-    Vec::new()
+pub fn file_sd_paths(config: &Path, globs: &[String]) -> Vec<PathBuf> {
+    file_sd::paths(config, globs)
 }
 
 /// Reads and validates the config at `path`, and the file_sd files it names.
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_owned(),
-            line: 1,
-            column: 1,
-            message: format!("cannot read the config: {err}"),
-        }])
+    let bytes = std::fs::read(path).map_err(|err| {
+        ConfigErrors::one(
+            path,
+            format!("cannot read the config ({err}); check the path given to --config, and that the file is readable"),
+        )
     })?;
-    parse(path, &text)
+    match String::from_utf8(bytes) {
+        Ok(text) => parse(path, &text),
+        Err(err) => {
+            let valid = err.utf8_error().valid_up_to();
+            let bytes = err.into_bytes();
+            let prefix =
+                String::from_utf8_lossy(bytes.get(..valid).unwrap_or_default()).into_owned();
+            let mut report = Report::default();
+            report.error(
+                &Source {
+                    path,
+                    text: &prefix,
+                    seq: 0,
+                },
+                valid,
+                "the config is not UTF-8 text; TOML files are UTF-8: save it as UTF-8",
+            );
+            Err(ConfigErrors(report.into_sorted()))
+        }
+    }
 }
 
 /// Parses `text` as the contents of `path` (file_sd globs are relative to its folder).
 pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
-    let _ = text;
-    Err(ConfigErrors(vec![ConfigError {
-        file: path.to_owned(),
-        line: 1,
-        column: 1,
-        message: "the config parser is not written yet".into(),
-    }]))
+    let source = Source { path, text, seq: 0 };
+    let mut report = Report::default();
+    let root = match raw::parse(text) {
+        Ok(root) => root,
+        Err(err) => {
+            report.error(&source, err.at, syntax_message(&err.message));
+            return Err(ConfigErrors(report.into_sorted()));
+        }
+    };
+    let base = path.parent().unwrap_or(Path::new(""));
+    let document = validate::document(&root, base, source, &mut report);
+    let defaults = settings::resolve(&[&document.defaults]);
+
+    let mut names = Names::default();
+    let mut targets = Vec::new();
+    for target in document.targets {
+        let fix = if target.named {
+            format!(
+                "give this one another name, e.g. name = \"{}-2\"",
+                target.plan.name
+            )
+        } else {
+            format!(
+                "this one is named by its address: give it a name, e.g. name = \"{}-2\"",
+                target.plan.name
+            )
+        };
+        if names.claim(
+            &target.plan.name,
+            &source,
+            target.name_at,
+            &fix,
+            &mut report,
+        ) {
+            targets.push(target.plan);
+        }
+    }
+
+    let mut file_sd = Vec::new();
+    let mut seq = 0;
+    for block in document.file_sd {
+        let matched = file_sd::paths(path, &block.files);
+        for file in &matched {
+            seq += 1;
+            let sd = file_sd::read(file, seq, &mut report);
+            for target in &sd.targets {
+                let fix = "a file_sd target is named by its address: list each address once, or give the other target another name";
+                if names.claim(&target.address, &sd.source(), target.at, fix, &mut report) {
+                    targets.push(TargetPlan {
+                        name: target.address.clone(),
+                        address: target.address.clone(),
+                        labels: target.labels.clone(),
+                        check: block.check.clone(),
+                    });
+                }
+            }
+        }
+        file_sd.push(FileSdPlan {
+            files: block.files,
+            matched,
+            check: block.check,
+        });
+    }
+
+    if !report.is_empty() {
+        return Err(ConfigErrors(report.into_sorted()));
+    }
+    Ok(Plan {
+        source: path.to_owned(),
+        defaults,
+        targets,
+        modules: document.modules,
+        file_sd,
+    })
+}
+
+/// toml_edit's message, with the fix for the slips it most often reports.
+fn syntax_message(message: &str) -> String {
+    // The first needle found in the message picks the hint.
+    const HINTS: [(&str, &str); 6] = [
+        (
+            "duplicate key",
+            "each key and table is written once: remove one of them",
+        ),
+        (
+            "invalid basic string",
+            "close the string with its quote on the same line (\"\"\" for one over several lines)",
+        ),
+        (
+            "invalid literal string",
+            "close the string with its quote on the same line (\'\'\' for one over several lines)",
+        ),
+        (
+            "invalid inline table",
+            "an inline table is on one line, without a trailing comma, e.g. labels = { service = \"cache\" }",
+        ),
+        ("invalid string", "strings are quoted, e.g. interval = \"2s\""),
+        (
+            "expected newline",
+            "after a value comes the end of the line or a # comment, and a string is quoted, e.g. interval = \"2s\"",
+        ),
+    ];
+    let hint = HINTS
+        .iter()
+        .find(|(needle, _)| message.contains(needle))
+        .map(|(_, hint)| *hint)
+        .or_else(|| {
+            message
+                .contains("invalid table header")
+                .then_some("a table header is [name] or [[name]] on a line of its own")
+        });
+    match hint {
+        Some(hint) => format!("this is not valid TOML: {message}; {hint}"),
+        None => format!("this is not valid TOML: {message}"),
+    }
 }

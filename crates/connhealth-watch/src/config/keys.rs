@@ -1,0 +1,277 @@
+//! The keys each part of the config takes, and the messages for a key that is not one of
+//! them: which keys are allowed there, the closest one when it looks like a typo, and the
+//! right section when it belongs elsewhere.
+
+/// The check settings: the keys of `[defaults]`, and of every target, module and
+/// `[[file_sd]]` block.
+pub(crate) const SETTINGS: [&str; 15] = [
+    "check",
+    "interval",
+    "fast_interval",
+    "down_interval",
+    "timeout",
+    "rise",
+    "fall",
+    "jitter",
+    "send",
+    "expect",
+    "quit",
+    "server_name",
+    "ca_file",
+    "insecure",
+    "cert_min_days",
+];
+
+/// The settings only `check = "send-expect"` reads.
+pub(crate) const SEND_EXPECT_SETTINGS: [&str; 3] = ["send", "expect", "quit"];
+
+/// The settings only `check = "tls"` reads.
+pub(crate) const TLS_SETTINGS: [&str; 4] = ["server_name", "ca_file", "insecure", "cert_min_days"];
+
+/// The keys of a target besides the settings.
+const TARGET_KEYS: [&str; 3] = ["name", "address", "labels"];
+
+/// The keys of a `[[file_sd]]` block besides the settings.
+const FILE_SD_KEYS: [&str; 1] = ["files"];
+
+/// The top-level sections.
+const ROOT_KEYS: [&str; 4] = ["defaults", "targets", "modules", "file_sd"];
+
+/// The keys of one group in a file_sd JSON file.
+const GROUP_KEYS: [&str; 2] = ["targets", "labels"];
+
+/// A place in the config (or in a file_sd file) that has a fixed set of keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Section {
+    /// The top level of the config.
+    Root,
+    /// `[defaults]`.
+    Defaults,
+    /// One `[[targets]]`.
+    Target,
+    /// One `[modules.NAME]`.
+    Module,
+    /// One `[[file_sd]]`.
+    FileSd,
+    /// One `{"targets": [..], "labels": {..}}` of a file_sd JSON file.
+    FileSdGroup,
+}
+
+impl Section {
+    /// The keys allowed here, in the order the docs list them.
+    pub(crate) fn keys(self) -> Vec<&'static str> {
+        let own: &[&str] = match self {
+            Section::Root => &ROOT_KEYS,
+            Section::FileSdGroup => &GROUP_KEYS,
+            Section::Defaults | Section::Module => &[],
+            Section::Target => &TARGET_KEYS,
+            Section::FileSd => &FILE_SD_KEYS,
+        };
+        let settings: &[&str] = match self {
+            Section::Root | Section::FileSdGroup => &[],
+            _ => &SETTINGS,
+        };
+        own.iter().chain(settings).copied().collect()
+    }
+
+    /// How a message says where: "in [defaults]".
+    pub(crate) fn place(self) -> &'static str {
+        match self {
+            Section::Root => "at the top level",
+            Section::Defaults => "in [defaults]",
+            Section::Target => "in [[targets]]",
+            Section::Module => "in a [modules.NAME] table",
+            Section::FileSd => "in [[file_sd]]",
+            Section::FileSdGroup => "in a file_sd group",
+        }
+    }
+
+    /// How a message starts the list of this place's keys.
+    fn keys_are(self) -> &'static str {
+        match self {
+            Section::Root => "The top-level keys are",
+            Section::Defaults => "The keys of [defaults] are",
+            Section::Target => "The keys of a target are",
+            Section::Module => "The keys of a module are",
+            Section::FileSd => "The keys of [[file_sd]] are",
+            Section::FileSdGroup => "The keys of a group are",
+        }
+    }
+
+    /// Whether `key` is one of this place's keys.
+    pub(crate) fn allows(self, key: &str) -> bool {
+        self.keys().contains(&key)
+    }
+}
+
+/// The message for `key`, which `section` does not take.
+pub(crate) fn unknown_key(key: &str, section: Section) -> String {
+    let mut message = format!("unknown key `{key}` {}", section.place());
+    if let Some(home) = belongs_in(key, section) {
+        message.push_str(&format!(": `{key}` belongs {home}."));
+    } else if let Some(near) = closest(key, section.keys()) {
+        message.push_str(&format!("; did you mean `{near}`?"));
+    } else {
+        message.push('.');
+    }
+    message.push_str(&format!(
+        " {}: {}",
+        section.keys_are(),
+        section.keys().join(", ")
+    ));
+    message
+}
+
+/// Where a key that is valid elsewhere in the config goes.
+fn belongs_in(key: &str, section: Section) -> Option<&'static str> {
+    if section == Section::FileSdGroup {
+        return None;
+    }
+    let home = if TARGET_KEYS.contains(&key) {
+        "in a [[targets]] table"
+    } else if FILE_SD_KEYS.contains(&key) {
+        "in a [[file_sd]] table"
+    } else if ROOT_KEYS.contains(&key) {
+        "at the top level, as its own section"
+    } else if SETTINGS.contains(&key) {
+        "in [defaults], or in a [[targets]], [modules.NAME] or [[file_sd]] table"
+    } else {
+        return None;
+    };
+    Some(home)
+}
+
+/// The candidate nearest to `word`, if it is near enough to be a typo of it: one edit
+/// for short words, two for longer ones; `-` and `_` and case are not told apart.
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let normal = |s: &str| s.to_lowercase().replace('-', "_");
+    let word_normal = normal(word);
+    let limit = if word.chars().count() <= 4 { 1 } else { 2 };
+    candidates
+        .into_iter()
+        .map(|candidate| (edit_distance(&word_normal, &normal(candidate)), candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance, counted in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = Vec::with_capacity(b.len() + 1);
+        current.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous
+                .get(j)
+                .copied()
+                .unwrap_or(usize::MAX)
+                .saturating_add(usize::from(ca != *cb));
+            let delete = previous
+                .get(j + 1)
+                .copied()
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            let insert = current
+                .last()
+                .copied()
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            current.push(substitute.min(delete).min(insert));
+        }
+        previous = current;
+    }
+    previous.last().copied().unwrap_or(0)
+}
+
+/// An example of `key` written right, for a message that says what to write.
+pub(crate) fn example(key: &str) -> &'static str {
+    match key {
+        "check" => "check = \"half-open\"",
+        "interval" => "interval = \"2s\"",
+        "fast_interval" => "fast_interval = \"500ms\"",
+        "down_interval" => "down_interval = \"2s\"",
+        "timeout" => "timeout = \"1s\"",
+        "rise" => "rise = 2",
+        "fall" => "fall = 3",
+        "jitter" => "jitter = 0.1",
+        "send" => "send = \"PING\\r\\n\"",
+        "expect" => "expect = \"^\\\\+PONG\"",
+        "quit" => "quit = \"QUIT\\r\\n\"",
+        "server_name" => "server_name = \"example.com\"",
+        "ca_file" => "ca_file = \"/etc/ssl/certs/ca.pem\"",
+        "insecure" => "insecure = true",
+        "cert_min_days" => "cert_min_days = 14",
+        "name" => "name = \"cache-a\"",
+        "address" => "address = \"127.0.0.1:6379\"",
+        "labels" => "labels = { service = \"cache\" }",
+        "files" => "files = [\"targets/*.json\"]",
+        "defaults" => "[defaults] with interval = \"2s\" below it",
+        "targets" => "[[targets]] (two brackets) before each target's keys",
+        "modules" => "[modules.NAME] before each module's keys",
+        "file_sd" => "[[file_sd]] (two brackets) with files = [\"targets/*.json\"] below it",
+        _ => "",
+    }
+}
+
+/// The message for `key` holding a value of the wrong type.
+pub(crate) fn wrong_type(key: &str, expected: &str, found: &str) -> String {
+    let example = example(key);
+    if example.is_empty() {
+        format!("`{key}` must be {expected}, not {found}")
+    } else {
+        format!("`{key}` must be {expected}, not {found}; write e.g. {example}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("interval", "interval"), 0);
+        assert_eq!(edit_distance("intervall", "interval"), 1);
+        assert_eq!(edit_distance("timeot", "timeout"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("ü", "u"), 1);
+    }
+
+    #[test]
+    fn typos_find_their_key() {
+        let settings = SETTINGS.iter().copied();
+        assert_eq!(closest("intervall", settings.clone()), Some("interval"));
+        assert_eq!(
+            closest("fast-interval", settings.clone()),
+            Some("fast_interval")
+        );
+        assert_eq!(closest("Timeout", settings.clone()), Some("timeout"));
+        assert_eq!(closest("servername", settings.clone()), Some("server_name"));
+        assert_eq!(closest("colour", settings), None);
+    }
+
+    #[test]
+    fn a_key_from_elsewhere_says_where_it_goes() {
+        let message = unknown_key("labels", Section::Defaults);
+        assert!(message.contains("in a [[targets]] table"), "{message}");
+        let message = unknown_key("intervl", Section::Target);
+        assert!(message.contains("did you mean `interval`?"), "{message}");
+        assert!(
+            message.contains("name, address, labels, check"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn every_key_has_an_example() {
+        for section in [Section::Root, Section::Target, Section::FileSd] {
+            for key in section.keys() {
+                assert!(!example(key).is_empty(), "{key}");
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Target names are unique in a plan: the first target to take a name keeps it, and every
+//! later one is an error that points at itself and says where the first one is.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use super::span::{line_column, Report, Source};
+
+/// The names taken so far, each with where it was taken.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    taken: HashMap<String, Place>,
+}
+
+#[derive(Debug)]
+struct Place {
+    file: PathBuf,
+    seq: usize,
+    line: usize,
+}
+
+impl Names {
+    /// Takes `name` for the target written at `at` in `source`. If another target has
+    /// it, reports an error there (`fix` says what to do) and returns false.
+    pub(crate) fn claim(
+        &mut self,
+        name: &str,
+        source: &Source<'_>,
+        at: usize,
+        fix: &str,
+        report: &mut Report,
+    ) -> bool {
+        if let Some(first) = self.taken.get(name) {
+            let place = if first.seq == source.seq {
+                format!("line {}", first.line)
+            } else {
+                format!("{}:{}", first.file.display(), first.line)
+            };
+            report.error(
+                source,
+                at,
+                format!("target name {name:?} is already taken by the target at {place}; {fix}"),
+            );
+            return false;
+        }
+        self.taken.insert(
+            name.to_owned(),
+            Place {
+                file: source.path.to_owned(),
+                seq: source.seq,
+                line: line_column(source.text, at).line,
+            },
+        );
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_second_taker_is_told_where_the_first_is() {
+        let config = Source {
+            path: Path::new("c.toml"),
+            text: "a\nb\nc\n",
+            seq: 0,
+        };
+        let json = Source {
+            path: Path::new("t.json"),
+            text: "[]",
+            seq: 1,
+        };
+        let mut names = Names::default();
+        let mut report = Report::default();
+        assert!(names.claim("x", &config, 2, "rename it", &mut report));
+        assert!(!names.claim("x", &config, 4, "rename it", &mut report));
+        assert!(!names.claim("x", &json, 0, "list it once", &mut report));
+        assert!(names.claim("y", &json, 1, "", &mut report));
+        let errors = report.into_sorted();
+        assert_eq!(errors[0].line, 3);
+        assert_eq!(
+            errors[0].message,
+            "target name \"x\" is already taken by the target at line 2; rename it"
+        );
+        assert!(
+            errors[1].message.contains("at c.toml:2; list it once"),
+            "{}",
+            errors[1].message
+        );
+    }
+}

@@ -1,0 +1,401 @@
+//! The walk over the TOML tree: each section's keys and types checked, each problem
+//! reported where it is written, and what is valid turned into plans. file_sd files and
+//! name uniqueness are the caller's (they span several files).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::file_sd::{address_problem, glob_problem};
+use super::keys::{self, Section};
+use super::labels;
+use super::plan::{CheckPlan, TargetPlan};
+use super::raw::{Entry, Node, Value};
+use super::settings::{self, Owner, Settings};
+use super::span::{Report, Source};
+
+/// The `/probe` modules built in: a `[modules.NAME]` cannot take their names.
+pub(crate) const BUILT_IN_MODULES: [&str; 3] = ["half_open", "connect", "tcp_connect"];
+
+/// What the TOML says, checked: everything but file_sd's files and name uniqueness.
+#[derive(Debug, Default)]
+pub(crate) struct Document {
+    /// `[defaults]` as written.
+    pub(crate) defaults: Settings,
+    /// The `[[targets]]` that are valid, in file order.
+    pub(crate) targets: Vec<TomlTarget>,
+    /// `[modules.NAME]`.
+    pub(crate) modules: BTreeMap<String, CheckPlan>,
+    /// The `[[file_sd]]` blocks.
+    pub(crate) file_sd: Vec<FileSdBlock>,
+}
+
+/// A valid `[[targets]]` table.
+#[derive(Debug)]
+pub(crate) struct TomlTarget {
+    /// The plan.
+    pub(crate) plan: TargetPlan,
+    /// Where the name is: its `name` value, or its `address` when it has no name.
+    pub(crate) name_at: usize,
+    /// Whether `name` is written (or the name is the address).
+    pub(crate) named: bool,
+}
+
+/// A `[[file_sd]]` block.
+#[derive(Debug)]
+pub(crate) struct FileSdBlock {
+    /// The globs as written (the valid ones).
+    pub(crate) files: Vec<String>,
+    /// The check of its targets.
+    pub(crate) check: CheckPlan,
+}
+
+/// What the walk needs at every step: where relative paths start, and where errors go.
+struct Walk<'a, 'r> {
+    base: &'a Path,
+    source: Source<'a>,
+    report: &'r mut Report,
+}
+
+impl Walk<'_, '_> {
+    fn error(&mut self, at: usize, message: impl Into<String>) {
+        self.report.error(&self.source, at, message);
+    }
+
+    fn wrong_type(&mut self, key: &str, expected: &str, node: &Node) {
+        let message = keys::wrong_type(key, expected, node.value.type_name());
+        self.error(node.at, message);
+    }
+
+    fn unknown(&mut self, entry: &Entry, section: Section) {
+        self.error(entry.key_at, keys::unknown_key(&entry.key, section));
+    }
+
+    /// Reads a check setting; reports `entry` as unknown in `section` if it is not one.
+    fn setting(&mut self, settings: &mut Settings, entry: &Entry, section: Section) {
+        if !settings.read(entry, self.base, &self.source, self.report) {
+            self.unknown(entry, section);
+        }
+    }
+}
+
+/// Checks the config `root` (relative paths are relative to `base`), reporting every
+/// problem in `source`.
+pub(crate) fn document(
+    root: &Node,
+    base: &Path,
+    source: Source<'_>,
+    report: &mut Report,
+) -> Document {
+    let mut walk = Walk {
+        base,
+        source,
+        report,
+    };
+    let mut document = Document::default();
+    let Value::Table(sections) = &root.value else {
+        return document;
+    };
+    // [defaults] first: every other table is layered on it, wherever it is written.
+    for entry in sections.iter().filter(|e| e.key == "defaults") {
+        document.defaults = defaults(&mut walk, &entry.value);
+    }
+    let defaults_plan = &document.defaults;
+    for entry in sections {
+        match entry.key.as_str() {
+            "defaults" => {}
+            "targets" => {
+                for table in tables(&mut walk, "targets", &entry.value) {
+                    if let Some(target) = target(&mut walk, table, defaults_plan) {
+                        document.targets.push(target);
+                    }
+                }
+            }
+            "modules" => document.modules = modules(&mut walk, &entry.value, defaults_plan),
+            "file_sd" => {
+                for table in tables(&mut walk, "file_sd", &entry.value) {
+                    document
+                        .file_sd
+                        .push(file_sd(&mut walk, table, defaults_plan));
+                }
+            }
+            _ => walk.unknown(entry, Section::Root),
+        }
+    }
+    document
+}
+
+/// The tables of an array of tables (`[[key]]`), reporting anything else.
+fn tables<'n>(walk: &mut Walk<'_, '_>, key: &str, node: &'n Node) -> Vec<(&'n Node, &'n [Entry])> {
+    let Value::Array(items) = &node.value else {
+        walk.wrong_type(key, "an array of tables", node);
+        return Vec::new();
+    };
+    let mut tables = Vec::new();
+    for item in items {
+        match &item.value {
+            Value::Table(entries) => tables.push((item, entries.as_slice())),
+            other => walk.error(
+                item.at,
+                format!(
+                    "each entry of `{key}` must be a table, not {}; write e.g. {}",
+                    other.type_name(),
+                    keys::example(key)
+                ),
+            ),
+        }
+    }
+    tables
+}
+
+fn defaults(walk: &mut Walk<'_, '_>, node: &Node) -> Settings {
+    let mut settings = Settings::default();
+    let Value::Table(entries) = &node.value else {
+        walk.wrong_type("defaults", "a table", node);
+        return settings;
+    };
+    for entry in entries {
+        walk.setting(&mut settings, entry, Section::Defaults);
+    }
+    settings::check_kind(
+        Owner::Defaults,
+        &settings,
+        &Settings::default(),
+        &walk.source,
+        walk.report,
+    );
+    settings
+}
+
+fn target(
+    walk: &mut Walk<'_, '_>,
+    (node, entries): (&Node, &[Entry]),
+    defaults: &Settings,
+) -> Option<TomlTarget> {
+    let mut settings = Settings::default();
+    let mut name: Option<(String, usize)> = None;
+    let mut address: Option<(String, usize)> = None;
+    let mut labels = BTreeMap::new();
+    // A bad name or address is reported; the target is then left out of the plan (and
+    // of the duplicate check), and a missing address is not reported on top.
+    let mut broken = false;
+    for entry in entries {
+        let value = &entry.value;
+        match entry.key.as_str() {
+            "name" => match &value.value {
+                Value::String(s) if s.is_empty() => {
+                    broken = true;
+                    walk.error(
+                        value.at,
+                        format!(
+                            "`name` is empty; write a name, e.g. {}, or remove it to name the target by its address",
+                            keys::example("name")
+                        ),
+                    );
+                }
+                Value::String(s) => name = Some((s.clone(), value.at)),
+                _ => {
+                    broken = true;
+                    walk.wrong_type("name", "a string", value);
+                }
+            },
+            "address" => match &value.value {
+                Value::String(s) => match address_problem(s) {
+                    Some(problem) => {
+                        broken = true;
+                        walk.error(value.at, problem);
+                    }
+                    None => address = Some((s.clone(), value.at)),
+                },
+                _ => {
+                    broken = true;
+                    walk.wrong_type("address", "a \"host:port\" string", value);
+                }
+            },
+            "labels" => labels = target_labels(walk, value),
+            _ => walk.setting(&mut settings, entry, Section::Target),
+        }
+    }
+    settings::check_kind(
+        Owner::Target,
+        &settings,
+        defaults,
+        &walk.source,
+        walk.report,
+    );
+    if broken {
+        return None;
+    }
+    let Some((address, address_at)) = address else {
+        walk.error(
+            node.at,
+            format!(
+                "this target has no `address`; add one, e.g. {}",
+                keys::example("address")
+            ),
+        );
+        return None;
+    };
+    let named = name.is_some();
+    let (name, name_at) = name.unwrap_or_else(|| (address.clone(), address_at));
+    Some(TomlTarget {
+        plan: TargetPlan {
+            name,
+            address,
+            labels,
+            check: settings::resolve(&[defaults, &settings]),
+        },
+        name_at,
+        named,
+    })
+}
+
+fn target_labels(walk: &mut Walk<'_, '_>, node: &Node) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let Value::Table(entries) = &node.value else {
+        walk.wrong_type("labels", "a table of strings", node);
+        return labels;
+    };
+    for entry in entries {
+        if let Some(problem) = labels::problem(&entry.key) {
+            walk.error(entry.key_at, problem);
+            continue;
+        }
+        let quoted = match &entry.value.value {
+            Value::String(value) => {
+                labels.insert(entry.key.clone(), value.clone());
+                continue;
+            }
+            Value::Integer(i) => format!("\"{i}\""),
+            Value::Float(f) => format!("\"{f}\""),
+            Value::Boolean(b) => format!("\"{b}\""),
+            _ => "\"cache\"".to_owned(),
+        };
+        walk.error(
+            entry.value.at,
+            format!(
+                "label `{key}` must have a string value, not {}; quote it, e.g. {key} = {quoted}",
+                entry.value.value.type_name(),
+                key = entry.key,
+            ),
+        );
+    }
+    labels
+}
+
+fn modules(
+    walk: &mut Walk<'_, '_>,
+    node: &Node,
+    defaults: &Settings,
+) -> BTreeMap<String, CheckPlan> {
+    let mut modules = BTreeMap::new();
+    let Value::Table(entries) = &node.value else {
+        walk.wrong_type("modules", "a table of modules", node);
+        return modules;
+    };
+    for entry in entries {
+        let name = entry.key.as_str();
+        let Value::Table(keys) = &entry.value.value else {
+            walk.error(
+                entry.value.at,
+                format!(
+                    "module `{name}` must be a table, not {}; write [modules.{name}] and its settings below it, e.g. check = \"connect\"",
+                    entry.value.value.type_name()
+                ),
+            );
+            continue;
+        };
+        let mut name_ok = true;
+        if BUILT_IN_MODULES.contains(&name) {
+            name_ok = false;
+            walk.error(
+                entry.key_at,
+                format!(
+                    "`{name}` is a built-in /probe module ({} are built in); name this one differently, e.g. [modules.my_{name}]",
+                    BUILT_IN_MODULES.join(", ")
+                ),
+            );
+        } else if name.is_empty() {
+            name_ok = false;
+            walk.error(
+                entry.key_at,
+                "a module name cannot be empty (it is /probe's module=NAME); write e.g. [modules.redis_ping]",
+            );
+        }
+        let mut settings = Settings::default();
+        for entry in keys {
+            walk.setting(&mut settings, entry, Section::Module);
+        }
+        settings::check_kind(
+            Owner::Module,
+            &settings,
+            defaults,
+            &walk.source,
+            walk.report,
+        );
+        if name_ok {
+            modules.insert(name.to_owned(), settings::resolve(&[defaults, &settings]));
+        }
+    }
+    modules
+}
+
+fn file_sd(
+    walk: &mut Walk<'_, '_>,
+    (node, entries): (&Node, &[Entry]),
+    defaults: &Settings,
+) -> FileSdBlock {
+    let mut settings = Settings::default();
+    let mut files = None;
+    for entry in entries {
+        if entry.key == "files" {
+            files = Some(globs(walk, &entry.value));
+        } else {
+            walk.setting(&mut settings, entry, Section::FileSd);
+        }
+    }
+    settings::check_kind(
+        Owner::FileSd,
+        &settings,
+        defaults,
+        &walk.source,
+        walk.report,
+    );
+    if files.is_none() {
+        walk.error(
+            node.at,
+            format!(
+                "this [[file_sd]] block has no `files`; add the globs of its JSON files, e.g. {}",
+                keys::example("files")
+            ),
+        );
+    }
+    FileSdBlock {
+        files: files.unwrap_or_default(),
+        check: settings::resolve(&[defaults, &settings]),
+    }
+}
+
+fn globs(walk: &mut Walk<'_, '_>, node: &Node) -> Vec<String> {
+    let Value::Array(items) = &node.value else {
+        walk.wrong_type("files", "an array of glob strings", node);
+        return Vec::new();
+    };
+    let mut globs = Vec::new();
+    for item in items {
+        match &item.value {
+            Value::String(glob) => match glob_problem(glob) {
+                Some(problem) => walk.error(item.at, problem),
+                None => globs.push(glob.clone()),
+            },
+            other => walk.error(
+                item.at,
+                format!(
+                    "each entry of `files` must be a glob string, not {}; write e.g. {}",
+                    other.type_name(),
+                    keys::example("files")
+                ),
+            ),
+        }
+    }
+    globs
+}

@@ -1,0 +1,217 @@
+//! The HTTP server, on `--listen`. It only reads the state, except `POST /-/reload`.
+//!
+//! | path | answer |
+//! |---|---|
+//! | `GET /metrics` | the fleet's and the daemon's series ([`crate::metrics`]) |
+//! | `GET /probe?target=HOST:PORT&module=NAME` | one check now, in blackbox_exporter's format ([`probe`]) |
+//! | `GET /status[?target=NAME]` | JSON: every target's state, last check and transitions ([`crate::status`]) |
+//! | `POST /-/reload` | re-reads the config: 200, or 500 and every error as `FILE:LINE:COLUMN: message` |
+//! | `GET /-/healthy` | 200 while the process serves HTTP |
+//! | `GET /-/ready` | 200 once a config is loaded, 503 before |
+//!
+//! Anything else is a 404 that lists these paths; a wrong method is a 405 that names the
+//! right one; a bad query string is a 400 that says what to write.
+//!
+//! The server runs on the daemon's HTTP runtime, apart from the checks' ([`crate::daemon`]).
+//! Large answers (`/metrics`, `/status`) are rendered on a blocking thread and streamed,
+//! so a scrape of 100k targets neither stalls other requests nor holds its whole answer
+//! in memory. Each connection has bounds on what a slow or hostile client can hold:
+//! a header read timeout of 10 s (idle keep-alive too), a write stall timeout of 30 s,
+//! and at most 1024 connections at once.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+
+use crate::daemon::Shared;
+
+mod body;
+mod conn;
+pub mod probe;
+
+/// Serves every path on `listener` until `shutdown` completes; then lets the responses
+/// under way finish for a moment and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    conn::serve(listener, router(shared), shutdown).await
+}
+
+/// The paths, for the 404 answer.
+const PATHS: &str = "\
+GET  /metrics
+GET  /probe?target=HOST:PORT&module=NAME
+GET  /status
+GET  /status?target=NAME
+POST /-/reload
+GET  /-/healthy
+GET  /-/ready
+";
+
+/// Every path the daemon serves, as an axum router.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let read = |path: &'static str, handler: MethodRouter<Arc<Shared>>| {
+        handler.fallback(move |method: Method| async move { wrong_method(&method, "GET", path) })
+    };
+    Router::new()
+        .route("/metrics", read("/metrics", get(metrics)))
+        .route("/probe", read("/probe", get(probe::handle)))
+        .route("/status", read("/status", get(status)))
+        .route(
+            "/-/reload",
+            post(reload).fallback(|method: Method| async move {
+                wrong_method(&method, "POST", "/-/reload")
+            }),
+        )
+        .route("/-/healthy", read("/-/healthy", get(healthy)))
+        .route("/-/ready", read("/-/ready", get(ready)))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let fleet = shared.fleet();
+    let daemon = crate::metrics::DaemonCounters::of(&shared);
+    body::streamed(crate::metrics::CONTENT_TYPE, move |out| {
+        crate::metrics::render(&fleet, &daemon, out)?;
+        crate::metrics::render_process(out)
+    })
+}
+
+async fn status(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let params = match Params::parse("/status", query, &["target"]) {
+        Ok(params) => params,
+        Err(why) => return bad_request(why),
+    };
+    let fleet = shared.fleet();
+    let only = params.get("target").map(str::to_owned);
+    if let Some(name) = &only {
+        if !fleet.targets.iter().any(|t| t.plan.name == *name) {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("no target named {name:?}; GET /status lists every target\n"),
+            );
+        }
+    }
+    body::streamed(crate::status::CONTENT_TYPE, move |out| {
+        crate::status::render(&fleet, only.as_deref(), out)
+    })
+}
+
+async fn reload(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.reload("POST /-/reload").await {
+        Ok(targets) => text(
+            StatusCode::OK,
+            format!("config reloaded: {targets} target(s)\n"),
+        ),
+        Err(errors) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{errors}\n")),
+    }
+}
+
+async fn healthy() -> Response {
+    text(StatusCode::OK, "OK")
+}
+
+async fn ready(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.is_ready() {
+        text(StatusCode::OK, "OK")
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the config is not loaded yet\n",
+        )
+    }
+}
+
+async fn not_found(uri: Uri) -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such path: {}\nconnhealth watch serves:\n{PATHS}",
+            uri.path()
+        ),
+    )
+}
+
+fn wrong_method(method: &Method, allowed: &'static str, path: &str) -> Response {
+    let mut response = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed here: use {allowed} {path}\n"),
+    );
+    let allow = if allowed == "GET" {
+        "GET, HEAD"
+    } else {
+        allowed
+    };
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// A plain-text answer.
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// A 400 with `why`.
+fn bad_request(why: impl std::fmt::Display) -> Response {
+    text(StatusCode::BAD_REQUEST, format!("{why}\n"))
+}
+
+/// A query string's parameters, each given at most once and each one the path takes.
+#[derive(Debug)]
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Checks the parameters of `path` against `known`; for a bad query, the 400's
+    /// reason.
+    fn parse(
+        path: &str,
+        query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+        known: &[&str],
+    ) -> Result<Params, String> {
+        let Query(pairs) = query.map_err(|err| {
+            format!(
+                "cannot read the query string of {path}: {}",
+                err.body_text()
+            )
+        })?;
+        for (i, (name, _)) in pairs.iter().enumerate() {
+            if !known.contains(&name.as_str()) {
+                return Err(format!(
+                    "unknown parameter {name:?}; {path} takes {}",
+                    known.join(", ")
+                ));
+            }
+            if pairs[..i].iter().any(|(earlier, _)| earlier == name) {
+                return Err(format!("{name} is given twice; give it once"));
+            }
+        }
+        Ok(Params(pairs))
+    }
+
+    /// The value of `name`, when given and not empty.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(given, value)| given == name && !value.is_empty())
+            .map(|(_, value)| value.as_str())
+    }
+}

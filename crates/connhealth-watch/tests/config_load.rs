@@ -1,0 +1,373 @@
+//! Valid configs load with the right values: DESIGN.md's example, inheritance
+//! (built-in ← [defaults] ← the table), down_interval's default, labels, modules and
+//! file_sd targets.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use connhealth_watch::config::{file_sd_paths, load, CheckKind, CheckPlan, Plan, TargetPlan};
+
+/// A fresh folder, removed at the end.
+struct Fixture {
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn new(test: &str) -> Fixture {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "connhealth-config-load-{test}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Fixture { dir }
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn load(&self, config: &str) -> Plan {
+        let path = self.write("watch.toml", config);
+        load(&path).unwrap_or_else(|errors| panic!("did not load:\n{errors}"))
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn target<'a>(plan: &'a Plan, name: &str) -> &'a TargetPlan {
+    plan.targets
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no target {name}: {:?}", plan.targets))
+}
+
+/// DESIGN.md's example, word for word.
+const DESIGN_EXAMPLE: &str = r#"
+[defaults]
+check = "half-open"        # half-open | connect | hold | tls | send-expect
+interval = "2s"            # between checks while up (HAProxy's inter)
+fast_interval = "500ms"    # while unknown, or after a result that starts a change (fastinter)
+down_interval = "2s"       # while down (downinter); defaults to interval
+timeout = "1s"             # for one check, name resolution included
+rise = 2                   # consecutive successes to become up
+fall = 3                   # consecutive failures to become down
+jitter = 0.1               # each wait is drawn from interval x (1 +- jitter)
+
+[[targets]]
+name = "cache-a"           # unique; the `target` label; defaults to the address
+address = "127.0.0.1:6379" # host:port, [v6]:port; a name is resolved at every check
+labels = { service = "cache" }   # added to every series of this target
+check = "send-expect"
+send = "PING\r\n"          # send-expect: bytes sent after connecting (optional)
+expect = "^\\+PONG"        # send-expect: a regex the reply must match
+quit = "QUIT\r\n"          # send-expect: sent before a graceful close (optional)
+# tls: server_name, ca_file, insecure (verify nothing, still read the chain), cert_min_days
+
+[modules.redis_ping]       # for /probe?module=redis_ping; same keys as [defaults]
+check = "send-expect"
+send = "PING\r\n"
+expect = "^\\+PONG"
+
+[[file_sd]]                # Prometheus file_sd: [{"targets": ["host:port"], "labels": {...}}]
+files = ["targets/*.json"] # re-read within 5 s of a change, and on every reload
+"#;
+
+/// Named `config` so that `cargo test -p connhealth-watch --test 'config_*' --lib config`
+/// runs them: its filter matches test paths.
+mod config {
+    use super::*;
+
+    #[test]
+    fn the_design_example_loads_with_its_values() {
+        let fixture = Fixture::new("design");
+        fixture.write(
+            "targets/b.json",
+            r#"[{"targets": ["10.0.0.3:9100"], "labels": {}}]"#,
+        );
+        fixture.write(
+            "targets/a.json",
+            r#"[
+            {"targets": ["10.0.0.1:9100", "[::1]:9100"],
+             "labels": {"env": "prod", "__meta_source": "dropped"}},
+            {"targets": ["web.internal:80"]}
+        ]"#,
+        );
+        fixture.write("targets/notes.txt", "not matched");
+        let plan = fixture.load(DESIGN_EXAMPLE);
+
+        assert_eq!(plan.source, fixture.dir.join("watch.toml"));
+        let defaults = &plan.defaults;
+        assert_eq!(defaults, &CheckPlan::default());
+        assert_eq!(defaults.kind, CheckKind::HalfOpen);
+        assert_eq!(defaults.interval, Duration::from_secs(2));
+        assert_eq!(defaults.fast_interval, Duration::from_millis(500));
+        assert_eq!(defaults.down_interval, Duration::from_secs(2));
+        assert_eq!(defaults.timeout, Duration::from_secs(1));
+        assert_eq!((defaults.rise, defaults.fall), (2, 3));
+        assert_eq!(defaults.jitter, 0.1);
+
+        let names: Vec<&str> = plan.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "cache-a",
+                "10.0.0.1:9100",
+                "[::1]:9100",
+                "web.internal:80",
+                "10.0.0.3:9100"
+            ]
+        );
+
+        let cache = target(&plan, "cache-a");
+        assert_eq!(cache.address, "127.0.0.1:6379");
+        assert_eq!(cache.labels, labels(&[("service", "cache")]));
+        assert_eq!(cache.check.kind, CheckKind::SendExpect);
+        assert_eq!(cache.check.send.as_deref(), Some(&b"PING\r\n"[..]));
+        assert_eq!(cache.check.quit.as_deref(), Some(&b"QUIT\r\n"[..]));
+        let expect = cache.check.expect.as_ref().unwrap();
+        assert_eq!(expect.as_str(), "^\\+PONG");
+        assert!(expect.is_match(b"+PONG\r\n"));
+        assert_eq!(cache.check.interval, Duration::from_secs(2));
+        assert_eq!(cache.check.rise, 2);
+
+        let module = &plan.modules["redis_ping"];
+        assert_eq!(plan.modules.len(), 1);
+        assert_eq!(module.kind, CheckKind::SendExpect);
+        assert_eq!(module.send.as_deref(), Some(&b"PING\r\n"[..]));
+        assert_eq!(module.quit, None);
+        assert_eq!(module.expect.as_ref().map(|r| r.as_str()), Some("^\\+PONG"));
+
+        assert_eq!(plan.file_sd.len(), 1);
+        let sd = &plan.file_sd[0];
+        assert_eq!(sd.files, ["targets/*.json"]);
+        assert_eq!(
+            sd.matched,
+            [
+                fixture.dir.join("targets/a.json"),
+                fixture.dir.join("targets/b.json")
+            ]
+        );
+        assert_eq!(sd.check, plan.defaults);
+        let from_file = target(&plan, "10.0.0.1:9100");
+        assert_eq!(from_file.address, "10.0.0.1:9100");
+        assert_eq!(from_file.labels, labels(&[("env", "prod")]));
+        assert_eq!(from_file.check, plan.defaults);
+        assert_eq!(
+            target(&plan, "[::1]:9100").labels,
+            labels(&[("env", "prod")])
+        );
+        assert!(target(&plan, "web.internal:80").labels.is_empty());
+    }
+
+    #[test]
+    fn settings_inherit_and_down_interval_follows_interval() {
+        let fixture = Fixture::new("inherit");
+        fixture.write(
+            "sd/a.json",
+            r#"[{"targets": ["10.0.0.9:22"], "labels": {"zone": "b"}}]"#,
+        );
+        let plan = fixture.load(
+            r#"
+[defaults]
+interval = "5s"
+rise = 4
+
+[[targets]]
+address = "127.0.0.1:1"
+
+[[targets]]
+address = "127.0.0.1:2"
+interval = "10s"
+check = "connect"
+
+[[targets]]
+address = "127.0.0.1:3"
+down_interval = "1m30s"
+jitter = 0
+
+[modules.slow]
+timeout = "3s"
+
+[[file_sd]]
+files = ["sd/*.json", "sd/a.json", "missing/*.json"]
+check = "hold"
+fall = 1
+"#,
+        );
+        assert_eq!(plan.defaults.interval, Duration::from_secs(5));
+        assert_eq!(plan.defaults.down_interval, Duration::from_secs(5));
+        assert_eq!(plan.defaults.rise, 4);
+
+        let first = &target(&plan, "127.0.0.1:1").check;
+        assert_eq!(first.interval, Duration::from_secs(5));
+        assert_eq!(first.down_interval, Duration::from_secs(5));
+        assert_eq!(first.rise, 4);
+        assert_eq!(first.fall, 3);
+        assert_eq!(first.kind, CheckKind::HalfOpen);
+
+        let second = &target(&plan, "127.0.0.1:2").check;
+        assert_eq!(second.kind, CheckKind::Connect);
+        assert_eq!(second.interval, Duration::from_secs(10));
+        assert_eq!(second.down_interval, Duration::from_secs(10));
+        assert_eq!(second.rise, 4);
+
+        let third = &target(&plan, "127.0.0.1:3").check;
+        assert_eq!(third.down_interval, Duration::from_secs(90));
+        assert_eq!(third.interval, Duration::from_secs(5));
+        assert_eq!(third.jitter, 0.0);
+
+        let slow = &plan.modules["slow"];
+        assert_eq!(slow.timeout, Duration::from_secs(3));
+        assert_eq!(slow.rise, 4);
+
+        let sd = &plan.file_sd[0];
+        assert_eq!(
+            sd.matched,
+            [fixture.dir.join("sd/a.json")],
+            "each file once"
+        );
+        assert_eq!(sd.check.kind, CheckKind::Hold);
+        assert_eq!(sd.check.fall, 1);
+        assert_eq!(sd.check.rise, 4);
+        let from_file = target(&plan, "10.0.0.9:22");
+        assert_eq!(from_file.check, sd.check);
+        assert_eq!(from_file.labels, labels(&[("zone", "b")]));
+    }
+
+    #[test]
+    fn kind_specific_settings_of_defaults_serve_only_their_kind() {
+        let fixture = Fixture::new("kinds");
+        let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        fixture.write("ca/root.pem", &ca.cert.pem());
+        let plan = fixture.load(
+            r#"
+[defaults]
+send = "PING\r\n"
+expect = "^\\+PONG"
+ca_file = "ca/root.pem"
+cert_min_days = 14
+
+[[targets]]
+address = "127.0.0.1:6379"
+check = "send-expect"
+
+[[targets]]
+address = "127.0.0.1:443"
+check = "tls"
+server_name = "localhost"
+insecure = true
+
+[[targets]]
+address = "127.0.0.1:80"
+"#,
+        );
+        let redis = &target(&plan, "127.0.0.1:6379").check;
+        assert_eq!(redis.send.as_deref(), Some(&b"PING\r\n"[..]));
+        assert!(redis.expect.is_some());
+        assert_eq!(redis.tls, Default::default());
+
+        let tls = &target(&plan, "127.0.0.1:443").check;
+        assert_eq!(tls.kind, CheckKind::Tls);
+        assert_eq!(tls.tls.server_name.as_deref(), Some("localhost"));
+        assert_eq!(
+            tls.tls.ca_file.as_deref(),
+            Some(fixture.dir.join("ca/root.pem").as_path())
+        );
+        assert!(tls.tls.insecure);
+        assert_eq!(tls.tls.cert_min_days, Some(14));
+        assert_eq!(tls.send, None);
+
+        // A half-open target carries neither: it compares equal to the built-in plan.
+        assert_eq!(target(&plan, "127.0.0.1:80").check, CheckPlan::default());
+        assert_eq!(plan.defaults, CheckPlan::default());
+    }
+
+    #[test]
+    fn a_config_with_no_targets_is_valid() {
+        let fixture = Fixture::new("empty");
+        for text in [
+            "",
+            "# nothing\n",
+            "[defaults]\n",
+            "[modules.m]\ncheck = \"connect\"\n",
+        ] {
+            let plan = fixture.load(text);
+            assert!(plan.targets.is_empty(), "{text:?}");
+            assert!(plan.file_sd.is_empty(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn inline_tables_and_dotted_keys_read_as_their_long_forms() {
+        let fixture = Fixture::new("spellings");
+        let plan = fixture.load(
+            r#"
+targets = [
+  { address = "127.0.0.1:1", labels.service = "a" },
+  { address = "127.0.0.1:2", name = "two" },
+]
+modules.quick = { timeout = "100ms" }
+file_sd = [{ files = [] }]
+"#,
+        );
+        assert_eq!(
+            target(&plan, "127.0.0.1:1").labels,
+            labels(&[("service", "a")])
+        );
+        assert_eq!(target(&plan, "two").address, "127.0.0.1:2");
+        assert_eq!(plan.modules["quick"].timeout, Duration::from_millis(100));
+        assert!(plan.file_sd[0].matched.is_empty());
+    }
+
+    #[test]
+    fn file_sd_paths_are_sorted_deduplicated_and_relative_to_the_config() {
+        let fixture = Fixture::new("paths");
+        let config = fixture.write("watch.toml", "");
+        fixture.write("sd/b.json", "[]");
+        fixture.write("sd/a.json", "[]");
+        std::fs::create_dir_all(fixture.dir.join("sd/folder.json")).unwrap();
+        let absolute = fixture.dir.join("sd/a.json").display().to_string();
+        let globs = [
+            "sd/*.json".to_owned(),
+            absolute,
+            "none/*.json".to_owned(),
+            "[".to_owned(),
+        ];
+        assert_eq!(
+            file_sd_paths(&config, &globs),
+            [fixture.dir.join("sd/a.json"), fixture.dir.join("sd/b.json")]
+        );
+        assert!(file_sd_paths(&config, &[]).is_empty());
+        assert!(file_sd_paths(Path::new("/nonexistent/watch.toml"), &globs[..1]).is_empty());
+    }
+
+    #[test]
+    fn parse_reads_file_sd_relative_to_the_path_it_is_given() {
+        let fixture = Fixture::new("parse");
+        fixture.write("sd/a.json", r#"[{"targets": ["10.0.0.1:1"]}]"#);
+        let path = fixture.dir.join("not-written.toml");
+        let plan = connhealth_watch::config::parse(&path, "[[file_sd]]\nfiles = [\"sd/*.json\"]\n")
+            .unwrap();
+        assert_eq!(plan.targets.len(), 1);
+        assert_eq!(plan.source, path);
+    }
+}

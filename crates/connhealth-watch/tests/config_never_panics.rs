@@ -1,0 +1,98 @@
+//! `parse` never panics, whatever the text: every prefix of a config that uses every
+//! key, and the config with each character removed, parse to a plan or to errors, and
+//! every error has a place and a one-line message. The same for a file_sd file.
+
+use std::path::PathBuf;
+
+use connhealth_watch::config::{parse, ConfigErrors};
+
+const CONFIG: &str = r#"
+[defaults]
+check = "half-open"
+interval = "2s"
+fast_interval = "500ms"
+down_interval = "2s"
+timeout = "1s"
+rise = 2
+fall = 3
+jitter = 0.1
+send = "PING\r\n"
+expect = "^\\+PONG"
+quit = "QUIT\r\n"
+server_name = "é.example"
+ca_file = "missing.pem"
+insecure = false
+cert_min_days = 14
+
+[[targets]]
+name = "cache-ü"
+address = "[::1]:6379"
+labels = { service = "cache", "zone-😀" = "a" }
+check = "send-expect"
+
+[modules.redis_ping]
+check = "tls"
+
+[[file_sd]]
+files = ["sd/*.json", "[", "*.yml"]
+timeout = 1979-05-27T07:32:00Z
+"#;
+
+const JSON: &str = r#"[{"targets": ["10.0.0.1:1", "é:2", "[::1]:3", 4],
+  "labels": {"__meta": "x", "zone": "a", "bad-ü": 1}}, 5, {"targets": null}]"#;
+
+#[track_caller]
+fn check(result: Result<connhealth_watch::config::Plan, ConfigErrors>) {
+    if let Err(errors) = result {
+        for err in &errors.0 {
+            assert!(err.line >= 1 && err.column >= 1, "{err}");
+            assert!(!err.message.contains('\n'), "{err}");
+        }
+    }
+}
+
+/// Every prefix, and every one-character deletion, of `text`.
+fn mangled(text: &str) -> impl Iterator<Item = String> + '_ {
+    let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    let prefixes = boundaries.clone().into_iter().map(|i| text[..i].to_owned());
+    let deletions = text.char_indices().map(|(i, c)| {
+        let mut s = text.to_owned();
+        s.replace_range(i..i + c.len_utf8(), "");
+        s
+    });
+    prefixes.chain(deletions)
+}
+
+mod config {
+    use super::*;
+
+    #[test]
+    fn mangled_configs_do_not_panic() {
+        let path = std::env::temp_dir().join("connhealth-config-never-panics/watch.toml");
+        for text in mangled(CONFIG) {
+            check(parse(&path, &text));
+        }
+        let deep = format!("x = {}", "[{a=".repeat(10_000));
+        check(parse(&path, &deep));
+    }
+
+    #[test]
+    fn mangled_file_sd_files_do_not_panic() {
+        let dir: PathBuf = std::env::temp_dir().join(format!(
+            "connhealth-config-never-panics-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(dir.join("sd")).unwrap();
+        let path = dir.join("watch.toml");
+        let config = "[[file_sd]]\nfiles = [\"sd/*.json\"]\n";
+        for text in mangled(JSON) {
+            std::fs::write(dir.join("sd/a.json"), &text).unwrap();
+            check(parse(&path, config));
+        }
+        std::fs::write(dir.join("sd/a.json"), b"[\"\xff\"]").unwrap();
+        check(parse(&path, config));
+        std::fs::write(dir.join("sd/a.json"), "[".repeat(100_000)).unwrap();
+        check(parse(&path, config));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
