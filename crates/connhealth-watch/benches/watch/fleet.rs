@@ -10,8 +10,8 @@ use connhealth::Prober;
 
 use crate::listeners::Listeners;
 use crate::net;
-use crate::ours::{self, Counts, Ours, Schedule};
-use crate::peers::{Haproxy, HaproxyChecks};
+use crate::ours::{self, Counts, HealthCount, Ours, Schedule};
+use crate::peers::{http_get, Haproxy, HaproxyChecks};
 use crate::process::{self, mib, Mark, Window};
 use crate::report::{below, Report};
 
@@ -37,6 +37,10 @@ struct Measured {
     counts: Counts,
     /// Connections the listeners accepted in the window.
     accepted: u64,
+    /// Ours only: cores used by each of the daemon's threads in the window.
+    threads: String,
+    /// Ours only: the targets' health at the window's end.
+    health: Option<HealthCount>,
 }
 
 impl Measured {
@@ -61,6 +65,7 @@ fn measure_ours(
     toml: &str,
     warm_up: Duration,
     window: Duration,
+    report: &mut Report,
 ) -> io::Result<Measured> {
     let mut daemon = Ours::start(dir, name, toml)?;
     let pid = daemon.pid();
@@ -68,9 +73,10 @@ fn measure_ours(
     // The question costs the daemon CPU: ask before the CPU mark and after it ends.
     let (before, counted_from) = (daemon.counts()?, Instant::now());
     let (syns, accepted) = (net::active_opens()?, listeners.accepted());
-    let mark = Mark::now(pid)?;
+    let (mark, threads) = (Mark::now(pid)?, process::threads(pid)?);
     std::thread::sleep(window);
     let cpu = mark.window()?;
+    let threads = process::thread_cores(&threads, &process::threads(pid)?, cpu.wall);
     let (syns, accepted) = (
         net::active_opens()? - syns,
         listeners.accepted() - accepted,
@@ -78,6 +84,8 @@ fn measure_ours(
     let counted_over = counted_from.elapsed();
     let counts = daemon.counts()? - before;
     let (rss, peak_rss) = (process::rss(pid)?, process::peak_rss(pid)?);
+    let health = Some(daemon.health("")?);
+    metrics_agree(&mut daemon, name, report)?;
     daemon.stop()?;
     Ok(Measured {
         checks: counts.total,
@@ -88,7 +96,35 @@ fn measure_ours(
         peak_rss,
         counts,
         accepted,
+        threads,
+        health,
     })
+}
+
+/// `/metrics`, scraped after a window, counts what the daemon's own status counts: the
+/// sum of `connhealth_target_checks_total` lies between two counts taken around it, and
+/// `connhealth_checks_late_total` too.
+fn metrics_agree(daemon: &mut Ours, what: &str, report: &mut Report) -> io::Result<()> {
+    let before = daemon.counts()?;
+    let text = http_get(daemon.listen(), "/metrics")?;
+    let after = daemon.counts()?;
+    let sum = |name: &str| -> u64 {
+        text.lines()
+            .filter(|line| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    let (checks, late) = (sum("connhealth_target_checks_total"), sum("connhealth_checks_late_total"));
+    if !(before.total..=after.total).contains(&checks) || !(before.late..=after.late).contains(&late) {
+        report.fail(format!(
+            "{what}: /metrics says {checks} checks and {late} late; the daemon counted {}..{} and {}..{}",
+            before.total, after.total, before.late, after.late
+        ));
+    }
+    Ok(())
 }
 
 /// HAProxy on the same servers, measured the same way; its checks are the SYNs it sent.
@@ -122,6 +158,8 @@ fn measure_haproxy(
         peak_rss: process::peak_rss(pid)?,
         counts: Counts::default(),
         accepted: listeners.accepted() - accepted,
+        threads: String::new(),
+        health: None,
     };
     let servers_up = haproxy.servers_up()?;
     haproxy.stop();
@@ -180,7 +218,7 @@ pub fn ten_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Resu
         ));
     }
     let toml = ours::config_toml(&Schedule::every(interval), &targets);
-    let m = measure_ours(listeners, dir, "ours-10k", &toml, WARM_UP, WINDOW)?;
+    let m = measure_ours(listeners, dir, "ours-10k", &toml, WARM_UP, WINDOW, report)?;
     check_ours(report, "ours 10k", &m, TARGETS, interval);
 
     let ratio = m.cpu_per_check().as_secs_f64() / haproxy.cpu_per_check().as_secs_f64();
@@ -198,7 +236,7 @@ pub fn ten_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Resu
         below(rss <= 64.0),
     );
     println!(
-        "  over {:.1} s: ours {} checks ({:.0}/s), {} SYNs, {} accepted, {:.3} cores, {} exhausted; \
+        "  over {:.1} s: ours {} checks ({:.0}/s), {} SYNs, {} accepted, {:.3} cores ({}), {} exhausted; \
          HAProxy {} checks (SYNs, {:.0}/s), {up}/{TARGETS} servers UP, {:.3} cores",
         m.window.wall.as_secs_f64(),
         m.checks,
@@ -206,6 +244,7 @@ pub fn ten_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Resu
         m.syns,
         m.accepted,
         m.window.cores(),
+        m.threads,
         m.counts.exhausted,
         haproxy.checks,
         haproxy.rate(),
@@ -282,6 +321,7 @@ fn trial(listeners: &Listeners, dir: &Path, targets: usize, report: &mut Report)
         &toml,
         Duration::from_secs(4),
         Duration::from_secs(5),
+        report,
     )?;
     if measured.accepted != 0 {
         report.fail(format!(
@@ -340,17 +380,23 @@ pub fn saturation(listeners: &Listeners, dir: &Path, report: &mut Report) -> io:
     let details: Vec<String> = trials
         .iter()
         .map(|t| {
+            let health = t.measured.health.map_or(String::new(), |h| {
+                format!(", {} up {} unknown {} down", h.up, h.unknown, h.down)
+            });
             format!(
-                "{}: {:.0} checks/s, late {:.2} %, {:.2} cores{}",
+                "{}{}: {:.0} checks/s, late {:.2} %, {} exhausted{health}; cores: {}",
                 t.targets,
+                if t.on_time { "" } else { " (late)" },
                 t.measured.rate(),
                 t.measured.late_percent(),
-                t.measured.window.cores(),
-                if t.on_time { "" } else { " (late)" }
+                t.measured.counts.exhausted,
+                t.measured.threads,
             )
         })
         .collect();
-    println!("  trials: {}", details.join("; "));
+    for line in details {
+        println!("  {line}");
+    }
     report.target("saturation >= 0.8 x probe_many", ratio >= 0.8);
     Ok(())
 }
@@ -369,6 +415,7 @@ pub fn hundred_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::
         &toml,
         Duration::from_secs(12),
         Duration::from_secs(8),
+        report,
     )?;
     check_ours(report, "ours 100k", &m, TARGETS, interval);
     let rss = mib(m.rss);

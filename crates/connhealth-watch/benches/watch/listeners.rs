@@ -79,7 +79,6 @@ pub struct FlapServer {
 struct FlapState {
     listener: Option<TcpListener>,
     held: Vec<TcpStream>,
-    accepted: u64,
 }
 
 impl FlapServer {
@@ -91,7 +90,6 @@ impl FlapServer {
         let state = Arc::new(Mutex::new(FlapState {
             listener: Some(listener),
             held: Vec::new(),
-            accepted: 0,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new().name("bench-flap".into()).spawn({
@@ -136,11 +134,6 @@ impl FlapServer {
     pub fn held(&self) -> usize {
         lock(&self.state).held.len()
     }
-
-    /// Connections accepted since the start.
-    pub fn accepted(&self) -> u64 {
-        lock(&self.state).accepted
-    }
 }
 
 impl Drop for FlapServer {
@@ -170,7 +163,6 @@ fn serve(state: &Mutex<FlapState>, stop: &AtomicBool) {
         if let Some(listener) = &state.listener {
             while let Ok((conn, _)) = listener.accept() {
                 if conn.set_nonblocking(true).is_ok() {
-                    state.accepted += 1;
                     state.held.push(conn);
                 }
             }

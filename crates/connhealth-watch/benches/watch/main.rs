@@ -56,6 +56,7 @@ mod listeners;
 mod net;
 mod ours;
 mod peers;
+mod probe_load;
 mod process;
 mod report;
 
@@ -108,10 +109,11 @@ fn main() -> ExitCode {
     };
 
     let mut report = Report::default();
-    let parts: [(&str, &dyn Fn(&mut Report) -> std::io::Result<()>); 4] = [
+    let parts: [(&str, &dyn Fn(&mut Report) -> std::io::Result<()>); 5] = [
         ("10k", &|r| fleet::ten_k(&listeners, &dir, r)),
         ("saturation", &|r| fleet::saturation(&listeners, &dir, r)),
         ("100k", &|r| fleet::hundred_k(&listeners, &dir, r)),
+        ("probe", &|r| probe_load::probe(&listeners, &dir, r)),
         ("detection", &|r| detection::detection(&dir, r)),
     ];
     // `WATCH_BENCH_ONLY=10k,detection` runs only those parts (to profile one, say).
@@ -120,9 +122,16 @@ fn main() -> ExitCode {
         if only.as_deref().is_some_and(|only| !only.split(',').any(|o| o == name)) {
             continue;
         }
+        let start = std::time::Instant::now();
         if let Err(err) = part(&mut report) {
-            report.fail(format!("{name}: {err} (files in {})", dir.display()));
+            report.fail(format!("{name}: {err}"));
         }
+        eprintln!("watch bench: {name} took {:.0} s", start.elapsed().as_secs_f64());
+    }
+    if report.failed() {
+        println!("configs and logs of this run: {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
     }
     report.finish()
 }

@@ -2,21 +2,21 @@
 //! and are read from `/proc` exactly as HAProxy's and blackbox_exporter's are.
 //!
 //! The bench binary runs itself again as `watch __daemon CONFIG.toml`: in that mode it
-//! loads the config and starts the daemon as `connhealth watch` does (the same
-//! [`Daemon::start`] and logging), then answers questions on stdin, one line each, so
-//! that the bench can count checks without a scrape of 100k series inside its windows.
+//! does what `connhealth watch --config CONFIG.toml` does (`config::load`, the logging,
+//! [`Daemon::start`]), then answers questions on stdin, one line each, so that the bench
+//! can count checks without a scrape of 100k series inside its windows (`/metrics` is
+//! scraped after a window, and must agree).
 //! The daemon stops when stdin closes, so it never outlives the bench.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use connhealth_watch::checks::Outcome;
-use connhealth_watch::config::{self, CheckKind, CheckPlan, Plan, TargetPlan};
+use connhealth_watch::config::{self, CheckKind, CheckPlan};
 use connhealth_watch::daemon::Daemon;
 use connhealth_watch::state::Health;
 use connhealth_watch::{LogFormat, Options};
@@ -101,10 +101,10 @@ pub fn config_toml(schedule: &Schedule, targets: &[TargetSpec]) -> String {
 /// Daemon mode: start the daemon on `config` and answer the bench on stdin until it
 /// closes.
 pub fn child_main(config: &Path) -> ExitCode {
-    let plan = match load(config) {
+    let plan = match config::load(config) {
         Ok(plan) => plan,
-        Err(why) => {
-            eprintln!("bench daemon: {why}");
+        Err(errors) => {
+            eprintln!("bench daemon: {errors}");
             return ExitCode::from(2);
         }
     };
@@ -199,73 +199,6 @@ fn answer(daemon: &Daemon, question: &str) -> String {
     }
 }
 
-/// The plan of `path`: the daemon's own loader once it parses; until then, the subset
-/// of the format that the bench writes, read with the `toml` crate.
-fn load(path: &Path) -> Result<Plan, String> {
-    match config::load(path) {
-        Ok(plan) => return Ok(plan),
-        Err(errors) if !errors.to_string().contains("not written yet") => {
-            return Err(errors.to_string())
-        }
-        Err(_) => {}
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let doc: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
-    let defaults = doc
-        .get("defaults")
-        .and_then(toml::Value::as_table)
-        .ok_or("no [defaults]")?;
-    let duration = |key: &str| -> Result<Duration, String> {
-        let text = defaults
-            .get(key)
-            .and_then(toml::Value::as_str)
-            .ok_or(format!("no {key}"))?;
-        humantime::parse_duration(text).map_err(|e| e.to_string())
-    };
-    let integer = |key: &str| defaults.get(key).and_then(toml::Value::as_integer);
-    let check = CheckPlan {
-        kind: CheckKind::HalfOpen,
-        interval: duration("interval")?,
-        fast_interval: duration("fast_interval")?,
-        down_interval: duration("down_interval")?,
-        timeout: duration("timeout")?,
-        rise: integer("rise").ok_or("no rise")? as u32,
-        fall: integer("fall").ok_or("no fall")? as u32,
-        jitter: defaults
-            .get("jitter")
-            .and_then(toml::Value::as_float)
-            .ok_or("no jitter")?,
-        ..CheckPlan::default()
-    };
-    let targets = doc
-        .get("targets")
-        .and_then(toml::Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .map(|t| {
-            let field = |key: &str| t.get(key).and_then(toml::Value::as_str);
-            let kind = field("check").map_or(Some(CheckKind::HalfOpen), CheckKind::from_name);
-            Ok(TargetPlan {
-                name: field("name").ok_or("a target without a name")?.to_owned(),
-                address: field("address").ok_or("a target without an address")?.to_owned(),
-                labels: BTreeMap::new(),
-                check: CheckPlan {
-                    kind: kind.ok_or("an unknown check kind")?,
-                    ..check.clone()
-                },
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    Ok(Plan {
-        source: path.to_owned(),
-        defaults: check,
-        targets,
-        modules: BTreeMap::new(),
-        file_sd: Vec::new(),
-    })
-}
-
 // ---- the parent: the bench's handle on the child ----
 
 /// Checks counted by the daemon's own status, summed over targets.
@@ -307,7 +240,6 @@ pub struct Ours {
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     listen: SocketAddr,
-    log: PathBuf,
 }
 
 impl Ours {
@@ -341,7 +273,6 @@ impl Ours {
             stdin,
             stdout,
             listen,
-            log,
         })
     }
 
@@ -353,11 +284,6 @@ impl Ours {
     /// Where its HTTP server listens.
     pub fn listen(&self) -> SocketAddr {
         self.listen
-    }
-
-    /// Where its stderr goes.
-    pub fn log(&self) -> &Path {
-        &self.log
     }
 
     fn ask(&mut self, question: &str) -> io::Result<Vec<String>> {

@@ -20,23 +20,20 @@ fn ticks_per_second() -> u64 {
 /// The CPU time `pid` has used so far, all its threads together.
 pub fn cpu(pid: u32) -> io::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    cpu_of_stat(&stat).ok_or_else(|| io::Error::other(format!("unreadable /proc/{pid}/stat")))
+}
+
+/// utime + stime of a `stat` line (a process's or one thread's).
+fn cpu_of_stat(stat: &str) -> Option<Duration> {
     // The command name is in parentheses and may hold spaces: count fields after it.
     // After the `)`, field 0 is the state (stat's field 3), so utime (14) and stime (15)
     // are 11 and 12.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| io::Error::other(format!("unreadable /proc/{pid}/stat")))?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| -> io::Result<u64> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("/proc/{pid}/stat has no field {i}")))
-    };
-    let ticks = field(11)? + field(12)?;
-    Ok(Duration::from_nanos(
-        ticks.saturating_mul(1_000_000_000) / ticks_per_second(),
+    let (_, after) = stat.rsplit_once(')')?;
+    let mut fields = after.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_nanos(
+        (utime + stime).saturating_mul(1_000_000_000) / ticks_per_second(),
     ))
 }
 
@@ -108,4 +105,54 @@ impl Mark {
             wall: self.at.elapsed(),
         })
     }
+}
+
+/// CPU time of each thread of `pid` now, by thread name (`comm`), summed over threads of
+/// the same name.
+pub fn threads(pid: u32) -> io::Result<Vec<(String, Duration)>> {
+    let mut by_name: Vec<(String, Duration)> = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let task = task?.path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(task.join("comm")),
+            std::fs::read_to_string(task.join("stat")),
+        ) else {
+            continue; // the thread exited meanwhile
+        };
+        let Some(cpu) = cpu_of_stat(&stat) else { continue };
+        let name = comm.trim().to_owned();
+        match by_name.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, total)) => *total += cpu,
+            None => by_name.push((name, cpu)),
+        }
+    }
+    Ok(by_name)
+}
+
+/// The CPU each thread name used between two [`threads`] readings, busiest first, as
+/// `name 0.42` (cores over `wall`).
+pub fn thread_cores(
+    before: &[(String, Duration)],
+    after: &[(String, Duration)],
+    wall: Duration,
+) -> String {
+    let mut used: Vec<(&str, f64)> = after
+        .iter()
+        .map(|(name, cpu)| {
+            let earlier = before
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(Duration::ZERO, |(_, c)| *c);
+            (
+                name.as_str(),
+                cpu.saturating_sub(earlier).as_secs_f64() / wall.as_secs_f64().max(1e-9),
+            )
+        })
+        .filter(|(_, cores)| *cores >= 0.005)
+        .collect();
+    used.sort_by(|a, b| b.1.total_cmp(&a.1));
+    used.iter()
+        .map(|(name, cores)| format!("{name} {cores:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

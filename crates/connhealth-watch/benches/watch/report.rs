@@ -37,6 +37,11 @@ impl Report {
         self.failures.push(why);
     }
 
+    /// True once a sanity check failed.
+    pub fn failed(&self) -> bool {
+        !self.failures.is_empty()
+    }
+
     /// The summary line, and the exit code: 1 if any sanity check failed.
     pub fn finish(self) -> ExitCode {
         if self.missed.is_empty() {
