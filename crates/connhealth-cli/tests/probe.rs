@@ -3,6 +3,9 @@
 
 use std::net::TcpListener;
 use std::process::Command;
+use std::time::Instant;
+
+use connhealth_testkit::{require, Netns};
 
 fn connhealth(args: &[&str]) -> (i32, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_connhealth"))
@@ -44,4 +47,103 @@ fn all_up_exits_0_any_down_exits_1_bad_usage_exits_2() {
     assert_eq!(connhealth(&["probe"]).0, 2);
     assert_eq!(connhealth(&["probe", &up, "--mode", "syn"]).0, 2);
     assert_eq!(connhealth(&["probe", &up, "--timeout", "soon"]).0, 2);
+}
+
+/// Runs `connhealth probe --json ARGS...` inside `netns` (its sockets live there) and
+/// returns the exit code and the rows.
+fn probe_json_inside(netns: &Netns, args: &[String]) -> (i32, Vec<serde_json::Value>) {
+    let output = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            netns.name(),
+            env!("CARGO_BIN_EXE_connhealth"),
+        ])
+        .args(["probe", "--json"])
+        .args(args)
+        .output()
+        .expect("run connhealth");
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "{err}: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (
+        output.status.code().expect("exit code"),
+        rows.as_array().expect("an array").clone(),
+    )
+}
+
+#[test]
+fn targets_queued_behind_silent_ones_still_get_their_full_timeout() {
+    if !require("targets whose SYNs are dropped", &["ip", "iptables"]) {
+        return;
+    }
+    // 512 targets whose SYNs are dropped fill all of the prober's 512 places (64 to each
+    // of 8 addresses, the limit per destination) for the whole default timeout of 1 s.
+    // The live targets given after them wait that long for a place: their timeouts must
+    // run from their own SYNs, not from the start, or they are reported not probed.
+    let netns = Netns::new().unwrap();
+    let servers = netns
+        .enter(|| {
+            (0..4)
+                .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    let dead_port = connhealth_testkit::free_port().unwrap();
+    netns.drop_tcp_port(dead_port).unwrap();
+    let mut targets: Vec<String> = (0..512)
+        .map(|i| format!("127.0.0.{}:{dead_port}", 1 + i % 8))
+        .collect();
+    let live = (0..1_000).map(|i| servers[i % 4].local_addr().unwrap().to_string());
+    targets.extend(live);
+    let start = Instant::now();
+    let (code, rows) = probe_json_inside(&netns, &targets);
+    let took = start.elapsed();
+    assert_eq!(rows.len(), targets.len());
+    assert_eq!(code, 1, "the silent targets are down");
+    for (row, target) in rows.iter().zip(&targets).take(512) {
+        assert_eq!(row["target"], target.as_str());
+        assert_eq!(row["error"], "timed out", "{row}");
+    }
+    let not_up: Vec<_> = rows[512..].iter().filter(|row| row["up"] != true).collect();
+    assert!(
+        not_up.is_empty(),
+        "{} of 1000 live targets not up after {took:?}, e.g. {}",
+        not_up.len(),
+        not_up[0]
+    );
+}
+
+#[test]
+fn sixty_thousand_targets_with_the_default_timeout_are_all_up() {
+    // Far more targets than the prober keeps in flight (512): the last ones wait for a
+    // place longer than the 1 s timeout, which must not count against them.
+    let servers: Vec<_> = (0..16)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let addrs: Vec<_> = servers
+        .iter()
+        .map(|s| s.local_addr().unwrap().to_string())
+        .collect();
+    let mut args = vec!["probe".to_owned(), "--json".to_owned()];
+    args.extend((0..60_000).map(|i| addrs[i % addrs.len()].clone()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let start = Instant::now();
+    let (code, json) = connhealth(&args);
+    let took = start.elapsed();
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 60_000);
+    let not_up: Vec<_> = rows.iter().filter(|row| row["up"] != true).collect();
+    assert!(
+        not_up.is_empty(),
+        "{} of 60000 not up after {took:?}, e.g. {}",
+        not_up.len(),
+        not_up[0]
+    );
+    assert_eq!(code, 0);
 }
