@@ -1,4 +1,4 @@
-//! `connhealth probe TARGET...`: is something listening there? Half-open TCP
+//! `connhealth probe TARGET... [--file PATH]`: is something listening there? Half-open TCP
 //! probes, all targets at once, through one [`ProbeFeed`](connhealth::probe::ProbeFeed).
 //!
 //! Each probe's timeout runs from its own SYN: a target given after thousands of others
@@ -8,11 +8,12 @@
 //! probed in order until one answers, as `Prober::probe` does.
 //!
 //! Exit status: 0 when every target is up, 1 when any is down (or could not be probed),
-//! 2 on bad usage (including a target that is not `host:port`).
+//! 2 on bad usage (including a target that is not `host:port`, on the command line or in a
+//! file).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,16 +29,34 @@ use tokio::sync::{mpsc, Semaphore};
 /// cannot be cancelled.
 const RESOLVING_AT_ONCE: usize = 64;
 
+const EXAMPLES: &str = "\
+Examples:
+  connhealth probe localhost:6379 127.0.0.1:80 '[::1]:443'
+  connhealth probe --file targets.txt              # one host:port per line
+  cut -d' ' -f1 hosts | connhealth probe --file -  # the targets from stdin
+  connhealth probe --json --timeout 500ms --file targets.txt db.internal:5432
+
+A file of targets ('#' starts a comment):
+  # cache
+  10.0.0.7:6379
+  web.internal:443    # a name: its addresses are tried until one answers
+  [2001:db8::1]:22";
+
 /// Probe TCP endpoints: SYN, SYN-ACK, RST. The servers never see a connection.
 #[derive(Debug, ClapArgs)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     // The help is an attribute, not a doc comment: rustdoc would read `[::1]` as a link.
     #[arg(
-        required = true,
+        required_unless_present = "files",
         value_name = "TARGET",
         help = "Targets as host:port, e.g. localhost:6379, 127.0.0.1:80 or [::1]:443"
     )]
     targets: Vec<String>,
+    /// Read targets from PATH ('-' for stdin), one per line; blank lines and '#' comments
+    /// are skipped. May be repeated, and combined with TARGETs (which come first).
+    #[arg(long = "file", value_name = "PATH")]
+    files: Vec<String>,
     /// half-open: the handshake is never completed (Linux); connect: completed, then reset
     /// (for servers behind SYN proxies).
     #[arg(long, value_enum, default_value_t = ModeArg::HalfOpen)]
@@ -90,7 +109,75 @@ fn kind(err: &ProbeError) -> &'static str {
     }
 }
 
+/// A target as the user gave it.
+struct Given {
+    /// As written (trimmed, without its comment, for a line of a file).
+    text: String,
+    /// `PATH:LINE` for a line of a file, named in the message if the line is invalid.
+    place: Option<String>,
+}
+
+/// The TARGET arguments, then each file's lines, in order.
+fn gather(args: &Args) -> Result<Vec<Given>, String> {
+    let mut given: Vec<Given> = args
+        .targets
+        .iter()
+        .map(|text| Given {
+            text: text.clone(),
+            place: None,
+        })
+        .collect();
+    for path in &args.files {
+        let (name, contents) = if path == "-" {
+            let mut contents = String::new();
+            io::stdin()
+                .read_to_string(&mut contents)
+                .map_err(|err| format!("cannot read targets from stdin: {err}"))?;
+            ("<stdin>", contents)
+        } else {
+            let contents = std::fs::read_to_string(path)
+                .map_err(|err| format!("cannot read targets from {path}: {err}"))?;
+            (path.as_str(), contents)
+        };
+        for (number, line) in contents.lines().enumerate() {
+            // No host name or address holds a '#'.
+            let text = line.split('#').next().unwrap_or_default().trim();
+            if !text.is_empty() {
+                given.push(Given {
+                    text: text.to_owned(),
+                    place: Some(format!("{name}:{}", number + 1)),
+                });
+            }
+        }
+    }
+    Ok(given)
+}
+
+/// Exits with clap's usage error (status 2), as for a missing argument.
+fn usage_error(message: &str) -> ! {
+    let mut command = <crate::Cli as clap::CommandFactory>::command();
+    command.build();
+    let probe = command
+        .find_subcommand_mut("probe")
+        .expect("connhealth has a probe subcommand");
+    probe
+        .error(clap::error::ErrorKind::MissingRequiredArgument, message)
+        .exit()
+}
+
 pub(crate) fn run(args: Args) -> ExitCode {
+    let given = match gather(&args) {
+        Ok(given) => given,
+        Err(why) => {
+            eprintln!("connhealth probe: {why}");
+            return ExitCode::from(2);
+        }
+    };
+    if given.is_empty() {
+        usage_error(
+            "no targets: give at least one TARGET, or a --file with one host:port per line",
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -106,11 +193,11 @@ pub(crate) fn run(args: Args) -> ExitCode {
         ModeArg::Connect => Mode::Connect,
     };
     let prober = Prober::builder().mode(mode).build();
-    let parsed = args.targets.iter().map(|t| Target::parse(t)).collect();
+    let parsed = given.iter().map(|g| Target::parse(&g.text)).collect();
     let results = runtime.block_on(probe_all(&prober, parsed, args.timeout));
     // A resolver that hangs holds a blocking thread past its timeout: do not wait for it.
     runtime.shutdown_background();
-    report(&args.targets, &results, args.json)
+    report(&given, &results, args.json)
 }
 
 /// A name's addresses not yet tried, and the first refusal among those tried.
@@ -250,39 +337,54 @@ async fn resolve(
     }
 }
 
+/// The detail of an error: an invalid line of a file says where it is.
+fn detail(given: &Given, err: &ProbeError) -> String {
+    match (&given.place, err) {
+        (Some(place), ProbeError::InvalidTarget { .. }) => format!("{place}: {err}"),
+        _ => err.to_string(),
+    }
+}
+
 /// Prints the table or the JSON, and returns the exit status.
-fn report(targets: &[String], results: &[Result<Duration, ProbeError>], json: bool) -> ExitCode {
+fn report(given: &[Given], results: &[Result<Duration, ProbeError>], json: bool) -> ExitCode {
     let bad_usage = results
         .iter()
         .any(|r| matches!(r, Err(ProbeError::InvalidTarget { .. })));
     if json {
-        let rows: Vec<_> = targets
+        let rows: Vec<_> = given
             .iter()
             .zip(results)
-            .map(|(target, result)| match result {
+            .map(|(given, result)| match result {
                 Ok(rtt) => serde_json::json!({
-                    "target": target, "up": true, "rtt_ms": rtt.as_secs_f64() * 1e3,
+                    "target": given.text, "up": true, "rtt_ms": rtt.as_secs_f64() * 1e3,
                 }),
                 Err(err) => serde_json::json!({
-                    "target": target, "up": false, "error": kind(err), "detail": err.to_string(),
+                    "target": given.text, "up": false, "error": kind(err),
+                    "detail": detail(given, err),
                 }),
             })
             .collect();
         println!("{}", serde_json::Value::Array(rows));
     } else {
-        let width = targets.iter().map(|t| t.len()).max().unwrap_or(6).max(6);
+        let width = given.iter().map(|g| g.text.len()).max().unwrap_or(6).max(6);
         println!(
             "{:<width$}  {:<5}  {:>10}  DETAIL",
             "TARGET", "STATE", "SYN-ACK"
         );
-        for (target, result) in targets.iter().zip(results) {
+        for (given, result) in given.iter().zip(results) {
+            let target = &given.text;
             match result {
                 Ok(rtt) => println!(
                     "{target:<width$}  {:<5}  {:>7.3} ms",
                     "up",
                     rtt.as_secs_f64() * 1e3
                 ),
-                Err(err) => println!("{target:<width$}  {:<5}  {:>10}  {err}", "down", "-"),
+                Err(err) => println!(
+                    "{target:<width$}  {:<5}  {:>10}  {}",
+                    "down",
+                    "-",
+                    detail(given, err)
+                ),
             }
         }
     }

@@ -2,7 +2,7 @@
 //! usage; a table for people and JSON for programs.
 
 use std::net::TcpListener;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use connhealth_testkit::{require, Netns};
@@ -47,6 +47,149 @@ fn all_up_exits_0_any_down_exits_1_bad_usage_exits_2() {
     assert_eq!(connhealth(&["probe"]).0, 2);
     assert_eq!(connhealth(&["probe", &up, "--mode", "syn"]).0, 2);
     assert_eq!(connhealth(&["probe", &up, "--timeout", "soon"]).0, 2);
+}
+
+/// Runs connhealth with `stdin` as its standard input: the exit code, stdout and stderr.
+fn connhealth_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_connhealth"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run connhealth");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().expect("exit code"),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A file of targets, removed on drop.
+struct TargetFile(std::path::PathBuf);
+
+impl TargetFile {
+    fn new(name: &str, contents: &str) -> TargetFile {
+        let path = std::env::temp_dir().join(format!("connhealth-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        TargetFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TargetFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn rows(json: &str) -> Vec<serde_json::Value> {
+    let rows: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|err| panic!("{err}: {json}"));
+    rows.as_array().expect("an array").clone()
+}
+
+#[test]
+fn targets_come_from_a_file_after_the_arguments_skipping_blanks_and_comments() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = listener.local_addr().unwrap().to_string();
+    let down = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let file = TargetFile::new(
+        "targets.txt",
+        &format!("# the cache\n\n{up}\n   \n  {down}   # the old one\r\n# {down}\n"),
+    );
+    let (code, json) = connhealth(&["probe", "--json", &up, "--file", file.path()]);
+    let rows = rows(&json);
+    let targets: Vec<_> = rows.iter().map(|row| row["target"].as_str()).collect();
+    assert_eq!(
+        targets,
+        [Some(up.as_str()), Some(&up), Some(&down)],
+        "{json}"
+    );
+    assert_eq!(rows[1]["up"], true, "{json}");
+    assert_eq!(rows[2]["error"], "refused", "{json}");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn targets_come_from_stdin_with_file_dash() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = listener.local_addr().unwrap();
+    // A name too: resolved, then its addresses tried until one answers (localhost may be
+    // ::1 first, where nothing listens).
+    let stdin = format!("{up}\nlocalhost:{}\n", up.port());
+    let (code, json, stderr) = connhealth_with_stdin(&["probe", "--json", "--file", "-"], &stdin);
+    let rows = rows(&json);
+    assert_eq!(rows.len(), 2, "{json}");
+    assert_eq!(rows[0]["target"], up.to_string().as_str());
+    assert_eq!(
+        rows[1]["target"],
+        format!("localhost:{}", up.port()).as_str()
+    );
+    assert!(rows.iter().all(|row| row["up"] == true), "{json}");
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn a_bad_line_in_a_file_is_bad_usage_naming_the_file_and_line() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = listener.local_addr().unwrap().to_string();
+    let file = TargetFile::new("bad.txt", &format!("# ok\n{up}\n\n::1:80\n"));
+    let (code, table) = connhealth(&["probe", "--file", file.path()]);
+    assert_eq!(code, 2, "{table}");
+    let line = table
+        .lines()
+        .find(|line| line.contains("::1:80"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        line.contains(&format!("{}:4: invalid target", file.path())) && line.contains("brackets"),
+        "{line}"
+    );
+    // The good line was still probed.
+    assert!(table.contains(&up) && table.contains(" up "), "{table}");
+
+    // Stdin is named too.
+    let (code, table, _) = connhealth_with_stdin(&["probe", "--file", "-"], "\nlocalhost\n");
+    assert_eq!(code, 2);
+    assert!(table.contains("<stdin>:2: invalid target"), "{table}");
+}
+
+#[test]
+fn at_least_one_target_is_required_and_a_missing_file_is_bad_usage() {
+    let empty = TargetFile::new("empty.txt", "# nothing yet\n\n");
+    let (code, _, stderr) = connhealth_with_stdin(&["probe", "--file", empty.path()], "");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no targets"), "{stderr}");
+    let (code, _, stderr) = connhealth_with_stdin(&["probe", "--file", "-"], "");
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) =
+        connhealth_with_stdin(&["probe", "--file", "/nonexistent/targets.txt"], "");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/nonexistent/targets.txt"), "{stderr}");
+}
+
+#[test]
+fn help_shows_each_form_of_target() {
+    let (code, help) = connhealth(&["probe", "--help"]);
+    assert_eq!(code, 0);
+    for form in ["--file targets.txt", "--file -", "[::1]:443", "# "] {
+        assert!(help.contains(form), "{form:?} missing from:\n{help}");
+    }
 }
 
 /// Runs `connhealth probe --json ARGS...` inside `netns` (its sockets live there) and
