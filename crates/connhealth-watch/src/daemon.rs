@@ -21,6 +21,7 @@ use crate::config::{self, CheckPlan, ConfigErrors, Plan};
 use crate::schedule::{self, Command};
 use crate::shard::Shard;
 use crate::state::Target;
+use crate::sys;
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -239,6 +240,7 @@ impl Shared {
         let now = SystemTime::now();
         let fleet = Arc::new(Fleet::build(plan, Some(&self.fleet()), now));
         let targets = fleet.targets.len();
+        sys::release_freed_memory();
         *self.fleet.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&fleet);
         let _ = self.scheduler.send(Command::Fleet(fleet));
         *self
@@ -345,12 +347,13 @@ impl Daemon {
     /// Starts watching `plan` (already sharded), serving HTTP on `options.listen`. Fails
     /// with the reason when the address is taken or a thread cannot start.
     pub fn start(options: Options, plan: Plan) -> Result<Daemon, String> {
-        let max_in_flight = raise_descriptor_limit();
+        let max_in_flight = sys::raise_descriptor_limit();
         let max_in_flight = options.max_in_flight.unwrap_or(max_in_flight).max(1);
         let probers = Probers::new(max_in_flight);
         let (scheduler_tx, scheduler_rx) = mpsc::unbounded_channel();
         let file_sd_globs = globs_of(&plan);
         let fleet = Arc::new(Fleet::build(plan, None, SystemTime::now()));
+        sys::release_freed_memory();
         let shared = Arc::new(Shared {
             options,
             fleet: RwLock::new(Arc::clone(&fleet)),
@@ -495,32 +498,5 @@ async fn watch_file_sd(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiv
             seen = now;
             let _ = shared.reload("file_sd changed").await;
         }
-    }
-}
-
-/// Raises the soft descriptor limit to the hard one (each probe in flight and each held
-/// connection is a descriptor), and returns how many probes each prober may keep in
-/// flight: a quarter of the limit, between 64 and 4096.
-fn raise_descriptor_limit() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct it is given and has no other effect.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            // SAFETY: setrlimit reads the struct it is given; raising the soft limit up
-            // to the hard one needs no privilege.
-            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-                limit = raised;
-            }
-        }
-        (limit.rlim_cur / 4).clamp(64, 4096) as usize
-    } else {
-        256
     }
 }
