@@ -241,6 +241,15 @@ impl Netns {
         .map(drop)
     }
 
+    /// Gives programs run with [`Netns::exec`] or [`Netns::rerun_test_inside`] (through
+    /// `ip netns exec`, which bind-mounts `/etc/netns/NAME/hosts` over `/etc/hosts`) their
+    /// own hosts file: a name that resolves to addresses a test chooses.
+    pub fn set_hosts(&self, contents: &str) -> io::Result<()> {
+        let dir = Path::new("/etc/netns").join(&self.name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("hosts"), contents)
+    }
+
     /// Gives programs run with [`Netns::exec`] (through `ip netns exec`, which bind-mounts
     /// `/etc/netns/NAME/resolv.conf` over `/etc/resolv.conf`) their own resolver
     /// configuration, for example a nameserver on the namespace's own loopback.
