@@ -21,6 +21,7 @@ pub fn plan(targets: Vec<TargetPlan>) -> Plan {
         targets,
         modules: BTreeMap::new(),
         file_sd: Vec::new(),
+        read_at: SystemTime::now(),
     }
 }
 
