@@ -1,27 +1,21 @@
 //! `connhealth watch` as an operator runs it: exit codes, `--check-config`, signals,
 //! a taken listen address, shards, and one log line per state change.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+
+use connhealth_testkit::TempDir;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "connhealth-cli-watch-{test}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp_dir(test: &str) -> TempDir {
+    TempDir::new(&format!("cli-watch-{test}"))
 }
 
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("watch.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+fn write_config(dir: &TempDir, text: &str) -> PathBuf {
+    dir.write("watch.toml", text)
 }
 
 fn free_addr() -> SocketAddr {
@@ -83,19 +77,7 @@ impl Daemon {
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut conn = TcpStream::connect(self.listen).ok()?;
-        conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            conn,
-            // HTTP/1.0: the answer comes whole, not chunked, and the connection closes.
-            "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n"
-        )
-        .ok()?;
-        let mut response = String::new();
-        conn.read_to_string(&mut response).ok()?;
-        let code = response.split_whitespace().nth(1)?.parse().ok()?;
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-        Some((code, body))
+        connhealth_testkit::http(self.listen, "GET", path).ok()
     }
 
     /// The next stderr line containing `needle`, within `limit`.

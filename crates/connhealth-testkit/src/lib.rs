@@ -241,6 +241,15 @@ impl Netns {
         .map(drop)
     }
 
+    /// Gives programs run with [`Netns::exec`] or [`Netns::rerun_test_inside`] (through
+    /// `ip netns exec`, which bind-mounts `/etc/netns/NAME/hosts` over `/etc/hosts`) their
+    /// own hosts file: a name that resolves to addresses a test chooses.
+    pub fn set_hosts(&self, contents: &str) -> io::Result<()> {
+        let dir = Path::new("/etc/netns").join(&self.name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("hosts"), contents)
+    }
+
     /// Gives programs run with [`Netns::exec`] (through `ip netns exec`, which bind-mounts
     /// `/etc/netns/NAME/resolv.conf` over `/etc/resolv.conf`) their own resolver
     /// configuration, for example a nameserver on the namespace's own loopback.
@@ -303,6 +312,78 @@ impl Drop for Netns {
 pub fn kill_tcp_port(port: u16) -> io::Result<()> {
     let filter = format!("( sport = :{port} or dport = :{port} )");
     run(Command::new("ss").args(["-K", "-t", &filter])).map(drop)
+}
+
+/// A fresh, empty folder for one test under the system's temp dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir {
+    path: std::path::PathBuf,
+}
+
+impl TempDir {
+    /// Creates `connhealth-TEST-PID-N` under the temp dir (N counts within the process).
+    pub fn new(test: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "connhealth-{test}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|err| panic!("cannot create {}: {err}", path.display()));
+        TempDir { path }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `name` inside the folder.
+    pub fn join(&self, name: impl AsRef<Path>) -> std::path::PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `contents` to `name` inside the folder, creating folders on the way, and
+    /// returns its path.
+    pub fn write(&self, name: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> std::path::PathBuf {
+        let path = self.path.join(name);
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        std::fs::write(&path, contents)
+            .unwrap_or_else(|err| panic!("cannot write {}: {err}", path.display()));
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// One HTTP/1.0 request to `addr` on a connection of its own: the status code and the
+/// body. HTTP/1.0, so that the answer comes whole (not chunked) and the connection closes
+/// after it: enough for the daemon's and Prometheus' answers.
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> io::Result<(u16, String)> {
+    let mut conn = TcpStream::connect(addr)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        conn,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response)?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("not an HTTP response: {head:?}")))?;
+    Ok((code, body.to_owned()))
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; bind it soon).

@@ -21,6 +21,7 @@ use crate::config::{self, CheckPlan, ConfigErrors, Plan};
 use crate::schedule::{self, Command};
 use crate::shard::Shard;
 use crate::state::Target;
+use crate::sys;
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -146,8 +147,8 @@ pub struct Shared {
     scheduler: mpsc::UnboundedSender<Command>,
     /// One reload at a time: SIGHUP, `POST /-/reload` and file_sd changes queue here.
     reloading: tokio::sync::Mutex<()>,
-    /// The current plan's file_sd globs, for the watcher.
-    file_sd_globs: Mutex<Vec<String>>,
+    /// The current plan's file_sd globs, and what its files looked like, for the watcher.
+    file_sd: Mutex<FileSdSeen>,
 }
 
 impl Shared {
@@ -169,8 +170,8 @@ impl Shared {
         self.ready.load(Ordering::Relaxed)
     }
 
-    fn file_sd_globs(&self) -> Vec<String> {
-        self.file_sd_globs
+    fn file_sd(&self) -> FileSdSeen {
+        self.file_sd
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -199,7 +200,7 @@ impl Shared {
             probers: Probers::new(256),
             scheduler,
             reloading: tokio::sync::Mutex::new(()),
-            file_sd_globs: Mutex::new(Vec::new()),
+            file_sd: Mutex::new(FileSdSeen::default()),
         })
     }
 
@@ -210,16 +211,21 @@ impl Shared {
     pub async fn reload(&self, why: &str) -> Result<usize, ConfigErrors> {
         let _one_at_a_time = self.reloading.lock().await;
         let path = self.options.config.clone();
-        let loaded = tokio::task::spawn_blocking(move || config::load(&path))
-            .await
-            .unwrap_or_else(|err| {
-                Err(ConfigErrors::one(
-                    &self.options.config,
-                    format!("the config loader failed: {err}"),
-                ))
-            });
-        let plan = match loaded {
-            Ok(plan) => plan,
+        let loaded = tokio::task::spawn_blocking(move || {
+            config::load(&path).map(|plan| {
+                let seen = FileSdSeen::of(&path, &plan);
+                (plan, seen)
+            })
+        })
+        .await
+        .unwrap_or_else(|err| {
+            Err(ConfigErrors::one(
+                &self.options.config,
+                format!("the config loader failed: {err}"),
+            ))
+        });
+        let (plan, seen) = match loaded {
+            Ok(loaded) => loaded,
             Err(errors) => {
                 for err in &errors.0 {
                     tracing::error!(reload = why, "config not reloaded: {err}");
@@ -231,14 +237,12 @@ impl Shared {
                 return Err(errors);
             }
         };
-        *self
-            .file_sd_globs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = globs_of(&plan);
+        *self.file_sd.lock().unwrap_or_else(PoisonError::into_inner) = seen;
         let plan = shard_plan(plan, self.options.shard);
         let now = SystemTime::now();
         let fleet = Arc::new(Fleet::build(plan, Some(&self.fleet()), now));
         let targets = fleet.targets.len();
+        sys::release_freed_memory();
         *self.fleet.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&fleet);
         let _ = self.scheduler.send(Command::Fleet(fleet));
         *self
@@ -251,14 +255,6 @@ impl Shared {
         tracing::info!(reload = why, targets, "config reloaded");
         Ok(targets)
     }
-}
-
-/// Every file_sd glob of `plan`.
-fn globs_of(plan: &Plan) -> Vec<String> {
-    plan.file_sd
-        .iter()
-        .flat_map(|sd| sd.files.iter().cloned())
-        .collect()
 }
 
 /// Keeps the targets of `shard` (all of them without one).
@@ -345,12 +341,13 @@ impl Daemon {
     /// Starts watching `plan` (already sharded), serving HTTP on `options.listen`. Fails
     /// with the reason when the address is taken or a thread cannot start.
     pub fn start(options: Options, plan: Plan) -> Result<Daemon, String> {
-        let max_in_flight = raise_descriptor_limit();
+        let max_in_flight = sys::raise_descriptor_limit();
         let max_in_flight = options.max_in_flight.unwrap_or(max_in_flight).max(1);
         let probers = Probers::new(max_in_flight);
         let (scheduler_tx, scheduler_rx) = mpsc::unbounded_channel();
-        let file_sd_globs = globs_of(&plan);
+        let file_sd = FileSdSeen::of(&options.config, &plan);
         let fleet = Arc::new(Fleet::build(plan, None, SystemTime::now()));
+        sys::release_freed_memory();
         let shared = Arc::new(Shared {
             options,
             fleet: RwLock::new(Arc::clone(&fleet)),
@@ -363,7 +360,7 @@ impl Daemon {
             probers,
             scheduler: scheduler_tx,
             reloading: tokio::sync::Mutex::new(()),
-            file_sd_globs: Mutex::new(file_sd_globs),
+            file_sd: Mutex::new(file_sd),
         });
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -473,54 +470,55 @@ fn fingerprint(config: &std::path::Path, globs: &[String]) -> Fingerprint {
         .collect()
 }
 
+/// The file_sd globs of the current plan, and what their files looked like when it was
+/// read: the watcher reloads when a look differs.
+#[derive(Debug, Clone, Default)]
+struct FileSdSeen {
+    globs: Vec<String>,
+    seen: Fingerprint,
+}
+
+impl FileSdSeen {
+    /// Taken just after `plan` was loaded. A file modified since the load began may have
+    /// changed after it was read: it is marked so that the next look differs, and the
+    /// watcher reads it again.
+    fn of(config: &std::path::Path, plan: &Plan) -> FileSdSeen {
+        let globs: Vec<String> = plan
+            .file_sd
+            .iter()
+            .flat_map(|sd| sd.files.iter().cloned())
+            .collect();
+        let mut seen = fingerprint(config, &globs);
+        for (_, len, modified) in &mut seen {
+            if modified.map_or(true, |at| at >= plan.read_at) {
+                *len = u64::MAX;
+            }
+        }
+        FileSdSeen { globs, seen }
+    }
+}
+
 /// Reloads when a file_sd file changes, appears or disappears.
 async fn watch_file_sd(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let look = |shared: &Arc<Shared>| {
-        let config = shared.options.config.clone();
-        let globs = shared.file_sd_globs();
-        tokio::task::spawn_blocking(move || fingerprint(&config, &globs))
-    };
-    let Ok(mut seen) = look(&shared).await else {
-        return;
-    };
     loop {
         tokio::select! {
             _ = tokio::time::sleep(FILE_SD_POLL) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        let Ok(now) = look(&shared).await else {
+        let config = shared.options.config.clone();
+        let FileSdSeen { globs, seen } = shared.file_sd();
+        let Ok(now) = tokio::task::spawn_blocking(move || fingerprint(&config, &globs)).await
+        else {
             continue;
         };
-        if now != seen {
-            seen = now;
-            let _ = shared.reload("file_sd changed").await;
+        if now != seen && shared.reload("file_sd changed").await.is_err() {
+            // A reload records what it read. A failed one (a file half-written, or
+            // broken) is logged once and tried again at the next change, not every look.
+            shared
+                .file_sd
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .seen = now;
         }
-    }
-}
-
-/// Raises the soft descriptor limit to the hard one (each probe in flight and each held
-/// connection is a descriptor), and returns how many probes each prober may keep in
-/// flight: a quarter of the limit, between 64 and 4096.
-fn raise_descriptor_limit() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct it is given and has no other effect.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            // SAFETY: setrlimit reads the struct it is given; raising the soft limit up
-            // to the hard one needs no privilege.
-            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-                limit = raised;
-            }
-        }
-        (limit.rlim_cur / 4).clamp(64, 4096) as usize
-    } else {
-        256
     }
 }

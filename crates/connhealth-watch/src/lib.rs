@@ -26,5 +26,6 @@ pub mod schedule;
 pub mod shard;
 pub mod state;
 pub mod status;
+mod sys;
 
 pub use crate::daemon::{run, LogFormat, Options};

@@ -151,6 +151,10 @@ struct Entry {
     running: bool,
     /// The time name resolution took for the check under way.
     dns_time: Duration,
+    /// A name's other addresses, for the probe under way to try next after a refusal,
+    /// last one first; and when that probe's time is up.
+    fallback: Vec<SocketAddr>,
+    deadline: Instant,
     /// `hold`: the held connection.
     hold: Option<Hold>,
 }
@@ -163,13 +167,12 @@ enum Event {
         started: Instant,
         result: CheckResult,
     },
-    /// The name of a probed target resolved: probe that address now.
+    /// The name of a probed target resolved: probe its addresses now, in order.
     Resolved {
         key: Key,
-        addr: SocketAddr,
-        dns_time: Duration,
-        /// What is left of the check's timeout.
-        timeout: Duration,
+        resolved: checks::Resolved,
+        /// When the check's timeout, which counts from the start of the lookup, is up.
+        deadline: Instant,
     },
     /// A name did not resolve in time.
     Unresolved { key: Key, result: CheckResult },
@@ -344,6 +347,8 @@ impl Scheduler {
             wait,
             running: false,
             dns_time: Duration::ZERO,
+            fallback: Vec::new(),
+            deadline: due,
             hold,
         });
         self.due.push(Reverse((due, key)));
@@ -387,6 +392,7 @@ impl Scheduler {
             }
             entry.running = true;
             entry.dns_time = Duration::ZERO;
+            entry.fallback.clear();
             let check = &entry.target.plan.check;
             let (kind, timeout, wait) = (check.kind, check.timeout, entry.wait);
             // Not sent by the time the next check would be due: give up, `exhausted`.
@@ -425,13 +431,12 @@ impl Scheduler {
     fn resolve_then_probe(&self, key: Key, address: Address, timeout: Duration) {
         let events = self.events_tx.clone();
         tokio::spawn(async move {
-            let start = Instant::now();
+            let deadline = Instant::now() + timeout;
             let event = match checks::resolve(&address, timeout).await {
-                Ok((addr, dns_time)) => Event::Resolved {
+                Ok(resolved) => Event::Resolved {
                     key,
-                    addr,
-                    dns_time,
-                    timeout: timeout.saturating_sub(start.elapsed()),
+                    resolved,
+                    deadline,
                 },
                 Err(result) => Event::Unresolved { key, result },
             };
@@ -449,18 +454,24 @@ impl Scheduler {
         tokio::spawn(async move {
             let started = Instant::now().max(now);
             let plan = &target.plan.check;
+            let deadline = started + plan.timeout;
             let result = match checks::resolve(&address, plan.timeout).await {
-                Ok((addr, dns_time)) => {
-                    let left = plan.timeout.saturating_sub(started.elapsed());
-                    let host = match &address {
-                        Address::Name { host, .. } => host.clone(),
-                        _ => addr.ip().to_string(),
-                    };
-                    let mut result = match plan.kind {
-                        CheckKind::Tls => checks::tls::check(addr, &host, plan, left).await,
-                        _ => checks::send_expect::check(addr, plan, left).await,
-                    };
-                    result.dns_time = dns_time;
+                Ok(resolved) => {
+                    let host = checks::host_of(&address);
+                    let mut result =
+                        checks::first_answer(&resolved.addrs, deadline, |addr, left| {
+                            let host = host.clone().unwrap_or_else(|| addr.ip().to_string());
+                            async move {
+                                match plan.kind {
+                                    CheckKind::Tls => {
+                                        checks::tls::check(addr, &host, plan, left).await
+                                    }
+                                    _ => checks::send_expect::check(addr, plan, left).await,
+                                }
+                            }
+                        })
+                        .await;
+                    result.dns_time = resolved.dns_time;
                     result
                 }
                 Err(result) => result,
@@ -482,21 +493,28 @@ impl Scheduler {
             } => self.finish(key, Some(started), result),
             Event::Resolved {
                 key,
-                addr,
-                dns_time,
-                timeout,
+                resolved,
+                deadline,
             } => {
                 let Some(entry) = self.entry(key) else {
                     return;
                 };
-                entry.dns_time = dns_time;
+                let mut addrs = resolved.addrs;
+                addrs.reverse();
+                let Some(first) = addrs.pop() else {
+                    return;
+                };
+                entry.dns_time = resolved.dns_time;
+                entry.fallback = addrs;
+                entry.deadline = deadline;
                 let (kind, start_by) = (entry.target.plan.check.kind, entry.due + entry.wait);
+                let timeout = deadline.saturating_duration_since(Instant::now());
                 let tag = Tag {
                     key,
                     confirm: false,
                 };
                 self.feed(kind)
-                    .push(tag.encode(), addr, timeout, Some(start_by));
+                    .push(tag.encode(), first, timeout, Some(start_by));
             }
             Event::Unresolved { key, result } => self.finish(key, None, result),
             Event::HoldClosed { key, why } => {
@@ -526,6 +544,18 @@ impl Scheduler {
         let Some(entry) = self.entry(tag.key) else {
             return;
         };
+        let refused =
+            matches!(&done.result, Err(err) if Outcome::of_probe_error(err).tries_next_address());
+        if refused && !tag.confirm && !entry.fallback.is_empty() {
+            // A name's next address may answer ("localhost": ::1 first, the server on
+            // 127.0.0.1 only), within what is left of the check's time.
+            let left = entry.deadline.saturating_duration_since(Instant::now());
+            if let (Some(next), false) = (entry.fallback.pop(), left.is_zero()) {
+                let kind = entry.target.plan.check.kind;
+                self.feed(kind).push(done.tag, next, left, None);
+                return;
+            }
+        }
         let mut result = match &done.result {
             Ok(rtt) => CheckResult::new(Outcome::Ok, *rtt),
             Err(err) => CheckResult::failed(

@@ -6,10 +6,9 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use connhealth_testkit::{require, wait_until, Redis};
+use connhealth_testkit::{require, wait_until, Redis, TempDir};
 use connhealth_watch::checks::{send_expect, Outcome};
 use connhealth_watch::config::{CheckKind, CheckPlan};
 use regex::bytes::Regex;
@@ -74,34 +73,28 @@ fn info_field(info: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("INFO has no {field}: {info}"))
 }
 
-/// A log file in the temp folder, removed on drop.
-struct LogFile(PathBuf);
+/// A log file in a folder of its own, removed on drop.
+struct LogFile {
+    _dir: TempDir,
+    path: PathBuf,
+}
 
 impl LogFile {
     fn new() -> LogFile {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        LogFile(std::env::temp_dir().join(format!(
-            "connhealth-check-send-expect-{}-{}.log",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        )))
+        let dir = TempDir::new("check-send-expect");
+        let path = dir.join("redis.log");
+        LogFile { _dir: dir, path }
     }
 
     fn text(&self) -> String {
-        std::fs::read_to_string(&self.0).unwrap_or_default()
-    }
-}
-
-impl Drop for LogFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        std::fs::read_to_string(&self.path).unwrap_or_default()
     }
 }
 
 /// A redis-server logging at `verbose` into `log`, and the log's length once the
 /// testkit's own startup PINGs have been logged: what the checks add comes after it.
 fn verbose_redis(log: &LogFile) -> Option<(Redis, usize)> {
-    let path = log.0.to_str().expect("a UTF-8 temp path").to_owned();
+    let path = log.path.to_str().expect("a UTF-8 temp path").to_owned();
     let server = redis(&["--loglevel", "verbose", "--logfile", &path])?;
     wait_until(Duration::from_secs(2), || {
         log.text().contains("Client closed connection")

@@ -5,10 +5,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use connhealth_testkit::TempDir;
 use connhealth_watch::checks::{tls, CheckResult, Outcome};
 use connhealth_watch::config::{CheckKind, CheckPlan, TlsPlan};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
@@ -24,25 +24,17 @@ use rustls::ServerConfig;
 const TIMEOUT: Duration = Duration::from_secs(2);
 const DAY: Duration = Duration::from_secs(86_400);
 
-/// A PEM file in the temp folder, removed on drop.
-struct TempPem(PathBuf);
+/// A PEM file in a folder of its own, removed on drop.
+struct TempPem {
+    _dir: TempDir,
+    path: PathBuf,
+}
 
 impl TempPem {
     fn new(pem: &str) -> TempPem {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "connhealth-check-tls-{}-{}.pem",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, pem).expect("write the CA file");
-        TempPem(path)
-    }
-}
-
-impl Drop for TempPem {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let dir = TempDir::new("check-tls");
+        let path = dir.write("ca.pem", pem);
+        TempPem { _dir: dir, path }
     }
 }
 
@@ -185,7 +177,7 @@ fn plan(tls: TlsPlan) -> CheckPlan {
 
 fn trusting(pki: &Pki) -> TlsPlan {
     TlsPlan {
-        ca_file: Some(pki.ca_file.0.clone()),
+        ca_file: Some(pki.ca_file.path.clone()),
         ..TlsPlan::default()
     }
 }

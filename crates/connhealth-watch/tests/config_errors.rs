@@ -3,33 +3,24 @@
 //! and that the message names the problem and the fix.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use connhealth_testkit::TempDir;
 use connhealth_watch::config::{load, ConfigError};
 
 /// A fresh folder holding `watch.toml` and any other files, removed at the end.
 struct Fixture {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl Fixture {
     fn new(test: &str) -> Fixture {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "connhealth-config-errors-{test}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Fixture { dir }
+        Fixture {
+            dir: TempDir::new(&format!("config-errors-{test}")),
+        }
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        path
+        self.dir.write(name, text)
     }
 
     /// Loads `config` as watch.toml: it must fail; its errors.
@@ -43,12 +34,6 @@ impl Fixture {
                 errors.0
             }
         }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

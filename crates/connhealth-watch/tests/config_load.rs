@@ -4,45 +4,30 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use connhealth_testkit::TempDir;
 use connhealth_watch::config::{file_sd_paths, load, CheckKind, CheckPlan, Plan, TargetPlan};
 
 /// A fresh folder, removed at the end.
 struct Fixture {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl Fixture {
     fn new(test: &str) -> Fixture {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "connhealth-config-load-{test}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Fixture { dir }
+        Fixture {
+            dir: TempDir::new(&format!("config-load-{test}")),
+        }
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        path
+        self.dir.write(name, text)
     }
 
     fn load(&self, config: &str) -> Plan {
         let path = self.write("watch.toml", config);
         load(&path).unwrap_or_else(|errors| panic!("did not load:\n{errors}"))
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

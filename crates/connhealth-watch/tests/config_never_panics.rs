@@ -2,8 +2,6 @@
 //! key, and the config with each character removed, parse to a plan or to errors, and
 //! every error has a place and a one-line message. The same for a file_sd file.
 
-use std::path::PathBuf;
-
 use connhealth_watch::config::{parse, ConfigErrors};
 
 const CONFIG: &str = r#"
@@ -78,10 +76,7 @@ mod config {
 
     #[test]
     fn mangled_file_sd_files_do_not_panic() {
-        let dir: PathBuf = std::env::temp_dir().join(format!(
-            "connhealth-config-never-panics-{}",
-            std::process::id()
-        ));
+        let dir = connhealth_testkit::TempDir::new("config-never-panics");
         std::fs::create_dir_all(dir.join("sd")).unwrap();
         let path = dir.join("watch.toml");
         let config = "[[file_sd]]\nfiles = [\"sd/*.json\"]\n";
@@ -93,6 +88,5 @@ mod config {
         check(parse(&path, config));
         std::fs::write(dir.join("sd/a.json"), "[".repeat(100_000)).unwrap();
         check(parse(&path, config));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

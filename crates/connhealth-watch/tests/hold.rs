@@ -122,3 +122,58 @@ fn a_server_that_closes_idle_connections_stays_up_and_is_held_again() {
     assert!(reconnects >= 2, "{reconnects} reconnections in 5.5 s");
     daemon.stop();
 }
+
+#[test]
+fn a_server_that_vanishes_silently_is_down_within_the_probes_bound() {
+    use connhealth_testkit::{require, Netns};
+    use std::net::TcpListener;
+    if !require(
+        "a held connection whose server vanishes",
+        &["ip", "iptables"],
+    ) {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let check = CheckPlan {
+        timeout: Duration::from_millis(300),
+        interval: Duration::from_millis(500),
+        fast_interval: Duration::from_millis(200),
+        ..schedule(CheckKind::Hold)
+    };
+    let (listener, daemon) = netns
+        .enter(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            (
+                listener,
+                start(plan(vec![target("held", addr, check.clone())])),
+            )
+        })
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The server accepts and holds: the held connection is established and idle.
+    let held = std::thread::spawn(move || listener.accept().map(|(conn, _)| conn));
+    wait_health(&daemon, "held", Health::Up, Duration::from_secs(5)).expect("up");
+    let _server_side = held.join().unwrap().expect("the daemon connected");
+
+    // No FIN, no RST, no ICMP: the held connection says nothing; the probes time out.
+    netns.drop_tcp_port(port).unwrap();
+    let vanished = SystemTime::now();
+    wait_health(&daemon, "held", Health::Down, Duration::from_secs(5)).expect("down");
+    let took = became(&daemon, "held", Health::Down)
+        .unwrap()
+        .duration_since(vanished)
+        .unwrap_or_default();
+    // The next probe within an interval, then fall - 1 more at fast_interval, each
+    // failing at its timeout.
+    let bound =
+        check.interval + check.fast_interval * (check.fall - 1) + check.timeout * check.fall;
+    assert!(
+        took <= bound + Duration::from_millis(100),
+        "down after {took:?}, bound {bound:?}"
+    );
+    assert!(
+        status(&daemon, "held").checks[connhealth_watch::checks::Outcome::Timeout.index()] >= 3
+    );
+    daemon.stop();
+}

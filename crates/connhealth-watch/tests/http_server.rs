@@ -64,8 +64,7 @@ async fn a_wrong_method_is_a_405_that_names_the_right_one() {
 
 #[tokio::test]
 async fn a_reload_that_fails_is_a_500_with_every_error_and_its_place() {
-    let dir = std::env::temp_dir().join(format!("connhealth-http-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = connhealth_testkit::TempDir::new("http-reload");
     let config = dir.join("watch.toml");
     std::fs::write(&config, "[defaults\ncheck = 1\n").unwrap();
     let server = Server::with(options(config.clone()), fleet(Vec::new()), true).await;
@@ -95,21 +94,17 @@ async fn a_reload_that_fails_is_a_500_with_every_error_and_its_place() {
             .contains("\nconnhealth_config_last_reload_successful 0\n"),
         "a failed reload shows in /metrics"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn a_reload_that_loads_is_a_200() {
-    let dir =
-        std::env::temp_dir().join(format!("connhealth-http-reload-ok-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = connhealth_testkit::TempDir::new("http-reload-ok");
     let config = dir.join("watch.toml");
     std::fs::write(&config, "[defaults]\ncheck = \"half-open\"\n").unwrap();
     let server = Server::with(options(config), fleet(Vec::new()), true).await;
     let reply = server.request("POST", "/-/reload", &[]).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.body, "config reloaded: 0 target(s)\n");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

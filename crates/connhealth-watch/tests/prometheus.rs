@@ -15,6 +15,8 @@ use support::{get, plan, start, target, temp_dir};
 struct Prometheus {
     child: Child,
     addr: SocketAddr,
+    /// Its config and data, removed once it is stopped.
+    _dir: connhealth_testkit::TempDir,
 }
 
 impl Drop for Prometheus {
@@ -61,7 +63,7 @@ fn prometheus(config: &str) -> Option<Prometheus> {
         return None;
     }
     let dir = temp_dir("prometheus");
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    dir.write("prometheus.yml", config);
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
     let child = Command::new("prometheus")
         .arg(format!(
@@ -77,7 +79,11 @@ fn prometheus(config: &str) -> Option<Prometheus> {
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus");
-    Some(Prometheus { child, addr })
+    Some(Prometheus {
+        child,
+        addr,
+        _dir: dir,
+    })
 }
 
 /// The value of the one series `query` returns, once Prometheus has one.

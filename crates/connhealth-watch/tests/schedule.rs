@@ -131,7 +131,9 @@ fn intervals_run_from_the_due_time_not_from_the_end_of_the_check() {
         (27..=33).contains(&checks),
         "{checks} checks in 3 s at a 100 ms interval (from the end of each: ~19)"
     );
-    assert_eq!(daemon.shared().late_checks.load(Ordering::Relaxed), 0);
+    // A check more than 10 ms late is counted; a loaded 2-core machine makes one or two.
+    let late = daemon.shared().late_checks.load(Ordering::Relaxed);
+    assert!(late <= checks / 10, "{late} of {checks} checks late");
     daemon.stop();
 }
 
@@ -203,6 +205,79 @@ fn half_open_checks_leave_a_listener_that_never_accepts_with_an_empty_queue() {
     match listener.accept() {
         Err(err) if err.kind() == ErrorKind::WouldBlock => {}
         other => panic!("{checks} half-open checks left a connection to accept: {other:?}"),
+    }
+    daemon.stop();
+}
+
+#[test]
+fn a_name_is_resolved_and_its_next_address_tried_after_a_refusal() {
+    if connhealth_testkit::inside_netns().is_none() {
+        if !require("a name with two addresses", &["ip"]) {
+            return;
+        }
+        let netns = Netns::new().unwrap();
+        netns
+            .exec("ip", &["addr", "add", "::1/128", "dev", "lo"])
+            .ok();
+        netns
+            .set_hosts("::1 dual.test\n127.0.0.1 dual.test\n")
+            .unwrap();
+        netns
+            .rerun_test_inside("a_name_is_resolved_and_its_next_address_tried_after_a_refusal")
+            .unwrap();
+        return;
+    }
+    // Inside: "dual.test" resolves to ::1 first, then 127.0.0.1, and the server listens
+    // on 127.0.0.1 only, as many do. Each kind must get past the refusal on ::1.
+    let resolved: Vec<_> = std::net::ToSocketAddrs::to_socket_addrs("dual.test:1")
+        .unwrap()
+        .collect();
+    assert!(resolved.len() == 2 && resolved[0].is_ipv6(), "{resolved:?}");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut line = [0u8; 64];
+                let _ = conn.read(&mut line);
+                let _ = conn.write_all(b"+PONG\r\n");
+                let _ = conn.read(&mut line);
+            });
+        }
+    });
+    let check = |kind| CheckPlan {
+        kind,
+        interval: Duration::from_millis(100),
+        fast_interval: Duration::from_millis(20),
+        jitter: 0.0,
+        send: Some(b"PING\r\n".to_vec()).filter(|_| kind == CheckKind::SendExpect),
+        expect: (kind == CheckKind::SendExpect)
+            .then(|| regex::bytes::Regex::new(r"^\+PONG").unwrap()),
+        ..CheckPlan::default()
+    };
+    let address = format!("dual.test:{port}");
+    let kinds = [
+        CheckKind::HalfOpen,
+        CheckKind::Connect,
+        CheckKind::SendExpect,
+    ];
+    let daemon = start(plan(
+        kinds
+            .iter()
+            .map(|&kind| target(kind.name(), &address, check(kind)))
+            .collect(),
+    ));
+    for kind in kinds {
+        wait_health(&daemon, kind.name(), Health::Up, Duration::from_secs(3)).unwrap_or_else(
+            || {
+                panic!(
+                    "{} never up: {:?}",
+                    kind.name(),
+                    status(&daemon, kind.name())
+                )
+            },
+        );
     }
     daemon.stop();
 }

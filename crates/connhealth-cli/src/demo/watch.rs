@@ -56,6 +56,7 @@ pub(crate) fn run() -> io::Result<()> {
         ],
         modules: BTreeMap::new(),
         file_sd: Vec::new(),
+        read_at: SystemTime::now(),
     };
     let options = Options {
         config: PathBuf::from("(demo)"),

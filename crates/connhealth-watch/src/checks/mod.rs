@@ -25,28 +25,31 @@ pub async fn run_once(
     plan: &CheckPlan,
     timeout: Duration,
 ) -> CheckResult {
-    let start = Instant::now();
+    let deadline = Instant::now() + timeout;
     let target = match Target::parse(address) {
         Ok(target) => target,
         Err(err) => return CheckResult::failed(Outcome::Error, Duration::ZERO, err.to_string()),
     };
-    let (addr, dns_time) = match resolve(&target, timeout).await {
+    let resolved = match resolve(&target, timeout).await {
         Ok(resolved) => resolved,
         Err(failed) => return failed,
     };
-    let left = timeout.saturating_sub(start.elapsed());
-    let host = match &target {
-        Target::Name { host, .. } => host.clone(),
-        _ => addr.ip().to_string(),
-    };
-    let mut result = match plan.kind {
-        CheckKind::HalfOpen | CheckKind::Hold => probe(&probers.half_open, addr, left).await,
-        CheckKind::Connect => probe(&probers.connect, addr, left).await,
-        CheckKind::Tls => tls::check(addr, &host, plan, left).await,
-        CheckKind::SendExpect => send_expect::check(addr, plan, left).await,
-    };
-    result.dns_time = dns_time;
-    result.ip_protocol = Some(if addr.is_ipv4() { 4 } else { 6 });
+    let host = host_of(&target);
+    let mut result = first_answer(&resolved.addrs, deadline, |addr, left| {
+        let host = host.clone();
+        async move {
+            match plan.kind {
+                CheckKind::HalfOpen | CheckKind::Hold => {
+                    probe(&probers.half_open, addr, left).await
+                }
+                CheckKind::Connect => probe(&probers.connect, addr, left).await,
+                CheckKind::Tls => tls::check(addr, host.as_deref().unwrap_or(""), plan, left).await,
+                CheckKind::SendExpect => send_expect::check(addr, plan, left).await,
+            }
+        }
+    })
+    .await;
+    result.dns_time = resolved.dns_time;
     result
 }
 
@@ -61,14 +64,35 @@ async fn probe(prober: &connhealth::Prober, addr: SocketAddr, timeout: Duration)
     }
 }
 
-/// The address to check: `target` itself, or its name resolved within `timeout` (the
-/// first address the system resolver gives). Returns the time resolution took.
-pub async fn resolve(
-    target: &Target,
-    timeout: Duration,
-) -> Result<(SocketAddr, Duration), CheckResult> {
+/// The host name to give TLS (SNI and the name verified): the name as written, or `None`
+/// for an address, whose IP is then used.
+pub fn host_of(target: &Target) -> Option<String> {
+    match target {
+        Target::Name { host, .. } => Some(host.clone()),
+        _ => None,
+    }
+}
+
+/// What a target's address is for one check: the address itself, or every address its
+/// name resolved to, in the resolver's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// At least one address.
+    pub addrs: Vec<SocketAddr>,
+    /// The time name resolution took (zero for an address).
+    pub dns_time: Duration,
+}
+
+/// The addresses to check: `target` itself, or its name resolved within `timeout` by the
+/// system resolver.
+pub async fn resolve(target: &Target, timeout: Duration) -> Result<Resolved, CheckResult> {
     let (host, port) = match target {
-        Target::Addr(addr) => return Ok((*addr, Duration::ZERO)),
+        Target::Addr(addr) => {
+            return Ok(Resolved {
+                addrs: vec![*addr],
+                dns_time: Duration::ZERO,
+            })
+        }
         Target::Name { host, port } => (host.as_str(), *port),
         _ => {
             return Err(CheckResult::failed(
@@ -88,11 +112,47 @@ pub async fn resolve(
     match looked_up {
         Err(_) => Err(failed(format!("{host} did not resolve within {timeout:?}"))),
         Ok(Err(err)) => Err(failed(format!("cannot resolve {host}: {err}"))),
-        Ok(Ok(mut addrs)) => match addrs.next() {
-            Some(addr) => Ok((addr, took)),
-            None => Err(failed(format!("{host} resolved to no address"))),
-        },
+        Ok(Ok(addrs)) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            if addrs.is_empty() {
+                return Err(failed(format!("{host} resolved to no address")));
+            }
+            Ok(Resolved {
+                addrs,
+                dns_time: took,
+            })
+        }
     }
+}
+
+/// Runs `check` on each of `addrs` in turn, with what is left until `deadline`, until one
+/// answers: a refusal or an unreachable address moves on to the next, as a client would
+/// ("localhost" is often `::1` first, with the server on `127.0.0.1` only). The result is
+/// the first answer's, or the first refusal's when none answered.
+pub async fn first_answer<F, Fut>(
+    addrs: &[SocketAddr],
+    deadline: Instant,
+    mut check: F,
+) -> CheckResult
+where
+    F: FnMut(SocketAddr, Duration) -> Fut,
+    Fut: std::future::Future<Output = CheckResult>,
+{
+    let mut first_refusal: Option<CheckResult> = None;
+    for &addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut result = check(addr, left).await;
+        result.ip_protocol = Some(if addr.is_ipv4() { 4 } else { 6 });
+        if !result.outcome.tries_next_address() {
+            return result; // an answer: a success, or a failure no other address changes
+        }
+        first_refusal.get_or_insert(result);
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    first_refusal
+        .unwrap_or_else(|| CheckResult::failed(Outcome::Error, Duration::ZERO, "no address"))
 }
 
 /// Why a check ended as it did: the `result` label of `connhealth_target_checks_total`.
@@ -156,6 +216,11 @@ impl Outcome {
     /// The index in [`Outcome::ALL`], for per-outcome counters.
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// A refusal or an unreachable address: another address of the same name may answer.
+    pub fn tries_next_address(self) -> bool {
+        matches!(self, Outcome::Refused | Outcome::Unreachable)
     }
 
     /// Counts toward `fall`. `Exhausted` is the checker's problem and counts toward

@@ -185,6 +185,7 @@ pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
 
 /// Parses `text` as the contents of `path` (file_sd globs are relative to its folder).
 pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
+    let read_at = std::time::SystemTime::now();
     let source = Source { path, text, seq: 0 };
     let mut report = Report::default();
     let root = match raw::parse(text) {
@@ -258,6 +259,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
         targets,
         modules: document.modules,
         file_sd,
+        read_at,
     })
 }
 

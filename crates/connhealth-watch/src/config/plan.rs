@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use regex::bytes::Regex;
 
@@ -22,6 +22,9 @@ pub struct Plan {
     pub modules: BTreeMap<String, CheckPlan>,
     /// The file_sd globs, and the files they matched when the plan was built.
     pub file_sd: Vec<FileSdPlan>,
+    /// When the files were about to be read: a file_sd file modified since may have
+    /// changed after it was read, and is read again.
+    pub read_at: SystemTime,
 }
 
 /// One target to watch.

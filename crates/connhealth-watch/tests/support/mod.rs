@@ -21,6 +21,7 @@ pub fn plan(targets: Vec<TargetPlan>) -> Plan {
         targets,
         modules: BTreeMap::new(),
         file_sd: Vec::new(),
+        read_at: SystemTime::now(),
     }
 }
 
@@ -104,62 +105,12 @@ pub fn became(daemon: &Daemon, name: &str, health: Health) -> Option<SystemTime>
         .map(|t| t.at)
 }
 
-/// A fresh folder under the system's temp dir.
-pub fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "connhealth-watch-{test}-{}-{:?}",
-        std::process::id(),
-        Instant::now()
-    ));
-    let dir = PathBuf::from(dir.to_string_lossy().replace([' ', '{', '}', ':', ','], ""));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+/// A fresh folder for one test, removed on drop.
+pub fn temp_dir(test: &str) -> connhealth_testkit::TempDir {
+    connhealth_testkit::TempDir::new(test)
 }
 
-/// One HTTP/1.1 request over a fresh connection (`Connection: close`): the status code and
-/// the body. Enough for the daemon's and Prometheus' plain responses.
-pub fn http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(addr)?;
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        conn,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    conn.read_to_end(&mut response)?;
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {head:?}")))?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        unchunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok((code, body))
-}
-
-fn unchunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
-}
+pub use connhealth_testkit::http;
 
 /// `GET path`, expecting 200: the body.
 pub fn get(addr: SocketAddr, path: &str) -> String {

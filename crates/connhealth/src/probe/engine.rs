@@ -93,11 +93,12 @@ pub(crate) enum Timing {
 }
 
 impl Timing {
-    /// The deadline of a task that has not been sent yet, if it has one.
-    fn while_waiting(self) -> Option<Instant> {
+    /// The deadline of a task that has not been sent yet, if it has one, and the timeout
+    /// that runs from its SYN, if it has one.
+    fn split(self) -> (Option<Instant>, Option<Duration>) {
         match self {
-            Timing::Until(at) => Some(at),
-            Timing::FromSyn { start_by, .. } => start_by,
+            Timing::Until(at) => (Some(at), None),
+            Timing::FromSyn { timeout, start_by } => (start_by, Some(timeout)),
         }
     }
 }
@@ -415,10 +416,13 @@ enum Phase {
 
 struct Task {
     addr: SocketAddr,
-    timing: Timing,
-    /// The deadline armed in the heap, if any: the one from `timing` while the task
-    /// waits, and, for [`Timing::FromSyn`], the SYN's time plus the timeout once it is
-    /// sent. A heap entry with another time is stale (the task was re-armed).
+    /// For [`Timing::FromSyn`], its timeout: at the SYN, the deadline is re-armed for the
+    /// SYN's time plus this. (Its start_by is `deadline` while it waits: kept once, so
+    /// that a task costs no more than before.)
+    from_syn: Option<Duration>,
+    /// The deadline armed in the heap, if any: [`Timing::Until`]'s, or a waiting
+    /// [`Timing::FromSyn`] task's start_by, and once it is sent its SYN's time plus its
+    /// timeout. A heap entry with another time is stale (the task was re-armed).
     deadline: Option<Instant>,
     reply: Reply,
     phase: Phase,
@@ -687,7 +691,7 @@ impl Engine {
                 // SYN + timeout, which has an entry of its own.
                 continue;
             }
-            let timing = task.timing;
+            let from_syn = task.from_syn.is_some();
             // A probe never sent says nothing of its target: the error is the prober's.
             let error = match (&task.phase, task.exhausted.take(), stalled_on) {
                 (Phase::Resolving, _, _) => ProbeError::Resolve(io::Error::new(
@@ -710,7 +714,7 @@ impl Engine {
                             "it waited for one of the prober's {max_in_flight} places in \
                              flight (max_in_flight)"
                         )
-                    } else if let Timing::FromSyn { .. } = timing {
+                    } else if from_syn {
                         "its start_by passed before the prober could send it".to_owned()
                     } else {
                         "its timeout passed before the prober could send it".to_owned()
@@ -742,7 +746,8 @@ impl Engine {
                 self.take(index);
                 continue;
             }
-            let (addr, timing) = (task.addr, task.timing);
+            // A waiting task's deadline is, with a timeout from its SYN, its start_by.
+            let (addr, from_syn, start_by) = (task.addr, task.from_syn, task.deadline);
             if let Some(dest) = self.destinations.get_mut(&addr) {
                 if dest.in_flight >= max_per_destination {
                     dest.parked.push_back((index, generation));
@@ -752,15 +757,10 @@ impl Engine {
             }
             // Before connect(): on loopback the SYN-ACK is often processed inside it.
             let start = Instant::now();
-            if let Timing::FromSyn {
-                start_by: Some(by), ..
-            } = timing
-            {
-                if start >= by {
-                    // Too late to send: its entry at `by` is due, and the next turn's
-                    // expire reports it (and passes on a place it was given).
-                    continue;
-                }
+            if from_syn.is_some() && start_by.is_some_and(|by| start >= by) {
+                // Too late to send: its entry at start_by is due, and the next turn's
+                // expire reports it (and passes on a place it was given).
+                continue;
             }
             let started = sys::start_connect(&addr, self.half_open).and_then(|socket| {
                 self.poller
@@ -786,7 +786,7 @@ impl Engine {
                     };
                     // The timeout runs from the SYN: a start_by armed while it waited
                     // gives way to SYN + timeout (its heap entry goes stale).
-                    if let Timing::FromSyn { timeout, .. } = timing {
+                    if let Some(timeout) = from_syn {
                         let at = deadline_after(start, timeout);
                         let rearmed = task.deadline.replace(at).is_some();
                         self.push_deadline(at, index, generation, rearmed);
@@ -835,10 +835,11 @@ impl Engine {
     fn accept(&mut self, item: Submission) {
         match item {
             Submission::Probe(job) => {
+                let (deadline, from_syn) = job.timing.split();
                 let task = Task {
                     addr: job.addr,
-                    timing: job.timing,
-                    deadline: job.timing.while_waiting(),
+                    from_syn,
+                    deadline,
                     reply: job.reply,
                     phase: Phase::Waiting,
                     exhausted: None,
@@ -855,7 +856,7 @@ impl Engine {
             } => {
                 let task = Task {
                     addr: SocketAddr::from(([0, 0, 0, 0], port)),
-                    timing: Timing::Until(deadline),
+                    from_syn: None,
                     deadline: Some(deadline),
                     reply: Reply::Resolve(reply),
                     phase: Phase::Resolving,

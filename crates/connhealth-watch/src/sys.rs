@@ -1,0 +1,39 @@
+//! The daemon's few system calls, in one place.
+
+/// Raises the soft descriptor limit to the hard one (each probe in flight and each held
+/// connection is a descriptor), and returns how many probes each prober may keep in
+/// flight: a quarter of the limit, between 64 and 4096.
+pub(crate) fn raise_descriptor_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given and has no other effect.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 256;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct it is given; raising the soft limit up to
+        // the hard one needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    (limit.rlim_cur / 4).clamp(64, 4096) as usize
+}
+
+/// Gives the memory a config load freed back to the system. Parsing 100k targets builds a
+/// document several times the size of the plan; glibc keeps the freed pages, and the
+/// daemon's resident size would stay at the parse's peak for its whole life (212 MB for
+/// 100k targets, against 60 MB with this).
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
