@@ -147,7 +147,11 @@ pub fn detection(dir: &Path, report: &mut Report) -> io::Result<()> {
             ]
         })
         .collect();
-    let mut daemon = Ours::start(dir, "ours-detection", &ours::config_toml(&schedule(), &targets))?;
+    let mut daemon = Ours::start(
+        dir,
+        "ours-detection",
+        &ours::config_toml(&schedule(), &targets),
+    )?;
     let all = |daemon: &mut Ours, health: Health| -> io::Result<bool> {
         let (a, b) = (daemon.health("half-open-")?, daemon.health("hold-")?);
         Ok(match health {
@@ -160,7 +164,8 @@ pub fn detection(dir: &Path, report: &mut Report) -> io::Result<()> {
         return Ok(());
     }
 
-    let (mut theirs, mut half_open, mut hold) = (Samples::default(), Samples::default(), Samples::default());
+    let (mut theirs, mut half_open, mut hold) =
+        (Samples::default(), Samples::default(), Samples::default());
     let mut rng = fastrand::Rng::new();
     for kill in 0..KILLS {
         // Every entry back at `interval`, then a random phase.
@@ -180,8 +185,14 @@ pub fn detection(dir: &Path, report: &mut Report) -> io::Result<()> {
             ));
         }
         theirs.add(killed, &haproxy_down());
-        half_open.add(killed, &ours_first(&mut daemon, "half-open-", Health::Down, killed)?);
-        hold.add(killed, &ours_first(&mut daemon, "hold-", Health::Down, killed)?);
+        half_open.add(
+            killed,
+            &ours_first(&mut daemon, "half-open-", Health::Down, killed)?,
+        );
+        hold.add(
+            killed,
+            &ours_first(&mut daemon, "hold-", Health::Down, killed)?,
+        );
 
         let seen = haproxy.peer().lines().len();
         server.restart()?;
@@ -190,7 +201,9 @@ pub fn detection(dir: &Path, report: &mut Report) -> io::Result<()> {
             Ok(up.len() == SERVERS && all(&mut daemon, Health::Up)?)
         })?;
         if !everyone_up {
-            report.fail(format!("detection, restart {kill}: not everyone up within 6 s"));
+            report.fail(format!(
+                "detection, restart {kill}: not everyone up within 6 s"
+            ));
             break;
         }
     }
@@ -198,12 +211,21 @@ pub fn detection(dir: &Path, report: &mut Report) -> io::Result<()> {
     daemon.stop()?;
     haproxy.stop();
     if held < SERVERS {
-        report.fail(format!("detection: the server held {held} connections, {SERVERS} expected (hold)"));
+        report.fail(format!(
+            "detection: the server held {held} connections, {SERVERS} expected (hold)"
+        ));
     }
     let expected = KILLS * SERVERS;
-    for (who, samples) in [("HAProxy", &theirs), ("half-open", &half_open), ("hold", &hold)] {
+    for (who, samples) in [
+        ("HAProxy", &theirs),
+        ("half-open", &half_open),
+        ("hold", &hold),
+    ] {
         if samples.0.len() != expected {
-            report.fail(format!("detection: {} of {expected} downs seen for {who}", samples.0.len()));
+            report.fail(format!(
+                "detection: {} of {expected} downs seen for {who}",
+                samples.0.len()
+            ));
         }
     }
 

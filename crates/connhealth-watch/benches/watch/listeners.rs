@@ -31,8 +31,7 @@ impl Listeners {
         let accepted = Arc::new(AtomicU64::new(0));
         let mut addrs = Vec::with_capacity(count);
         for _ in 0..count {
-            let listener =
-                runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))?;
+            let listener = runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))?;
             addrs.push(listener.local_addr()?);
             let accepted = Arc::clone(&accepted);
             runtime.spawn(async move {
@@ -92,10 +91,12 @@ impl FlapServer {
             held: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::Builder::new().name("bench-flap".into()).spawn({
-            let (state, stop) = (Arc::clone(&state), Arc::clone(&stop));
-            move || serve(&state, &stop)
-        })?;
+        let thread = std::thread::Builder::new()
+            .name("bench-flap".into())
+            .spawn({
+                let (state, stop) = (Arc::clone(&state), Arc::clone(&stop));
+                move || serve(&state, &stop)
+            })?;
         Ok(FlapServer {
             addr,
             state,

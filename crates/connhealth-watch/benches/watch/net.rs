@@ -20,7 +20,9 @@ pub fn isolate() -> io::Result<()> {
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let status = Command::new("ip").args(["link", "set", "lo", "up"]).status()?;
+    let status = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()?;
     if status.success() {
         Ok(())
     } else {

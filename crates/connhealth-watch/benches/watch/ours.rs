@@ -374,7 +374,9 @@ impl Ours {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        Err(io::Error::other("the daemon did not stop within 5 s of its stdin closing"))
+        Err(io::Error::other(
+            "the daemon did not stop within 5 s of its stdin closing",
+        ))
     }
 }
 

@@ -4,7 +4,7 @@
 //! installed with apt-get when missing and the bench runs as root.
 
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,7 +14,10 @@ use std::time::{Duration, Instant, SystemTime};
 /// The Debian package of each peer command, for the messages.
 pub const COMMANDS: [(&str, &str); 3] = [
     ("haproxy", "haproxy"),
-    ("prometheus-blackbox-exporter", "prometheus-blackbox-exporter"),
+    (
+        "prometheus-blackbox-exporter",
+        "prometheus-blackbox-exporter",
+    ),
     ("wrk", "wrk"),
 ];
 
@@ -47,19 +50,21 @@ impl Peer {
             .map_err(|err| io::Error::other(format!("cannot start {name}: {err}")))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let lines = Arc::new(Mutex::new(Vec::new()));
-        std::thread::Builder::new().name(format!("bench-{name}-log")).spawn({
-            let lines = Arc::clone(&lines);
-            move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { return };
-                    let at = SystemTime::now();
-                    lines
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push((at, line));
+        std::thread::Builder::new()
+            .name(format!("bench-{name}-log"))
+            .spawn({
+                let lines = Arc::clone(&lines);
+                move || {
+                    for line in BufReader::new(stdout).lines() {
+                        let Ok(line) = line else { return };
+                        let at = SystemTime::now();
+                        lines
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((at, line));
+                    }
                 }
-            }
-        })?;
+            })?;
         Ok(Peer { child, lines, name })
     }
 
@@ -170,7 +175,12 @@ pub struct Haproxy {
 
 impl Haproxy {
     /// Writes `dir/NAME.cfg`, starts `haproxy -db` on it, and waits until it serves.
-    pub fn start(dir: &Path, name: &str, servers: &[SocketAddr], checks: &HaproxyChecks) -> io::Result<Haproxy> {
+    pub fn start(
+        dir: &Path,
+        name: &str,
+        servers: &[SocketAddr],
+        checks: &HaproxyChecks,
+    ) -> io::Result<Haproxy> {
         let stats = free_addr()?;
         let path = dir.join(format!("{name}.cfg"));
         std::fs::write(&path, haproxy_config(servers, checks, stats))?;
@@ -305,42 +315,10 @@ pub fn free_addr() -> io::Result<SocketAddr> {
     )))
 }
 
-/// `GET path` over a fresh connection; the body of a 200, else an error.
+/// `GET path`: the body of a 200, else an error.
 pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<String> {
-    let mut conn = TcpStream::connect(addr)?;
-    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    conn.read_to_end(&mut response)?;
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        return Err(io::Error::other(format!(
-            "GET {path}: {}",
-            head.lines().next().unwrap_or("no response")
-        )));
+    match connhealth_testkit::http(addr, "GET", path)? {
+        (200, body) => Ok(body),
+        (code, body) => Err(io::Error::other(format!("GET {path}: {code} {body}"))),
     }
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        Ok(unchunk(body))
-    } else {
-        Ok(body.to_owned())
-    }
-}
-
-fn unchunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
 }

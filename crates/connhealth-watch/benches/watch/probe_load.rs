@@ -40,7 +40,9 @@ fn load(
     let path = format!("/probe?target={target}&module={module}");
     let answer = http_get(server, &path)?;
     if !answer.lines().any(|line| line == "probe_success 1") {
-        report.fail(format!("{what}: GET {path} did not answer probe_success 1:\n{answer}"));
+        report.fail(format!(
+            "{what}: GET {path} did not answer probe_success 1:\n{answer}"
+        ));
     }
     let accepted = listeners.accepted();
     let mark = Mark::now(pid)?;
@@ -133,7 +135,10 @@ pub fn probe(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Resu
             ours.cpu_per_probe_us(),
             below(ratio <= 0.2),
         );
-        report.target(&format!("/probe {module} <= 0.2 x blackbox_exporter"), ratio <= 0.2);
+        report.target(
+            &format!("/probe {module} <= 0.2 x blackbox_exporter"),
+            ratio <= 0.2,
+        );
     }
     println!(
         "  probes/s: blackbox_exporter {:.0} on {:.2} cores; ours tcp_connect {:.0} on {:.2} cores, \

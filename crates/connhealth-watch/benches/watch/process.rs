@@ -119,7 +119,9 @@ pub fn threads(pid: u32) -> io::Result<Vec<(String, Duration)>> {
         ) else {
             continue; // the thread exited meanwhile
         };
-        let Some(cpu) = cpu_of_stat(&stat) else { continue };
+        let Some(cpu) = cpu_of_stat(&stat) else {
+            continue;
+        };
         let name = comm.trim().to_owned();
         match by_name.iter_mut().find(|(n, _)| *n == name) {
             Some((_, total)) => *total += cpu,
