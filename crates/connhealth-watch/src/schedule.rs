@@ -450,32 +450,11 @@ impl Scheduler {
             return;
         };
         let target = Arc::clone(&entry.target);
-        let events = self.events_tx.clone();
+        let (shared, events) = (Arc::clone(&self.shared), self.events_tx.clone());
         tokio::spawn(async move {
             let started = Instant::now().max(now);
             let plan = &target.plan.check;
-            let deadline = started + plan.timeout;
-            let result = match checks::resolve(&address, plan.timeout).await {
-                Ok(resolved) => {
-                    let host = checks::host_of(&address);
-                    let mut result =
-                        checks::first_answer(&resolved.addrs, deadline, |addr, left| {
-                            let host = host.clone().unwrap_or_else(|| addr.ip().to_string());
-                            async move {
-                                match plan.kind {
-                                    CheckKind::Tls => {
-                                        checks::tls::check(addr, &host, plan, left).await
-                                    }
-                                    _ => checks::send_expect::check(addr, plan, left).await,
-                                }
-                            }
-                        })
-                        .await;
-                    result.dns_time = resolved.dns_time;
-                    result
-                }
-                Err(result) => result,
-            };
+            let result = checks::run(&shared.probers, &address, plan, plan.timeout).await;
             let _ = events.send(Event::Done {
                 key,
                 started,

@@ -393,3 +393,17 @@ async fn unreadable_ca_file_is_an_error_naming_it() {
         "{detail}"
     );
 }
+
+#[tokio::test]
+async fn run_once_checks_an_ip_target_against_its_ip_san_and_a_name_against_its_name() {
+    // What /probe runs: the address as a string, the name verified taken from it.
+    let probers = connhealth_watch::daemon::Probers::new(16);
+    let pki = pki(&["127.0.0.1", "localhost"], 90 * DAY);
+    let (addr, _seen) = tls13_server(&pki).await;
+    let plan = plan(trusting(&pki));
+    for address in [addr.to_string(), format!("localhost:{}", addr.port())] {
+        let result = connhealth_watch::checks::run_once(&probers, &address, &plan, TIMEOUT).await;
+        assert_eq!(result.outcome, Outcome::Ok, "{address}: {result:?}");
+        assert_eq!(result.tls_version, Some("TLS 1.3"));
+    }
+}

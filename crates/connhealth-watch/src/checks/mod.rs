@@ -17,33 +17,47 @@ pub mod send_expect;
 pub mod tls;
 
 /// Runs one check of `address` now, as `plan` says, within `timeout` (name resolution
-/// included): what `/probe` does. `hold` has no connection to hold here, so it probes
-/// half-open, as its scheduled checks do.
+/// included): what `/probe` does. A string that is not `host:port` is an `error` result
+/// that says why.
 pub async fn run_once(
     probers: &Probers,
     address: &str,
     plan: &CheckPlan,
     timeout: Duration,
 ) -> CheckResult {
+    match Target::parse(address) {
+        Ok(target) => run(probers, &target, plan, timeout).await,
+        Err(err) => CheckResult::failed(Outcome::Error, Duration::ZERO, err.to_string()),
+    }
+}
+
+/// Checks `target` as `plan` says, within `timeout` from now, name resolution included,
+/// trying a name's addresses in order until one answers. The scheduler runs `tls` and
+/// `send-expect` checks through here, and `/probe` every kind; `hold` has no connection
+/// to hold here, so it probes half-open, as its scheduled checks do. (The scheduler
+/// hands its half-open and connect probes to the engine in batches instead.)
+pub async fn run(
+    probers: &Probers,
+    target: &Target,
+    plan: &CheckPlan,
+    timeout: Duration,
+) -> CheckResult {
     let deadline = Instant::now() + timeout;
-    let target = match Target::parse(address) {
-        Ok(target) => target,
-        Err(err) => return CheckResult::failed(Outcome::Error, Duration::ZERO, err.to_string()),
-    };
-    let resolved = match resolve(&target, timeout).await {
+    let resolved = match resolve(target, timeout).await {
         Ok(resolved) => resolved,
         Err(failed) => return failed,
     };
-    let host = host_of(&target);
+    let host = host_of(target);
     let mut result = first_answer(&resolved.addrs, deadline, |addr, left| {
-        let host = host.clone();
+        // SNI and the name verified: the name as written, or else the address's IP.
+        let host = host.clone().unwrap_or_else(|| addr.ip().to_string());
         async move {
             match plan.kind {
                 CheckKind::HalfOpen | CheckKind::Hold => {
                     probe(&probers.half_open, addr, left).await
                 }
                 CheckKind::Connect => probe(&probers.connect, addr, left).await,
-                CheckKind::Tls => tls::check(addr, host.as_deref().unwrap_or(""), plan, left).await,
+                CheckKind::Tls => tls::check(addr, &host, plan, left).await,
                 CheckKind::SendExpect => send_expect::check(addr, plan, left).await,
             }
         }
@@ -64,9 +78,8 @@ async fn probe(prober: &connhealth::Prober, addr: SocketAddr, timeout: Duration)
     }
 }
 
-/// The host name to give TLS (SNI and the name verified): the name as written, or `None`
-/// for an address, whose IP is then used.
-pub fn host_of(target: &Target) -> Option<String> {
+/// The host name of `target` as written, or `None` for an address.
+fn host_of(target: &Target) -> Option<String> {
     match target {
         Target::Name { host, .. } => Some(host.clone()),
         _ => None,
