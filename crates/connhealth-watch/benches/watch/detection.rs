@@ -2,11 +2,18 @@
 //! at once, as SIGKILL does) and restarted, several times at random phases, watched by
 //! HAProxy and by our daemon at the same time with the same schedule.
 //!
-//! Each checker watches the server through `SERVERS` entries (HAProxy `server` lines;
-//! our `half-open` and `hold` targets), which both spread evenly over the interval. A
-//! kill's detection time is mostly the wait for each entry's next check, uniform over the
-//! interval; averaging over evenly spread entries takes that phase out, so the means
-//! compare the schedules and the checkers, not the luck of one kill's timing.
+//! Each checker watches the server through `SERVERS` entries (HAProxy `server` lines; our
+//! `half-open` and `hold` targets). For a checker that checks every `inter` while up, a
+//! kill's detection time is the wait for each entry's next check (its phase, uniform over
+//! `inter` for a failure at a random time) plus the time from that first failed check to
+//! down (`(fall - 1) x fastinter` and the checker's own delays). Our entries stay spread
+//! evenly over the interval, so the mean of one kill is already close to the expectation;
+//! HAProxy's bunch together (its 50 servers' checks fall within about 500 ms, wherever
+//! the kill lands), so the plain mean of a few kills is mostly the luck of their timing
+//! (±150 ms). The verdict therefore compares each checker's expectation for a failure at
+//! a random time, `inter / 2 + the mean time from the first failed check to down`, both
+//! measured the same way: HAProxy's failed checks and downs from its log as they arrive,
+//! ours from the daemon's last check and transitions. The plain means are printed too.
 
 use std::collections::HashMap;
 use std::io;
@@ -24,10 +31,11 @@ use crate::report::{below, Report};
 /// Entries per checker and kind on the one server.
 const SERVERS: usize = 50;
 const KILLS: usize = 5;
+const INTER: Duration = Duration::from_secs(1);
 
 fn schedule() -> Schedule {
     Schedule {
-        interval: Duration::from_secs(1),
+        interval: INTER,
         fast_interval: Duration::from_millis(500),
         down_interval: Duration::from_secs(1),
         timeout: Duration::from_secs(1),
@@ -40,8 +48,20 @@ fn schedule() -> Schedule {
 
 const HAPROXY_CHECKS: &str = "check inter 1s fastinter 500ms downinter 1s rise 2 fall 3";
 
-/// The server a HAProxy state-change line names, and whether it says UP or DOWN.
-fn haproxy_change(line: &str) -> Option<(&str, Health)> {
+/// What a HAProxy log line says about a server: a check failed, or it went UP or DOWN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HaproxyEvent {
+    Failed,
+    Became(Health),
+}
+
+fn haproxy_event(line: &str) -> Option<(&str, HaproxyEvent)> {
+    if let Some(rest) = line.strip_prefix("Health check for server be/") {
+        let (server, rest) = rest.split_once(' ')?;
+        return rest
+            .starts_with("failed")
+            .then_some((server, HaproxyEvent::Failed));
+    }
     let rest = line.strip_prefix("Server be/")?;
     let (server, rest) = rest.split_once(' ')?;
     let health = if rest.starts_with("is DOWN") {
@@ -51,15 +71,15 @@ fn haproxy_change(line: &str) -> Option<(&str, Health)> {
     } else {
         return None;
     };
-    Some((server, health))
+    Some((server, HaproxyEvent::Became(health)))
 }
 
-/// The first time each HAProxy server became `health` in `lines`.
-fn haproxy_first(lines: &[LogLine], health: Health) -> HashMap<String, SystemTime> {
+/// The first time each HAProxy server logged `event` in `lines`.
+fn haproxy_first(lines: &[LogLine], event: HaproxyEvent) -> HashMap<String, SystemTime> {
     let mut first = HashMap::new();
     for (at, line) in lines {
-        if let Some((server, h)) = haproxy_change(line) {
-            if h == health {
+        if let Some((server, e)) = haproxy_event(line) {
+            if e == event {
                 first.entry(server.to_owned()).or_insert(*at);
             }
         }
@@ -89,7 +109,7 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> io::Result<bool>) -> io
         if done()? {
             return Ok(true);
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
     done()
 }
@@ -98,25 +118,71 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Detection times in ms, from the kill to each entry's down.
+/// One entry's detection of one kill, in ms from the kill.
+#[derive(Debug, Clone, Copy)]
+struct Detection {
+    /// To its first failed check.
+    failed: f64,
+    /// To down.
+    down: f64,
+}
+
+/// Every entry's detections of every kill.
 #[derive(Default)]
-struct Samples(Vec<f64>);
+struct Detections(Vec<Detection>);
 
-impl Samples {
-    fn add(&mut self, killed: SystemTime, downs: &HashMap<String, SystemTime>) {
-        self.0.extend(
+impl Detections {
+    /// The entries of one kill: their downs, and their first failed checks (an entry
+    /// without one, `hold`'s, is down at its first failure).
+    fn add(
+        &mut self,
+        killed: SystemTime,
+        downs: &HashMap<String, SystemTime>,
+        failed: &HashMap<String, SystemTime>,
+    ) -> Detections {
+        let since = |at: &SystemTime| millis(at.duration_since(killed).unwrap_or_default());
+        let kill = Detections(
             downs
-                .values()
-                .map(|at| millis(at.duration_since(killed).unwrap_or_default())),
+                .iter()
+                .map(|(name, down)| Detection {
+                    failed: failed.get(name).map_or(since(down), since),
+                    down: since(down),
+                })
+                .collect(),
         );
+        self.0.extend(&kill.0);
+        kill
     }
 
-    fn mean(&self) -> f64 {
-        self.0.iter().sum::<f64>() / self.0.len().max(1) as f64
+    fn mean(&self, f: impl Fn(&Detection) -> f64) -> f64 {
+        self.0.iter().map(f).sum::<f64>() / self.0.len().max(1) as f64
     }
 
-    fn max(&self) -> f64 {
-        self.0.iter().copied().fold(0.0, f64::max)
+    fn mean_down(&self) -> f64 {
+        self.mean(|d| d.down)
+    }
+
+    fn max_down(&self) -> f64 {
+        self.0.iter().map(|d| d.down).fold(0.0, f64::max)
+    }
+
+    fn min_down(&self) -> f64 {
+        self.0.iter().map(|d| d.down).fold(f64::INFINITY, f64::min)
+    }
+
+    /// The mean wait for the first failed check: `inter / 2` in expectation.
+    fn mean_phase(&self) -> f64 {
+        self.mean(|d| d.failed)
+    }
+
+    /// The mean time from the first failed check to down: the checker's own part.
+    fn mean_after_failure(&self) -> f64 {
+        self.mean(|d| d.down - d.failed)
+    }
+
+    /// The expected detection of a failure at a random time.
+    fn expected(&self) -> f64 {
+        millis(INTER) / 2.0 + self.mean_after_failure()
     }
 }
 
@@ -124,15 +190,10 @@ impl Samples {
 pub fn detection(dir: &Path, report: &mut Report) -> io::Result<()> {
     let server = FlapServer::start()?;
     let addr = server.addr();
-    let haproxy = Haproxy::start(
-        dir,
-        "haproxy-detection",
-        &vec![addr; SERVERS],
-        &HaproxyChecks {
-            options: HAPROXY_CHECKS.into(),
-            log: true,
-        },
-    )?;
+    let haproxy_checks = HaproxyChecks {
+        options: HAPROXY_CHECKS.into(),
+        log: true,
+    };
     // Interleaved, so that each kind spreads over the whole interval.
     let targets: Vec<TargetSpec> = (0..SERVERS)
         .flat_map(|i| {
@@ -164,90 +225,139 @@ pub fn detection(dir: &Path, report: &mut Report) -> io::Result<()> {
         return Ok(());
     }
 
-    let (mut theirs, mut half_open, mut hold) =
-        (Samples::default(), Samples::default(), Samples::default());
+    let (mut theirs, mut half_open, mut hold) = Default::default();
+    let mut spans = Vec::new();
     let mut rng = fastrand::Rng::new();
     for kill in 0..KILLS {
-        // Every entry back at `interval`, then a random phase.
-        std::thread::sleep(Duration::from_millis(1000 + rng.u64(0..1000)));
+        // A HAProxy of its own for each kill, started with its servers up: the
+        // bunching of its checks then owes nothing to the last restart.
+        let haproxy = Haproxy::start(
+            dir,
+            &format!("haproxy-detection-{kill}"),
+            &vec![addr; SERVERS],
+            &haproxy_checks,
+        )?;
+        // Every entry checked at `interval` (ours since the last restart, HAProxy's since
+        // its start), then a random phase.
+        std::thread::sleep(Duration::from_millis(1500 + rng.u64(0..1000)));
+        if haproxy.servers_up()? != (SERVERS, 0) {
+            report.fail(format!(
+                "detection, kill {kill}: HAProxy's servers were not all UP"
+            ));
+        }
         let seen = haproxy.peer().lines().len();
         let killed = server.kill();
-        let haproxy_down = || haproxy_first(&haproxy.peer().lines()[seen..], Health::Down);
+        // Our first failed checks, seen by polling each target's last check (a check
+        // lasts until the next, 500 ms later at the least).
+        let mut ours_failed: HashMap<String, SystemTime> = HashMap::new();
+        let haproxy_since = |event| haproxy_first(&haproxy.peer().lines()[seen..], event);
         let everyone_down = wait_until(Duration::from_secs(6), || {
-            Ok(haproxy_down().len() == SERVERS && all(&mut daemon, Health::Down)?)
+            for (name, ok, at) in daemon.last_checks("half-open-")? {
+                if !ok && at >= killed {
+                    ours_failed.entry(name).or_insert(at);
+                }
+            }
+            Ok(
+                haproxy_since(HaproxyEvent::Became(Health::Down)).len() == SERVERS
+                    && all(&mut daemon, Health::Down)?,
+            )
         })?;
         if !everyone_down {
             report.fail(format!(
                 "detection, kill {kill}: within 6 s HAProxy saw {} of {SERVERS} down, ours {:?} {:?}",
-                haproxy_down().len(),
+                haproxy_since(HaproxyEvent::Became(Health::Down)).len(),
                 daemon.health("half-open-")?,
                 daemon.health("hold-")?,
             ));
         }
-        theirs.add(killed, &haproxy_down());
-        half_open.add(
+        let h = Detections::add(
+            &mut theirs,
+            killed,
+            &haproxy_since(HaproxyEvent::Became(Health::Down)),
+            &haproxy_since(HaproxyEvent::Failed),
+        );
+        let o = Detections::add(
+            &mut half_open,
             killed,
             &ours_first(&mut daemon, "half-open-", Health::Down, killed)?,
+            &ours_failed,
         );
-        hold.add(
-            killed,
-            &ours_first(&mut daemon, "hold-", Health::Down, killed)?,
-        );
+        spans.push(format!(
+            "{:.0}-{:.0} / {:.0}-{:.0}",
+            h.min_down(),
+            h.max_down(),
+            o.min_down(),
+            o.max_down()
+        ));
+        let downs = ours_first(&mut daemon, "hold-", Health::Down, killed)?;
+        Detections::add(&mut hold, killed, &downs, &HashMap::new());
+        haproxy.stop();
 
-        let seen = haproxy.peer().lines().len();
         server.restart()?;
-        let everyone_up = wait_until(Duration::from_secs(6), || {
-            let up = haproxy_first(&haproxy.peer().lines()[seen..], Health::Up);
-            Ok(up.len() == SERVERS && all(&mut daemon, Health::Up)?)
-        })?;
-        if !everyone_up {
+        if !wait_until(Duration::from_secs(6), || all(&mut daemon, Health::Up))? {
             report.fail(format!(
-                "detection, restart {kill}: not everyone up within 6 s"
+                "detection, restart {kill}: our targets not all up within 6 s"
             ));
             break;
         }
     }
     let held = server.held();
     daemon.stop()?;
-    haproxy.stop();
     if held < SERVERS {
         report.fail(format!(
             "detection: the server held {held} connections, {SERVERS} expected (hold)"
         ));
     }
     let expected = KILLS * SERVERS;
-    for (who, samples) in [
+    for (who, d) in [
         ("HAProxy", &theirs),
         ("half-open", &half_open),
         ("hold", &hold),
     ] {
-        if samples.0.len() != expected {
+        if d.0.len() != expected {
             report.fail(format!(
                 "detection: {} of {expected} downs seen for {who}",
-                samples.0.len()
+                d.0.len()
             ));
         }
     }
+    let phase_off = (half_open.mean_phase() - millis(INTER) / 2.0).abs();
+    if phase_off > 0.1 * millis(INTER) {
+        // Ours are spread evenly: a mean phase far from inter/2 means our checks while
+        // up do not come every `interval`, and the expectation above would flatter us.
+        report.fail(format!(
+            "detection: our mean wait for the first failed check was {:.0} ms, not about {:.0}",
+            half_open.mean_phase(),
+            millis(INTER) / 2.0
+        ));
+    }
 
-    let ratio = half_open.mean() / theirs.mean();
+    let ratio = half_open.expected() / theirs.expected();
     println!(
-        "detection, one server killed {KILLS} times (inter 1 s, fastinter 500 ms, downinter 1 s, rise 2, \
-         fall 3): half-open {:.0} ms = {ratio:.2} x HAProxy ({:.0} ms; target <= 1.0){}; hold {:.1} ms \
-         mean, {:.1} ms max (target <= 50 ms){}",
-        half_open.mean(),
-        theirs.mean(),
+        "detection, one server killed {KILLS} times (inter 1 s, fastinter 500 ms, downinter 1 s, \
+         rise 2, fall 3): half-open {:.0} ms = {ratio:.2} x HAProxy ({:.0} ms; target <= 1.0){}; \
+         hold {:.1} ms mean, {:.1} ms max (target <= 50 ms){}",
+        half_open.expected(),
+        theirs.expected(),
         below(ratio <= 1.0),
-        hold.mean(),
-        hold.max(),
-        below(hold.max() <= 50.0),
+        hold.mean_down(),
+        hold.max_down(),
+        below(hold.max_down() <= 50.0),
     );
     println!(
-        "  {SERVERS} entries per checker on the server; HAProxy's schedule gives inter/2 + (fall - 1) x \
-         fastinter = 1500 ms on average; max: HAProxy {:.0} ms, half-open {:.0} ms",
-        theirs.max(),
-        half_open.max(),
+        "  expected for a failure at a random time: inter/2 + first failed check to down \
+         (HAProxy {:.1} ms, ours {:.1} ms); observed over {SERVERS} entries x {KILLS} kills: \
+         HAProxy {:.0} ms (first failed check after {:.0} ms), ours {:.0} ms ({:.0} ms); \
+         each kill's span, HAProxy / ours: {} ms",
+        theirs.mean_after_failure(),
+        half_open.mean_after_failure(),
+        theirs.mean_down(),
+        theirs.mean_phase(),
+        half_open.mean_down(),
+        half_open.mean_phase(),
+        spans.join(", ")
     );
     report.target("detection: half-open <= 1.0 x HAProxy", ratio <= 1.0);
-    report.target("detection: hold <= 50 ms", hold.max() <= 50.0);
+    report.target("detection: hold <= 50 ms", hold.max_down() <= 50.0);
     Ok(())
 }

@@ -144,8 +144,9 @@ fn unix_nanos(at: SystemTime) -> u128 {
 }
 
 /// One answer, newline-terminated: `counts TOTAL OK EXHAUSTED LATE`, `health UP DOWN
-/// UNKNOWN`, or for `transitions PREFIX` one `t NAME TO UNIX_NANOS` line per transition
-/// of each target whose name starts with PREFIX, then `end`.
+/// UNKNOWN`; for `transitions PREFIX` one `t NAME TO UNIX_NANOS` line per transition
+/// of each target whose name starts with PREFIX, then `end`; for `checks PREFIX` one
+/// `c NAME RESULT UNIX_NANOS` line per such target, its last check, then `end`.
 fn answer(daemon: &Daemon, question: &str) -> String {
     let shared = daemon.shared();
     let fleet = shared.fleet();
@@ -189,6 +190,22 @@ fn answer(daemon: &Daemon, question: &str) -> String {
                         target.plan.name,
                         t.to.name(),
                         unix_nanos(t.at)
+                    );
+                }
+            }
+            text.push_str("end\n");
+            text
+        }
+        "checks" => {
+            let mut text = String::new();
+            for target in mine {
+                if let Some(last) = &target.status().last_check {
+                    let _ = writeln!(
+                        text,
+                        "c {} {} {}",
+                        target.plan.name,
+                        last.outcome.label(),
+                        unix_nanos(last.at)
                     );
                 }
             }
@@ -297,7 +314,8 @@ impl Ours {
                 return Err(io::Error::other("the daemon exited"));
             }
             let line = line.trim_end().to_owned();
-            let last = !line.starts_with("t ");
+            // Lists are `t ...` or `c ...` lines closed by `end`.
+            let last = !line.starts_with("t ") && !line.starts_with("c ");
             lines.push(line);
             if last {
                 return Ok(lines);
@@ -354,6 +372,22 @@ impl Ours {
                 };
                 let nanos: u64 = fields.next()?.parse().ok()?;
                 Some((name, to, UNIX_EPOCH + Duration::from_nanos(nanos)))
+            })
+            .collect())
+    }
+
+    /// The last check of each target whose name starts with `prefix`: name, whether it
+    /// succeeded, when it ended.
+    pub fn last_checks(&mut self, prefix: &str) -> io::Result<Vec<(String, bool, SystemTime)>> {
+        let lines = self.ask(&format!("checks {prefix}"))?;
+        Ok(lines
+            .iter()
+            .filter_map(|line| {
+                let mut fields = line.strip_prefix("c ")?.split(' ');
+                let name = fields.next()?.to_owned();
+                let ok = fields.next()? == "ok";
+                let nanos: u64 = fields.next()?.parse().ok()?;
+                Some((name, ok, UNIX_EPOCH + Duration::from_nanos(nanos)))
             })
             .collect())
     }
