@@ -1,6 +1,6 @@
 //! The daemon against its peers, measured in the same run.
 //!
-//! `cargo bench -p connhealth-watch` (about 4 minutes; as root, so that it can install
+//! `cargo bench -p connhealth-watch` (about 3½ minutes; as root, so that it can install
 //! the peers and run in a network namespace of its own)
 //!
 //! This 2-core machine's speed drifts 3 x from day to day, so every line is a ratio to a
