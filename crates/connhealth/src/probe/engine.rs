@@ -24,6 +24,13 @@ use crate::sys::probe::{self as sys, Failure, Poller, Waker, WAKE_TOKEN};
 /// process, or another process, may have).
 const EXHAUSTED_RETRY: Duration = Duration::from_millis(10);
 
+/// At most this many SYNs per engine turn. A turn starts probes only after it has closed
+/// every socket that became ready; starting thousands in one turn (a backlog behind a
+/// large `max_in_flight`) keeps answered sockets open for tens of milliseconds, and the
+/// growing set in flight makes every probe dearer: a health checker near its limit tipped
+/// into a state where every check was late. 256 SYNs are about 2 ms of work.
+const MAX_STARTS_PER_TURN: usize = 256;
+
 /// At most this many resolver threads per prober: a burst of names waits its turn
 /// rather than start a thread each.
 const RESOLVERS: usize = 16;
@@ -373,6 +380,7 @@ impl EngineHandle {
             in_flight: 0,
             retry_at: None,
             stalled_on: None,
+            more_to_start: false,
             tokens: Vec::with_capacity(1024),
             inbox: Vec::new(),
             to_wake: Vec::new(),
@@ -491,6 +499,8 @@ struct Engine {
     retry_at: Option<Instant>,
     /// The errno that stalled the engine (meaningful while `retry_at` is set).
     stalled_on: Option<i32>,
+    /// The last turn started its quota of probes and left some queued.
+    more_to_start: bool,
     tokens: Vec<u64>,
     inbox: Vec<Submission>,
     to_wake: Vec<Arc<ManyShared>>,
@@ -501,7 +511,8 @@ impl Engine {
         loop {
             // Streams with a few results not worth a wake yet: look for more work
             // without sleeping, and wake them if there is none.
-            let timeout = match self.to_wake.is_empty() {
+            // Probes left to start after a turn's quota: look again at once, too.
+            let timeout = match self.to_wake.is_empty() && !self.more_to_start {
                 true => self.next_timeout(Instant::now()),
                 false => Some(Duration::ZERO),
             };
@@ -727,7 +738,14 @@ impl Engine {
     }
 
     fn start_queued(&mut self) {
+        let mut starts = 0;
+        self.more_to_start = false;
         while self.in_flight < self.max_in_flight {
+            if starts == MAX_STARTS_PER_TURN {
+                // The rest waits for the next turn, after this turn's sockets are closed.
+                self.more_to_start = !self.queue.is_empty();
+                break;
+            }
             if let Some(at) = self.retry_at {
                 if Instant::now() < at {
                     break;
@@ -762,6 +780,7 @@ impl Engine {
                 // expire reports it (and passes on a place it was given).
                 continue;
             }
+            starts += 1;
             let started = sys::start_connect(&addr, self.half_open).and_then(|socket| {
                 self.poller
                     .add(socket.as_fd(), Self::token(index, generation))

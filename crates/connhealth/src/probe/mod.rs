@@ -53,7 +53,9 @@
 //!   to `close()`. Sockets are registered edge-triggered for `EPOLLOUT` (a connect
 //!   completes, or fails, exactly once) and closed in the same turn that sees them ready,
 //!   before anything else is done: the delayed-ACK window is never at risk of being
-//!   spent in a queue.
+//!   spent in a queue. A turn then starts at most 256 new probes; a backlog behind a
+//!   large `max_in_flight` is started over the next turns, each after its ready sockets
+//!   are closed, so that no turn grows long enough to hold answered sockets open.
 //! * **Batched submissions.** Callers push work onto a queue under one mutex and write
 //!   the engine's eventfd only when the queue goes from empty to non-empty; the engine
 //!   drains the whole queue each turn. [`Prober::probe_many`] hands over up to half its
