@@ -393,13 +393,13 @@ fn trial(
 /// `Saturation`: the most targets at 1 s with <= 1 % late, as a ratio to `probe_many`.
 pub fn saturation(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Result<()> {
     let rate = probe_many_rate(listeners, report)?;
-    // Targets at `tenths` tenths of probe_many's rate, in thousands.
-    let at =
-        |tenths: u32| ((rate * f64::from(tenths) / 10_000.0).round() as usize * 1000).max(1000);
+    // Targets at `tenths` tenths of probe_many's rate, in thousands, rounded up: the
+    // first trial, at 0.8, must not fall just short of the target by rounding.
+    let at = |tenths: u32| ((rate * f64::from(tenths) / 10_000.0).ceil() as usize * 1000).max(1000);
     let mut tenths = 8;
     let mut trials = vec![trial(listeners, dir, at(tenths), report)?];
-    // Up in steps of 0.2 while on time, or down while late; then one step of 0.1
-    // between the last on time and the first late.
+    // Up in steps of 0.2 while on time, or down while late; then halves of the gap
+    // between the last on time and the first late, down to 2.5 % of the rate.
     let up = trials[0].on_time;
     while if up { tenths + 2 <= 14 } else { tenths >= 4 } {
         tenths = if up { tenths + 2 } else { tenths - 2 };
@@ -416,9 +416,16 @@ pub fn saturation(listeners: &Listeners, dir: &Path, report: &mut Report) -> io:
         .filter(|t| !t.on_time)
         .map(|t| t.targets)
         .min();
-    if let (Some(good), Some(bad)) = (best_on_time, first_late) {
-        if bad > good + 1000 {
-            trials.push(trial(listeners, dir, (good + bad) / 2000 * 1000, report)?);
+    if let (Some(mut good), Some(mut bad)) = (best_on_time, first_late) {
+        let close_enough = ((rate * 0.025) as usize).max(1000);
+        while bad - good > close_enough {
+            let t = trial(listeners, dir, (good + bad) / 2000 * 1000, report)?;
+            if t.on_time {
+                good = t.targets;
+            } else {
+                bad = t.targets;
+            }
+            trials.push(t);
         }
     }
     let best = trials

@@ -26,8 +26,9 @@
 //!   (`connhealth_checks_late_total`) as a share of its checks; RSS at the window's end.
 //! * `saturation, half-open at 1 s`: first `probe_many`'s throughput in this process
 //!   (200k probes, 128 in flight, current-thread runtime, best of three, as
-//!   `connhealth/benches/probe.rs`); then the daemon with N targets at 1 s for N around
-//!   that rate, each with a 5 s window after a warm-up that lasts at least 3 s and until
+//!   `connhealth/benches/probe.rs`); then the daemon with N targets at 1 s, N from 0.8 x
+//!   that rate up (or down) in steps of 0.2 x until it turns, then halving the gap
+//!   between the largest N on time and the smallest late one down to 2.5 %, each with a 5 s window after a warm-up that lasts at least 3 s and until
 //!   a second passes with at most 1 % late (at most 20 s: a fleet's first checks come at
 //!   `fast_interval`, twice the steady rate, and near saturation that backlog takes
 //!   seconds to drain; each trial's warm-up is printed). N is on time when at most 1 %
