@@ -391,6 +391,26 @@ pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A loopback address where nothing listens: a connect there is refused at once.
+pub fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("its address")
+}
+
+/// A loopback server that accepts one connection and then says nothing for `silence`,
+/// reading nothing: a check against it can only time out.
+pub fn silent_server(silence: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    thread::spawn(move || {
+        if let Ok((conn, _)) = listener.accept() {
+            thread::sleep(silence);
+            drop(conn);
+        }
+    });
+    addr
+}
+
 /// Connects to `addr` and returns both ends: the client stream and the accepted stream.
 pub fn tcp_pair(listener: &TcpListener) -> io::Result<(TcpStream, TcpStream)> {
     let client = TcpStream::connect(listener.local_addr()?)?;

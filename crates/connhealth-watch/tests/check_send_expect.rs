@@ -254,22 +254,14 @@ async fn plain_server_reads_quit_then_a_clean_fin_and_never_a_reset() {
 
 #[tokio::test]
 async fn closed_port_is_refused() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = connhealth_testkit::closed_port();
     let result = send_expect::check(addr, &redis_ping(None), TIMEOUT).await;
     assert_eq!(result.outcome, Outcome::Refused, "{result:?}");
 }
 
 #[tokio::test]
 async fn silent_server_times_out_within_the_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let _server = tokio::spawn(async move {
-        let (conn, _) = listener.accept().await.unwrap();
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        drop(conn);
-    });
+    let addr = connhealth_testkit::silent_server(Duration::from_secs(10));
     let timeout = Duration::from_millis(300);
     let started = Instant::now();
     let result = send_expect::check(addr, &redis_ping(Some(b"QUIT\r\n")), timeout).await;

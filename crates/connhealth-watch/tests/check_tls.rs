@@ -354,13 +354,7 @@ async fn plain_tcp_server_is_a_tls_error_not_a_hang() {
 
 #[tokio::test]
 async fn silent_server_times_out_within_the_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let _server = tokio::spawn(async move {
-        let (conn, _) = listener.accept().await.unwrap();
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        drop(conn);
-    });
+    let addr = connhealth_testkit::silent_server(Duration::from_secs(10));
     let timeout = Duration::from_millis(300);
     let started = Instant::now();
     let result = tls::check(addr, "localhost", &plan(TlsPlan::default()), timeout).await;
@@ -371,9 +365,7 @@ async fn silent_server_times_out_within_the_timeout() {
 
 #[tokio::test]
 async fn closed_port_is_refused() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = connhealth_testkit::closed_port();
     let result = tls::check(addr, "localhost", &plan(TlsPlan::default()), TIMEOUT).await;
     assert_eq!(result.outcome, Outcome::Refused, "{result:?}");
 }

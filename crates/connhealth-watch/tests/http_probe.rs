@@ -10,10 +10,9 @@ use connhealth_watch::config::{CheckKind, CheckPlan};
 use connhealth_watch::http::probe::{probe_timeout, render};
 use http_support::{fleet, sample, Server};
 
-/// A port where nothing listens (bound, then closed).
+/// A port where nothing listens.
 fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    connhealth_testkit::closed_port().port()
 }
 
 fn redis_ping() -> CheckPlan {

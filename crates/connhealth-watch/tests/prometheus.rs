@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use connhealth_testkit::{ensure_command, free_port, in_ci};
 use connhealth_watch::config::CheckPlan;
-use support::{get, plan, start, target, temp_dir};
+use connhealth_watch::state::Health;
+use support::{get, plan, start, target, temp_dir, wait_health};
 
 struct Prometheus {
     child: Child,
@@ -115,10 +116,7 @@ fn encode(text: &str) -> String {
 fn prometheus_scrapes_metrics_and_probe_with_blackbox_relabelling() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let up = listener.local_addr().unwrap();
-    let down = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let down = connhealth_testkit::closed_port();
     let check = CheckPlan {
         interval: Duration::from_millis(200),
         fast_interval: Duration::from_millis(50),
@@ -129,7 +127,10 @@ fn prometheus_scrapes_metrics_and_probe_with_blackbox_relabelling() {
     let mut web = target("web", up, check.clone());
     web.labels.insert("service".into(), "frontend".into());
     let daemon = start(plan(vec![web, target("gone", down, check)]));
-    // The daemon's own scrape is clean before Prometheus reads it.
+    // The targets have a state (connhealth_target_up is absent while unknown) before
+    // Prometheus starts scraping.
+    wait_health(&daemon, "web", Health::Up, Duration::from_secs(3)).expect("web is up");
+    wait_health(&daemon, "gone", Health::Down, Duration::from_secs(3)).expect("gone is down");
     assert!(get(daemon.listen(), "/metrics").contains("connhealth_target_up"));
 
     let Some(prometheus) = prometheus(&scrape_config(daemon.listen(), up)) else {

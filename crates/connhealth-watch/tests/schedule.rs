@@ -284,10 +284,7 @@ fn a_name_is_resolved_and_its_next_address_tried_after_a_refusal() {
 
 #[test]
 fn a_closed_port_is_down_refused_and_an_ipv6_target_is_up() {
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = connhealth_testkit::closed_port();
     let v6 = match TcpListener::bind("[::1]:0") {
         Ok(listener) => listener,
         Err(err) => panic!("this machine has no ::1: {err}"),
