@@ -35,8 +35,25 @@ fn flapping_plan() -> CheckPlan {
     }
 }
 
-fn since(earlier: SystemTime, later: SystemTime) -> Duration {
-    later.duration_since(earlier).unwrap_or_default()
+/// How long after `since` the target "flap" became `health`.
+fn time_to(
+    daemon: &connhealth_watch::daemon::Daemon,
+    health: Health,
+    since: SystemTime,
+) -> Duration {
+    wait_health(daemon, "flap", health, Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("never {}", health.name()));
+    let at = became(daemon, "flap", health).expect("a transition");
+    at.duration_since(since).unwrap_or_default()
+}
+
+/// `took` is within `earliest..=latest` (plus the scheduling slack).
+fn assert_window(round: usize, what: &str, took: Duration, earliest: Duration, latest: Duration) {
+    let latest = latest + SLACK;
+    assert!(
+        (earliest..=latest).contains(&took),
+        "round {round}: {what} after {took:?}, expected {earliest:?}..={latest:?}"
+    );
 }
 
 #[test]
@@ -52,18 +69,10 @@ fn a_flapping_listener_goes_down_and_up_within_the_windows_the_schedule_allows()
         std::thread::sleep(Duration::from_millis(400));
         let closed = SystemTime::now();
         drop(listener.take());
-        wait_health(&daemon, "flap", Health::Down, Duration::from_secs(3))
-            .unwrap_or_else(|| panic!("round {round}: never down"));
-        let down = since(closed, became(&daemon, "flap", Health::Down).unwrap());
         // The next check comes within one interval; then fall - 1 more at fast_interval.
-        let (earliest, latest) = (
-            check.fast_interval * (check.fall - 1),
-            check.interval + check.fast_interval * (check.fall - 1) + SLACK,
-        );
-        assert!(
-            (earliest..=latest).contains(&down),
-            "round {round}: down after {down:?}, expected {earliest:?}..={latest:?}"
-        );
+        let down = time_to(&daemon, Health::Down, closed);
+        let within = check.fast_interval * (check.fall - 1);
+        assert_window(round, "down", down, within, check.interval + within);
         let why = status(&daemon, "flap")
             .transitions
             .back()
@@ -76,17 +85,10 @@ fn a_flapping_listener_goes_down_and_up_within_the_windows_the_schedule_allows()
         std::thread::sleep(Duration::from_millis(500));
         let reopened = SystemTime::now();
         listener = Some(TcpListener::bind(addr).expect("the same port again"));
-        wait_health(&daemon, "flap", Health::Up, Duration::from_secs(3))
-            .unwrap_or_else(|| panic!("round {round}: never up again"));
-        let up = since(reopened, became(&daemon, "flap", Health::Up).unwrap());
-        let (earliest, latest) = (
-            check.fast_interval * (check.rise - 1),
-            check.down_interval + check.fast_interval * (check.rise - 1) + SLACK,
-        );
-        assert!(
-            (earliest..=latest).contains(&up),
-            "round {round}: up after {up:?}, expected {earliest:?}..={latest:?}"
-        );
+        // The next check within one down_interval; then rise - 1 more at fast_interval.
+        let up = time_to(&daemon, Health::Up, reopened);
+        let within = check.fast_interval * (check.rise - 1);
+        assert_window(round, "up", up, within, check.down_interval + within);
     }
     daemon.stop();
 }
