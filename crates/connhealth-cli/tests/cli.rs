@@ -24,6 +24,9 @@ fn demo_runs_and_shows_the_check_seeing_fin_rst_and_data() {
         "peer closed (FIN)              closed (peer closed)",
         "peer reset (RST)               closed (reset by peer)",
         "A ping that reads with a 1 ms deadline",
+        "connhealth watch: a server killed with SIGKILL, then restarted",
+        "hold       up -> down   the held connection closed and a probe was refused",
+        "half-open  up -> down   3 failures: refused",
     ] {
         assert!(
             stdout.contains(line),
