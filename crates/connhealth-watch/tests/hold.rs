@@ -151,10 +151,16 @@ fn a_server_that_vanishes_silently_is_down_within_the_probes_bound() {
         })
         .unwrap();
     let port = listener.local_addr().unwrap().port();
-    // The server accepts and holds: the held connection is established and idle.
-    let held = std::thread::spawn(move || listener.accept().map(|(conn, _)| conn));
-    wait_health(&daemon, "held", Health::Up, Duration::from_secs(5)).expect("up");
-    let _server_side = held.join().unwrap().expect("the daemon connected");
+    // The server accepts and holds: the held connection is established and idle. The
+    // listener stays open (the probes need it), and comes back with the connection.
+    let held = std::thread::spawn(move || {
+        let accepted = listener.accept().map(|(conn, _)| conn);
+        (listener, accepted)
+    });
+    wait_health(&daemon, "held", Health::Up, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("never up: {:?}", status(&daemon, "held")));
+    let (_listener, accepted) = held.join().unwrap();
+    let _server_side = accepted.expect("the daemon connected");
 
     // No FIN, no RST, no ICMP: the held connection says nothing; the probes time out.
     netns.drop_tcp_port(port).unwrap();
