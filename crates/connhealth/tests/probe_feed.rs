@@ -15,9 +15,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use connhealth::probe::{FeedResult, ProbeFeed};
-use connhealth::{ProbeError, Prober, ProberBuilder};
+use connhealth::{ProbeError, Prober};
 use connhealth_testkit::{require, Netns};
-use probe_support::runtime;
+use probe_support::{dropping_and_live as setup, runtime};
 
 /// Longer than the delayed-ACK timer (~200 ms at most): a probe socket left open would
 /// have completed the handshake by then, and the listener would hold a connection.
@@ -62,24 +62,6 @@ async fn all_results(feed: &mut ProbeFeed) -> Vec<(FeedResult, Instant)> {
         results.extend(batch.drain(..).map(|result| (result, arrived)));
     }
     results
-}
-
-/// A namespace with a prober built by `builder`, a listener whose SYNs are dropped, and
-/// one that answers.
-fn setup(builder: ProberBuilder) -> (Netns, Prober, SocketAddr, SocketAddr, [TcpListener; 2]) {
-    let netns = Netns::new().unwrap();
-    let (dropping, live, prober) = netns
-        .enter(|| {
-            (
-                listener("127.0.0.1:0"),
-                listener("127.0.0.1:0"),
-                builder.build(),
-            )
-        })
-        .unwrap();
-    let (dead, up) = (dropping.local_addr().unwrap(), live.local_addr().unwrap());
-    netns.drop_tcp_port(dead.port()).unwrap();
-    (netns, prober, dead, up, [dropping, live])
 }
 
 #[test]

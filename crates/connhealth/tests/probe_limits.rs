@@ -6,30 +6,12 @@
 
 mod probe_support;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use connhealth::{ProbeError, Prober, ProberBuilder};
-use connhealth_testkit::{require, Netns};
-use probe_support::runtime;
-
-/// A namespace with a prober built by `builder`, a listener whose SYNs are dropped, and
-/// one that answers.
-fn setup(builder: ProberBuilder) -> (Netns, Prober, SocketAddr, SocketAddr, [TcpListener; 2]) {
-    let netns = Netns::new().unwrap();
-    let (dropping, live, prober) = netns
-        .enter(|| {
-            (
-                TcpListener::bind("127.0.0.1:0").unwrap(),
-                TcpListener::bind("127.0.0.1:0").unwrap(),
-                builder.build(),
-            )
-        })
-        .unwrap();
-    let (dead, up) = (dropping.local_addr().unwrap(), live.local_addr().unwrap());
-    netns.drop_tcp_port(dead.port()).unwrap();
-    (netns, prober, dead, up, [dropping, live])
-}
+use connhealth::{ProbeError, Prober};
+use connhealth_testkit::require;
+use probe_support::{dropping_and_live as setup, runtime};
 
 #[test]
 fn a_place_given_back_to_a_dropped_waiter_reaches_the_next_one() {
