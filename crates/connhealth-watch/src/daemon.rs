@@ -327,6 +327,43 @@ fn serve(options: Options, plan: Plan) -> Result<(), String> {
 
 /// A running daemon: the scheduler thread, the HTTP server and the file_sd watcher.
 /// [`run`] starts one and stops it on a signal; tests and the demo drive one directly.
+///
+/// ```
+/// use std::net::TcpListener;
+/// use std::time::{Duration, Instant};
+/// use connhealth_watch::config;
+/// use connhealth_watch::daemon::{Daemon, Options};
+/// use connhealth_watch::state::Health;
+///
+/// # let dir = std::env::temp_dir().join(format!("connhealth-watch-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let server = TcpListener::bind("127.0.0.1:0")?;
+/// let path = dir.join("watch.toml");
+/// let text = format!(
+///     "[defaults]\nrise = 1\n\n[[targets]]\nname = \"web\"\naddress = \"{}\"\n",
+///     server.local_addr()?
+/// );
+/// std::fs::write(&path, text)?;
+/// let plan = config::load(&path).map_err(std::io::Error::other)?;
+/// let options = Options {
+///     config: path,
+///     listen: "127.0.0.1:0".parse().unwrap(), // any free port; see `listen()`
+///     check_config: false,
+///     shard: None,
+///     log_format: Default::default(),
+///     max_in_flight: None,
+/// };
+/// let daemon = Daemon::start(options, plan).map_err(std::io::Error::other)?;
+/// let web = daemon.shared().fleet().targets[0].clone();
+/// let start = Instant::now();
+/// while web.status().health != Health::Up && start.elapsed() < Duration::from_secs(5) {
+///     std::thread::sleep(Duration::from_millis(10));
+/// }
+/// assert_eq!(web.status().health, Health::Up); // one half-open check, one success
+/// daemon.stop();
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Daemon {
     shared: Arc<Shared>,
