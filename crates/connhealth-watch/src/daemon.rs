@@ -188,20 +188,39 @@ impl Shared {
     #[doc(hidden)]
     pub fn for_tests(options: Options, fleet: Fleet, ready: bool) -> Arc<Shared> {
         let (scheduler, _) = mpsc::unbounded_channel();
-        Arc::new(Shared {
+        let shared = Shared::new(
             options,
-            fleet: RwLock::new(Arc::new(fleet)),
+            Arc::new(fleet),
+            Probers::new(256),
+            scheduler,
+            FileSdSeen::default(),
+        );
+        shared.ready.store(ready, Ordering::Relaxed);
+        Arc::new(shared)
+    }
+
+    /// A `Shared` whose config loaded just now, not yet ready.
+    fn new(
+        options: Options,
+        fleet: Arc<Fleet>,
+        probers: Probers,
+        scheduler: mpsc::UnboundedSender<Command>,
+        file_sd: FileSdSeen,
+    ) -> Shared {
+        Shared {
+            options,
+            fleet: RwLock::new(fleet),
             late_checks: AtomicU64::new(0),
             reload_state: Mutex::new(ReloadState {
                 successful: true,
                 last_success: SystemTime::now(),
             }),
-            ready: AtomicBool::new(ready),
-            probers: Probers::new(256),
+            ready: AtomicBool::new(false),
+            probers,
             scheduler,
             reloading: tokio::sync::Mutex::new(()),
-            file_sd: Mutex::new(FileSdSeen::default()),
-        })
+            file_sd: Mutex::new(file_sd),
+        }
     }
 
     /// Re-reads the config and file_sd and swaps the new fleet in, keeping every
@@ -385,20 +404,13 @@ impl Daemon {
         let file_sd = FileSdSeen::of(&options.config, &plan);
         let fleet = Arc::new(Fleet::build(plan, None, SystemTime::now()));
         sys::release_freed_memory();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Shared::new(
             options,
-            fleet: RwLock::new(Arc::clone(&fleet)),
-            late_checks: AtomicU64::new(0),
-            reload_state: Mutex::new(ReloadState {
-                successful: true,
-                last_success: SystemTime::now(),
-            }),
-            ready: AtomicBool::new(false),
+            Arc::clone(&fleet),
             probers,
-            scheduler: scheduler_tx,
-            reloading: tokio::sync::Mutex::new(()),
-            file_sd: Mutex::new(file_sd),
-        });
+            scheduler_tx,
+            file_sd,
+        ));
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

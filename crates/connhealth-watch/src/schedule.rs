@@ -548,16 +548,9 @@ impl Scheduler {
                 return;
             }
         }
-        let mut result = match &done.result {
-            Ok(rtt) => CheckResult::new(Outcome::Ok, *rtt),
-            Err(err) => CheckResult::failed(
-                Outcome::of_probe_error(err),
-                Duration::ZERO,
-                err.to_string(),
-            ),
-        };
+        let mut result = CheckResult::of_probe(&done.result);
         result.dns_time = entry.dns_time;
-        result.ip_protocol = Some(if done.addr.is_ipv4() { 4 } else { 6 });
+        result.ip_protocol = Some(checks::ip_protocol(done.addr));
         if let Some(hold) = &entry.hold {
             if result.is_ok() {
                 hold.reconnect();

@@ -166,6 +166,6 @@ fn describe(how: Closed) -> String {
             "the held connection timed out: the server went silent (DeadPeer bound)".into()
         }
         Closed::Aborted => "the held connection was aborted locally".into(),
-        other => format!("the held connection closed: {other:?}"),
+        other => format!("the held connection closed: {other}"),
     }
 }

@@ -68,13 +68,15 @@ pub async fn run(
 }
 
 async fn probe(prober: &connhealth::Prober, addr: SocketAddr, timeout: Duration) -> CheckResult {
-    match prober.probe_addr(addr, timeout).await {
-        Ok(rtt) => CheckResult::new(Outcome::Ok, rtt),
-        Err(err) => CheckResult::failed(
-            Outcome::of_probe_error(&err),
-            Duration::ZERO,
-            err.to_string(),
-        ),
+    CheckResult::of_probe(&prober.probe_addr(addr, timeout).await)
+}
+
+/// 4 or 6: `probe_ip_protocol` of an address.
+pub fn ip_protocol(addr: SocketAddr) -> u8 {
+    if addr.is_ipv4() {
+        4
+    } else {
+        6
     }
 }
 
@@ -155,7 +157,7 @@ where
     for &addr in addrs {
         let left = deadline.saturating_duration_since(Instant::now());
         let mut result = check(addr, left).await;
-        result.ip_protocol = Some(if addr.is_ipv4() { 4 } else { 6 });
+        result.ip_protocol = Some(ip_protocol(addr));
         if !result.outcome.tries_next_address() {
             return result; // an answer: a success, or a failure no other address changes
         }
@@ -316,6 +318,19 @@ impl CheckResult {
             tls_version: None,
             regex_failed: false,
             conclusive: false,
+        }
+    }
+
+    /// The result of a half-open or connect probe: `Ok` with the time to the SYN-ACK (or
+    /// the handshake), or the probe error's outcome with its message.
+    pub fn of_probe(probed: &Result<Duration, connhealth::ProbeError>) -> CheckResult {
+        match probed {
+            Ok(rtt) => CheckResult::new(Outcome::Ok, *rtt),
+            Err(err) => CheckResult::failed(
+                Outcome::of_probe_error(err),
+                Duration::ZERO,
+                err.to_string(),
+            ),
         }
     }
 
