@@ -22,11 +22,7 @@ fn connhealth(args: &[&str]) -> (i32, String) {
 fn all_up_exits_0_any_down_exits_1_bad_usage_exits_2() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let up = listener.local_addr().unwrap().to_string();
-    let down = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let down = connhealth_testkit::closed_port().to_string();
 
     let (code, table) = connhealth(&["probe", &up, "--timeout", "2s"]);
     assert_eq!(code, 0, "{table}");
@@ -104,11 +100,7 @@ fn rows(json: &str) -> Vec<serde_json::Value> {
 fn targets_come_from_a_file_after_the_arguments_skipping_blanks_and_comments() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let up = listener.local_addr().unwrap().to_string();
-    let down = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let down = connhealth_testkit::closed_port().to_string();
     let file = TargetFile::new(
         "targets.txt",
         &format!("# the cache\n\n{up}\n   \n  {down}   # the old one\r\n# {down}\n"),

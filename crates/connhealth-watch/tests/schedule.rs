@@ -21,6 +21,17 @@ use support::{became, plan, start, start_limited, status, target, wait_health};
 /// due (the timer's millisecond, the probe's loopback round trip, a busy core).
 const SLACK: Duration = Duration::from_millis(60);
 
+/// A `kind` check every `interval`, at 20 ms while unknown or changing, with no jitter.
+fn quick(kind: CheckKind, interval: Duration) -> CheckPlan {
+    CheckPlan {
+        kind,
+        interval,
+        fast_interval: Duration::from_millis(20),
+        jitter: 0.0,
+        ..CheckPlan::default()
+    }
+}
+
 fn flapping_plan() -> CheckPlan {
     CheckPlan {
         kind: CheckKind::HalfOpen,
@@ -169,13 +180,7 @@ fn a_connect_check_completes_the_handshake_that_half_open_does_not() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    let check = CheckPlan {
-        kind: CheckKind::Connect,
-        interval: Duration::from_millis(100),
-        fast_interval: Duration::from_millis(20),
-        jitter: 0.0,
-        ..CheckPlan::default()
-    };
+    let check = quick(CheckKind::Connect, Duration::from_millis(100));
     let daemon = start(plan(vec![target("connect", addr, check)]));
     wait_health(&daemon, "connect", Health::Up, Duration::from_secs(3)).expect("up");
     std::thread::sleep(Duration::from_millis(100));
@@ -190,12 +195,7 @@ fn half_open_checks_leave_a_listener_that_never_accepts_with_an_empty_queue() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    let check = CheckPlan {
-        interval: Duration::from_millis(50),
-        fast_interval: Duration::from_millis(20),
-        jitter: 0.0,
-        ..CheckPlan::default()
-    };
+    let check = quick(CheckKind::HalfOpen, Duration::from_millis(50));
     let daemon = start(plan(vec![target("quiet", addr, check)]));
     wait_health(&daemon, "quiet", Health::Up, Duration::from_secs(3)).expect("up");
     std::thread::sleep(Duration::from_secs(1));
@@ -249,14 +249,10 @@ fn a_name_is_resolved_and_its_next_address_tried_after_a_refusal() {
         }
     });
     let check = |kind| CheckPlan {
-        kind,
-        interval: Duration::from_millis(100),
-        fast_interval: Duration::from_millis(20),
-        jitter: 0.0,
         send: Some(b"PING\r\n".to_vec()).filter(|_| kind == CheckKind::SendExpect),
         expect: (kind == CheckKind::SendExpect)
             .then(|| regex::bytes::Regex::new(r"^\+PONG").unwrap()),
-        ..CheckPlan::default()
+        ..quick(kind, Duration::from_millis(100))
     };
     let address = format!("dual.test:{port}");
     let kinds = [
@@ -292,12 +288,7 @@ fn a_closed_port_is_down_refused_and_an_ipv6_target_is_up() {
         Err(err) => panic!("this machine has no ::1: {err}"),
     };
     let v6_addr = v6.local_addr().unwrap();
-    let check = CheckPlan {
-        interval: Duration::from_millis(100),
-        fast_interval: Duration::from_millis(20),
-        jitter: 0.0,
-        ..CheckPlan::default()
-    };
+    let check = quick(CheckKind::HalfOpen, Duration::from_millis(100));
     let daemon = start(plan(vec![
         target("closed", closed, check.clone()),
         target("v6", format!("[::1]:{}", v6_addr.port()), check),
