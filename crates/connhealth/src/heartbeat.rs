@@ -77,18 +77,18 @@
 //! # }
 //! ```
 
-use std::collections::hash_map::RandomState;
 use std::future::Future;
-use std::hash::BuildHasher;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
 use tokio::time::Instant;
+
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::Arc;
+use crate::util::SplitMix64;
 
 /// Sends one application-level ping and waits for its pong: the one thing a
 /// [`Heartbeat`] needs from a protocol.
@@ -324,7 +324,7 @@ impl Heartbeat {
         self.activity.record();
         let driver = Driver {
             pinger,
-            rng: Rng::new(),
+            rng: SplitMix64::new(),
             backoff: self.config.interval,
             config: self.config,
             activity: self.activity.clone(),
@@ -425,7 +425,7 @@ struct Driver<P> {
     pinger: P,
     config: Builder,
     activity: Activity,
-    rng: Rng,
+    rng: SplitMix64,
     misses: u32,
     dead: bool,
     /// The current backoff step while dead.
@@ -508,29 +508,5 @@ impl<P: Ping + Send + 'static> Driver<P> {
                 return;
             }
         }
-    }
-}
-
-/// A small SplitMix64 generator for jitter: no dependency, seeded from the hasher keys
-/// std draws from the OS, so that every process (and every heartbeat) differs.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        Rng(RandomState::new().hash_one(0u8))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A random duration in `[0, of)`.
-    fn fraction_of(&mut self, of: Duration) -> Duration {
-        let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        of.mul_f64(unit)
     }
 }

@@ -65,7 +65,9 @@ pub mod heartbeat;
 mod inspect;
 pub mod pool;
 pub mod probe;
+mod sync;
 mod sys;
+mod util;
 
 // liveness (issue 2)
 pub use crate::check::{check, Closed, Status};

@@ -37,10 +37,7 @@
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
-use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -48,8 +45,11 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
 use super::stats::{Counters, Stats};
 use super::Manager;
+use crate::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use crate::sync::{Arc, Mutex, MutexGuard, Weak};
 use crate::sys::clock::{coarse_now, coarse_resolution, CoarseTime};
 use crate::sys::cpu::{current_cpu, usable_cpus};
+use crate::util::{deadline_after, SharedSplitMix64};
 
 /// How long a connection sits idle before the watcher registers for its readiness
 /// events. Connections returned and taken again within this time (the busy ones) never
@@ -297,22 +297,6 @@ struct Parked<'a, C> {
     displaced: Option<Idle<C>>,
 }
 
-/// Locks a lane. Like the shared lock, no user code runs under it, so a poisoned one is
-/// whole and recovered.
-fn lock_lane<C>(lane: &LaneLock<C>) -> MutexGuard<'_, Lane<C>> {
-    lane.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Locks a lane if no other thread holds it: the fast paths go to the shared list
-/// rather than wait for a lane.
-fn try_lock_lane<C>(lane: &LaneLock<C>) -> Option<MutexGuard<'_, Lane<C>>> {
-    match lane.try_lock() {
-        Ok(lane) => Some(lane),
-        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
-    }
-}
-
 pub(crate) struct Inner<M: Manager> {
     pub(crate) manager: M,
     pub(crate) config: Config,
@@ -335,7 +319,8 @@ pub(crate) struct Inner<M: Manager> {
     /// Written under the shared lock.
     watch_armed: AtomicBool,
     pub(crate) counters: Counters,
-    seed: AtomicU64,
+    /// Draws the lifetime jitter.
+    jitter: SharedSplitMix64,
     /// How long a queued checkout waits: `get_timeout` plus the coarse clock's
     /// resolution, so that a wait never ends early.
     queue_wait: Duration,
@@ -351,9 +336,6 @@ impl<M: Manager> std::fmt::Debug for Inner<M> {
 
 impl<M: Manager> Inner<M> {
     pub(crate) fn new(manager: M, config: Config) -> Inner<M> {
-        let seed = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
         Inner {
             manager,
             shared: CachePadded(Mutex::new(Shared {
@@ -386,7 +368,7 @@ impl<M: Manager> Inner<M> {
             queue_wait: config.get_timeout.saturating_add(coarse_resolution()),
             config,
             counters: Counters::default(),
-            seed: AtomicU64::new(seed),
+            jitter: SharedSplitMix64::new(),
         }
     }
 
@@ -395,29 +377,20 @@ impl<M: Manager> Inner<M> {
     /// fields before anything that can panic), so poisoning is ignored: one panicking
     /// task must not take the pool down for every other.
     fn lock(&self) -> MutexGuard<'_, Shared<M::Connection>> {
-        self.shared.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared.0.lock()
     }
 
     /// Wraps a fresh connection with its expiry: `max_lifetime`, spread by the jitter
     /// (uniform in ±jitter), so that a cohort born together does not die together.
     pub(crate) fn live(&self, conn: M::Connection) -> Live<M::Connection> {
         let expires = self.config.max_lifetime.and_then(|lifetime| {
-            let spread = 2.0 * self.unit_random() - 1.0; // [-1, 1)
+            let spread = 2.0 * self.jitter.unit() - 1.0; // [-1, 1)
             let factor = (1.0 + self.config.lifetime_jitter * spread).max(0.0);
             // A lifetime too long to represent is no lifetime, not an overflow.
             let lifetime = Duration::try_from_secs_f64(lifetime.as_secs_f64() * factor).ok()?;
             Some(coarse_now().add(lifetime))
         });
         Live { conn, expires }
-    }
-
-    /// A uniform number in [0, 1): splitmix64 over a per-pool counter, no lock.
-    fn unit_random(&self) -> f64 {
-        let mut z = self.seed.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -466,7 +439,7 @@ impl<M: Manager> Inner<M> {
     /// The connections parked in lanes, and the checkouts the lanes served.
     fn tally_lanes(&self) -> (usize, u64) {
         self.lanes.iter().fold((0, 0), |(parked, served), lane| {
-            let lane = lock_lane(&lane.0);
+            let lane = lane.0.lock();
             (
                 parked + usize::from(lane.idle.is_some()),
                 served + lane.requests,
@@ -477,9 +450,7 @@ impl<M: Manager> Inner<M> {
     /// Takes a connection parked in any lane: for a checkout that found the shared list
     /// empty, rather than open a connection or wait while another CPU's lane holds one.
     fn steal(&self) -> Option<Idle<M::Connection>> {
-        self.lanes
-            .iter()
-            .find_map(|lane| lock_lane(&lane.0).idle.take())
+        self.lanes.iter().find_map(|lane| lane.0.lock().idle.take())
     }
 
     /// Moves the connections parked in lanes for at least `age` to the oldest waiters,
@@ -496,7 +467,7 @@ impl<M: Manager> Inner<M> {
         let mut next: Option<CoarseTime> = None;
         let mut served = 0;
         for lane in self.lanes.iter() {
-            let mut lane = lock_lane(&lane.0);
+            let mut lane = lane.0.lock();
             served += lane.requests;
             let Some(since) = lane.idle.as_ref().map(|idle| idle.since) else {
                 continue;
@@ -540,7 +511,7 @@ impl<M: Manager> Inner<M> {
     pub(crate) fn acquire(self: &Arc<Self>, cx: &Context<'_>) -> Step<M::Connection> {
         // While waiters queue, they go first: no lane is looked at.
         if !self.queued.load(Relaxed) {
-            if let Some(mut lane) = try_lock_lane(self.lane()) {
+            if let Some(mut lane) = self.lane().try_lock() {
                 if let Some(idle) = lane.idle.take() {
                     lane.requests += 1;
                     drop(lane);
@@ -765,7 +736,7 @@ impl<M: Manager> Inner<M> {
         now: CoarseTime,
     ) -> Result<Parked<'_, M::Connection>, Live<M::Connection>> {
         let lane = self.lane();
-        match try_lock_lane(lane) {
+        match lane.try_lock() {
             // `close` sets `closed` before it empties the lanes, each under its lock: a
             // return that does not see it here parks before that lane is emptied.
             Some(mut parked) if !self.closed.load(Relaxed) => {
@@ -823,7 +794,7 @@ impl<M: Manager> Inner<M> {
         let mut s = self.lock();
         let mut waiter = None;
         if !s.queue.is_empty() {
-            if let Some(idle) = lock_lane(lane).idle.take() {
+            if let Some(idle) = lane.lock().idle.take() {
                 waiter = s.give(idle, now);
                 self.publish_queue(&s);
             }
@@ -922,7 +893,7 @@ impl<M: Manager> Inner<M> {
             let parked: Vec<_> = self
                 .lanes
                 .iter()
-                .filter_map(|lane| lock_lane(&lane.0).idle.take())
+                .filter_map(|lane| lane.0.lock().idle.take())
                 .collect();
             s.size -= idle.len() + parked.len();
             while let Some(id) = s.queue.pop_front() {
@@ -1079,7 +1050,7 @@ impl<M: Manager> Inner<M> {
         let next = self
             .lanes
             .iter()
-            .filter_map(|lane| Some(lock_lane(&lane.0).idle.as_ref()?.since))
+            .filter_map(|lane| Some(lane.0.lock().idle.as_ref()?.since))
             .min()
             .map(|since| since.add(WATCH_AFTER));
         if next.is_some() {
@@ -1117,11 +1088,7 @@ impl<M: Manager> Drop for Inner<M> {
     fn drop(&mut self) {
         // The last handle is gone: wake the background task, so that it finds its weak
         // reference dead and exits now rather than at its next timer.
-        let shared = self
-            .shared
-            .0
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
+        let shared = self.shared.0.get_mut();
         if let Some(maintainer) = shared.maintainer.take() {
             maintainer.wake();
         }
@@ -1135,16 +1102,6 @@ fn lane_count(max_size: usize) -> usize {
         .min(max_size)
         .clamp(1, 256)
         .next_power_of_two()
-}
-
-/// `timeout` from now; a huge timeout means "never", not an overflow.
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    deadline_from(Instant::now(), timeout)
-}
-
-fn deadline_from(now: Instant, timeout: Duration) -> Instant {
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
 }
 
 /// A slot counted as a connect in flight. Dropped armed (the connect failed, timed out,
@@ -1282,7 +1239,10 @@ struct CoarseTimer {
 impl CoarseTimer {
     fn new() -> CoarseTimer {
         CoarseTimer {
-            sleep: Box::pin(tokio::time::sleep_until(deadline_after(Duration::MAX))),
+            sleep: Box::pin(tokio::time::sleep_until(deadline_after(
+                Instant::now(),
+                Duration::MAX,
+            ))),
             armed: None,
         }
     }
@@ -1297,7 +1257,9 @@ impl CoarseTimer {
         let set_by_then = self.armed.is_some_and(|armed| armed <= at);
         if !set_by_then || self.sleep.is_elapsed() {
             let left = at.since(coarse_now()).max(Duration::from_millis(1));
-            self.sleep.as_mut().reset(deadline_after(left));
+            self.sleep
+                .as_mut()
+                .reset(deadline_after(Instant::now(), left));
             self.armed = Some(at);
         }
         self.sleep.as_mut().poll(cx)
@@ -1416,6 +1378,7 @@ mod tests {
     //! them for real); here each thread's steps run one after the other, in the order
     //! that would strand a connection if a check were missing.
 
+    use crate::sync::atomic::AtomicU64;
     use std::sync::atomic::Ordering::SeqCst;
     use std::task::Wake;
 
@@ -1512,7 +1475,7 @@ mod tests {
             "the connection reached the waiter"
         );
         assert_eq!(wakes.0.load(Relaxed), 1, "and woke it");
-        assert!(lock_lane(lane).idle.is_none());
+        assert!(lane.lock().idle.is_none());
     }
 
     #[test]

@@ -88,27 +88,26 @@
 //! `max_lifetime` 30 min with 10% jitter, `get_timeout` 30 s, `evict_interval` 30 s, no
 //! ping, idle watching on.
 
+use crate::sync::atomic::Ordering::Relaxed;
+use crate::sync::Arc;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::sys::clock::{coarse_now, CoarseTime};
+use crate::util::deadline_after;
 use crate::Status;
 
 mod inner;
 mod stats;
 mod tcp;
 
-use self::inner::{
-    deadline_after, Config, ConnectSlot, Handoff, Inner, Live, Maintenance, Step, Waited, Waiting,
-};
+use self::inner::{Config, ConnectSlot, Handoff, Inner, Live, Maintenance, Step, Waited, Waiting};
 pub use self::stats::Stats;
 pub use self::tcp::TcpManager;
 use stats::Counters;
@@ -575,8 +574,8 @@ impl Deadline {
     fn instant(&mut self, timeout: Duration) -> Instant {
         let at = match *self {
             Deadline::At(at) => at,
-            Deadline::Queued(at) => deadline_after(at.since(coarse_now())),
-            Deadline::Unset => deadline_after(timeout),
+            Deadline::Queued(at) => deadline_after(Instant::now(), at.since(coarse_now())),
+            Deadline::Unset => deadline_after(Instant::now(), timeout),
         };
         *self = Deadline::At(at);
         at

@@ -1,6 +1,6 @@
 //! What the pool has done: [`Stats`], a snapshot of its gauges and counters.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// A snapshot of a pool's gauges (size, idle, active) and counters (everything else,

@@ -1,6 +1,6 @@
 //! [`ProberBuilder`] and [`Mode`].
 
-use std::sync::Arc;
+use crate::sync::Arc;
 
 use super::engine::{Config, EngineHandle};
 use super::{Inner, Prober};

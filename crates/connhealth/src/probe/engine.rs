@@ -7,7 +7,6 @@ use std::io;
 use std::mem;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Wake};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,7 +16,9 @@ use tokio::sync::oneshot;
 
 use super::many::ManyShared;
 use super::{FeedResult, Mode, ProbeError};
+use crate::sync::{Arc, Condvar, Mutex};
 use crate::sys::probe::{self as sys, Failure, Poller, Waker, WAKE_TOKEN};
+use crate::util::deadline_after;
 
 /// How long a probe stalled on local exhaustion waits before trying again when none of
 /// the engine's own probes has given a descriptor or port back (another part of the
@@ -37,20 +38,6 @@ const RESOLVERS: usize = 16;
 
 /// A resolver thread with no work for this long exits.
 const RESOLVER_IDLE: Duration = Duration::from_secs(5);
-
-/// A deadline this far away stands for "no deadline" (`Duration::MAX` as a timeout).
-const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-pub(crate) fn deadline_after(now: Instant, timeout: Duration) -> Instant {
-    now.checked_add(timeout.min(FAR_FUTURE))
-        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
-}
-
-/// Locks a mutex whose data stays consistent even if a holder panicked (every critical
-/// section here is a push, a swap or a flag).
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 pub(crate) type ProbeResult = Result<Duration, ProbeError>;
 pub(crate) type ResolveResult = Result<Vec<SocketAddr>, ProbeError>;
@@ -189,7 +176,7 @@ impl Resolvers {
     /// burst must not count it once per job) and there is room; gives the job back if no
     /// thread can run it.
     fn submit(self: &Arc<Self>, job: ResolveJob, shared: &Arc<Shared>) -> Result<(), io::Error> {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         state.jobs.push_back(job);
         let wake = state.idle > 0;
         let start = state.jobs.len() > state.idle && state.threads < RESOLVERS;
@@ -208,7 +195,7 @@ impl Resolvers {
             .name("connhealth-resolve".into())
             .spawn(move || resolvers.serve(&shared));
         if let Err(err) = spawned {
-            let mut state = lock(&self.state);
+            let mut state = self.state.lock();
             state.threads -= 1;
             if state.threads == 0 {
                 // No thread will ever take it: it fails now. (With threads running, it
@@ -238,7 +225,7 @@ impl Resolvers {
     }
 
     fn next_job(&self) -> Option<ResolveJob> {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         loop {
             if let Some(job) = state.jobs.pop_front() {
                 return Some(job);
@@ -248,13 +235,10 @@ impl Resolvers {
                 return None;
             }
             state.idle += 1;
-            let (next, waited) = self
-                .work
-                .wait_timeout(state, RESOLVER_IDLE)
-                .unwrap_or_else(PoisonError::into_inner);
+            let (next, timed_out) = self.work.wait_timeout(state, RESOLVER_IDLE);
             state = next;
             state.idle -= 1;
-            if waited.timed_out() && state.jobs.is_empty() {
+            if timed_out && state.jobs.is_empty() {
                 state.threads -= 1;
                 return None;
             }
@@ -263,7 +247,7 @@ impl Resolvers {
 
     /// The engine stopped: no more jobs, and idle threads exit.
     fn close(&self) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         state.closed = true;
         state.jobs.clear();
         drop(state);
@@ -291,7 +275,7 @@ impl Shared {
     ///
     /// On error the submissions stay in `items`.
     pub(crate) fn submit(&self, items: &mut Vec<Submission>) -> Result<(), ProbeError> {
-        let mut inbox = lock(&self.inbox);
+        let mut inbox = self.inbox.lock();
         if !inbox.open {
             return Err(ProbeError::engine_stopped(inbox.why_closed));
         }
@@ -305,7 +289,7 @@ impl Shared {
     }
 
     pub(crate) fn submit_one(&self, item: Submission) -> Result<(), ProbeError> {
-        let mut inbox = lock(&self.inbox);
+        let mut inbox = self.inbox.lock();
         if !inbox.open {
             return Err(ProbeError::engine_stopped(inbox.why_closed));
         }
@@ -319,7 +303,7 @@ impl Shared {
     }
 
     fn close(&self, why: &'static str) -> Vec<Submission> {
-        let mut inbox = lock(&self.inbox);
+        let mut inbox = self.inbox.lock();
         if inbox.open {
             inbox.open = false;
             inbox.why_closed = why;
@@ -839,7 +823,7 @@ impl Engine {
     /// Takes everything submitted since the last turn. False when the engine must stop.
     fn drain_inbox(&mut self) -> bool {
         let open = {
-            let mut inbox = lock(&self.shared.inbox);
+            let mut inbox = self.shared.inbox.lock();
             mem::swap(&mut inbox.items, &mut self.inbox);
             inbox.open
         };

@@ -9,13 +9,13 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::engine::{Job, Reply, Submission, Timing};
 use super::many::ManyShared;
 use super::{ProbeError, Prober};
+use crate::sync::Arc;
 
 /// A long-lived feed of tagged probes: push probes as they fall due, [`flush`] them to the
 /// engine in one batch, and take finished probes' results in batches. Made by

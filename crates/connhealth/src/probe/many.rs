@@ -11,15 +11,15 @@ use std::fmt;
 use std::mem;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 
-use super::engine::{lock, Job, Reply, Submission, Timing};
+use super::engine::{Job, Reply, Submission, Timing};
 use super::{FeedResult, ProbeError, Prober};
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{Arc, Mutex};
 
 /// What the engine and one [`ProbeMany`] or [`ProbeFeed`](super::ProbeFeed) share: the
 /// results of the turn, the consumer's waker, and whether the consumer is gone.
@@ -75,7 +75,7 @@ impl ManyShared {
     /// Adds a result; true when the engine must add the consumer to its list of
     /// consumers to wake.
     pub(crate) fn push(&self, result: FeedResult) -> bool {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.inner.lock();
         if inner.results.is_empty() {
             inner.since = Some(Instant::now());
         }
@@ -86,7 +86,7 @@ impl ManyShared {
     /// The consumer's side: moves every result into `out` and returns how many; with
     /// none, registers `waker` (if given) to be woken when some arrive.
     pub(crate) fn take(&self, out: &mut impl Extend<FeedResult>, waker: Option<&Waker>) -> usize {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.inner.lock();
         if inner.results.is_empty() {
             if let Some(waker) = waker {
                 match &inner.waker {
@@ -108,7 +108,7 @@ impl ManyShared {
     /// while it is busy: a busy engine would pay for a cross-thread wake-up every few
     /// probes otherwise.
     pub(crate) fn wake(&self, at_least: usize, now: Instant) -> bool {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.inner.lock();
         let waited = inner
             .since
             .is_some_and(|since| now.saturating_duration_since(since) >= MAX_WAKE_DELAY);

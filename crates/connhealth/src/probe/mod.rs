@@ -149,11 +149,12 @@
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::sync::Arc;
+use crate::util::deadline_after;
 use crate::DeadPeer;
 
 mod builder;
@@ -167,7 +168,7 @@ pub use self::error::ProbeError;
 pub use self::feed::{FeedResult, ProbeFeed};
 pub use self::many::ProbeMany;
 
-use self::engine::{deadline_after, EngineHandle, Job, Reply, Shared, Submission, Timing};
+use self::engine::{EngineHandle, Job, Reply, Shared, Submission, Timing};
 
 /// Probes TCP endpoints: is something listening there? See the [module docs](self) for
 /// how, and for the engine behind it.
