@@ -6,8 +6,9 @@ use super::ProbeError;
 
 /// A probe target as written: an address, or a host name to resolve, with its port.
 ///
-/// [`Prober::probe`] parses its string with [`Target::parse`]; a health checker that
-/// probes the same target again and again parses it once, and resolves only names.
+/// [`Prober::probe`](super::Prober::probe) parses its string with [`Target::parse`]; a
+/// health checker that probes the same target again and again parses it once, and
+/// resolves only names.
 ///
 /// ```
 /// use connhealth::probe::Target;
