@@ -6,7 +6,7 @@
 
 mod probe_support;
 
-use std::net::TcpListener;
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use connhealth::{ProbeError, Prober};
@@ -148,6 +148,42 @@ fn a_probe_that_never_left_is_the_probers_error_not_the_targets() {
         other => panic!("expected Exhausted, got {other:?}"),
     }
     assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(matches!(
+        rt.block_on(holder).unwrap(),
+        Err(ProbeError::TimedOut)
+    ));
+}
+
+#[test]
+fn an_ipv4_mapped_address_is_the_same_destination_as_its_ipv4_address() {
+    if !require("probes to a dropping target", &["ip", "iptables"]) {
+        return;
+    }
+    let (_netns, prober, dead, _, _listeners) =
+        setup(Prober::builder().max_in_flight_per_destination(1));
+    // The same listener written as an IPv6 socket would reach it: ::ffff:127.0.0.1.
+    let IpAddr::V4(ip) = dead.ip() else {
+        unreachable!("the setup's listeners are on 127.0.0.1")
+    };
+    let mapped = SocketAddr::new(IpAddr::V6(ip.to_ipv6_mapped()), dead.port());
+    let rt = runtime();
+    // The IPv4 form holds the destination's one place until it times out.
+    let holder = rt.spawn({
+        let prober = prober.clone();
+        async move { prober.probe_addr(dead, Duration::from_secs(1)).await }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    // The mapped form waits behind it: one listener, one SYN backlog, one limit.
+    let result = rt.block_on(prober.probe_addr(mapped, Duration::from_millis(300)));
+    match &result {
+        Err(ProbeError::Exhausted(why)) => {
+            assert!(
+                why.to_string().contains("max_in_flight_per_destination"),
+                "{why}"
+            )
+        }
+        other => panic!("{mapped} was sent beside {dead}: expected Exhausted, got {other:?}"),
+    }
     assert!(matches!(
         rt.block_on(holder).unwrap(),
         Err(ProbeError::TimedOut)

@@ -84,7 +84,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::mem;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV6};
 use std::os::fd::AsFd;
 use std::task::{Context, Wake};
 use std::time::{Duration, Instant};
@@ -197,6 +197,21 @@ struct Destination {
     parked: VecDeque<ProbeId>,
 }
 
+/// The listener a probe of `addr` reaches, as the per-destination limit counts it: an
+/// IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]:p`, what an IPv6 socket reaches IPv4
+/// through) is its IPv4 address, and an IPv6 address's flow label, which only labels the
+/// packets, is dropped. Its scope is kept: `fe80::1%2` and `fe80::1%3` are hosts on two
+/// different links.
+fn destination(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => addr,
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(ip) => SocketAddr::new(ip.into(), v6.port()),
+            None => SocketAddrV6::new(*v6.ip(), v6.port(), 0, v6.scope_id()).into(),
+        },
+    }
+}
+
 /// The engine thread's state; see the module docs.
 pub(crate) struct Engine {
     inbox: Arc<Inbox>,
@@ -218,6 +233,7 @@ pub(crate) struct Engine {
     queue: VecDeque<ProbeId>,
     /// In-flight count per destination, and probes parked behind its limit: many SYNs in
     /// flight to one listener overflow its SYN backlog and turn into drops or cookies.
+    /// Keyed by [`destination`], so that every spelling of one listener shares a limit.
     destinations: HashMap<SocketAddr, Destination>,
     in_flight: usize,
     /// Set while starting is stalled on local exhaustion: retry then, or sooner when one
@@ -393,7 +409,7 @@ impl Engine {
                 // The zero linger turns this close into an RST, now.
                 drop(socket);
                 self.in_flight -= 1;
-                if let Some(dest) = self.destinations.get_mut(&probe.addr) {
+                if let Some(dest) = self.destinations.get_mut(&destination(probe.addr)) {
                     dest.in_flight -= 1;
                 }
                 self.pass_turn(probe.addr);
@@ -409,6 +425,7 @@ impl Engine {
     /// A place under `addr`'s limit is free: the next probe parked behind it goes to the
     /// front of the queue.
     fn pass_turn(&mut self, addr: SocketAddr) {
+        let addr = destination(addr);
         let Some(dest) = self.destinations.get_mut(&addr) else {
             return;
         };
@@ -528,7 +545,7 @@ impl Engine {
             }
             // A waiting probe's deadline is, with a timeout from its SYN, its start_by.
             let (addr, from_syn, start_by) = (probe.addr, probe.from_syn, probe.deadline);
-            if let Some(dest) = self.destinations.get_mut(&addr) {
+            if let Some(dest) = self.destinations.get_mut(&destination(addr)) {
                 if dest.in_flight >= max_per_destination {
                     dest.parked.push_back(id);
                     self.live(id).hold = Hold::Parked;
@@ -573,7 +590,10 @@ impl Engine {
                         self.push_deadline(at, id, rearmed);
                     }
                     self.in_flight += 1;
-                    self.destinations.entry(addr).or_default().in_flight += 1;
+                    self.destinations
+                        .entry(destination(addr))
+                        .or_default()
+                        .in_flight += 1;
                     if caller_gone {
                         // Dropped since it was looked at above: close it at once.
                         self.take(id);
@@ -763,5 +783,25 @@ impl Drop for Engine {
         // Also reached when the engine thread unwinds from a panic: callers then get an
         // error instead of waiting forever.
         self.stop("the probe engine stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_one_listener_is_one_destination() {
+        let v4: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:80".parse().unwrap();
+        assert_eq!(destination(mapped), v4);
+        assert_eq!(destination(v4), v4);
+        let labelled = SocketAddrV6::new("::1".parse().unwrap(), 80, 7, 0);
+        assert_eq!(destination(labelled.into()), "[::1]:80".parse().unwrap());
+        let (on_2, on_3) = (
+            SocketAddrV6::new("fe80::1".parse().unwrap(), 80, 0, 2),
+            SocketAddrV6::new("fe80::1".parse().unwrap(), 80, 0, 3),
+        );
+        assert_ne!(destination(on_2.into()), destination(on_3.into()));
     }
 }
