@@ -257,6 +257,11 @@ fn bad_target_strings_are_errors_not_panics() {
         "127.0.0.1:+80",
         "[::1]:+80",
         "\0:80",
+        "[fe80::1%]:80",
+        "[fe80::1%99999999999]:80",
+        "[fe80::1%a/b]:80",
+        "[fe80::1%an-interface-name-too-long]:80",
+        "fe80::1%eth0:80",
     ] {
         let start = Instant::now();
         let result = rt.block_on(prober.probe(target, Duration::from_secs(2)));
@@ -269,6 +274,104 @@ fn bad_target_strings_are_errors_not_panics() {
         }
         assert!(start.elapsed() < Duration::from_millis(500));
     }
+}
+
+/// Two namespaces joined by a veth pair, each end with a link-local address of its own
+/// (`fe80::1` on the prober's end, `fe80::2` on the peer's, no duplicate address
+/// detection to wait for), and a listener bound to the peer's address on its link. The
+/// prober is built in the first namespace. Returns the namespaces, the prober, the
+/// listener, the prober's interface name and its index there.
+fn link_local_peer() -> (Netns, Netns, Prober, TcpListener, &'static str, u32) {
+    const PROBER_END: &str = "chprobe0";
+    const PEER_END: &str = "chpeer0";
+    let (ours, peer) = (Netns::new().unwrap(), Netns::new().unwrap());
+    ours.exec(
+        "ip",
+        &[
+            "link",
+            "add",
+            PROBER_END,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            PEER_END,
+            "netns",
+            peer.name(),
+        ],
+    )
+    .unwrap();
+    for (netns, dev, addr) in [
+        (&ours, PROBER_END, "fe80::1/64"),
+        (&peer, PEER_END, "fe80::2/64"),
+    ] {
+        netns
+            .exec("ip", &["addr", "add", addr, "dev", dev, "nodad"])
+            .unwrap();
+        netns.exec("ip", &["link", "set", dev, "up"]).unwrap();
+    }
+    let index_of = |name: &str| {
+        let name = std::ffi::CString::new(name).unwrap();
+        // SAFETY: `name` is a live, NUL-terminated string.
+        unsafe { libc::if_nametoindex(name.as_ptr()) }
+    };
+    let listener = peer
+        .enter(|| {
+            let on_link =
+                std::net::SocketAddrV6::new("fe80::2".parse().unwrap(), 0, 0, index_of(PEER_END));
+            TcpListener::bind(on_link).unwrap()
+        })
+        .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let (prober, index) = ours
+        .enter(|| (Prober::new(), index_of(PROBER_END)))
+        .unwrap();
+    assert_ne!(index, 0, "{PROBER_END} has no index");
+    (ours, peer, prober, listener, PROBER_END, index)
+}
+
+#[test]
+fn a_scoped_link_local_target_is_probed_on_its_interface() {
+    if !require("probes over a veth pair", &["ip"]) {
+        return;
+    }
+    let (_ours, _peer, prober, listener, interface, index) = link_local_peer();
+    let port = listener.local_addr().unwrap().port();
+    let rt = runtime();
+    // The interface by name (looked up in the prober's namespace, where it exists, not in
+    // the caller's, where it does not), and by number.
+    for target in [
+        format!("[fe80::2%{interface}]:{port}"),
+        format!("[fe80::2%{index}]:{port}"),
+    ] {
+        // The link comes up a moment after the namespaces are joined.
+        let mut result = rt.block_on(prober.probe(&target, Duration::from_secs(2)));
+        for _ in 0..20 {
+            if result.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            result = rt.block_on(prober.probe(&target, Duration::from_secs(2)));
+        }
+        assert!(result.is_ok(), "{target}: {result:?}");
+    }
+    std::thread::sleep(PAST_DELAYED_ACK);
+    assert!(
+        accepted(&listener).is_empty(),
+        "half-open probes were accepted"
+    );
+    // A link-local address names no host without its link: the kernel says so.
+    let unscoped = rt.block_on(prober.probe(&format!("[fe80::2]:{port}"), Duration::from_secs(2)));
+    assert!(unscoped.is_err(), "{unscoped:?}");
+    // An interface the prober's namespace does not have: a resolution error, at once.
+    let missing = rt.block_on(prober.probe(
+        &format!("[fe80::2%nosuchif0]:{port}"),
+        Duration::from_secs(2),
+    ));
+    assert!(
+        matches!(missing, Err(ProbeError::Resolve(_))),
+        "{missing:?}"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! [`Target`]: a probe target as written, `host:port`, parsed once.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use super::ProbeError;
 
@@ -21,13 +21,30 @@ use super::ProbeError;
 /// ));
 /// let err = Target::parse("::1:80").unwrap_err();
 /// assert!(err.to_string().contains("brackets"));
+///
+/// // A link-local address with its scope: an interface number, or an interface name,
+/// // which is looked up at each probe in the prober's network namespace.
+/// assert!(matches!(
+///     Target::parse("[fe80::1%2]:80"),
+///     Ok(Target::Addr(std::net::SocketAddr::V6(a))) if a.scope_id() == 2
+/// ));
+/// assert!(matches!(
+///     Target::parse("[fe80::1%eth0]:80"),
+///     Ok(Target::Name { host, port: 80 }) if host == "fe80::1%eth0"
+/// ));
 /// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
-    /// An IP address and port: probed as it is.
+    /// An IP address and port: probed as it is. A numeric scope (`[fe80::1%2]:80`) is
+    /// the address's `scope_id`, the interface index.
     Addr(SocketAddr),
-    /// A host name, resolved by the system resolver at each probe.
+    /// A host name, resolved by the system resolver at each probe. An IPv6 address
+    /// scoped by an interface name (`[fe80::1%eth0]:80`) is one too, written without its
+    /// brackets (`fe80::1%eth0`): the resolver looks the interface up at each probe, in
+    /// the network namespace of the prober (its resolver threads are the engine's), so
+    /// an interface that is re-created, or that exists only in the prober's namespace,
+    /// is found.
     Name {
         /// The host name as written.
         host: String,
@@ -37,8 +54,9 @@ pub enum Target {
 }
 
 impl Target {
-    /// Splits `host:port`, `ipv4:port` or `[ipv6]:port`. Anything else is
-    /// [`ProbeError::InvalidTarget`], whose reason says what is wrong and what to write.
+    /// Splits `host:port`, `ipv4:port`, `[ipv6]:port` or `[ipv6%scope]:port` (the scope
+    /// an interface name or index). Anything else is [`ProbeError::InvalidTarget`],
+    /// whose reason says what is wrong and what to write.
     pub fn parse(target: &str) -> Result<Target, ProbeError> {
         parse_target(target)
     }
@@ -52,7 +70,8 @@ impl Target {
     }
 }
 
-/// Splits `host:port`, `ipv4:port` or `[ipv6]:port`, saying what is wrong otherwise.
+/// Splits `host:port`, `ipv4:port`, `[ipv6]:port` or `[ipv6%scope]:port`, saying what
+/// is wrong otherwise.
 fn parse_target(target: &str) -> Result<Target, ProbeError> {
     let invalid = |reason: &'static str| ProbeError::InvalidTarget {
         target: target.to_owned(),
@@ -78,15 +97,37 @@ fn parse_target(target: &str) -> Result<Target, ProbeError> {
         let Some(port) = after.strip_prefix(':') else {
             return Err(invalid("expected ':port' after ']', e.g. [::1]:80"));
         };
-        let Ok(ip) = host.parse::<Ipv6Addr>() else {
+        let (ip, scope) = match host.split_once('%') {
+            Some((ip, scope)) => (ip, Some(scope)),
+            None => (host, None),
+        };
+        let Ok(ip) = ip.parse::<Ipv6Addr>() else {
             return Err(invalid(
                 "brackets hold an IPv6 address only, e.g. [::1]:80; write host names without them",
             ));
         };
-        return Ok(Target::Addr(SocketAddr::new(
-            IpAddr::V6(ip),
-            port_of(port)?,
-        )));
+        let port = port_of(port)?;
+        return match scope {
+            None => Ok(Target::Addr(SocketAddr::new(IpAddr::V6(ip), port))),
+            Some(index) if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => {
+                let Ok(index) = index.parse::<u32>() else {
+                    return Err(invalid(
+                        "the interface index after '%' is too large; expected e.g. [fe80::1%2]:80",
+                    ));
+                };
+                Ok(Target::Addr(SocketAddr::V6(SocketAddrV6::new(
+                    ip, port, 0, index,
+                ))))
+            }
+            Some(name) if is_interface_name(name) => Ok(Target::Name {
+                host: host.to_owned(),
+                port,
+            }),
+            Some(_) => Err(invalid(
+                "the scope after '%' is an interface name (at most 15 characters, no spaces or \
+                 '/') or index, e.g. [fe80::1%eth0]:80 or [fe80::1%2]:80",
+            )),
+        };
     }
     let Some((host, port)) = target.rsplit_once(':') else {
         return Err(invalid("no port; expected host:port, e.g. example.com:443"));
@@ -117,6 +158,16 @@ fn parse_target(target: &str) -> Result<Target, ProbeError> {
     })
 }
 
+/// Whether `name` can be a network interface's name on Linux: 1 to 15 bytes (IFNAMSIZ
+/// less its NUL), none of them a space, a control character, '/' or ':' (which the kernel
+/// refuses), nor '%', '[' or ']' (which would not read back as one target).
+fn is_interface_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name.chars().all(|c| {
+            !c.is_whitespace() && !c.is_control() && !matches!(c, '/' | ':' | '%' | '[' | ']')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +190,24 @@ mod tests {
     }
 
     #[test]
+    fn scoped_ipv6_targets_keep_their_scope() {
+        let scoped = |target| match parse_target(target) {
+            Ok(Target::Addr(SocketAddr::V6(addr))) => (addr.scope_id(), addr.port()),
+            other => panic!("{target:?}: {other:?}"),
+        };
+        assert_eq!(scoped("[fe80::1%2]:80"), (2, 80));
+        assert_eq!(scoped("[fe80::1%4294967295]:1"), (u32::MAX, 1));
+        assert!(matches!(
+            parse_target("[fe80::1%eth0]:80"),
+            Ok(Target::Name { host, port: 80 }) if host == "fe80::1%eth0"
+        ));
+        assert!(matches!(
+            parse_target("[fe80::1%veth-a.100]:80"),
+            Ok(Target::Name { host, .. }) if host == "fe80::1%veth-a.100"
+        ));
+    }
+
+    #[test]
     fn bad_targets_say_why() {
         assert!(reason("localhost").contains("no port"));
         assert!(reason("::1:80").contains("brackets"));
@@ -151,5 +220,11 @@ mod tests {
         assert!(reason("localhost:").contains("no port after"));
         assert!(reason(":80").contains("no host"));
         assert!(reason("a b:80").contains("spaces"));
+        assert!(reason("[fe80::1%]:80").contains("after '%'"));
+        assert!(reason("[fe80::1%a/b]:80").contains("after '%'"));
+        assert!(reason("[fe80::1%an-interface-too-long]:80").contains("after '%'"));
+        assert!(reason("[fe80::1%4294967296]:80").contains("too large"));
+        assert!(reason("[localhost%eth0]:80").contains("IPv6 address only"));
+        assert!(reason("fe80::1%eth0:80").contains("brackets"));
     }
 }
