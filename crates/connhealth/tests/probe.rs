@@ -621,6 +621,66 @@ fn out_of_local_ports_is_exhausted_and_the_prober_waits_for_ports() {
 }
 
 #[test]
+fn out_of_local_ports_toward_one_destination_stalls_only_that_destination() {
+    if !require("local port exhaustion", &["ip", "iptables", "sysctl"]) {
+        return;
+    }
+    // Two local ports in this namespace. A connect()'s port need only be unique for its
+    // destination, so both may serve every destination at once.
+    let netns = Netns::new().unwrap();
+    let (dropping, live, prober) = netns
+        .enter(|| {
+            (
+                listener("127.0.0.1:0"),
+                listener("127.0.0.1:0"),
+                Prober::new(),
+            )
+        })
+        .unwrap();
+    netns
+        .exec(
+            "sysctl",
+            &["-w", "net.ipv4.ip_local_port_range=40000 40001"],
+        )
+        .unwrap();
+    let (full, other) = (dropping.local_addr().unwrap(), live.local_addr().unwrap());
+    netns.drop_tcp_port(full.port()).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        // Both ports are taken toward `full` for a second, and one more probe of it waits
+        // for one of them.
+        let probe = |addr, timeout| {
+            let prober = prober.clone();
+            tokio::spawn(async move { prober.probe_addr(addr, timeout).await })
+        };
+        let holders: Vec<_> = (0..2)
+            .map(|_| probe(full, Duration::from_secs(1)))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stalled = probe(full, Duration::from_secs(3));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        // The other destination has both ports free: its probe goes out at once.
+        let start = Instant::now();
+        let result = prober.probe_addr(other, Duration::from_millis(500)).await;
+        assert!(result.is_ok(), "{result:?} after {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            start.elapsed()
+        );
+
+        for holder in holders {
+            assert!(matches!(holder.await.unwrap(), Err(ProbeError::TimedOut)));
+        }
+        // The stalled probe took a port given back at ~1 s, and then timed out against
+        // its target like the others.
+        let stalled = stalled.await.unwrap();
+        assert!(matches!(stalled, Err(ProbeError::TimedOut)), "{stalled:?}");
+    });
+}
+
+#[test]
 fn in_flight_limits_hold_probes_back_without_spending_their_timeouts() {
     if !require("probes to a dropping target", &["ip", "iptables"]) {
         return;

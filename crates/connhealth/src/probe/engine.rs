@@ -76,9 +76,16 @@
 //! to one address ([`Destination`]): a probe over the latter parks in the destination's
 //! FIFO and goes back to the front of the queue when a place is given back
 //! ([`Hold`] says where it stands, so that a place handed to a probe that then leaves is
-//! passed on). `EMFILE`, `ENFILE`, `EADDRNOTAVAIL`, `ENOBUFS` and `ENOMEM` at `socket()`
-//! or `connect()` are the prober's own exhaustion: starting stops until one of its own
-//! probes gives a descriptor and a port back, or [`EXHAUSTED_RETRY`] passes.
+//! passed on). `EMFILE`, `ENFILE`, `ENOBUFS` and `ENOMEM` at `socket()` or `connect()`
+//! are the prober's own exhaustion, and concern every destination: starting stops until
+//! one of its own probes gives a descriptor back, or [`EXHAUSTED_RETRY`] passes.
+//! `EADDRNOTAVAIL` concerns one destination (Linux picks a connect's local port so that
+//! the four-tuple is unique: the same port serves many destinations): that destination
+//! gets a [`Stall`], its probes park behind it, and the others go on. The stall ends when
+//! one of its probes in flight gives its port back, or at its retry time; each probe that
+//! starts then releases the next parked one, until one finds no port and stalls it again.
+//! With none of its probes in flight, nothing of ours would give a port back, and the
+//! probe fails at once as `Exhausted`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -193,8 +200,20 @@ struct Entry {
 #[derive(Default)]
 struct Destination {
     in_flight: u32,
-    /// Probes waiting behind `max_in_flight_per_destination`, in arrival order.
+    /// Probes waiting behind `max_in_flight_per_destination`, or behind a stall, in
+    /// arrival order.
     parked: VecDeque<ProbeId>,
+    /// Set while no local port (or source address) toward it is free.
+    stall: Option<Stall>,
+}
+
+/// A destination's starts stopped on its own exhaustion (`EADDRNOTAVAIL`): they resume
+/// when one of its probes in flight gives its port back, or at `retry_at`.
+#[derive(Clone, Copy)]
+struct Stall {
+    retry_at: Instant,
+    /// The errno, reported to a probe that waited behind the stall until its deadline.
+    errno: i32,
 }
 
 /// The listener a probe of `addr` reaches, as the per-destination limit counts it: an
@@ -236,11 +255,15 @@ pub(crate) struct Engine {
     /// Keyed by [`destination`], so that every spelling of one listener shares a limit.
     destinations: HashMap<SocketAddr, Destination>,
     in_flight: usize,
-    /// Set while starting is stalled on local exhaustion: retry then, or sooner when one
-    /// of our probes completes and gives its descriptor and port back.
+    /// Set while starting is stalled on local exhaustion that concerns every destination
+    /// (descriptors, buffers): retry then, or sooner when one of our probes completes and
+    /// gives its descriptor back.
     retry_at: Option<Instant>,
     /// The errno that stalled the engine (meaningful while `retry_at` is set).
     stalled_on: Option<i32>,
+    /// Destinations with a [`Stall`], to retry at their `retry_at` (lazily cleaned: an
+    /// entry whose destination is no longer stalled is dropped when next looked at).
+    stalled: Vec<SocketAddr>,
     /// The last turn started its quota of probes and left some queued.
     more_to_start: bool,
     tokens: Vec<u64>,
@@ -268,6 +291,7 @@ impl Engine {
             in_flight: 0,
             retry_at: None,
             stalled_on: None,
+            stalled: Vec::new(),
             more_to_start: false,
             tokens: Vec::with_capacity(1024),
             submissions: Vec::new(),
@@ -310,7 +334,9 @@ impl Engine {
                 self.stop("the prober was dropped");
                 return;
             }
-            self.expire(Instant::now());
+            let now = Instant::now();
+            self.expire(now);
+            self.retry_stalled(now);
             self.start_queued();
             self.flush_wakes(idle);
         }
@@ -318,11 +344,17 @@ impl Engine {
 
     fn next_timeout(&self, now: Instant) -> Option<Duration> {
         let deadline = self.deadlines.peek().map(|Reverse((at, _))| *at);
-        let next = match (deadline, self.retry_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        next.map(|at| at.saturating_duration_since(now))
+        let stall = self
+            .stalled
+            .iter()
+            .filter_map(|key| self.destinations.get(key)?.stall)
+            .map(|stall| stall.retry_at)
+            .min();
+        [deadline, self.retry_at, stall]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.saturating_duration_since(now))
     }
 
     fn probe_mut(&mut self, id: ProbeId) -> Option<&mut Probe> {
@@ -411,6 +443,8 @@ impl Engine {
                 self.in_flight -= 1;
                 if let Some(dest) = self.destinations.get_mut(&destination(probe.addr)) {
                     dest.in_flight -= 1;
+                    // Its local port came back: a stall toward it is over.
+                    dest.stall = None;
                 }
                 self.pass_turn(probe.addr);
                 // A descriptor and a local port just came back.
@@ -481,6 +515,17 @@ impl Engine {
                 // SYN + timeout, which has an entry of its own.
                 continue;
             }
+            // Parked behind its destination's stall, it waited for a local port.
+            let (addr, hold) = (probe.addr, probe.hold);
+            let destination_stall = match hold {
+                Hold::Parked => self
+                    .destinations
+                    .get(&destination(addr))
+                    .and_then(|dest| dest.stall),
+                Hold::Free | Hold::Released => None,
+            };
+            let stalled_on = destination_stall.map(|stall| stall.errno).or(stalled_on);
+            let probe = self.live(id);
             let from_syn = probe.from_syn.is_some();
             // A probe never sent says nothing of its target: the error is the prober's.
             let error = match (&probe.phase, probe.exhausted.take(), stalled_on) {
@@ -493,23 +538,21 @@ impl Engine {
                 (Phase::Waiting, None, Some(code)) => {
                     ProbeError::Exhausted(io::Error::from_raw_os_error(code))
                 }
-                (Phase::Waiting, None, None) => {
-                    ProbeError::not_sent(if probe.hold == Hold::Parked {
-                        format!(
-                            "it waited behind {max_per_destination} probes in flight to the \
+                (Phase::Waiting, None, None) => ProbeError::not_sent(if hold == Hold::Parked {
+                    format!(
+                        "it waited behind {max_per_destination} probes in flight to the \
                              same address (max_in_flight_per_destination)"
-                        )
-                    } else if limits_full {
-                        format!(
-                            "it waited for one of the prober's {max_in_flight} places in \
+                    )
+                } else if limits_full {
+                    format!(
+                        "it waited for one of the prober's {max_in_flight} places in \
                              flight (max_in_flight)"
-                        )
-                    } else if from_syn {
-                        "its start_by passed before the prober could send it".to_owned()
-                    } else {
-                        "its timeout passed before the prober could send it".to_owned()
-                    })
-                }
+                    )
+                } else if from_syn {
+                    "its start_by passed before the prober could send it".to_owned()
+                } else {
+                    "its timeout passed before the prober could send it".to_owned()
+                }),
             };
             let finished = self.take(id);
             self.deliver(finished, Err(error));
@@ -546,7 +589,7 @@ impl Engine {
             // A waiting probe's deadline is, with a timeout from its SYN, its start_by.
             let (addr, from_syn, start_by) = (probe.addr, probe.from_syn, probe.deadline);
             if let Some(dest) = self.destinations.get_mut(&destination(addr)) {
-                if dest.in_flight >= max_per_destination {
+                if dest.in_flight >= max_per_destination || dest.stall.is_some() {
                     dest.parked.push_back(id);
                     self.live(id).hold = Hold::Parked;
                     continue;
@@ -590,19 +633,34 @@ impl Engine {
                         self.push_deadline(at, id, rearmed);
                     }
                     self.in_flight += 1;
-                    self.destinations
-                        .entry(destination(addr))
-                        .or_default()
-                        .in_flight += 1;
+                    let dest = self.destinations.entry(destination(addr)).or_default();
+                    dest.in_flight += 1;
+                    if dest.in_flight < max_per_destination && !dest.parked.is_empty() {
+                        // Probes parked behind a stall that just ended: the next one may
+                        // find a port too (and, if not, stalls the destination again).
+                        self.pass_turn(addr);
+                    }
                     if caller_gone {
                         // Dropped since it was looked at above: close it at once.
                         self.take(id);
                     }
                 }
+                Err(err)
+                    if sys::classify(&err) == Failure::DestinationExhausted
+                        && self
+                            .destinations
+                            .get(&destination(addr))
+                            .is_some_and(|dest| dest.in_flight > 0) =>
+                {
+                    // Our own probes to this destination hold its local ports and will
+                    // give them back within their timeouts: this destination waits for
+                    // that, and the others go on (their ports are their own).
+                    self.stall(id, addr, err);
+                }
                 Err(err) if sys::classify(&err) == Failure::Exhausted && self.in_flight > 0 => {
-                    // Our own probes hold descriptors and ports and will give them back
-                    // within their timeouts: wait for that rather than failing this
-                    // probe and everything queued behind it.
+                    // Our own probes hold descriptors and will give them back within
+                    // their timeouts: wait for that rather than failing this probe and
+                    // everything queued behind it.
                     self.queue.push_front(id);
                     self.stalled_on = err.raw_os_error();
                     self.live(id).exhausted = Some(err);
@@ -612,6 +670,47 @@ impl Engine {
                 Err(err) => {
                     let finished = self.take(id);
                     self.deliver(finished, Err(ProbeError::from_connect(err)));
+                }
+            }
+        }
+    }
+
+    /// Stops starts toward `addr` after the probe `id` found no local port for it: the
+    /// probe waits first in line behind the stall.
+    fn stall(&mut self, id: ProbeId, addr: SocketAddr, err: io::Error) {
+        let key = destination(addr);
+        let dest = self
+            .destinations
+            .get_mut(&key)
+            .expect("it has probes in flight");
+        dest.parked.push_front(id);
+        dest.stall = Some(Stall {
+            retry_at: Instant::now() + EXHAUSTED_RETRY,
+            errno: err.raw_os_error().unwrap_or(libc::EADDRNOTAVAIL),
+        });
+        self.stalled.push(key);
+        let probe = self.live(id);
+        probe.hold = Hold::Parked;
+        probe.exhausted = Some(err);
+    }
+
+    /// Ends the stalls due by `now`, each releasing the first probe parked behind it (a
+    /// port may have come back from outside the engine).
+    fn retry_stalled(&mut self, now: Instant) {
+        let mut at = 0;
+        while at < self.stalled.len() {
+            let key = self.stalled[at];
+            match self.destinations.get_mut(&key) {
+                Some(dest) if dest.stall.is_some_and(|stall| stall.retry_at > now) => at += 1,
+                Some(dest) => {
+                    let was_stalled = dest.stall.take().is_some();
+                    self.stalled.swap_remove(at);
+                    if was_stalled {
+                        self.pass_turn(key);
+                    }
+                }
+                None => {
+                    self.stalled.swap_remove(at);
                 }
             }
         }

@@ -39,8 +39,9 @@ pub enum ProbeError {
     /// (`EADDRNOTAVAIL`) or socket buffers (`ENOBUFS`), or the prober's own limits
     /// (`max_in_flight`, `max_in_flight_per_destination`) kept the probe waiting until its
     /// timeout. Nothing is known about the target: no SYN was sent. The prober waits for
-    /// its own probes to give resources back before it reports this; it does so when none
-    /// are in flight, or when the probe's timeout passed first.
+    /// its own probes to give resources back before it reports this (for local ports, its
+    /// probes to the same destination); it does so when none are in flight, or when the
+    /// probe's timeout passed first.
     #[error("out of local resources, the target was not probed: {0}")]
     Exhausted(#[source] io::Error),
     /// Another error from the system.
@@ -74,7 +75,7 @@ impl ProbeError {
             Failure::Refused => ProbeError::Refused,
             Failure::TimedOut => ProbeError::TimedOut,
             Failure::Unreachable => ProbeError::Unreachable(err),
-            Failure::Exhausted => ProbeError::Exhausted(err),
+            Failure::Exhausted | Failure::DestinationExhausted => ProbeError::Exhausted(err),
             Failure::Other => ProbeError::Io(err),
         }
     }

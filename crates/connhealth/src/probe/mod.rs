@@ -81,11 +81,14 @@
 //!   listener overflow its SYN backlog and the probe would measure the backlog. Further
 //!   probes wait in FIFO order.
 //! * **Local exhaustion** (`EMFILE`, `ENFILE`, `EADDRNOTAVAIL`, `ENOBUFS`, `ENOMEM`) at
-//!   `socket()` or `connect()` is not the target's fault. The engine stops starting
-//!   probes and retries when one of its own probes gives a descriptor and a port back
-//!   (or after 10 ms): it slows down instead of failing everything queued. A probe gets
-//!   [`ProbeError::Exhausted`] only when none of the engine's probes is in flight (nothing
-//!   will give resources back) or when its own timeout passes while it waits.
+//!   `socket()` or `connect()` is not the target's fault. Out of descriptors or buffers,
+//!   the engine stops starting probes and retries when one of its own probes gives a
+//!   descriptor back (or after 10 ms): it slows down instead of failing everything
+//!   queued. Out of local ports toward one destination (`EADDRNOTAVAIL`: a connect's
+//!   port need only be unique per destination), only that destination waits, for one of
+//!   its own probes to give a port back (or 10 ms); the others go on. A probe gets
+//!   [`ProbeError::Exhausted`] only when none of the engine's probes that could give the
+//!   resource back is in flight, or when its own timeout passes while it waits.
 //!
 //! The engine thread is spawned by [`ProberBuilder::build`] (and [`Prober::new`]) from
 //! the calling thread, and a thread inherits its creator's network namespace: **the

@@ -15,9 +15,13 @@ pub(crate) enum Failure {
     TimedOut,
     /// No route, or an ICMP unreachable came back.
     Unreachable,
-    /// Our own resources ran out (descriptors, local ports, buffers): not the target's
-    /// fault, and worth retrying once other probes give theirs back.
+    /// Our own resources ran out (descriptors, buffers): not the target's fault, and
+    /// worth retrying once other probes give theirs back.
     Exhausted,
+    /// Our own resources toward this one destination ran out: no free local port for it
+    /// (a connect's port need only be unique per destination), or no source address
+    /// that reaches it. Other destinations are not affected.
+    DestinationExhausted,
     /// Anything else.
     Other,
 }
@@ -29,16 +33,11 @@ pub(crate) fn classify(err: &io::Error) -> Failure {
         Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN | libc::EHOSTDOWN) => {
             Failure::Unreachable
         }
-        // EMFILE/ENFILE: out of descriptors. EADDRNOTAVAIL: no free local port for this
-        // destination (or EAGAIN on some systems). ENOBUFS/ENOMEM: socket buffers.
-        Some(
-            libc::EMFILE
-            | libc::ENFILE
-            | libc::EADDRNOTAVAIL
-            | libc::EAGAIN
-            | libc::ENOBUFS
-            | libc::ENOMEM,
-        ) => Failure::Exhausted,
+        // EADDRNOTAVAIL: no free local port for this destination, or no source address
+        // for it (EAGAIN for the ports on some systems).
+        Some(libc::EADDRNOTAVAIL | libc::EAGAIN) => Failure::DestinationExhausted,
+        // EMFILE/ENFILE: out of descriptors. ENOBUFS/ENOMEM: socket buffers.
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => Failure::Exhausted,
         _ => Failure::Other,
     }
 }
