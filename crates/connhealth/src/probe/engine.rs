@@ -91,13 +91,14 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::mem;
-use std::net::{SocketAddr, SocketAddrV6};
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::task::{Context, Wake};
 use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
+use super::destination::{destination, Destination, Stall};
 use super::inbox::{Inbox, Job, ProbeId, ProbeResult, Reply, Submission};
 use super::resolver::{ResolveJob, Resolvers};
 use super::results::{FeedResult, SharedResults};
@@ -194,41 +195,6 @@ struct Finished {
 struct Entry {
     generation: u32,
     probe: Option<Probe>,
-}
-
-/// One destination's share of the limits.
-#[derive(Default)]
-struct Destination {
-    in_flight: u32,
-    /// Probes waiting behind `max_in_flight_per_destination`, or behind a stall, in
-    /// arrival order.
-    parked: VecDeque<ProbeId>,
-    /// Set while no local port (or source address) toward it is free.
-    stall: Option<Stall>,
-}
-
-/// A destination's starts stopped on its own exhaustion (`EADDRNOTAVAIL`): they resume
-/// when one of its probes in flight gives its port back, or at `retry_at`.
-#[derive(Clone, Copy)]
-struct Stall {
-    retry_at: Instant,
-    /// The errno, reported to a probe that waited behind the stall until its deadline.
-    errno: i32,
-}
-
-/// The listener a probe of `addr` reaches, as the per-destination limit counts it: an
-/// IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]:p`, what an IPv6 socket reaches IPv4
-/// through) is its IPv4 address, and an IPv6 address's flow label, which only labels the
-/// packets, is dropped. Its scope is kept: `fe80::1%2` and `fe80::1%3` are hosts on two
-/// different links.
-fn destination(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V4(_) => addr,
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(ip) => SocketAddr::new(ip.into(), v6.port()),
-            None => SocketAddrV6::new(*v6.ip(), v6.port(), 0, v6.scope_id()).into(),
-        },
-    }
 }
 
 /// The engine thread's state; see the module docs.
@@ -695,7 +661,8 @@ impl Engine {
     }
 
     /// Ends the stalls due by `now`, each releasing the first probe parked behind it (a
-    /// port may have come back from outside the engine).
+    /// port may have come back from outside the engine) if the destination's limit has
+    /// room for it; if not, the next probe of it to finish releases one.
     fn retry_stalled(&mut self, now: Instant) {
         let mut at = 0;
         while at < self.stalled.len() {
@@ -703,9 +670,10 @@ impl Engine {
             match self.destinations.get_mut(&key) {
                 Some(dest) if dest.stall.is_some_and(|stall| stall.retry_at > now) => at += 1,
                 Some(dest) => {
-                    let was_stalled = dest.stall.take().is_some();
+                    let release =
+                        dest.stall.take().is_some() && dest.in_flight < self.max_per_destination;
                     self.stalled.swap_remove(at);
-                    if was_stalled {
+                    if release {
                         self.pass_turn(key);
                     }
                 }
@@ -882,25 +850,5 @@ impl Drop for Engine {
         // Also reached when the engine thread unwinds from a panic: callers then get an
         // error instead of waiting forever.
         self.stop("the probe engine stopped");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_spelling_of_one_listener_is_one_destination() {
-        let v4: SocketAddr = "127.0.0.1:80".parse().unwrap();
-        let mapped: SocketAddr = "[::ffff:127.0.0.1]:80".parse().unwrap();
-        assert_eq!(destination(mapped), v4);
-        assert_eq!(destination(v4), v4);
-        let labelled = SocketAddrV6::new("::1".parse().unwrap(), 80, 7, 0);
-        assert_eq!(destination(labelled.into()), "[::1]:80".parse().unwrap());
-        let (on_2, on_3) = (
-            SocketAddrV6::new("fe80::1".parse().unwrap(), 80, 0, 2),
-            SocketAddrV6::new("fe80::1".parse().unwrap(), 80, 0, 3),
-        );
-        assert_ne!(destination(on_2.into()), destination(on_3.into()));
     }
 }

@@ -165,6 +165,7 @@ use crate::util::deadline_after;
 use crate::DeadPeer;
 
 mod builder;
+mod destination;
 mod engine;
 mod error;
 mod feed;
