@@ -14,7 +14,8 @@
 //!       its result delivered, before anything else is done (see the delayed ACK below);
 //!    2. *take the inbox*: each new job becomes a [`Probe`] in the table and joins the
 //!       back of the start queue;
-//!    3. *expire*: every deadline that passed ends its probe (timed out, or never sent);
+//!    3. *expire*: every deadline that passed ends its probe (timed out, or never sent),
+//!       and every destination stall whose retry time came ends (below);
 //!    4. *start*: probes leave the queue, at most [`MAX_STARTS_PER_TURN`] of them, while
 //!       there is room under `max_in_flight`. One whose destination is full parks on
 //!       that destination; the others get a socket, a `connect()` (the SYN) and a place in
