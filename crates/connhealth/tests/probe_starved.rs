@@ -90,7 +90,19 @@ impl CpuQuota {
 
 impl Drop for CpuQuota {
     fn drop(&mut self) {
-        // Empty by now: its one thread, the engine, was joined when the prober dropped.
+        // Normally empty by now: its one thread, the engine, was joined when the prober
+        // dropped. After a panic the engine may still run: it goes back to the parent,
+        // so that the directory can go.
+        for list in ["tasks", "cgroup.threads"] {
+            let (Ok(tids), Some(parent)) =
+                (fs::read_to_string(self.dir.join(list)), self.dir.parent())
+            else {
+                continue;
+            };
+            for tid in tids.lines() {
+                let _ = fs::write(parent.join(list), tid);
+            }
+        }
         let _ = fs::remove_dir(&self.dir);
     }
 }
