@@ -80,10 +80,15 @@ pub fn ip_protocol(addr: SocketAddr) -> u8 {
     }
 }
 
-/// The host name of `target` as written, or `None` for an address.
+/// The host name of `target` as written, or `None` for an address. A scoped IPv6
+/// address (`fe80::1%eth0`) is a name to the resolver, which looks its interface up, but
+/// not a host name: sent as SNI it would be refused, so it counts as an address.
 fn host_of(target: &Target) -> Option<String> {
     match target {
-        Target::Name { host, .. } => Some(host.clone()),
+        Target::Name { host, .. } => match host.split_once('%') {
+            Some((ip, _scope)) if ip.parse::<std::net::Ipv6Addr>().is_ok() => None,
+            _ => Some(host.clone()),
+        },
         _ => None,
     }
 }
@@ -345,5 +350,19 @@ impl CheckResult {
     /// True when the check succeeded.
     pub fn is_ok(&self) -> bool {
         self.outcome == Outcome::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scoped_ipv6_address_is_not_a_host_name() {
+        let host = |written: &str| host_of(&Target::parse(written).unwrap());
+        assert_eq!(host("[fe80::1%eth0]:443"), None);
+        assert_eq!(host("[fe80::1%2]:443"), None);
+        assert_eq!(host("127.0.0.1:443"), None);
+        assert_eq!(host("localhost:443").as_deref(), Some("localhost"));
     }
 }
