@@ -107,7 +107,9 @@ mod inner;
 mod stats;
 mod tcp;
 
-use self::inner::{Config, ConnectSlot, Handoff, Inner, Live, Maintenance, Step, Waited, Waiting};
+use self::inner::{
+    Checkout, Config, ConnectPermit, Handoff, Inner, Live, Maintenance, Step, Waited, Waiting,
+};
 pub use self::stats::Stats;
 pub use self::tcp::TcpManager;
 use stats::Counters;
@@ -233,7 +235,11 @@ impl<M: Manager> Pool<M> {
         let mut step = poll_fn(|cx| Poll::Ready(inner.acquire(cx))).await;
         loop {
             step = match step {
-                Step::Idle(live, idle_for, expired) => {
+                Step::Idle(Checkout {
+                    live,
+                    idle_for,
+                    expired,
+                }) => {
                     // The guard comes first: from here a dropped future returns the
                     // connection to the pool.
                     let mut conn = Pooled {
@@ -248,7 +254,7 @@ impl<M: Manager> Pool<M> {
                     } else if inner
                         .config
                         .ping_after_idle
-                        .is_some_and(|after| Duration::from_nanos(idle_for) >= after)
+                        .is_some_and(|after| idle_for >= after)
                     {
                         // Cancelled or timed out mid-ping, the connection's state is
                         // unknown: it is closed, not returned, and its checkout is
@@ -281,22 +287,23 @@ impl<M: Manager> Pool<M> {
                                 // (A failed ping was counted as rejected before it ran.)
                                 Counters::bump(&inner.counters.rejected, 1);
                             }
-                            // Close it but keep its slot: the next step reuses it.
-                            inner.close_keeping_slot(conn.live.take());
+                            // Close it but keep its permit: the next step reuses it.
+                            inner.close_keeping_permit(conn.live.take());
                             drop(conn);
                             inner.reacquire(coarse_now())
                         }
                     }
                 }
                 Step::Connect => {
-                    let slot = ConnectSlot::new(Arc::clone(inner));
+                    let permit = ConnectPermit::new(Arc::clone(inner));
                     if inner.is_closed() {
-                        // A slot handed over before the close: no connect for a closed pool.
+                        // A permit handed over before the close: no connect for a closed
+                        // pool.
                         return Err(PoolError::Closed);
                     }
                     match self.bounded(&mut deadline, inner.manager.connect()).await {
                         Ok(Ok(conn)) => {
-                            slot.disarm();
+                            permit.disarm();
                             inner.connected();
                             return self.hand_out(Pooled {
                                 live: Some(inner.live(conn)),
@@ -306,20 +313,21 @@ impl<M: Manager> Pool<M> {
                         }
                         Ok(Err(err)) => {
                             Counters::bump(&inner.counters.connect_errors, 1);
-                            drop(slot); // hands the slot to the next waiter
+                            drop(permit); // hands the permit to the next waiter
                             return Err(PoolError::Connect(err));
                         }
                         Err(timeout) => return Err(timeout),
                     }
                 }
-                Step::Wait(id, at) => {
+                Step::Wait {
+                    waiter,
+                    deadline: at,
+                } => {
                     // No timer of our own: the pool's background task times waiters out.
                     deadline = Deadline::Queued(at);
-                    match Waiting::new(inner, id).await {
-                        Waited::Handoff(Handoff::Conn(live, idle_for, expired)) => {
-                            Step::Idle(live, idle_for, expired)
-                        }
-                        Waited::Handoff(Handoff::Slot) => Step::Connect,
+                    match Waiting::new(inner, waiter).await {
+                        Waited::Handoff(Handoff::Conn(checkout)) => Step::Idle(checkout),
+                        Waited::Handoff(Handoff::Permit) => Step::Connect,
                         Waited::Closed => return Err(PoolError::Closed),
                         Waited::TimedOut => {
                             Counters::bump(&inner.counters.timeouts, 1);
@@ -527,11 +535,11 @@ impl<M: Manager> Builder<M> {
             for _ in 0..opening {
                 let inner = Arc::clone(&inner);
                 // Made before the task, so that one aborted before its first poll
-                // frees its slot too.
-                let slot = ConnectSlot::new(Arc::clone(&inner));
+                // frees its permit too.
+                let permit = ConnectPermit::new(Arc::clone(&inner));
                 connects.spawn(async move {
                     let conn = inner.manager.connect().await?;
-                    slot.disarm();
+                    permit.disarm();
                     let live = inner.live(conn);
                     inner.put(live, false, true);
                     Ok(())
@@ -542,7 +550,7 @@ impl<M: Manager> Builder<M> {
                     Ok(Ok(())) => {}
                     Ok(Err(err)) => {
                         // Dropping the set aborts the other connects, which free their
-                        // slots; closing drops what was opened.
+                        // permits; closing drops what was opened.
                         drop(connects);
                         inner.close();
                         return Err(err);
@@ -620,7 +628,7 @@ impl<M: Manager> Pooled<M> {
             .live
             .take()
             .expect("a Pooled holds its connection until dropped");
-        self.inner.release_slot(false);
+        self.inner.release_permit(false);
         live.conn
     }
 }
