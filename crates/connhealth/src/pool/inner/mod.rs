@@ -1,7 +1,8 @@
-//! The pool's shared state, and the background task that keeps it healthy. In four
-//! parts: this file (the shared state, the checkout and the return), [`lanes`] (one per
-//! CPU, the fast path), [`waiters`] (the queue, first in, first out) and [`maintenance`]
-//! (the background task: evictor, watcher, replenisher).
+//! The pool's shared state, and the background task that keeps it healthy: this file
+//! (the shared state, the return, the permits and the close), [`checkout`] (the first
+//! step of a `get` and the loop that drives it), [`lanes`] (one per CPU, the fast path),
+//! [`waiters`] (the queue, first in, first out) and [`maintenance`] (the background
+//! task: evictor, watcher, replenisher).
 //!
 //! One lock ([`crate::sync::Mutex`]) guards everything that must change together: the
 //! idle connections, the count of permits taken against `max_size` (a permit is held by
@@ -42,7 +43,7 @@
 //! `loom_models` model-checks these protocols (`scripts/loom`), on this very code.
 
 use std::collections::VecDeque;
-use std::task::{Context, Waker};
+use std::task::Waker;
 use std::time::Duration;
 
 use super::stats::{Counters, Stats};
@@ -52,6 +53,7 @@ use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::sys::clock::{coarse_now, coarse_resolution, CoarseTime};
 use crate::util::SharedSplitMix64;
 
+mod checkout;
 mod lanes;
 mod maintenance;
 #[cfg(all(test, not(loom)))]
@@ -61,7 +63,7 @@ mod waiters;
 use self::lanes::{lane_count, Lanes, Parked};
 pub(crate) use self::maintenance::Maintenance;
 use self::waiters::Waiters;
-pub(crate) use self::waiters::{Handoff, Waited, WaiterId, Waiting};
+pub(crate) use self::waiters::{Handoff, WaiterId};
 
 /// The pool's settings, fixed at build.
 #[derive(Debug, Clone)]
@@ -344,92 +346,6 @@ impl<M: Manager> Inner<M> {
         }
         self.watch_armed.store(true, Relaxed);
         s.maintainer.clone()
-    }
-
-    /// The first step of a checkout: the connection parked in this CPU's lane, else an
-    /// idle one from the shared list or another lane, else a permit to connect with
-    /// (counted before the connect starts, so `max_size` holds while connects stall),
-    /// else a place in the queue, with a deadline `get_timeout` from now. When the pool
-    /// must grow, `grow_by - 1` extra permits are reserved for background connects. A
-    /// queued checkout registers `cx`'s waker in the same critical section.
-    pub(crate) fn acquire(self: &Arc<Self>, cx: &Context<'_>) -> Step<M::Connection> {
-        // While waiters queue, they go first: no lane is looked at.
-        if !self.queued.load(Relaxed) {
-            if let Some(idle) = self.lanes.take() {
-                return idle.checkout(coarse_now());
-            }
-        }
-        self.acquire_shared(cx)
-    }
-
-    /// A checkout that this CPU's lane could not serve.
-    fn acquire_shared(self: &Arc<Self>, cx: &Context<'_>) -> Step<M::Connection> {
-        let now = coarse_now();
-        let mut s = self.lock();
-        s.requests += 1;
-        if self.is_closed() {
-            return Step::Closed;
-        }
-        let idle = match s.idle.pop_back() {
-            Some(idle) => Some(idle),
-            // Another CPU's lane may hold one: take it rather than open a connection.
-            // Not ahead of queued waiters (a connection parked meanwhile goes to them),
-            // and not at `max_size`, where `enqueue` looks once it has told the returns
-            // that someone waits.
-            None if s.waiters.is_empty() && s.size < self.config.max_size => self.lanes.steal(),
-            None => None,
-        };
-        if let Some(idle) = idle {
-            s.checkouts += 1;
-            drop(s);
-            return idle.checkout(now);
-        }
-        if s.size < self.config.max_size {
-            let extra = (self.config.grow_by - 1).min(self.config.max_size - s.size - 1);
-            s.size += 1 + extra;
-            s.connecting += 1 + extra;
-            drop(s);
-            for _ in 0..extra {
-                self.spawn_connect();
-            }
-            return Step::Connect;
-        }
-        self.enqueue(s, now, cx)
-    }
-    /// After a checked-out connection was found unusable and dropped: its permit is still
-    /// ours. Take another idle connection (giving the permit back), else keep the permit and
-    /// connect.
-    pub(crate) fn reacquire(&self, now: CoarseTime) -> Step<M::Connection> {
-        let mut s = self.lock();
-        if self.is_closed() {
-            s.size -= 1;
-            return Step::Closed;
-        }
-        if let Some(idle) = s.idle.pop_back() {
-            // Idle connections exist only while no live waiter does, so the permit given
-            // back here has no one to go to.
-            s.size -= 1;
-            s.checkouts += 1;
-            let top_up = self.closed_one(&mut s);
-            wake_unlocked(s, top_up);
-            return idle.checkout(now);
-        }
-        s.connecting += 1;
-        Step::Connect
-    }
-
-    /// Counts `n` permits as connects in flight (the `min_idle` connects at build).
-    pub(crate) fn reserve_connects(&self, n: usize) {
-        let mut s = self.lock();
-        s.size += n;
-        s.connecting += n;
-    }
-
-    /// A connect for a checkout succeeded: the permit now holds an open connection.
-    pub(crate) fn connected(&self) {
-        let mut s = self.lock();
-        s.connecting -= 1;
-        s.checkouts += 1;
     }
 
     /// Returns a connection: to this CPU's lane when no one waits and the lane is free,
