@@ -165,8 +165,7 @@ impl<M: Manager> Inner<M> {
     /// must grow, `grow_by - 1` extra permits are reserved for background connects. A
     /// queued checkout registers `cx`'s waker in the same critical section.
     pub(crate) fn acquire(self: &Arc<Self>, cx: &Context<'_>) -> Step<M::Connection> {
-        // While waiters queue, they go first: no lane is looked at.
-        if !self.queued.load(Relaxed) {
+        if self.lanes_open() {
             if let Some(idle) = self.lanes.take() {
                 return idle.checkout(coarse_now());
             }

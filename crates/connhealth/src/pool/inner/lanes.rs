@@ -189,30 +189,33 @@ pub(super) fn lane_count(max_size: usize) -> usize {
         .next_power_of_two()
 }
 
-#[cfg(not(loom))]
+#[cfg(not(connhealth_loom))]
 use crate::sys::cpu::current_cpu;
 
-/// The model seam for lanes: loom runs every model thread on one OS thread, so the CPU
-/// cannot be asked; each model thread says which CPU it stands for.
-#[cfg(loom)]
+/// The models' seam for lanes: loom runs every model thread on one OS thread, whose CPU
+/// says nothing of the model, so each model thread says which CPU it stands for.
+#[cfg(connhealth_loom)]
 pub(super) mod model_cpu {
     use std::cell::Cell;
 
     loom::thread_local! {
-        static CPU: Cell<usize> = Cell::new(0);
+        static CPU: Cell<Option<usize>> = Cell::new(None);
     }
 
     /// Makes the calling model thread stand for `cpu`.
+    #[cfg(test)]
     pub(crate) fn run_on(cpu: usize) {
-        CPU.with(|c| c.set(cpu));
+        CPU.with(|c| c.set(Some(cpu)));
     }
 
+    /// The CPU the calling model thread stands for; for one that did not say, the real one.
     pub(super) fn current_cpu() -> usize {
         CPU.with(Cell::get)
+            .unwrap_or_else(crate::sys::cpu::current_cpu)
     }
 }
 
-#[cfg(loom)]
+#[cfg(connhealth_loom)]
 use self::model_cpu::current_cpu;
 
 impl<M: Manager> Inner<M> {

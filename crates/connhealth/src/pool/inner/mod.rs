@@ -37,7 +37,7 @@
 //! live in a vector that is reused, so even the contended path allocates nothing
 //! once the queue has reached its longest. A waiter that is dropped marks itself
 //! cancelled (skipped and freed by the next hand-off or sweep), or hands on whatever
-//! already reached it ([`Waiting`]'s `Drop`). Every change to a waiter happens under the
+//! already reached it ([`Waiting`](waiters::Waiting)'s `Drop`). Every change to a waiter happens under the
 //! lock, so a hand-off cannot race a cancellation.
 //!
 //! `loom_models` model-checks these protocols (`scripts/loom`), on this very code.
@@ -55,8 +55,10 @@ use crate::util::SharedSplitMix64;
 
 mod checkout;
 mod lanes;
+#[cfg(all(test, connhealth_loom))]
+mod loom_models;
 mod maintenance;
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(connhealth_loom)))]
 mod tests;
 mod waiters;
 
@@ -329,6 +331,13 @@ impl<M: Manager> Inner<M> {
         s.maintainer.clone()
     }
 
+    /// Whether checkouts and returns may use the lanes: not while anyone waits, so that
+    /// a return goes to the oldest waiter and no newcomer takes a connection from a lane
+    /// ahead of it.
+    fn lanes_open(&self) -> bool {
+        !self.queued.load(Relaxed)
+    }
+
     /// Mirrors whether waiters queue into `queued`, under the shared lock; written only
     /// when it changes, so that a busy pool does not move its line between cores.
     fn publish_queue(&self, s: &Shared<M::Connection>) {
@@ -356,7 +365,7 @@ impl<M: Manager> Inner<M> {
     pub(crate) fn put(&self, live: Live<M::Connection>, discard: bool, fresh: bool) {
         let now = coarse_now();
         let expired = live.expired(now);
-        if discard || expired || fresh || self.queued.load(Relaxed) {
+        if discard || expired || fresh || !self.lanes_open() {
             return self.put_shared(live, discard, expired, fresh, now);
         }
         let idle = Idle {

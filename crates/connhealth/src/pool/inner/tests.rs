@@ -2,7 +2,8 @@
 //! that queues, or a watcher that goes quiet, on another core. A test through the
 //! public API meets the narrowest of them only by luck (`tests/pool_cores.rs` runs
 //! them for real); here each thread's steps run one after the other, in the order
-//! that would strand a connection if a check were missing.
+//! that would strand a connection if a check were missing. `loom_models` runs every
+//! order of the same races (`scripts/loom`).
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::task::{Context, Wake, Waker};
