@@ -37,8 +37,8 @@
 //! live in a vector that is reused, so even the contended path allocates nothing
 //! once the queue has reached its longest. A waiter that is dropped marks itself
 //! cancelled (skipped and freed by the next hand-off or sweep), or hands on whatever
-//! already reached it ([`Waiting`](waiters::Waiting)'s `Drop`). Every change to a waiter happens under the
-//! lock, so a hand-off cannot race a cancellation.
+//! already reached it ([`Waiting`](waiters::Waiting)'s `Drop`). Every change to a
+//! waiter happens under the lock, so a hand-off cannot race a cancellation.
 //!
 //! `loom_models` model-checks these protocols (`scripts/loom`), on this very code.
 
