@@ -76,25 +76,17 @@ enum ModeArg {
     Connect,
 }
 
-/// `500ms`, `2s`, `1m`, or a plain number of seconds.
+/// A humantime duration (`500ms`, `2s`, `1m30s`), or a plain number of seconds (`1.5`),
+/// which humantime does not take but a shell user types.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; write e.g. 500ms, 2s or 1.5"))?;
-    let seconds = match unit {
-        "ms" => value / 1e3,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}; use ms, s or m")),
-    };
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|_| format!("{text:?} is not a duration from 0 to years; write e.g. 500ms"))
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).map_err(|_| {
+            format!("{text:?} is not a number of seconds from 0 to years; write e.g. 1.5 or 500ms")
+        });
+    }
+    humantime::parse_duration(text)
+        .map_err(|err| format!("{text:?} is not a duration ({err}); write e.g. 500ms, 2s or 1.5"))
 }
 
 fn kind(err: &ProbeError) -> &'static str {
@@ -408,6 +400,9 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("3h").is_err());
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration(" 250ms "), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("3 parsecs").is_err());
+        assert!(parse_duration("NaN").is_err());
     }
 }

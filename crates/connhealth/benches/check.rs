@@ -110,9 +110,5 @@ fn main() -> std::io::Result<()> {
         "echo round trip over loopback:           {round_trip:>10.1} ns/op = {:.0} x check()",
         round_trip / ours
     );
-    println!(
-        "Go conncheck.Do (documented for this machine, not run here): ~330 ns/op = {:.1} x check()",
-        330.0 / ours
-    );
     Ok(())
 }

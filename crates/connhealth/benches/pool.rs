@@ -138,6 +138,10 @@ impl Any {
 
 const NAMES: [&str; 3] = ["connhealth", "bb8", "deadpool"];
 
+/// The held lines' target: a FIFO hand-off no slower than tokio's bare `Semaphore`,
+/// within the noise of a shared 2-core machine.
+const HELD_TARGET: f64 = 0.95;
+
 /// connhealth's and bb8's default wait limit, given to deadpool for kind 4.
 const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
@@ -284,28 +288,33 @@ fn main() {
             }
         }
         let better = ops[1].max(ops[2]);
-        let floor = if held {
+        if held {
+            // Every checkout here is a FIFO hand-off, so the verdict is the FIFO floor,
+            // and the peers are compared at the same wait limit (the decision recorded in
+            // issue 15): bb8 barges, which no FIFO pool can match, and deadpool's default
+            // waits without a timer, which no pool with a wait limit can.
             let limited = ops[1].max(ops[4]);
-            format!(
-                "; {:.2} x the FIFO floor, tokio's Semaphore alone ({:.0} k/s), where 1.5 x the better peer is {:.2} x that floor; \
-                 {:.2} x the better peer when every pool has the same {} s wait limit (deadpool with it {:.0} k/s)",
+            println!(
+                "2 connections, 8 tasks, {label}: {:.0} k get+put/s = {:.2} x the FIFO floor, tokio's Semaphore alone ({:.0} k/s; target >= {HELD_TARGET}); \
+                 {:.2} x the better peer at the same {} s wait limit (bb8 {:.0} k/s, deadpool {:.0} k/s); deadpool with no wait limit {:.0} k/s",
+                ops[0] / 1e3,
                 ops[0] / ops[3],
                 ops[3] / 1e3,
-                1.5 * better / ops[3],
                 ops[0] / limited,
                 WAIT_LIMIT.as_secs(),
-                ops[4] / 1e3
-            )
+                ops[1] / 1e3,
+                ops[4] / 1e3,
+                ops[2] / 1e3,
+            );
         } else {
-            String::new()
-        };
-        println!(
-            "2 connections, 8 tasks, {label}: {:.0} k get+put/s = {:.2} x the better peer (bb8 {:.0} k/s, deadpool {:.0} k/s; target >= 1.5){floor}",
-            ops[0] / 1e3,
-            ops[0] / better,
-            ops[1] / 1e3,
-            ops[2] / 1e3
-        );
+            println!(
+                "2 connections, 8 tasks, {label}: {:.0} k get+put/s = {:.2} x the better peer (bb8 {:.0} k/s, deadpool {:.0} k/s; target >= 1.5)",
+                ops[0] / 1e3,
+                ops[0] / better,
+                ops[1] / 1e3,
+                ops[2] / 1e3
+            );
+        }
     }
 
     // 4. 1000 tasks on 50 connections: wait time percentiles.

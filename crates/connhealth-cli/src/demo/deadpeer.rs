@@ -1,6 +1,7 @@
 //! Demo part: a peer vanishes (iptables DROP in a private network namespace); `DeadPeer`
-//! bounds the silence and `inspect()` warns early. Needs root; otherwise it says why it
-//! skips.
+//! bounds the silence and `inspect()` warns early. Needs root, `ip` and `iptables`; it
+//! installs the last two from Debian's packages when they are missing, as the tests do,
+//! and otherwise says why it skips.
 
 use std::io::{self, Write};
 use std::net::TcpListener;
@@ -15,6 +16,14 @@ pub(crate) fn run() -> io::Result<()> {
     if !connhealth_testkit::is_root() {
         println!("skipped: making a peer vanish needs root (a network namespace and iptables)");
         return Ok(());
+    }
+    for command in ["ip", "iptables"] {
+        // A fresh machine has no iptables: install it, as scripts/test does, rather than
+        // skip the part of the demo that shows what the others cannot.
+        if let Err(err) = connhealth_testkit::ensure_command(command) {
+            println!("skipped: making a peer vanish needs `{command}` ({err})");
+            return Ok(());
+        }
     }
     let netns = match Netns::new() {
         Ok(netns) => netns,

@@ -2,7 +2,8 @@
 
 use crate::sync::Arc;
 
-use super::engine::{Config, EngineHandle};
+use super::engine::Config;
+use super::handle::EngineHandle;
 use super::{Inner, Prober};
 use crate::DeadPeer;
 

@@ -2,7 +2,7 @@
 //!
 //! It is the second front end of the machinery behind [`ProbeMany`](super::ProbeMany):
 //! probes go to the engine in batches (one lock, at most one wake per flush) and come back
-//! in batches through the same [`ManyShared`] (at most one wake per engine turn). The
+//! in batches through the same [`SharedResults`] (at most one wake per engine turn). The
 //! stream takes its probes from an iterator and reports addresses; the feed takes them
 //! as a checker's schedule makes them due, and reports the caller's tag with each.
 
@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::engine::{Job, Reply, Submission, Timing};
-use super::many::ManyShared;
-use super::{ProbeError, Prober};
+use super::inbox::{Job, Reply, Submission, Timing};
+use super::results::{FeedResult, SharedResults};
+use super::Prober;
 use crate::sync::Arc;
 
 /// A long-lived feed of tagged probes: push probes as they fall due, [`flush`] them to the
@@ -29,8 +29,9 @@ use crate::sync::Arc;
 /// Each probe's `timeout` runs from the moment its SYN leaves, never from the time it
 /// waited for a place under `max_in_flight` or `max_in_flight_per_destination`: a long
 /// queue never makes a live target look down. A probe that must not go out late is given
-/// a `start_by`; if it has not been sent by then it ends with [`ProbeError::Exhausted`],
-/// which is the checker's problem, not the target's.
+/// a `start_by`; if it has not been sent by then it ends with
+/// [`ProbeError::Exhausted`](super::ProbeError::Exhausted), which is the checker's
+/// problem, not the target's.
 ///
 /// Dropping the feed closes its probes' sockets at once and drops the probes not yet sent.
 ///
@@ -69,7 +70,7 @@ use crate::sync::Arc;
 /// [`flush`]: ProbeFeed::flush
 pub struct ProbeFeed {
     prober: Prober,
-    shared: Arc<ManyShared>,
+    shared: Arc<SharedResults>,
     /// Pushed, not yet flushed.
     queued: Vec<Submission>,
     /// Handed to the engine, result not yet taken.
@@ -78,41 +79,13 @@ pub struct ProbeFeed {
     not_handed: Vec<FeedResult>,
 }
 
-/// A finished probe of a [`ProbeFeed`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct FeedResult {
-    /// The tag the probe was pushed with.
-    pub tag: u64,
-    /// The address probed.
-    pub addr: SocketAddr,
-    /// When its SYN left (`None` if it never did: not sent by its `start_by`, local
-    /// exhaustion, or the engine was not running).
-    pub sent: Option<Instant>,
-    /// The time from the SYN to the SYN-ACK, or why the probe did not find the endpoint
-    /// alive.
-    pub result: Result<Duration, ProbeError>,
-}
-
-impl FeedResult {
-    /// The result of a probe the engine never received: it stopped, or never started.
-    pub(crate) fn not_handed_over(tag: u64, addr: SocketAddr) -> FeedResult {
-        FeedResult {
-            tag,
-            addr,
-            sent: None,
-            result: Err(ProbeError::engine_stopped("it stopped, or could not start")),
-        }
-    }
-}
-
 impl Prober {
     /// A new [`ProbeFeed`] on this prober's engine: push tagged probes, flush them in one
     /// batch, take their results in batches. See [`ProbeFeed`] for an example.
     pub fn feed(&self) -> ProbeFeed {
         ProbeFeed {
             prober: self.clone(),
-            shared: Arc::new(ManyShared::new(self.inner.max_in_flight)),
+            shared: Arc::new(SharedResults::new(self.inner.max_in_flight)),
             queued: Vec::new(),
             handed: 0,
             not_handed: Vec::new(),
@@ -127,7 +100,8 @@ impl ProbeFeed {
     /// bound of the prober's [`DeadPeer`](crate::DeadPeer) policy if it has one.
     ///
     /// `start_by`: if the probe has not been sent by then, it is not sent at all and ends
-    /// with [`ProbeError::Exhausted`] (saying which limit held it) and `sent: None`.
+    /// with [`ProbeError::Exhausted`](super::ProbeError::Exhausted) (saying which limit
+    /// held it) and `sent: None`.
     /// `None`: it waits for a place as long as it takes.
     pub fn push(
         &mut self,
@@ -157,8 +131,8 @@ impl ProbeFeed {
             return;
         }
         let count = self.queued.len();
-        let submitted = match self.prober.engine() {
-            Ok(engine) => engine.submit(&mut self.queued),
+        let submitted = match self.prober.inbox() {
+            Ok(inbox) => inbox.submit(&mut self.queued),
             Err(err) => Err(err),
         };
         match submitted {
@@ -225,8 +199,8 @@ impl Drop for ProbeFeed {
         // of sent; those in flight are closed now rather than at their timeouts.
         self.shared.close();
         if self.handed > 0 {
-            if let Ok(engine) = self.prober.engine() {
-                let _ = engine.submit_one(Submission::StreamDropped);
+            if let Ok(inbox) = self.prober.inbox() {
+                let _ = inbox.submit_one(Submission::StreamDropped);
             }
         }
     }

@@ -1,134 +1,27 @@
-//! [`ProbeMany`]: the stream behind [`Prober::probe_many`](super::Prober::probe_many),
-//! and [`ManyShared`], the batched hand-back of results that it shares with
-//! [`ProbeFeed`](super::ProbeFeed).
+//! [`ProbeMany`]: the stream behind [`Prober::probe_many`](super::Prober::probe_many).
 //!
-//! Both feed the engine in batches (one lock and at most one wake per batch) and take
-//! results back in batches (the engine wakes them once per turn, whatever the number of
-//! results in that turn). There is no future per probe.
+//! It and [`ProbeFeed`](super::ProbeFeed) feed the engine in batches (one lock and at
+//! most one wake per batch) and take results back in batches through a
+//! [`SharedResults`] (the engine wakes them once per turn, whatever the number of results
+//! in that turn). There is no future per probe.
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::mem;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_core::Stream;
 
-use super::engine::{Job, Reply, Submission, Timing};
-use super::{FeedResult, ProbeError, Prober};
-use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::sync::{Arc, Mutex};
-
-/// What the engine and one [`ProbeMany`] or [`ProbeFeed`](super::ProbeFeed) share: the
-/// results of the turn, the consumer's waker, and whether the consumer is gone.
-pub(crate) struct ManyShared {
-    inner: Mutex<ManyInner>,
-    closed: AtomicBool,
-    batch: usize,
-}
-
-struct ManyInner {
-    results: Vec<FeedResult>,
-    waker: Option<Waker>,
-    /// In the engine's list of streams to wake (engine-side bookkeeping).
-    listed: bool,
-    /// When the oldest result in `results` arrived.
-    since: Option<Instant>,
-}
+use super::inbox::{Job, Reply, Submission, Timing};
+use super::results::{FeedResult, SharedResults};
+use super::{ProbeError, Prober};
+use crate::sync::Arc;
 
 /// The most probes a stream hands the engine ahead of their results: far more than a
 /// process has descriptors for, by default.
 const MAX_WINDOW: usize = 1 << 17;
-
-/// The longest a result waits for a wake while the engine is busy: a small stream must
-/// not wait for a big one's burst to end.
-const MAX_WAKE_DELAY: Duration = Duration::from_millis(1);
-
-impl ManyShared {
-    /// For a consumer of a prober with `max_in_flight`: while the engine is busy, a wake
-    /// waits for a quarter of that many results (or [`MAX_WAKE_DELAY`]).
-    pub(crate) fn new(max_in_flight: usize) -> ManyShared {
-        ManyShared {
-            inner: Mutex::new(ManyInner {
-                results: Vec::new(),
-                waker: None,
-                listed: false,
-                since: None,
-            }),
-            closed: AtomicBool::new(false),
-            batch: (max_in_flight / 4).max(1),
-        }
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
-    }
-
-    /// The consumer is gone: probes not yet started are dropped instead of sent. (The
-    /// consumer then submits [`Submission::StreamDropped`] to close those in flight.)
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
-    }
-
-    /// Adds a result; true when the engine must add the consumer to its list of
-    /// consumers to wake.
-    pub(crate) fn push(&self, result: FeedResult) -> bool {
-        let mut inner = self.inner.lock();
-        if inner.results.is_empty() {
-            inner.since = Some(Instant::now());
-        }
-        inner.results.push(result);
-        !mem::replace(&mut inner.listed, true)
-    }
-
-    /// The consumer's side: moves every result into `out` and returns how many; with
-    /// none, registers `waker` (if given) to be woken when some arrive.
-    pub(crate) fn take(&self, out: &mut impl Extend<FeedResult>, waker: Option<&Waker>) -> usize {
-        let mut inner = self.inner.lock();
-        if inner.results.is_empty() {
-            if let Some(waker) = waker {
-                match &inner.waker {
-                    Some(w) if w.will_wake(waker) => {}
-                    _ => inner.waker = Some(waker.clone()),
-                }
-            }
-            return 0;
-        }
-        let taken = inner.results.len();
-        // `drain` keeps the vector's capacity for the engine's next batch.
-        out.extend(inner.results.drain(..));
-        taken
-    }
-
-    /// Wakes the stream if it has `at_least` results waiting, or its oldest result has
-    /// waited [`MAX_WAKE_DELAY`] (or it has taken them all already); true when it is off
-    /// the engine's list. `at_least` is 1 when the engine is about to go idle, and a batch
-    /// while it is busy: a busy engine would pay for a cross-thread wake-up every few
-    /// probes otherwise.
-    pub(crate) fn wake(&self, at_least: usize, now: Instant) -> bool {
-        let mut inner = self.inner.lock();
-        let waited = inner
-            .since
-            .is_some_and(|since| now.saturating_duration_since(since) >= MAX_WAKE_DELAY);
-        if !inner.results.is_empty() && inner.results.len() < at_least && !waited {
-            return false;
-        }
-        inner.listed = false;
-        let waker = inner.waker.take();
-        drop(inner);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        true
-    }
-
-    /// How many results make a wake worth it while the engine is busy.
-    pub(crate) fn batch(&self) -> usize {
-        self.batch
-    }
-}
 
 /// The results of [`Prober::probe_many`], in the order the probes finish.
 ///
@@ -138,7 +31,7 @@ impl ManyShared {
 /// probes that have not started yet.
 pub struct ProbeMany<I> {
     prober: Prober,
-    shared: Arc<ManyShared>,
+    shared: Arc<SharedResults>,
     addrs: Option<I>,
     timeout: Duration,
     /// Handed to the engine, result not yet taken.
@@ -168,7 +61,7 @@ impl<I: Iterator<Item = SocketAddr>> ProbeMany<I> {
     pub(crate) fn new(prober: Prober, addrs: I, timeout: Duration, max_in_flight: usize) -> Self {
         ProbeMany {
             prober,
-            shared: Arc::new(ManyShared::new(max_in_flight)),
+            shared: Arc::new(SharedResults::new(max_in_flight)),
             addrs: Some(addrs),
             timeout,
             outstanding: 0,
@@ -221,8 +114,8 @@ impl<I: Iterator<Item = SocketAddr>> ProbeMany<I> {
             return;
         }
         let count = self.batch.len();
-        let submitted = match self.prober.engine() {
-            Ok(engine) => engine.submit(&mut self.batch),
+        let submitted = match self.prober.inbox() {
+            Ok(inbox) => inbox.submit(&mut self.batch),
             Err(err) => Err(err),
         };
         match submitted {
@@ -287,8 +180,8 @@ impl<I> Drop for ProbeMany<I> {
         // flight are closed now rather than at their timeouts.
         self.shared.close();
         if self.outstanding > 0 {
-            if let Ok(engine) = self.prober.engine() {
-                let _ = engine.submit_one(Submission::StreamDropped);
+            if let Ok(inbox) = self.prober.inbox() {
+                let _ = inbox.submit_one(Submission::StreamDropped);
             }
         }
     }

@@ -62,16 +62,20 @@
 //!   window (twice `max_in_flight`) in one push, so at full speed a wake-up carries
 //!   hundreds of probes.
 //! * **Batched completions.** A `probe_many` stream or a [`ProbeFeed`] receives its
-//!   results in a shared vector and is woken once per engine turn, not once per probe. Single probes complete
-//!   through a `tokio::sync::oneshot`, which wakes any executor: the prober works under
-//!   tokio (either flavour), another runtime, or a plain `block_on`.
-//! * **Slots and generations.** Each probe lives in a slot; epoll's data and the deadline
-//!   heap name it by `slot | generation << 32`, never by descriptor. A descriptor closed
-//!   and reused by the next probe cannot receive the old probe's event or timeout.
-//! * **Deadlines** sit in a binary heap keyed by `(deadline, slot, generation)`; the
+//!   results in a shared vector and is woken once per engine turn, not once per probe.
+//!   Single probes complete through a `tokio::sync::oneshot`, which wakes any executor:
+//!   the prober works under tokio (either flavour), another runtime, or a plain
+//!   `block_on`.
+//! * **Entries and generations.** Each probe lives in an entry of the engine's table;
+//!   epoll's data and the deadline heap name it by the entry's index and generation,
+//!   never by descriptor. A descriptor closed and reused by the next probe cannot receive
+//!   the old probe's event or timeout.
+//! * **Deadlines** sit in a binary heap keyed by `(deadline, index, generation)`; the
 //!   epoll timeout is the next deadline (rounded up to the millisecond), so a probe times
 //!   out at its timeout, not at the next tick of some coarser timer. Entries of probes that
 //!   finished early are skipped lazily and compacted away when they outnumber live ones.
+//!   How a probe flows through the engine, turn by turn, is written down in
+//!   `src/probe/engine.rs`.
 //! * **Limits.** At most `max_in_flight` probes are in flight, and at most
 //!   `max_in_flight_per_destination` to one address, because many SYNs in flight to one
 //!   listener overflow its SYN backlog and the probe would measure the backlog. Further
@@ -132,7 +136,7 @@
 //! # Timeouts
 //!
 //! For [`Prober::probe`] and [`Prober::probe_addr`] the timeout bounds the whole call:
-//! name resolution, waiting for a free in-flight slot, and the handshake. For
+//! name resolution, waiting for a free place in flight, and the handshake. For
 //! [`Prober::probe_many`] and [`ProbeFeed::push`] it runs from the moment each probe's
 //! SYN leaves, so probes queued behind `max_in_flight` do not time out before they are
 //! tried; a feed's `start_by` bounds the wait instead. (In the engine, a waiting probe's
@@ -148,7 +152,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -161,14 +165,22 @@ mod builder;
 mod engine;
 mod error;
 mod feed;
+mod handle;
+mod inbox;
 mod many;
+mod resolver;
+mod results;
+mod target;
 
 pub use self::builder::{Mode, ProberBuilder};
 pub use self::error::ProbeError;
-pub use self::feed::{FeedResult, ProbeFeed};
+pub use self::feed::ProbeFeed;
 pub use self::many::ProbeMany;
+pub use self::results::FeedResult;
+pub use self::target::Target;
 
-use self::engine::{EngineHandle, Job, Reply, Shared, Submission, Timing};
+use self::handle::EngineHandle;
+use self::inbox::{Inbox, Job, Reply, Submission, Timing};
 
 /// Probes TCP endpoints: is something listening there? See the [module docs](self) for
 /// how, and for the engine behind it.
@@ -259,9 +271,10 @@ impl Prober {
         }
     }
 
-    pub(crate) fn engine(&self) -> Result<&Shared, ProbeError> {
+    /// Where this prober's work goes, or why the engine is not running.
+    pub(crate) fn inbox(&self) -> Result<&Inbox, ProbeError> {
         match &self.inner.engine {
-            Ok(engine) => Ok(engine.shared()),
+            Ok(engine) => Ok(engine.inbox()),
             Err(why) => Err(ProbeError::Io(io::Error::other(format!(
                 "the probe engine could not start: {why}"
             )))),
@@ -314,7 +327,7 @@ impl Prober {
 
     /// Probes one address. `Ok` carries the time from the SYN to the SYN-ACK.
     ///
-    /// The `timeout` bounds the whole call, including any wait for a free slot under
+    /// The `timeout` bounds the whole call, including any wait for a free place under
     /// `max_in_flight`: a probe still waiting when it passes fails with
     /// [`ProbeError::Exhausted`], not `TimedOut`, since no SYN was sent. Dropping the
     /// future closes the probe's socket at once.
@@ -347,8 +360,8 @@ impl Prober {
         deadline: Instant,
     ) -> impl Future<Output = Result<Duration, ProbeError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let submitted = self.engine().and_then(|engine| {
-            engine.submit_one(Submission::Probe(Job {
+        let submitted = self.inbox().and_then(|inbox| {
+            inbox.submit_one(Submission::Probe(Job {
                 addr,
                 timing: Timing::Until(deadline),
                 reply: Reply::One(tx),
@@ -368,7 +381,7 @@ impl Prober {
         deadline: Instant,
     ) -> Result<Vec<SocketAddr>, ProbeError> {
         let (tx, rx) = oneshot::channel();
-        self.engine()?.submit_one(Submission::Resolve {
+        self.inbox()?.submit_one(Submission::Resolve {
             host,
             port,
             deadline,
@@ -398,154 +411,5 @@ impl Prober {
             self.bounded(timeout),
             self.inner.max_in_flight,
         )
-    }
-}
-
-/// A probe target as written: an address, or a host name to resolve, with its port.
-///
-/// [`Prober::probe`] parses its string with [`Target::parse`]; a health checker that
-/// probes the same target again and again parses it once, and resolves only names.
-///
-/// ```
-/// use connhealth::probe::Target;
-///
-/// assert!(matches!(Target::parse("127.0.0.1:80"), Ok(Target::Addr(a)) if a.port() == 80));
-/// assert!(matches!(Target::parse("[::1]:443"), Ok(Target::Addr(a)) if a.is_ipv6()));
-/// assert!(matches!(
-///     Target::parse("localhost:6379"),
-///     Ok(Target::Name { host, port: 6379 }) if host == "localhost"
-/// ));
-/// let err = Target::parse("::1:80").unwrap_err();
-/// assert!(err.to_string().contains("brackets"));
-/// ```
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Target {
-    /// An IP address and port: probed as it is.
-    Addr(SocketAddr),
-    /// A host name, resolved by the system resolver at each probe.
-    Name {
-        /// The host name as written.
-        host: String,
-        /// The port.
-        port: u16,
-    },
-}
-
-impl Target {
-    /// Splits `host:port`, `ipv4:port` or `[ipv6]:port`. Anything else is
-    /// [`ProbeError::InvalidTarget`], whose reason says what is wrong and what to write.
-    pub fn parse(target: &str) -> Result<Target, ProbeError> {
-        parse_target(target)
-    }
-
-    /// The port.
-    pub fn port(&self) -> u16 {
-        match self {
-            Target::Addr(addr) => addr.port(),
-            Target::Name { port, .. } => *port,
-        }
-    }
-}
-
-/// Splits `host:port`, `ipv4:port` or `[ipv6]:port`, saying what is wrong otherwise.
-fn parse_target(target: &str) -> Result<Target, ProbeError> {
-    let invalid = |reason: &'static str| ProbeError::InvalidTarget {
-        target: target.to_owned(),
-        reason,
-    };
-    let port_of = |port: &str| match port.parse::<u16>() {
-        // (`parse` takes a leading '+', which no port is written with.)
-        _ if port.is_empty() => Err(invalid(
-            "no port after ':'; expected host:port, e.g. localhost:80",
-        )),
-        Ok(0) => Err(invalid(
-            "port 0 cannot be probed; use a port from 1 to 65535",
-        )),
-        Ok(port_number) if port.bytes().all(|b| b.is_ascii_digit()) => Ok(port_number),
-        _ => Err(invalid("the port is not a number from 1 to 65535")),
-    };
-    if let Some(rest) = target.strip_prefix('[') {
-        let Some((host, after)) = rest.split_once(']') else {
-            return Err(invalid(
-                "'[' without ']'; expected [ipv6]:port, e.g. [::1]:80",
-            ));
-        };
-        let Some(port) = after.strip_prefix(':') else {
-            return Err(invalid("expected ':port' after ']', e.g. [::1]:80"));
-        };
-        let Ok(ip) = host.parse::<Ipv6Addr>() else {
-            return Err(invalid(
-                "brackets hold an IPv6 address only, e.g. [::1]:80; write host names without them",
-            ));
-        };
-        return Ok(Target::Addr(SocketAddr::new(
-            IpAddr::V6(ip),
-            port_of(port)?,
-        )));
-    }
-    let Some((host, port)) = target.rsplit_once(':') else {
-        return Err(invalid("no port; expected host:port, e.g. example.com:443"));
-    };
-    if host.contains(':') {
-        return Err(invalid("an IPv6 address needs brackets: [::1]:80"));
-    }
-    if host.is_empty() {
-        return Err(invalid(
-            "no host before ':'; expected host:port, e.g. localhost:80",
-        ));
-    }
-    let port = port_of(port)?;
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(Target::Addr(SocketAddr::new(ip, port)));
-    }
-    if host
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '[' | ']' | '@'))
-    {
-        return Err(invalid(
-            "the host contains spaces, control characters or one of / [ ] @; expected a host name or an IP address",
-        ));
-    }
-    Ok(Target::Name {
-        host: host.to_owned(),
-        port,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn reason(target: &str) -> &'static str {
-        match parse_target(target) {
-            Err(ProbeError::InvalidTarget { reason, .. }) => reason,
-            Err(other) => panic!("{target:?}: unexpected {other}"),
-            Ok(_) => panic!("{target:?} parsed"),
-        }
-    }
-
-    #[test]
-    fn targets_parse_as_host_and_port() {
-        assert!(matches!(parse_target("127.0.0.1:80"), Ok(Target::Addr(a)) if a.port() == 80));
-        assert!(matches!(parse_target("[::1]:80"), Ok(Target::Addr(a)) if a.is_ipv6()));
-        assert!(
-            matches!(parse_target("localhost:6379"), Ok(Target::Name { host, port: 6379 }) if host == "localhost")
-        );
-    }
-
-    #[test]
-    fn bad_targets_say_why() {
-        assert!(reason("localhost").contains("no port"));
-        assert!(reason("::1:80").contains("brackets"));
-        assert!(reason("[::1]").contains("':port'"));
-        assert!(reason("[::1:80").contains("without ']'"));
-        assert!(reason("[localhost]:80").contains("IPv6 address only"));
-        assert!(reason("localhost:0").contains("port 0"));
-        assert!(reason("127.0.0.1:0").contains("port 0"));
-        assert!(reason("localhost:99999").contains("1 to 65535"));
-        assert!(reason("localhost:").contains("no port after"));
-        assert!(reason(":80").contains("no host"));
-        assert!(reason("a b:80").contains("spaces"));
     }
 }

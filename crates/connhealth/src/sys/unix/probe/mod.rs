@@ -1,0 +1,119 @@
+//! The system calls behind [`crate::Prober`]'s engine, split by concern as mio splits
+//! its `sys/unix`: the probe socket and the meaning of its errors (`socket.rs`), a
+//! readiness poller, and a cross-thread waker, each backend in a file of its own and
+//! chosen here by `cfg`:
+//!
+//! | | poller | waker |
+//! |---|---|---|
+//! | Linux | `epoll.rs`: one epoll set, edge-triggered | `eventfd.rs` |
+//! | elsewhere | `poll.rs`: `poll(2)` over the registered descriptors | `pipe.rs`: a self-pipe |
+//!
+//! `--cfg connhealth_portable` selects the second row on Linux too, as mio's
+//! `mio_unsupported_force_poll_poll` does, so that CI runs the prober's tests against
+//! the portable backends (`.ci/run`). It leaves TCP_QUICKACK alone: that is a property of
+//! the socket, not of the readiness backend, and the half-open tests need it.
+//!
+//! The engine sees one interface whichever row is chosen: `Poller::new(waker)`,
+//! `add(fd, token)`, `remove(fd)` before a close, `wait(timeout, &mut tokens)`; and
+//! `Waker::new()`, `readable()`, `wake()`, `reset()`.
+
+use std::io;
+use std::time::Duration;
+
+#[cfg(all(target_os = "linux", not(connhealth_portable)))]
+mod epoll;
+#[cfg(all(target_os = "linux", not(connhealth_portable)))]
+mod eventfd;
+#[cfg(any(not(target_os = "linux"), connhealth_portable, test))]
+mod pipe;
+#[cfg(any(not(target_os = "linux"), connhealth_portable, test))]
+mod poll;
+mod socket;
+
+#[cfg(all(target_os = "linux", not(connhealth_portable)))]
+pub(crate) use self::epoll::Epoll as Poller;
+#[cfg(all(target_os = "linux", not(connhealth_portable)))]
+pub(crate) use self::eventfd::EventFd as Waker;
+#[cfg(any(not(target_os = "linux"), connhealth_portable))]
+pub(crate) use self::pipe::Pipe as Waker;
+#[cfg(any(not(target_os = "linux"), connhealth_portable))]
+pub(crate) use self::poll::Poll as Poller;
+pub(crate) use self::socket::{classify, start_connect, Failure};
+
+/// The token the engine's waker reports. Probe tokens are `index | generation << 32`
+/// with an index far below `u32::MAX`, so they never collide with it.
+pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
+
+/// What a wait (`epoll_wait`, `poll`) returned: how many entries are ready, or `None`
+/// when a signal interrupted it (`EINTR`), which only means "look again".
+fn ready_count(ret: libc::c_int) -> io::Result<Option<usize>> {
+    match cvt(ret) {
+        Ok(n) => Ok(Some(n as usize)),
+        Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Converts a wait timeout to poll/epoll milliseconds, rounding up so the engine never
+/// wakes before a deadline (a wake that early would only loop), and capping at `i32::MAX`.
+fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
+    match timeout {
+        None => -1,
+        Some(t) => {
+            let ms = t.as_nanos().div_ceil(1_000_000);
+            ms.min(libc::c_int::MAX as u128) as libc::c_int
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::os::fd::AsFd;
+    use std::time::Instant;
+
+    /// The portable pair, on every platform: a connect is reported once, a wake is
+    /// reported and reset, and an empty wait lasts its timeout.
+    #[test]
+    fn portable_poller_reports_a_completed_connect_and_a_wake() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let waker = pipe::Pipe::new().unwrap();
+        let mut poller = poll::Poll::new(waker.readable()).unwrap();
+        let socket = start_connect(&listener.local_addr().unwrap(), true).unwrap();
+        poller.add(socket.as_fd(), 7).unwrap();
+        let mut out = Vec::new();
+        poller.wait(Some(Duration::from_secs(5)), &mut out).unwrap();
+        assert_eq!(out, [7]);
+        poller.remove(socket.as_fd());
+        drop(socket);
+
+        waker.wake();
+        out.clear();
+        poller.wait(Some(Duration::from_secs(5)), &mut out).unwrap();
+        assert_eq!(out, [WAKE_TOKEN]);
+        waker.reset();
+        out.clear();
+        let start = Instant::now();
+        poller
+            .wait(Some(Duration::from_millis(20)), &mut out)
+            .unwrap();
+        assert!(out.is_empty() && start.elapsed() >= Duration::from_millis(20));
+    }
+
+    #[test]
+    fn wait_timeouts_round_up() {
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1))), 1);
+        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
+        assert_eq!(timeout_ms(None), -1);
+        assert_eq!(timeout_ms(Some(Duration::MAX)), libc::c_int::MAX);
+    }
+}
