@@ -43,12 +43,12 @@
 //!   where the evictor finds it) is wrapped in its [`Pooled`] guard before anything can
 //!   await, then judged: lifetime over, [`Manager::check`] says closed, and, only when
 //!   configured with [`Builder::ping_after_idle`], a [`Manager::ping`] after a long idle
-//!   time. One that fails is closed and the next is tried, or a fresh one opened in its
-//!   slot.
-//! * **`max_size` holds** under any contention and any failure: a slot is counted before
-//!   its connect starts, and given back (to the oldest waiter) when the connect fails,
-//!   stalls into a timeout, or its future is dropped.
-//! * **Waiters are served first in, first out.** A returned connection, or a freed slot,
+//!   time. One that fails is closed and the next is tried, or a fresh one opened with its
+//!   permit.
+//! * **`max_size` holds** under any contention and any failure: a permit (one of
+//!   `max_size`) is taken before its connect starts, and given back (to the oldest
+//!   waiter) when the connect fails, stalls into a timeout, or its future is dropped.
+//! * **Waiters are served first in, first out.** A returned connection, or a freed permit,
 //!   goes straight to the oldest waiter; a newcomer cannot overtake it. A dropped `get()`
 //!   future passes on whatever reached it, so nothing leaks and no wake-up is lost.
 //! * **Growth** opens [`Builder::grow_by`] connections at once when the pool must grow,
@@ -75,10 +75,10 @@
 //!   a connection parked in another lane before it opens one. No lock is held across
 //!   user code (but the readiness poll) nor an await, and poisoning is recovered: a
 //!   panic while holding a connection closes that connection (its protocol state is
-//!   unknown) and frees its slot.
+//!   unknown) and frees its permit.
 //! * **The contended path** (someone waits: checkouts and returns skip the lanes and go
 //!   through the queue) allocates nothing either once the queue has reached its
-//!   longest: waiters live in reused slots under the pool's shared lock. A waiting `get` arms no
+//!   longest: waiters live in reused places under the pool's shared lock. A waiting `get` arms no
 //!   timer of its own (a tokio timer costs a third of a hand-off): the background task
 //!   keeps one, for the oldest waiter, whose deadline is always the earliest. Connects
 //!   and pings inside a `get` are bounded by an ordinary timer.
@@ -88,29 +88,23 @@
 //! `max_lifetime` 30 min with 10% jitter, `get_timeout` 30 s, `evict_interval` 30 s, no
 //! ping, idle watching on.
 
-use crate::sync::atomic::Ordering::Relaxed;
 use crate::sync::Arc;
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use crate::sys::clock::{coarse_now, CoarseTime};
-use crate::util::deadline_after;
 use crate::Status;
 
 mod inner;
 mod stats;
 mod tcp;
 
-use self::inner::{Config, ConnectSlot, Handoff, Inner, Live, Maintenance, Step, Waited, Waiting};
+use self::inner::{Config, ConnectPermit, Inner, Live, Maintenance};
 pub use self::stats::Stats;
 pub use self::tcp::TcpManager;
-use stats::Counters;
 
 /// How the pool opens, checks and (optionally) pings connections.
 ///
@@ -223,140 +217,10 @@ impl<M: Manager> Pool<M> {
     /// configured, that answered a ping), else a new one, else the next one returned,
     /// first come first served. Gives up after `get_timeout`.
     ///
-    /// Dropping the future at any point leaks nothing: a connection or slot that was on
-    /// its way goes to the next waiter.
+    /// Dropping the future at any point leaks nothing: a connection or permit that was
+    /// on its way goes to the next waiter.
     pub async fn get(&self) -> Result<Pooled<M>, PoolError<M::Error>> {
-        let inner = &self.inner;
-        let mut deadline = Deadline::Unset;
-        // Polled once, to hand `acquire` the task's waker: a checkout that must queue
-        // registers it under the lock it queues under.
-        let mut step = poll_fn(|cx| Poll::Ready(inner.acquire(cx))).await;
-        loop {
-            step = match step {
-                Step::Idle(live, idle_for, expired) => {
-                    // The guard comes first: from here a dropped future returns the
-                    // connection to the pool.
-                    let mut conn = Pooled {
-                        live: Some(live),
-                        inner: Arc::clone(inner),
-                        unusable: false,
-                    };
-                    let failed = if expired {
-                        Some(&inner.counters.lifetime_closed)
-                    } else if inner.manager.check(&conn).is_closed() {
-                        Some(&inner.counters.check_failed)
-                    } else if inner
-                        .config
-                        .ping_after_idle
-                        .is_some_and(|after| Duration::from_nanos(idle_for) >= after)
-                    {
-                        // Cancelled or timed out mid-ping, the connection's state is
-                        // unknown: it is closed, not returned, and its checkout is
-                        // counted as rejected until the ping says otherwise.
-                        conn.unusable = true;
-                        Counters::bump(&inner.counters.rejected, 1);
-                        let ping = inner.manager.ping(&mut conn);
-                        match self.bounded(&mut deadline, ping).await {
-                            Ok(Ok(())) => {
-                                inner.counters.rejected.fetch_sub(1, Relaxed);
-                                None
-                            }
-                            Ok(Err(err)) => {
-                                tracing::debug!(error = %err, "pool: ping failed at checkout");
-                                Some(&inner.counters.ping_failed)
-                            }
-                            Err(timeout) => return Err(timeout),
-                        }
-                    } else {
-                        None
-                    };
-                    match failed {
-                        None => {
-                            conn.unusable = false;
-                            return self.hand_out(conn);
-                        }
-                        Some(counter) => {
-                            Counters::bump(counter, 1);
-                            if !conn.unusable {
-                                // (A failed ping was counted as rejected before it ran.)
-                                Counters::bump(&inner.counters.rejected, 1);
-                            }
-                            // Close it but keep its slot: the next step reuses it.
-                            inner.close_keeping_slot(conn.live.take());
-                            drop(conn);
-                            inner.reacquire(coarse_now())
-                        }
-                    }
-                }
-                Step::Connect => {
-                    let slot = ConnectSlot::new(Arc::clone(inner));
-                    if inner.is_closed() {
-                        // A slot handed over before the close: no connect for a closed pool.
-                        return Err(PoolError::Closed);
-                    }
-                    match self.bounded(&mut deadline, inner.manager.connect()).await {
-                        Ok(Ok(conn)) => {
-                            slot.disarm();
-                            inner.connected();
-                            return self.hand_out(Pooled {
-                                live: Some(inner.live(conn)),
-                                inner: Arc::clone(inner),
-                                unusable: false,
-                            });
-                        }
-                        Ok(Err(err)) => {
-                            Counters::bump(&inner.counters.connect_errors, 1);
-                            drop(slot); // hands the slot to the next waiter
-                            return Err(PoolError::Connect(err));
-                        }
-                        Err(timeout) => return Err(timeout),
-                    }
-                }
-                Step::Wait(id, at) => {
-                    // No timer of our own: the pool's background task times waiters out.
-                    deadline = Deadline::Queued(at);
-                    match Waiting::new(inner, id).await {
-                        Waited::Handoff(Handoff::Conn(live, idle_for, expired)) => {
-                            Step::Idle(live, idle_for, expired)
-                        }
-                        Waited::Handoff(Handoff::Slot) => Step::Connect,
-                        Waited::Closed => return Err(PoolError::Closed),
-                        Waited::TimedOut => {
-                            Counters::bump(&inner.counters.timeouts, 1);
-                            return Err(PoolError::Timeout);
-                        }
-                    }
-                }
-                Step::Closed => return Err(PoolError::Closed),
-            }
-        }
-    }
-
-    /// Hands out a checked-out connection, unless the pool was closed meanwhile (a
-    /// hand-off that reached a waiter just before the close, a connect or ping in
-    /// flight): then the connection is closed and the `get` fails, so that no `get`
-    /// succeeds once `close` has returned.
-    fn hand_out(&self, conn: Pooled<M>) -> Result<Pooled<M>, PoolError<M::Error>> {
-        if self.inner.is_closed() {
-            Counters::bump(&self.inner.counters.rejected, 1);
-            drop(conn); // closed on its return to a closed pool
-            return Err(PoolError::Closed);
-        }
-        Ok(conn)
-    }
-
-    /// Runs `fut` until the get's deadline, set when the first await of this `get`
-    /// starts, so that the fast path never arms a timer.
-    async fn bounded<F: Future>(
-        &self,
-        deadline: &mut Deadline,
-        fut: F,
-    ) -> Result<F::Output, PoolError<M::Error>> {
-        let at = deadline.instant(self.inner.config.get_timeout);
-        tokio::time::timeout_at(at, fut).await.map_err(|_| {
-            Counters::bump(&self.inner.counters.timeouts, 1);
-            PoolError::Timeout
-        })
+        self.inner.get().await
     }
 
     /// A snapshot of the pool's gauges and counters.
@@ -527,11 +391,11 @@ impl<M: Manager> Builder<M> {
             for _ in 0..opening {
                 let inner = Arc::clone(&inner);
                 // Made before the task, so that one aborted before its first poll
-                // frees its slot too.
-                let slot = ConnectSlot::new(Arc::clone(&inner));
+                // frees its permit too.
+                let permit = ConnectPermit::new(Arc::clone(&inner));
                 connects.spawn(async move {
                     let conn = inner.manager.connect().await?;
-                    slot.disarm();
+                    permit.disarm();
                     let live = inner.live(conn);
                     inner.put(live, false, true);
                     Ok(())
@@ -542,7 +406,7 @@ impl<M: Manager> Builder<M> {
                     Ok(Ok(())) => {}
                     Ok(Err(err)) => {
                         // Dropping the set aborts the other connects, which free their
-                        // slots; closing drops what was opened.
+                        // permits; closing drops what was opened.
                         drop(connects);
                         inner.close();
                         return Err(err);
@@ -554,31 +418,6 @@ impl<M: Manager> Builder<M> {
         }
         maintenance.spawn(&inner);
         Ok(Pool { inner })
-    }
-}
-
-/// A `get`'s deadline, fixed when first needed, so that a checkout that never awaits
-/// reads no clock.
-#[derive(Debug, Clone, Copy)]
-enum Deadline {
-    /// Nothing has awaited yet.
-    Unset,
-    /// A wait in the queue began it: this instant on the coarse clock.
-    Queued(CoarseTime),
-    /// On the runtime's clock, for a timer.
-    At(Instant),
-}
-
-impl Deadline {
-    /// The deadline on the runtime's clock: `timeout` from now if none is set yet.
-    fn instant(&mut self, timeout: Duration) -> Instant {
-        let at = match *self {
-            Deadline::At(at) => at,
-            Deadline::Queued(at) => deadline_after(Instant::now(), at.since(coarse_now())),
-            Deadline::Unset => deadline_after(Instant::now(), timeout),
-        };
-        *self = Deadline::At(at);
-        at
     }
 }
 
@@ -594,7 +433,7 @@ pub struct Pooled<M: Manager> {
 
 impl<M: Manager> Pooled<M> {
     /// Closes the connection when it is dropped, instead of returning it: for one that
-    /// saw an error, or whose protocol state is no longer known. Its slot is freed.
+    /// saw an error, or whose protocol state is no longer known. Its permit is freed.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -613,14 +452,14 @@ impl<M: Manager> Pooled<M> {
         self.unusable = true;
     }
 
-    /// Takes the connection out of the pool for good. Its slot is freed (and handed to
+    /// Takes the connection out of the pool for good. Its permit is freed (and handed to
     /// the oldest waiter).
     pub fn detach(mut self) -> M::Connection {
         let live = self
             .live
             .take()
             .expect("a Pooled holds its connection until dropped");
-        self.inner.release_slot(false);
+        self.inner.release_permit(false);
         live.conn
     }
 }

@@ -100,13 +100,13 @@ impl Stats {
         self.peer_closed
     }
 
-    /// Calls to `get` that found no idle connection and no free slot, and queued.
+    /// Calls to `get` that found no idle connection and no free permit, and queued.
     pub fn wait_count(&self) -> u64 {
         self.wait_count
     }
 
     /// Total time spent queued by the calls counted in [`Stats::wait_count`], each from
-    /// the moment it queued to the moment its wait ended: a connection or slot handed to
+    /// the moment it queued to the moment its wait ended: a connection or permit handed to
     /// it, its timeout, the pool's close, or its `get` future dropped. Each wait is read
     /// on the pool's coarse clock (one scheduler tick, 1–4 ms on Linux), which costs no
     /// system call; over many waits the total is accurate, since a wait is as likely to
