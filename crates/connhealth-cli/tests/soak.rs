@@ -568,7 +568,8 @@ fn monitor(
         }
         row.counts += ledger.judge(SystemTime::now());
         let now = Instant::now();
-        let draining = rows.len() > rows_wanted;
+        // rows: the warm-up, then the soak's own, then the drain.
+        let draining = rows.len() > rows_wanted + 1;
         if draining {
             stop_flapping.store(true, Ordering::Relaxed);
             if ledger.unjudged() == 0 || now > drain_limit {
