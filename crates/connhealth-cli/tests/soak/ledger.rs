@@ -7,18 +7,19 @@
 //! due exactly one transition of the daemon into its state (`up` for an open listener,
 //! `down` for a closed one), within the window's `deadline` of its start.
 //!
-//! * **missed**: a window that passed its deadline (or ended) with no transition into its
-//!   state in it;
+//! * **seen**: the window's transition came while the window lasted (or within [`SLACK`]
+//!   after it); **overdue** if that was after its deadline: the daemon saw the change,
+//!   late (a daemon held up by a loaded machine does);
+//! * **missed**: a window that ended (or, still open, lasted [`GIVE_UP`]) with no
+//!   transition into its state: the change was lost;
 //! * **duplicated**: a logged transition that is not the first into its window's state,
 //!   or that falls in no window of its state (a transition with no cause: a target whose
-//!   listener never closed going down, or a change seen after its deadline), or whose
-//!   `from` is not the state the last transition went to (the state was lost, as a reload
-//!   that reset a target to `unknown` would do).
+//!   listener was open going down), or whose `from` is not the state the last transition
+//!   went to (the state was lost, as a reload that reset a target to `unknown` would do).
 //!
-//! A window is judged, and counted as expected, once its deadline or its end has passed by
+//! A window is judged, and counted as expected, once its end (or [`GIVE_UP`]) has passed by
 //! [`LAG`], so that its log line has arrived; a logged transition is judged once its own
 //! time has. Both are counted in the row in which they are judged.
-
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
@@ -30,6 +31,10 @@ pub const LAG: Duration = Duration::from_secs(2);
 /// How far after a window's end a transition into its state still belongs to it: a
 /// check sent just before the listener changed may be recorded just after.
 pub const SLACK: Duration = Duration::from_millis(250);
+
+/// How long a window that has not ended waits for its transition before it is missed:
+/// longer than any flap (6 s), so that an open end judges as a closed window would.
+pub const GIVE_UP: Duration = Duration::from_secs(10);
 
 /// A target's state, as the daemon names it in its log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +71,8 @@ pub struct Observed {
     pub to: State,
     /// The log line's own timestamp (the daemon's clock, to the millisecond).
     pub at: SystemTime,
+    /// Why, as the daemon says it: `3 failures: refused`.
+    pub why: String,
 }
 
 /// How long the daemon may take to see each change: its schedule's worst case plus a
@@ -85,6 +92,8 @@ pub struct Deadlines {
 pub struct Counts {
     pub expected: u64,
     pub seen: u64,
+    /// Of `seen`, those after their deadline.
+    pub overdue: u64,
     pub missed: u64,
     pub duplicated: u64,
 }
@@ -93,6 +102,7 @@ impl std::ops::AddAssign for Counts {
     fn add_assign(&mut self, other: Counts) {
         self.expected += other.expected;
         self.seen += other.seen;
+        self.overdue += other.overdue;
         self.missed += other.missed;
         self.duplicated += other.duplicated;
     }
@@ -106,14 +116,32 @@ struct Window {
     deadline: Duration,
     /// Transitions into `state` matched to this window.
     matched: u32,
+    /// The first of them came after the deadline.
+    overdue: bool,
 }
 
 impl Window {
     /// The last moment a transition into this window's state belongs to it.
     fn last_match(&self) -> SystemTime {
-        let by_deadline = self.start + self.deadline;
-        self.end
-            .map_or(by_deadline, |end| (end + SLACK).min(by_deadline))
+        let give_up = self.start + GIVE_UP.max(self.deadline);
+        self.end.map_or(give_up, |end| (end + SLACK).min(give_up))
+    }
+
+    /// When the listener entered the window's state, for a person.
+    fn describe(&self) -> String {
+        let length = self
+            .end
+            .and_then(|end| end.duration_since(self.start).ok())
+            .map_or("not ended".to_owned(), |len| format!("{len:.1?} long"));
+        let change = if self.state == State::Up {
+            "opened"
+        } else {
+            "closed"
+        };
+        format!(
+            "its listener {change} at {} ({length})",
+            humantime_ish(self.start)
+        )
     }
 }
 
@@ -162,6 +190,7 @@ impl Ledger {
                     end: None,
                     deadline: deadlines.first,
                     matched: 0,
+                    overdue: false,
                 }],
                 judged: 0,
                 pending: VecDeque::new(),
@@ -196,6 +225,7 @@ impl Ledger {
             end: None,
             deadline,
             matched: 0,
+            overdue: false,
         });
     }
 
@@ -236,18 +266,14 @@ impl Ledger {
                 counts.expected += 1;
                 if window.matched > 0 {
                     counts.seen += 1;
+                    counts.overdue += u64::from(window.overdue);
                 } else {
                     counts.missed += 1;
                     notes.push(format!(
-                        "{}: no transition to {} within {:?} of {} (window of {})",
+                        "{}: missed: no transition to {}; {}",
                         target.name,
                         window.state.name(),
-                        window.deadline,
-                        humantime_ish(window.start),
-                        window
-                            .end
-                            .and_then(|end| end.duration_since(window.start).ok())
-                            .map_or("open end".to_owned(), |len| format!("{len:?}")),
+                        window.describe(),
                     ));
                 }
                 target.judged += 1;
@@ -289,8 +315,9 @@ impl TargetLedger {
         let (from, to) = (observed.from.name(), observed.to.name());
         if observed.from != last_to {
             return Some(format!(
-                "{}: {from} -> {to} at {at}, but the last transition went to {}",
+                "{}: {from} -> {to} at {at} ({}), but the last transition went to {}",
                 self.name,
+                observed.why,
                 last_to.name()
             ));
         }
@@ -301,21 +328,31 @@ impl TargetLedger {
             w.state == observed.to && w.start <= at_latest && observed.at <= w.last_match()
         });
         match window {
-            None => Some(format!(
-                "{}: {from} -> {to} at {at}, with no cause (no window of its listener in \
-                 that state, within its deadline)",
-                self.name
-            )),
-            Some(window) if window.matched > 0 => {
-                window.matched += 1;
-                Some(format!(
-                    "{}: {from} -> {to} at {at}, a second transition to {to} in one window",
-                    self.name
-                ))
+            Some(window) if window.matched == 0 => {
+                window.matched = 1;
+                window.overdue = observed.at > window.start + window.deadline;
+                None
             }
             Some(window) => {
-                window.matched = 1;
-                None
+                window.matched += 1;
+                Some(format!(
+                    "{}: {from} -> {to} at {at} ({}), a second transition to {to} while {}",
+                    self.name,
+                    observed.why,
+                    window.describe()
+                ))
+            }
+            None => {
+                let during = self
+                    .windows
+                    .iter()
+                    .rev()
+                    .find(|w| w.start <= at_latest)
+                    .map_or("before the daemon was ready".to_owned(), Window::describe);
+                Some(format!(
+                    "{}: {from} -> {to} at {at} ({}), with no cause: {during}",
+                    self.name, observed.why
+                ))
             }
         }
     }
