@@ -65,18 +65,19 @@
 //!   come and go. Flat means the last row's fewest is at most the first row's fewest
 //!   plus [`FDS_MARGIN`]: a descriptor leaked per reload or per scrape would add 60 a
 //!   minute, one per transition thousands.
-//! * **Resident size flat**: each row prints the least and the most `VmRSS` of its
-//!   samples. The least is the floor: the daemon trims the allocator's free memory at
-//!   every reload (once a second here), so what a burst took (the queues of a scheduler
-//!   held up by a loaded machine, say) is back within a second, while a leak stays. Flat
-//!   means the last row's floor is at most the first row's × (1 + [`RSS_MARGIN`]) +
-//!   [`RSS_SLACK_KIB`]. The margin is for what legitimately grows (each target keeps its
-//!   last 10 transitions: about 1.3 KiB for each of the thousand flapping ones once full,
-//!   which the 30-s version does not reach) and for the allocator. Over ten minutes at
-//!   10k targets (a floor of 37 MiB, so a bound 3.9 MiB above it) it catches a leak of
-//!   0.7 byte per check (6M checks), 28 bytes per transition (140k), or 6.5 KiB per
-//!   reload or per scrape (600 each): a fleet leaked at each reload (80 KiB) would be
-//!   47 MiB. The 30-s version catches only gross leaks.
+//! * **Resident size flat**: each row prints the least, the median and the most `VmRSS`
+//!   of its samples. The size swings by 10 MiB within a minute (the daemon trims the
+//!   allocator's free memory at every reload, once a second here, and a 15 MB scrape and
+//!   a 10k-target parse come and go between trims), and the least alone swings by 3 MiB
+//!   from row to row; the median of a row's 120 samples moved by 0.7 MiB at most over
+//!   ten minutes. Flat means the last row's median is at most the first row's × (1 +
+//!   [`RSS_MARGIN`]) + [`RSS_SLACK_KIB`]. The margin is for what legitimately grows (each
+//!   target keeps its last 10 transitions: about 1.3 KiB for each of the thousand
+//!   flapping ones once full, which the 30-s version does not reach) and for the
+//!   allocator. Over ten minutes at 10k targets (a median of 37.7 MiB, so a bound 3.9 MiB
+//!   above it) it catches a leak of 0.7 byte per check (6M checks), 28 bytes per
+//!   transition (140k), or 6.5 KiB per reload or per scrape (600 each): a fleet leaked
+//!   at each reload (80 KiB) would be 47 MiB. The 30-s version catches only gross leaks.
 //! * **Reloads and scrapes**: at least 90 % of the SIGHUPs must have reloaded by the end
 //!   (the reloads fall behind when one takes longer than a second, and two SIGHUPs that
 //!   arrive before the daemon reads the first are one), no reload may fail and nothing
@@ -449,8 +450,10 @@ impl Row {
         self.fds.iter().copied().min().unwrap_or(0)
     }
 
-    fn rss_floor_kib(&self) -> u64 {
-        self.rss_kib.iter().copied().min().unwrap_or(0)
+    fn rss_median_kib(&self) -> u64 {
+        let mut sorted = self.rss_kib.clone();
+        sorted.sort_unstable();
+        sorted.get(sorted.len() / 2).copied().unwrap_or(0)
     }
 }
 
@@ -591,12 +594,12 @@ fn monitor(
     let mut row_start_scrape = Scrape::default();
     let mut last_scrape = Scrape::default();
     println!(
-        "{:>8} {:>7} {:>6} {:>11} {:>15} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>7} {:>6} {:>4}",
+        "{:>8} {:>7} {:>6} {:>11} {:>17} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>7} {:>6} {:>4}",
         "row",
         "time",
         "CPU %",
         "fds min-max",
-        "RSS MiB min-max",
+        "RSS MiB min-med-max",
         "checks",
         "late",
         "late %",
@@ -696,12 +699,13 @@ fn print_row(row: &Row, watch: &Watch, label: &str, started: Instant, from: &Scr
         row.fds.iter().copied().max().unwrap_or(0)
     );
     let rss = format!(
-        "{:.1}-{:.1}",
-        mib(row.rss_floor_kib()),
+        "{:.1}-{:.1}-{:.1}",
+        mib(row.rss_kib.iter().copied().min().unwrap_or(0)),
+        mib(row.rss_median_kib()),
         mib(row.rss_kib.iter().copied().max().unwrap_or(0))
     );
     println!(
-        "{:>8} {:>6}s {:>6.0} {:>11} {:>15} {:>8} {:>7} {:>7.2} {:>8} {:>8} {:>8} {:>7} {:>6} {:>4}",
+        "{:>8} {:>6}s {:>6.0} {:>11} {:>17} {:>8} {:>7} {:>7.2} {:>8} {:>8} {:>8} {:>7} {:>6} {:>4}",
         label,
         started.elapsed().as_secs(),
         row.cpu_share(watch) * 100.0,
@@ -737,12 +741,12 @@ fn judge(rows: &[Row], totals: &RunTotals, ledger: &Ledger, exit: Option<i32>) -
             "descriptors flat: the last row's fewest {fds_last} <= the first row's {fds_first} + {FDS_MARGIN}"
         ),
     );
-    let (rss_first, rss_last) = (first.rss_floor_kib(), last.rss_floor_kib());
+    let (rss_first, rss_last) = (first.rss_median_kib(), last.rss_median_kib());
     let rss_bound = (rss_first as f64 * (1.0 + RSS_MARGIN)) as u64 + RSS_SLACK_KIB;
     line(
         rss_last <= rss_bound,
         format!(
-            "resident size flat: the last row's floor {:.1} MiB <= the first row's {:.1} MiB x {} + {} MiB = {:.1} MiB",
+            "resident size flat: the last row's median {:.1} MiB <= the first row's {:.1} MiB x {} + {} MiB = {:.1} MiB",
             mib(rss_last),
             mib(rss_first),
             1.0 + RSS_MARGIN,
