@@ -54,9 +54,10 @@
 //!   transition seen after its *deadline*, 1.5 × the worst case plus 0.5 s (2.98 s and
 //!   2.56 s; 10 s for a target's first `up`, as the daemon spreads its first checks over
 //!   the interval), is counted *overdue* and printed, not failed: like late checks, it
-//!   says the daemon was held up, and a machine shared with other work does that (a
-//!   10-minute run here had 5,485 missed, and checks 42 % late, for three minutes while
-//!   another session's tests took both cores).
+//!   says the daemon was held up, and a machine shared with other work does that (in a
+//!   10-minute run here, before overdue was told apart from missed, 5,485 windows failed
+//!   and 42 % of checks were late during three minutes in which another session's tests
+//!   took both cores; the next two runs had none).
 //! * **Every change logged**: at the end, the logged transitions must number the sum of
 //!   `connhealth_target_state_changes_total`.
 //! * **Descriptors flat**: each row prints the fewest and the most descriptors of its
