@@ -124,6 +124,67 @@ impl Drop for Daemon {
     }
 }
 
+/// A burst of SIGHUPs while a large config reloads: one reload runs, one more follows
+/// with the newest files, and none queue behind them. Before, each SIGHUP queued a reload
+/// of its own, so a loop of `kill -HUP` kept the daemon reloading long after it stopped.
+#[test]
+fn a_burst_of_sighups_coalesces_into_one_more_reload() {
+    let dir = temp_dir("sighup-burst");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    // Big enough that one reload takes a good part of a second in a debug build; checked
+    // rarely, and only at this test's own listener, so the fleet costs nothing else.
+    let fleet = |last: &str| {
+        let mut text = String::from("[defaults]\ninterval = \"10m\"\n");
+        for i in 0..20_000 {
+            text.push_str(&format!(
+                "[[targets]]\nname = \"t{i}\"\naddress = \"{address}\"\n"
+            ));
+        }
+        text.push_str(&format!(
+            "[[targets]]\nname = \"{last}\"\naddress = \"{address}\"\n"
+        ));
+        text
+    };
+    let config = write_config(&dir, &fleet("first"));
+    let daemon = Daemon::start(&config, &[]);
+
+    let newest = fleet("newest");
+    for i in 0..40 {
+        if i == 20 {
+            std::fs::write(&config, &newest).unwrap();
+        }
+        daemon.signal(libc::SIGHUP);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let burst_end = Instant::now();
+    let mut reloads = 0;
+    while daemon
+        .line_with("config reloaded", Duration::from_secs(4))
+        .is_some()
+    {
+        reloads += 1;
+        assert!(
+            burst_end.elapsed() < Duration::from_secs(30),
+            "the daemon is still reloading 30 s after 40 SIGHUPs ({reloads} reloads)"
+        );
+    }
+    assert!(
+        (1..=3).contains(&reloads),
+        "40 SIGHUPs in 200 ms gave {reloads} reloads; a burst should coalesce into at most one running and one following"
+    );
+    let (code, status) = daemon
+        .get("/status?target=newest")
+        .expect("status after the burst");
+    assert!(
+        code == 200 && status.contains("\"newest\""),
+        "the config written during the burst is the one in force: {}",
+        &status[..status.len().min(300)]
+    );
+    let (code, _) = daemon.stop_with(libc::SIGTERM);
+    assert_eq!(code, Some(0));
+}
+
 fn one_target(address: SocketAddr) -> String {
     format!(
         "[defaults]\ninterval = \"100ms\"\nfast_interval = \"20ms\"\nrise = 1\nfall = 1\n\n\

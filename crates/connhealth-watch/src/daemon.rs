@@ -488,16 +488,30 @@ async fn signals(shared: &Arc<Shared>) -> &'static str {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return "SIGTERM",
-            _ = int.recv() => return "SIGINT",
-            _ = hup.recv() => {
-                let shared = Arc::clone(shared);
-                tokio::spawn(async move { let _ = shared.reload("SIGHUP").await; });
+    // One reloader, woken by every SIGHUP. A SIGHUP that comes while a reload runs leaves
+    // one permit, so the files are read again once after it and the newest config wins;
+    // a burst of them never queues a reload each (a reload of a large fleet takes longer
+    // than an operator's loop of `kill -HUP` does).
+    let wanted = Arc::new(tokio::sync::Notify::new());
+    let reloader = tokio::spawn({
+        let shared = Arc::clone(shared);
+        let wanted = Arc::clone(&wanted);
+        async move {
+            loop {
+                wanted.notified().await;
+                let _ = shared.reload("SIGHUP").await;
             }
         }
-    }
+    });
+    let why = loop {
+        tokio::select! {
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+            _ = hup.recv() => wanted.notify_one(),
+        }
+    };
+    reloader.abort();
+    why
 }
 
 /// How often file_sd files are looked at: a change is picked up within this and the
