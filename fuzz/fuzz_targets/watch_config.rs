@@ -12,7 +12,8 @@
 //!
 //! Properties, beyond not panicking:
 //! * errors: at least one; each has a line and a column (1-based) inside its file and a
-//!   one-line message; the config's own come first, in file order;
+//!   one-line message (no control character at all); the config's own come first, in
+//!   file order;
 //! * a plan: its source is the path; names are unique; every address is a probe target;
 //!   every check plan has what validation promises (positive durations up to 30 days,
 //!   rise and fall at least 1, jitter in [0, 1), kind-specific settings only on their
@@ -88,7 +89,7 @@ fn check_errors(path: &Path, text: &str, errors: &ConfigErrors) {
     for err in &errors.0 {
         assert!(err.line >= 1 && err.column >= 1, "{err}");
         assert!(
-            !err.message.is_empty() && !err.message.contains('\n'),
+            !err.message.is_empty() && !err.message.chars().any(char::is_control),
             "{err:?}"
         );
         if err.file == path {
