@@ -309,15 +309,16 @@ fn group_labels(
     };
     for member in members {
         // Prometheus' meta labels (`__meta_*`, `__address__`): dropped after relabelling
-        // there, dropped here.
-        if member.key.starts_with("__") {
-            continue;
-        }
-        if let Some(problem) = labels::problem(&member.key) {
-            report.error(source, member.key_at, problem);
-            continue;
+        // there, dropped here; but, as there, only once they are read as strings.
+        let meta = member.key.starts_with("__");
+        if !meta {
+            if let Some(problem) = labels::problem(&member.key) {
+                report.error(source, member.key_at, problem);
+                continue;
+            }
         }
         match &member.value.value {
+            JsonValue::String(_) if meta => {}
             JsonValue::String(value) => {
                 labels.insert(member.key.clone(), value.clone());
             }
