@@ -20,6 +20,8 @@
 pub mod checks;
 pub mod config;
 pub mod daemon;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod schedule;

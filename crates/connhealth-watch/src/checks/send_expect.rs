@@ -27,7 +27,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
 use socket2::SockRef;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
@@ -104,7 +104,7 @@ pub async fn check(addr: SocketAddr, plan: &CheckPlan, timeout: Duration) -> Che
 
 /// How the conversation left the connection, which decides how it is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
+pub(crate) enum Ending {
     /// Both directions open, time left: `quit`, FIN, wait for the peer's FIN.
     Open,
     /// The deadline passed: FIN and a non-blocking read, no waiting.
@@ -115,9 +115,10 @@ enum Ending {
     Broken,
 }
 
-/// Steps 2 and 3: `send`, then read until `expect` matches.
-async fn converse(
-    stream: &mut TcpStream,
+/// Steps 2 and 3: `send`, then read until `expect` matches. Any stream, so that the
+/// fuzz targets can give it any reply, cut anywhere, without a socket.
+pub(crate) async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     plan: &CheckPlan,
     start: Instant,
     deadline: Instant,

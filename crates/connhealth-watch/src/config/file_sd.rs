@@ -68,6 +68,16 @@ pub(crate) struct SdFile {
 }
 
 impl SdFile {
+    /// The file at `path` before its text is read: no text, no targets.
+    fn unread(path: &Path, seq: usize) -> SdFile {
+        SdFile {
+            path: path.to_owned(),
+            text: String::new(),
+            seq,
+            targets: Vec::new(),
+        }
+    }
+
     /// The file as a [`Source`] of errors.
     pub(crate) fn source(&self) -> Source<'_> {
         Source {
@@ -91,12 +101,6 @@ pub(crate) struct SdTarget {
 
 /// Reads the file at `path`, reporting every problem in it.
 pub(crate) fn read(path: &Path, seq: usize, report: &mut Report) -> SdFile {
-    let mut file = SdFile {
-        path: path.to_owned(),
-        text: String::new(),
-        seq,
-        targets: Vec::new(),
-    };
     let is_yaml = path
         .extension()
         .and_then(|ext| ext.to_str())
@@ -107,7 +111,7 @@ pub(crate) fn read(path: &Path, seq: usize, report: &mut Report) -> SdFile {
             seq,
             "file_sd files are read as JSON only, not YAML; write this file as JSON, [{\"targets\": [\"host:port\"], \"labels\": {\"name\": \"value\"}}], name it .json, and make the glob match it",
         );
-        return file;
+        return SdFile::unread(path, seq);
     }
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -117,9 +121,17 @@ pub(crate) fn read(path: &Path, seq: usize, report: &mut Report) -> SdFile {
                 seq,
                 format!("cannot read this file_sd file ({err}); make it readable, or change the glob so that it does not match it"),
             );
-            return file;
+            return SdFile::unread(path, seq);
         }
     };
+    parse(path, seq, bytes, report)
+}
+
+/// The targets of `bytes`, the contents of the file at `path`, reporting every problem
+/// in them. Apart from [`read`] so that the fuzz targets can give it any bytes without
+/// a file.
+pub(crate) fn parse(path: &Path, seq: usize, bytes: Vec<u8>, report: &mut Report) -> SdFile {
+    let mut file = SdFile::unread(path, seq);
     file.text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(err) => {
@@ -297,15 +309,16 @@ fn group_labels(
     };
     for member in members {
         // Prometheus' meta labels (`__meta_*`, `__address__`): dropped after relabelling
-        // there, dropped here.
-        if member.key.starts_with("__") {
-            continue;
-        }
-        if let Some(problem) = labels::problem(&member.key) {
-            report.error(source, member.key_at, problem);
-            continue;
+        // there, dropped here; but, as there, only once they are read as strings.
+        let meta = member.key.starts_with("__");
+        if !meta {
+            if let Some(problem) = labels::problem(&member.key) {
+                report.error(source, member.key_at, problem);
+                continue;
+            }
         }
         match &member.value.value {
+            JsonValue::String(_) if meta => {}
             JsonValue::String(value) => {
                 labels.insert(member.key.clone(), value.clone());
             }

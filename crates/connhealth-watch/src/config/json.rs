@@ -74,19 +74,30 @@ pub(crate) struct JsonSyntaxError {
 /// follow (a bug to report, not the user's error).
 pub(crate) fn parse(text: &str) -> Result<Option<JsonNode>, JsonSyntaxError> {
     if let Err(err) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
-        let full = err.to_string();
-        let suffix = format!(" at line {} column {}", err.line(), err.column());
-        let message = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
         return Err(JsonSyntaxError {
             line: err.line(),
             byte_column: err.column(),
-            message,
+            message: message_of(&err),
         });
     }
-    let mut scanner = Scanner { text, pos: 0 };
+    let mut scanner = Scanner {
+        text,
+        pos: 0,
+        undecodable: None,
+    };
     let node = scanner.value(0);
+    if let Some(err) = scanner.undecodable {
+        return Err(err);
+    }
     scanner.skip_whitespace();
     Ok(node.filter(|_| scanner.pos == text.len()))
+}
+
+/// serde_json's message, without the " at line L column C" it ends with.
+fn message_of(err: &serde_json::Error) -> String {
+    let full = err.to_string();
+    let suffix = format!(" at line {} column {}", err.line(), err.column());
+    full.strip_suffix(&suffix).unwrap_or(&full).to_owned()
 }
 
 /// Deeper than serde_json's own limit (128), so never reached on a text it accepted.
@@ -95,6 +106,9 @@ const MAX_DEPTH: usize = 256;
 struct Scanner<'a> {
     text: &'a str,
     pos: usize,
+    /// A string serde_json's syntax check let through but would not decode: a `\u`
+    /// escape of half a surrogate pair (the check skips over string contents).
+    undecodable: Option<JsonSyntaxError>,
 }
 
 impl Scanner<'_> {
@@ -164,7 +178,36 @@ impl Scanner<'_> {
         // Both ends are ASCII quotes, hence char boundaries; `get` checks anyway.
         let raw = self.text.get(start..end)?;
         self.pos = end;
-        serde_json::from_str(raw).ok()
+        match serde_json::from_str(raw) {
+            Ok(decoded) => Some(decoded),
+            Err(err) => {
+                // Point at the escape: serde_json stops inside it or just after it. A
+                // string holds no raw newline (the syntax check refuses control
+                // characters), so that is a byte column on the string's own line.
+                let stopped = err.column().min(raw.len());
+                let escape = raw
+                    .as_bytes()
+                    .get(..stopped)
+                    .unwrap_or_default()
+                    .windows(2)
+                    .rposition(|pair| pair == b"\\u")
+                    .unwrap_or(0);
+                let before = self.text.as_bytes().get(..start)?;
+                let line_start = before
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                self.undecodable = Some(JsonSyntaxError {
+                    line: 1 + before.iter().filter(|&&b| b == b'\n').count(),
+                    byte_column: start - line_start + escape + 1,
+                    message: format!(
+                        "{} (a \\u escape from D800 to DFFF is half of a surrogate pair, and needs the other half right after it; or write the character itself)",
+                        message_of(&err)
+                    ),
+                });
+                None
+            }
+        }
     }
 
     fn array(&mut self, depth: usize) -> Option<JsonValue> {

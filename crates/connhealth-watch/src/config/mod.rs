@@ -153,6 +153,18 @@ pub fn file_sd_paths(config: &Path, globs: &[String]) -> Vec<PathBuf> {
     file_sd::paths(config, globs)
 }
 
+/// The targets of `bytes` read as the file_sd file at `path`, and every problem in it:
+/// what [`load`] makes of each file a glob matches. For [`crate::fuzzing`], which has no
+/// file.
+pub(crate) fn file_sd_of(
+    path: &Path,
+    bytes: Vec<u8>,
+) -> (Vec<file_sd::SdTarget>, Vec<ConfigError>) {
+    let mut report = Report::default();
+    let file = file_sd::parse(path, 1, bytes, &mut report);
+    (file.targets, report.into_sorted())
+}
+
 /// Reads and validates the config at `path`, and the file_sd files it names.
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
     let bytes = std::fs::read(path).map_err(|err| {

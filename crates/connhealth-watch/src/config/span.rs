@@ -72,6 +72,26 @@ pub(crate) fn offset_of(text: &str, line: usize, byte_column: usize) -> usize {
     (line_start + byte_column.saturating_sub(1)).min(line_end)
 }
 
+/// `message` with each control character escaped (`\n`, `\u{1b}`). A message quotes
+/// names and strings from the files, and a JSON or TOML escape can put any character in
+/// them: escaped, an error stays one `FILE:LINE:COLUMN: message` line, and a terminal
+/// control sequence from a discovered file never reaches the log raw.
+fn one_line(message: String) -> String {
+    if !message.chars().any(char::is_control) {
+        return message;
+    }
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// The errors of one load, each with its file's rank and offset so that they can be put
 /// in file order whatever order the checks found them in.
 #[derive(Debug, Default)]
@@ -97,7 +117,7 @@ impl Report {
                 file: source.path.to_owned(),
                 line,
                 column,
-                message: message.into(),
+                message: one_line(message.into()),
             },
         });
     }
@@ -112,7 +132,7 @@ impl Report {
                 file: PathBuf::from(path),
                 line: 1,
                 column: 1,
-                message: message.into(),
+                message: one_line(message.into()),
             },
         });
     }

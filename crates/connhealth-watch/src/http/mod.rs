@@ -177,12 +177,12 @@ fn bad_request(why: impl std::fmt::Display) -> Response {
 
 /// A query string's parameters, each given at most once and each one the path takes.
 #[derive(Debug)]
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
     /// Checks the parameters of `path` against `known`; for a bad query, the 400's
     /// reason.
-    fn parse(
+    pub(crate) fn parse(
         path: &str,
         query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
         known: &[&str],
@@ -208,7 +208,7 @@ impl Params {
     }
 
     /// The value of `name`, when given and not empty.
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(given, value)| given == name && !value.is_empty())

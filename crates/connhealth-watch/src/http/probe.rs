@@ -36,6 +36,9 @@ pub const DEFAULT_MODULE: &str = "half_open";
 /// The header Prometheus sends with its scrape timeout, in seconds.
 pub const SCRAPE_TIMEOUT_HEADER: &str = "X-Prometheus-Scrape-Timeout-Seconds";
 
+/// The query parameters `/probe` takes.
+pub(crate) const PARAMS: [&str; 3] = ["target", "module", "hostname"];
+
 /// What blackbox takes off Prometheus' scrape timeout, so that its answer arrives in time.
 pub const SCRAPE_TIMEOUT_OFFSET_SECONDS: f64 = 0.5;
 
@@ -44,7 +47,7 @@ pub(super) async fn handle(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    let params = match Params::parse("/probe", query, &["target", "module", "hostname"]) {
+    let params = match Params::parse("/probe", query, &PARAMS) {
         Ok(params) => params,
         Err(why) => return bad_request(why),
     };
@@ -78,16 +81,20 @@ pub(super) async fn handle(
 
 /// One `/probe` request, checked.
 #[derive(Debug)]
-struct ProbeRequest<'a> {
-    target: &'a str,
-    module: &'a str,
-    plan: Cow<'a, CheckPlan>,
-    timeout: Duration,
+pub(crate) struct ProbeRequest<'a> {
+    pub(crate) target: &'a str,
+    pub(crate) module: &'a str,
+    pub(crate) plan: Cow<'a, CheckPlan>,
+    pub(crate) timeout: Duration,
 }
 
 impl<'a> ProbeRequest<'a> {
     /// The request of `params`, or a 400's reason that says what to write.
-    fn new(fleet: &'a Fleet, params: &'a Params, headers: &HeaderMap) -> Result<Self, String> {
+    pub(crate) fn new(
+        fleet: &'a Fleet,
+        params: &'a Params,
+        headers: &HeaderMap,
+    ) -> Result<Self, String> {
         let target = params.get("target").ok_or(
             "missing target: write /probe?target=HOST:PORT&module=NAME, \
              e.g. /probe?target=127.0.0.1:6379&module=half_open",
