@@ -2,19 +2,19 @@
 //!
 //! Properties, beyond not panicking:
 //! * a target written back (`ip:port`, `[ipv6]:port`, `host:port`) parses to itself;
-//! * a target never has port 0, and a name is never an IP address, empty, or holds a ':';
+//! * a target never has port 0, and a name is never an IP address, empty, or holds a ':',
+//!   except a scoped IPv6 address with an interface name (`[fe80::1%eth0]:80`), which is a
+//!   name for the resolver and written back in its brackets;
 //! * a name is the input's host as written, up to its last ':';
-//! * whatever std parses as a `SocketAddr` (port not 0, no IPv6 scope: no '%' at all,
-//!   as std reads `[fe80::1%0]:80` as unscoped) parses to that address here. Scoped
-//!   targets are not accepted yet (issue 15, deliverable 4): `probe_target_parse.rs` in
-//!   connhealth's tests holds the case, ignored until then;
+//! * whatever std parses as a `SocketAddr` (port not 0; a numeric scope included, which
+//!   std reads as `scope_id`) parses to that address here;
 //! * a refusal is `InvalidTarget`, carrying the input and a reason.
 //!
 //! Input: the bytes as UTF-8 (the parser takes `&str`; other bytes are skipped).
 
 #![no_main]
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use connhealth::probe::Target;
 use connhealth::ProbeError;
@@ -31,14 +31,22 @@ fuzz_target!(|data: &[u8]| {
             let written = match target {
                 Target::Addr(addr) => addr.to_string(),
                 Target::Name { host, port } => {
-                    assert!(
-                        !host.is_empty() && !host.contains(':'),
-                        "{text:?}: {target:?}"
-                    );
                     assert!(host.parse::<IpAddr>().is_err(), "{text:?}: an IP as a name");
                     let (as_written, _) = text.rsplit_once(':').expect("a name has a port");
-                    assert_eq!(host, as_written, "{text:?}: the host changed");
-                    format!("{host}:{port}")
+                    let scoped = host
+                        .split_once('%')
+                        .is_some_and(|(ip, scope)| ip.parse::<Ipv6Addr>().is_ok() && !scope.is_empty());
+                    if scoped {
+                        assert_eq!(format!("[{host}]"), as_written, "{text:?}: the host changed");
+                        format!("[{host}]:{port}")
+                    } else {
+                        assert!(
+                            !host.is_empty() && !host.contains(':'),
+                            "{text:?}: {target:?}"
+                        );
+                        assert_eq!(host, as_written, "{text:?}: the host changed");
+                        format!("{host}:{port}")
+                    }
                 }
                 _ => return,
             };
@@ -55,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
         Err(other) => panic!("{text:?}: parse gave {other:?}, not InvalidTarget"),
     }
     if let Ok(addr) = text.parse::<SocketAddr>() {
-        if addr.port() != 0 && !text.contains('%') {
+        if addr.port() != 0 {
             assert!(
                 matches!(&parsed, Ok(Target::Addr(a)) if *a == addr),
                 "std reads {text:?} as {addr}, Target::parse as {parsed:?}"
