@@ -330,8 +330,10 @@ fn in_flight_lines_inside(filtered: std::net::Ipv4Addr) {
             parked.flush();
             let run = many(wide, &addrs, TOTAL).await;
             // Any parked probe that finished during the round gave its place to a live
-            // one: count them (they must be 0).
-            (run, PARKED - parked.outstanding())
+            // one: count them (they must be 0). A zero timeout polls once, without waiting.
+            let mut finished = Vec::new();
+            let _ = tokio::time::timeout(Duration::ZERO, parked.done(&mut finished)).await;
+            (run, finished.len())
         });
         ours_parked.push(run);
         parked_early += early;
