@@ -41,14 +41,14 @@
 //!
 //! # Deadlines
 //!
-//! A binary heap of `(deadline, id)`, lazily deleted: a probe that ends early leaves its
-//! entry in the heap, and the entry is skipped when it surfaces (the id's generation has
-//! moved on, or the probe's `deadline` is another time). The heap is compacted when stale
-//! entries outnumber live ones by more than 1024. A probe whose timeout runs from its SYN
-//! ([`Timing::FromSyn`](super::inbox::Timing::FromSyn)) has its `start_by` armed while it
-//! waits, and is re-armed at the SYN for SYN + timeout; the `start_by` entry goes stale.
-//! The wait's timeout is the heap's minimum, rounded up to the millisecond by the poller,
-//! so a probe times out at its deadline, never before.
+//! [`Deadlines`] (`deadlines.rs`): a binary heap of `(deadline, index, arm)`, lazily
+//! deleted: a probe that ends early leaves its heap entry behind, stale, and a dense
+//! count per table index, not the table, says which entries are live, so that skipping
+//! and compacting stale entries stays cheap with thousands in flight. A probe whose
+//! timeout runs from its SYN ([`Timing::FromSyn`](super::inbox::Timing::FromSyn)) has its
+//! `start_by` armed while it waits, and is re-armed at the SYN for SYN + timeout; the
+//! `start_by` entry goes stale. The wait's timeout is the heap's minimum, rounded up to
+//! the millisecond by the poller, so a probe times out at its deadline, never before.
 //!
 //! # The per-turn start cap
 //!
@@ -88,8 +88,7 @@
 //! With none of its probes in flight, nothing of ours would give a port back, and the
 //! probe fails at once as `Exhausted`.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
@@ -99,6 +98,7 @@ use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
+use super::deadlines::Deadlines;
 use super::destination::{destination, Destination, Stall};
 use super::inbox::{Inbox, Job, ProbeId, ProbeResult, Reply, Submission};
 use super::resolver::{ResolveJob, Resolvers};
@@ -159,9 +159,9 @@ struct Probe {
     /// the deadline is re-armed for the SYN's time plus this. (Its start_by is `deadline`
     /// while it waits: kept once, so that a probe costs no more than before.)
     from_syn: Option<Duration>,
-    /// The deadline armed in the heap, if any: `Timing::Until`'s, or a waiting
+    /// The deadline armed in [`Deadlines`], if any: `Timing::Until`'s, or a waiting
     /// `Timing::FromSyn` probe's start_by, and once it is sent its SYN's time plus its
-    /// timeout. A heap entry with another time is stale (the probe was re-armed).
+    /// timeout (re-armed: the start_by's heap entry goes stale).
     deadline: Option<Instant>,
     reply: Reply,
     phase: Phase,
@@ -209,12 +209,8 @@ pub(crate) struct Engine {
     /// Every probe has an entry here, named by its [`ProbeId`].
     entries: Vec<Entry>,
     free: Vec<u32>,
-    /// Deadlines, lazily deleted: an entry whose probe moved to another generation, or
-    /// whose probe's deadline is another time, is skipped; the heap is compacted when
-    /// stale entries outnumber live ones.
-    deadlines: BinaryHeap<Reverse<(Instant, ProbeId)>>,
-    /// Live probes with an entry in `deadlines`.
-    timed: usize,
+    /// Each probe's `deadline`, by its entry's index.
+    deadlines: Deadlines,
     /// Probes waiting to start, in submission order.
     queue: VecDeque<ProbeId>,
     /// In-flight count per destination, and probes parked behind its limit: many SYNs in
@@ -251,8 +247,7 @@ impl Engine {
                 .clamp(1, u32::MAX as usize) as u32,
             entries: Vec::new(),
             free: Vec::new(),
-            deadlines: BinaryHeap::new(),
-            timed: 0,
+            deadlines: Deadlines::new(),
             queue: VecDeque::new(),
             destinations: HashMap::new(),
             in_flight: 0,
@@ -310,7 +305,7 @@ impl Engine {
     }
 
     fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        let deadline = self.deadlines.peek().map(|Reverse((at, _))| *at);
+        let deadline = self.deadlines.next();
         let stall = self
             .stalled
             .iter()
@@ -359,32 +354,9 @@ impl Engine {
             generation: entry.generation,
         };
         if let Some(at) = timed {
-            self.push_deadline(at, id, false);
+            self.deadlines.arm(index, at);
         }
         id
-    }
-
-    /// Pushes the heap entry for `at`, which the caller has just made the `deadline` of
-    /// the probe `id`. `rearmed`: the probe had a deadline already, so it is counted in
-    /// `timed` already and its old entry is now stale.
-    fn push_deadline(&mut self, at: Instant, id: ProbeId, rearmed: bool) {
-        self.deadlines.push(Reverse((at, id)));
-        if !rearmed {
-            self.timed += 1;
-        }
-        if self.deadlines.len() > 2 * self.timed + 1024 {
-            // Live entries only: the entry's generation, and the probe's current deadline
-            // (a probe re-armed at its SYN keeps a stale entry for its start_by).
-            let entries = &self.entries;
-            self.deadlines.retain(|Reverse((at, id))| {
-                let entry = &entries[id.index as usize];
-                entry.generation == id.generation
-                    && entry
-                        .probe
-                        .as_ref()
-                        .is_some_and(|probe| probe.deadline == Some(*at))
-            });
-        }
     }
 
     /// Removes a probe from the table, closing its socket (if any) at once, and moves
@@ -397,9 +369,7 @@ impl Engine {
             .expect("take() is called on a live probe");
         entry.generation = entry.generation.wrapping_add(1);
         self.free.push(id.index);
-        if probe.deadline.is_some() {
-            self.timed -= 1;
-        }
+        self.deadlines.disarm(id.index);
         let mut sent = None;
         match mem::replace(&mut probe.phase, Phase::Waiting) {
             Phase::InFlight { socket, start } => {
@@ -467,21 +437,18 @@ impl Engine {
         // but the probes behind it still waited on it.
         let stalled_on = self.retry_at.and(self.stalled_on);
         let limits_full = self.in_flight >= self.max_in_flight;
-        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
-            if at > now {
-                break;
-            }
-            self.deadlines.pop();
+        // Live deadlines only: those of probes that ended, or were re-armed at their SYN
+        // (a start_by giving way to SYN + timeout), are skipped inside.
+        while let Some(index) = self.deadlines.pop_due(now) {
             let max_per_destination = self.max_per_destination;
             let max_in_flight = self.max_in_flight;
+            let id = ProbeId {
+                index,
+                generation: self.entries[index as usize].generation,
+            };
             let Some(probe) = self.probe_mut(id) else {
                 continue;
             };
-            if probe.deadline != Some(at) {
-                // Stale: the probe was re-armed at its SYN, its start_by giving way to
-                // SYN + timeout, which has an entry of its own.
-                continue;
-            }
             // Parked behind its destination's stall, it waited for a local port.
             let (addr, hold) = (probe.addr, probe.hold);
             let destination_stall = match hold {
@@ -596,8 +563,8 @@ impl Engine {
                     // gives way to SYN + timeout (its heap entry goes stale).
                     if let Some(timeout) = from_syn {
                         let at = deadline_after(start, timeout);
-                        let rearmed = probe.deadline.replace(at).is_some();
-                        self.push_deadline(at, id, rearmed);
+                        probe.deadline = Some(at);
+                        self.deadlines.arm(id.index, at);
                     }
                     self.in_flight += 1;
                     let dest = self.destinations.entry(destination(addr)).or_default();
