@@ -88,7 +88,8 @@
 //! With none of its probes in flight, nothing of ours would give a port back, and the
 //! probe fails at once as `Exhausted`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::hash_map::{self, HashMap};
+use std::collections::VecDeque;
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
@@ -182,6 +183,16 @@ enum Hold {
     /// without starting (dropped, or timed out in the same turn), that place passes on
     /// to the next parked probe: otherwise they would wait with the destination idle.
     Released,
+}
+
+/// What the probe that lets a parked one go gives back to its destination.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gave {
+    /// Its place in flight: it was in flight, and ended.
+    ItsPlace,
+    /// Nothing of its own: a place handed to it that it never used ([`Hold::Released`]),
+    /// or room that opened otherwise (a stall that ended).
+    Nothing,
 }
 
 /// A probe taken out of the table, to be delivered.
@@ -378,28 +389,35 @@ impl Engine {
                 // The zero linger turns this close into an RST, now.
                 drop(socket);
                 self.in_flight -= 1;
-                if let Some(dest) = self.destinations.get_mut(&destination(probe.addr)) {
-                    dest.in_flight -= 1;
-                    // Its local port came back: a stall toward it is over.
-                    dest.stall = None;
-                }
-                self.pass_turn(probe.addr);
+                self.pass_turn(probe.addr, Gave::ItsPlace);
                 // A descriptor and a local port just came back.
                 self.retry_at = None;
             }
-            _ if probe.hold == Hold::Released => self.pass_turn(probe.addr),
+            _ if probe.hold == Hold::Released => self.pass_turn(probe.addr, Gave::Nothing),
             _ => {}
         }
         Finished { probe, sent }
     }
 
     /// A place under `addr`'s limit is free: the next probe parked behind it goes to the
-    /// front of the queue.
-    fn pass_turn(&mut self, addr: SocketAddr) {
-        let addr = destination(addr);
-        let Some(dest) = self.destinations.get_mut(&addr) else {
+    /// front of the queue. With [`Gave::ItsPlace`], a probe in flight to `addr` just
+    /// ended: its place is counted back first, and the destination's stall is over (its
+    /// local port came back).
+    ///
+    /// One lookup of the destination does all of it (it took two or three): with a
+    /// destination per target, the table of destinations grows with the probes in
+    /// flight, and each lookup, a SipHash of the address and a probe of that table, is
+    /// paid for every probe.
+    fn pass_turn(&mut self, addr: SocketAddr, gave: Gave) {
+        let hash_map::Entry::Occupied(mut known) = self.destinations.entry(destination(addr))
+        else {
             return;
         };
+        let dest = known.get_mut();
+        if gave == Gave::ItsPlace {
+            dest.in_flight -= 1;
+            dest.stall = None;
+        }
         while let Some(id) = dest.parked.pop_front() {
             let entry = &mut self.entries[id.index as usize];
             if entry.generation != id.generation {
@@ -412,7 +430,7 @@ impl Engine {
             }
         }
         if dest.in_flight == 0 && dest.parked.is_empty() {
-            self.destinations.remove(&addr);
+            known.remove();
         }
     }
 
@@ -572,7 +590,7 @@ impl Engine {
                     if dest.in_flight < max_per_destination && !dest.parked.is_empty() {
                         // Probes parked behind a stall that just ended: the next one may
                         // find a port too (and, if not, stalls the destination again).
-                        self.pass_turn(addr);
+                        self.pass_turn(addr, Gave::Nothing);
                     }
                     if caller_gone {
                         // Dropped since it was looked at above: close it at once.
@@ -642,7 +660,7 @@ impl Engine {
                         dest.stall.take().is_some() && dest.in_flight < self.max_per_destination;
                     self.stalled.swap_remove(at);
                     if release {
-                        self.pass_turn(key);
+                        self.pass_turn(key, Gave::Nothing);
                     }
                 }
                 None => {
