@@ -205,6 +205,30 @@ impl Netns {
         Ok(())
     }
 
+    /// Silently drops every TCP segment sent to `ip` inside the namespace, at every port:
+    /// a filtered target, whose SYNs get no answer at all (no RST, no ICMP), so that a
+    /// probe of it holds its place until its timeout. Nothing need listen there. Loopback
+    /// addresses only (such as `127.0.0.2`): nothing here ever aims elsewhere.
+    pub fn drop_tcp_to(&self, ip: std::net::IpAddr) -> io::Result<()> {
+        if !ip.is_loopback() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{ip} is not a loopback address; tests aim at loopback only"),
+            ));
+        }
+        let iptables = if ip.is_ipv4() {
+            "iptables"
+        } else {
+            "ip6tables"
+        };
+        let ip = ip.to_string();
+        self.exec(
+            iptables,
+            &["-I", "INPUT", "-p", "tcp", "-d", &ip, "-j", "DROP"],
+        )
+        .map(drop)
+    }
+
     /// Removes the rules [`Netns::drop_tcp_port`] added: the peer is back.
     pub fn restore_tcp_port(&self, port: u16) -> io::Result<()> {
         let port = port.to_string();

@@ -11,15 +11,28 @@
 //! ratio to the floor and the p50/p99 time from SYN to SYN-ACK (as the engine sees it:
 //! from the SYN's send to the turn that saw the SYN-ACK), then the connections the
 //! listeners accepted over every run, which must be 0.
-//! Last, the heap per in-flight probe: the peak heap growth of a run with 4096 in flight,
+//! Then the heap per in-flight probe: the peak heap growth of a run with 4096 in flight,
 //! divided by 4096 (kernel socket memory is not counted).
+//!
+//! Last, the cost of many in flight, in a network namespace of the bench's own (it needs
+//! root, `ip` and `iptables`: installed when missing, as the tests do, or the lines say
+//! they were skipped). `probe_many` on a current-thread runtime against the C floor run
+//! at the same in-flight count (`limits.c probe 200000 N 64`, in the same namespace), at
+//! 128, 1024 and 4096 in flight, so that any growth of the engine's cost with the count
+//! shows. Then 4096 in flight of which 1024 are parked on a filtered address (iptables
+//! DROP: their SYNs get no answer, and their 60 s timeout outlasts the round, so they
+//! hold their places the whole time), leaving 3072 places to the live listeners. Its
+//! throughput to the live targets is compared with the floor at 4096 in flight (the same
+//! in-flight count: the issue's bar, >= 0.95) and at 3072 (the number of live probes in
+//! flight, since the floor has no filtered targets). Each floor run and each of ours
+//! alternate, best of three.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connhealth::Prober;
-use connhealth_testkit::CountingAllocator;
+use connhealth_testkit::{CountingAllocator, Netns};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator::new();
@@ -117,11 +130,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn report(name: &str, runs: Vec<Run>, floor: f64) {
-    let mut best = runs
-        .into_iter()
-        .max_by(|a, b| a.rate.total_cmp(&b.rate))
-        .expect("at least one run");
-    best.rtts.sort();
+    let best = best(runs);
     println!(
         "{name}: {:.0} probes/s = {:.2} x floor ({floor:.0} probes/s); p50 {:.1} us, p99 {:.1} us; failed {}",
         best.rate,
@@ -133,6 +142,11 @@ fn report(name: &str, runs: Vec<Run>, floor: f64) {
 }
 
 fn main() {
+    // `cargo bench -p connhealth --bench probe -- in-flight` runs the in-flight lines alone.
+    if std::env::args().any(|arg| arg == "in-flight") {
+        in_flight_lines();
+        return;
+    }
     let (listeners, addrs) = listeners();
     let prober = Prober::builder().max_in_flight(IN_FLIGHT).build();
     let current = tokio::runtime::Builder::new_current_thread()
@@ -214,4 +228,167 @@ fn main() {
         run,
         accepted(&listeners),
     );
+    drop(wide);
+
+    in_flight_lines();
+}
+
+/// The in-flight counts of the growth lines.
+const GROWTH: [usize; 3] = [128, 1024, 4096];
+/// Of the last line's 4096 in flight, this many are parked on a filtered address.
+const PARKED: usize = 1024;
+/// Longer than a round, so that no parked probe gives its place back during it.
+const PARKED_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The best run of the C floor at one in-flight count.
+#[derive(Default)]
+struct Floor {
+    rate: f64,
+    line: String,
+}
+
+impl Floor {
+    fn run(&mut self, in_flight: usize) {
+        let in_flight = in_flight.to_string();
+        let (rate, line) = connhealth_testkit::c_floor(&["probe", "200000", &in_flight, "64"])
+            .expect("the C floor (limits.c) did not run");
+        if rate > self.rate {
+            (self.rate, self.line) = (rate, line);
+        }
+    }
+
+    fn describe(&self, in_flight: usize) -> String {
+        format!(
+            "limits probe 200000 {in_flight} 64: {}",
+            self.line.trim_start_matches("probe ")
+        )
+    }
+}
+
+fn in_flight_lines() {
+    if !connhealth_testkit::require(
+        "the in-flight benchmark lines (a network namespace with iptables DROP)",
+        &["ip", "iptables"],
+    ) {
+        println!("in flight: skipped (needs root, `ip` and `iptables`; see stderr)");
+        return;
+    }
+    let netns = Netns::new().expect("a network namespace for the in-flight lines");
+    let filtered = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    netns
+        .drop_tcp_to(filtered.into())
+        .expect("iptables DROP toward the filtered address");
+    // Everything below runs on a thread inside the namespace: the listeners, the
+    // probers' engine threads (a thread inherits its creator's namespace) and the C
+    // floor's processes (so are they), with the same iptables rule in the path of every
+    // packet of both.
+    netns
+        .enter(|| in_flight_lines_inside(filtered))
+        .expect("enter the namespace");
+}
+
+fn in_flight_lines_inside(filtered: std::net::Ipv4Addr) {
+    let (listeners, addrs) = listeners();
+    // 64 filtered destinations, 16 parked probes each: under the default per-destination
+    // limit, so that every parked probe holds a place in flight, none waits in the queue.
+    let parked_addrs: Vec<SocketAddr> = (0..PARKED)
+        .map(|i| SocketAddr::from((filtered, 20_000 + (i % 64) as u16)))
+        .collect();
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let probers: Vec<Prober> = GROWTH
+        .iter()
+        .map(|&n| Prober::builder().max_in_flight(n).build())
+        .collect();
+    for prober in &probers {
+        current.block_on(many(prober, &addrs, TOTAL / 10)); // warm-up
+    }
+    let wide = probers.last().expect("a prober at 4096");
+
+    let mut floors: Vec<Floor> = GROWTH.iter().map(|_| Floor::default()).collect();
+    let mut floor_live = Floor::default();
+    let mut ours: Vec<Vec<Run>> = GROWTH.iter().map(|_| Vec::new()).collect();
+    let mut ours_parked = Vec::new();
+    let mut parked_early = 0;
+    let mut accepted_total = 0;
+    for _ in 0..ROUNDS {
+        for (i, &n) in GROWTH.iter().enumerate() {
+            floors[i].run(n);
+            ours[i].push(current.block_on(many(&probers[i], &addrs, TOTAL)));
+            accepted_total += accepted(&listeners);
+        }
+        floor_live.run(GROWTH[2] - PARKED);
+        let (run, early) = current.block_on(async {
+            // First in the engine's FIFO queue, so they take their places first; the
+            // live stream then has the other 3072.
+            let mut parked = wide.feed();
+            for &addr in &parked_addrs {
+                parked.push(0, addr, PARKED_TIMEOUT, None);
+            }
+            parked.flush();
+            let run = many(wide, &addrs, TOTAL).await;
+            // Any parked probe that finished during the round gave its place to a live
+            // one: count them (they must be 0). A zero timeout polls once, without waiting.
+            let mut finished = Vec::new();
+            let _ = tokio::time::timeout(Duration::ZERO, parked.done(&mut finished)).await;
+            (run, finished.len())
+        });
+        ours_parked.push(run);
+        parked_early += early;
+        accepted_total += accepted(&listeners);
+    }
+    for (i, &n) in GROWTH.iter().enumerate() {
+        let best = best(std::mem::take(&mut ours[i]));
+        println!(
+            "in flight {n}: probe_many {:.0} probes/s = {:.2} x floor at {n} ({}); p99 {:.1} us; \
+             failed {}",
+            best.rate,
+            best.rate / floors[i].rate,
+            floors[i].describe(n),
+            percentile(&best.rtts, 0.99).as_secs_f64() * 1e6,
+            best.failed,
+        );
+    }
+    let live = GROWTH[2] - PARKED;
+    let best = best(ours_parked);
+    println!(
+        "in flight 4096, {PARKED} parked on dropped SYNs, {live} live: probe_many {:.0} probes/s \
+         to the live targets = {:.2} x floor at 4096 ({}), {:.2} x floor at {live} ({}); \
+         p99 {:.1} us; failed {}; parked that finished early {parked_early}{}",
+        best.rate,
+        best.rate / floors[2].rate,
+        floors[2].describe(GROWTH[2]),
+        best.rate / floor_live.rate,
+        floor_live.describe(live),
+        percentile(&best.rtts, 0.99).as_secs_f64() * 1e6,
+        best.failed,
+        if parked_early > 0 {
+            "  FAIL: parked probes finished early, so fewer than 1024 were parked"
+        } else if best.rate < 0.95 * floors[2].rate {
+            "  FAIL: below 0.95 x the floor at 4096 in flight"
+        } else {
+            ""
+        },
+    );
+    println!(
+        "in flight: accepted by the listeners over all {} probes: {accepted_total}{}",
+        (GROWTH.len() + 1) * ROUNDS * TOTAL,
+        if accepted_total == 0 {
+            ""
+        } else {
+            "  FAIL: half-open probes were accepted"
+        }
+    );
+}
+
+/// The fastest of `runs`, its times to the SYN-ACK sorted.
+fn best(runs: Vec<Run>) -> Run {
+    let mut best = runs
+        .into_iter()
+        .max_by(|a, b| a.rate.total_cmp(&b.rate))
+        .expect("at least one run");
+    best.rtts.sort();
+    best
 }

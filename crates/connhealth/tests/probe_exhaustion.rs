@@ -32,6 +32,8 @@ fn fill(from: &OwnedFd) -> Vec<OwnedFd> {
 fn out_of_descriptors_is_exhausted_and_the_prober_slows_down() {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = server.local_addr().unwrap();
+    let other = TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_addr = other.local_addr().unwrap();
     // Everything that needs descriptors is made before they run out: the runtime and
     // the prober's engine (an epoll instance and an eventfd).
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -39,6 +41,10 @@ fn out_of_descriptors_is_exhausted_and_the_prober_slows_down() {
         .build()
         .unwrap();
     let prober = Prober::builder().max_in_flight(256).build();
+    let one_per_destination = Prober::builder()
+        .max_in_flight(256)
+        .max_in_flight_per_destination(1)
+        .build();
     let before = open_fds();
     set_nofile(before as u64 + 64);
     let source = OwnedFd::from(server.try_clone().unwrap());
@@ -71,6 +77,27 @@ fn out_of_descriptors_is_exhausted_and_the_prober_slows_down() {
         ok
     });
     assert_eq!(ok, 2_000);
+
+    // One descriptor, two destinations, one place each: while a probe to one is in
+    // flight, a start toward the other stalls on EMFILE. The stalled start must give its
+    // destination's place back, or every later probe there parks behind a place that
+    // nobody holds, and waits for ever.
+    held.extend(fill(&source));
+    held.truncate(held.len() - 1);
+    let ok = rt.block_on(async {
+        let alternating = (0..200).map(|i| if i % 2 == 0 { addr } else { other_addr });
+        let mut stream = one_per_destination.probe_many(alternating, Duration::from_secs(5));
+        let mut ok = 0;
+        let all = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some((_, result)) = stream.next().await {
+                assert!(result.is_ok(), "{result:?}");
+                ok += 1;
+            }
+        });
+        assert!(all.await.is_ok(), "stuck after {ok} of 200 probes");
+        ok
+    });
+    assert_eq!(ok, 200);
     drop((held, source));
     set_nofile(1 << 20);
 

@@ -1,8 +1,9 @@
 //! The in-flight limits (`max_in_flight`, `max_in_flight_per_destination`) under waits,
-//! timeouts and cancellation: a place given back always reaches the next waiting probe,
-//! an abandoned probe gives its place back at once, and a probe that never left is the
-//! prober's error, not a verdict on its target. A target whose SYNs must be dropped lives
-//! in a namespace of the test's own, where iptables drops them.
+//! timeouts, cancellation and failed connects: a place given back always reaches the
+//! next waiting probe, an abandoned probe or a failed connect gives its place back at
+//! once, and a probe that never left is the prober's error, not a verdict on its target.
+//! A target whose SYNs must be dropped lives in a namespace of the test's own, where
+//! iptables drops them.
 
 mod probe_support;
 
@@ -84,6 +85,48 @@ fn probes_waiting_behind_probes_that_time_out_together_still_run() {
     assert!(second.is_err(), "{second:?}");
     let (_, result) = many.expect("the stream's probe was never sent").unwrap();
     assert!(matches!(result, Err(ProbeError::TimedOut)), "{result:?}");
+}
+
+#[test]
+fn a_connect_that_fails_at_once_gives_its_place_back() {
+    if !require("probes without a route", &["ip"]) {
+        return;
+    }
+    // No route to the target: each connect fails inside the call, with no socket left in
+    // flight. One place per destination: a failed start that kept its place would leave
+    // every later probe there parked behind it until its timeout.
+    let netns = connhealth_testkit::Netns::new().unwrap();
+    netns.unreachable_route("127.77.0.0/16").unwrap();
+    let prober = netns
+        .enter(|| Prober::builder().max_in_flight_per_destination(1).build())
+        .unwrap();
+    let addr = "127.77.0.1:80".parse().unwrap();
+    let start = Instant::now();
+    let results = runtime().block_on(async {
+        let mut stream = prober.probe_many(vec![addr; 5], Duration::from_secs(2));
+        let mut results = Vec::new();
+        // A probe parked behind a place nobody holds would wait for ever: its timeout
+        // runs from a SYN that is never sent.
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some((_, result)) = stream.next().await {
+                results.push(result);
+            }
+        })
+        .await;
+        results
+    });
+    assert_eq!(results.len(), 5, "{results:?}");
+    for result in &results {
+        assert!(
+            matches!(result, Err(ProbeError::Unreachable(_))),
+            "{result:?}"
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

@@ -41,14 +41,14 @@
 //!
 //! # Deadlines
 //!
-//! A binary heap of `(deadline, id)`, lazily deleted: a probe that ends early leaves its
-//! entry in the heap, and the entry is skipped when it surfaces (the id's generation has
-//! moved on, or the probe's `deadline` is another time). The heap is compacted when stale
-//! entries outnumber live ones by more than 1024. A probe whose timeout runs from its SYN
-//! ([`Timing::FromSyn`](super::inbox::Timing::FromSyn)) has its `start_by` armed while it
-//! waits, and is re-armed at the SYN for SYN + timeout; the `start_by` entry goes stale.
-//! The wait's timeout is the heap's minimum, rounded up to the millisecond by the poller,
-//! so a probe times out at its deadline, never before.
+//! [`Deadlines`] (`deadlines.rs`): a binary heap of `(deadline, index, arm)`, lazily
+//! deleted: a probe that ends early leaves its heap entry behind, stale, and a dense
+//! count per table index, not the table, says which entries are live, so that skipping
+//! and compacting stale entries stays cheap with thousands in flight. A probe whose
+//! timeout runs from its SYN ([`Timing::FromSyn`](super::inbox::Timing::FromSyn)) has its
+//! `start_by` armed while it waits, and is re-armed at the SYN for SYN + timeout; the
+//! `start_by` entry goes stale. The wait's timeout is the heap's minimum, rounded up to
+//! the millisecond by the poller, so a probe times out at its deadline, never before.
 //!
 //! # The per-turn start cap
 //!
@@ -88,8 +88,8 @@
 //! With none of its probes in flight, nothing of ours would give a port back, and the
 //! probe fails at once as `Exhausted`.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::hash_map::{self, HashMap};
+use std::collections::VecDeque;
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
@@ -99,6 +99,7 @@ use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
+use super::deadlines::Deadlines;
 use super::destination::{destination, Destination, Stall};
 use super::inbox::{Inbox, Job, ProbeId, ProbeResult, Reply, Submission};
 use super::resolver::{ResolveJob, Resolvers};
@@ -159,9 +160,9 @@ struct Probe {
     /// the deadline is re-armed for the SYN's time plus this. (Its start_by is `deadline`
     /// while it waits: kept once, so that a probe costs no more than before.)
     from_syn: Option<Duration>,
-    /// The deadline armed in the heap, if any: `Timing::Until`'s, or a waiting
+    /// The deadline armed in [`Deadlines`], if any: `Timing::Until`'s, or a waiting
     /// `Timing::FromSyn` probe's start_by, and once it is sent its SYN's time plus its
-    /// timeout. A heap entry with another time is stale (the probe was re-armed).
+    /// timeout (re-armed: the start_by's heap entry goes stale).
     deadline: Option<Instant>,
     reply: Reply,
     phase: Phase,
@@ -182,6 +183,16 @@ enum Hold {
     /// without starting (dropped, or timed out in the same turn), that place passes on
     /// to the next parked probe: otherwise they would wait with the destination idle.
     Released,
+}
+
+/// What the probe that lets a parked one go gives back to its destination.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gave {
+    /// Its place in flight: it was in flight, and ended.
+    ItsPlace,
+    /// Nothing of its own: a place handed to it that it never used ([`Hold::Released`]),
+    /// or room that opened otherwise (a stall that ended).
+    Nothing,
 }
 
 /// A probe taken out of the table, to be delivered.
@@ -209,12 +220,8 @@ pub(crate) struct Engine {
     /// Every probe has an entry here, named by its [`ProbeId`].
     entries: Vec<Entry>,
     free: Vec<u32>,
-    /// Deadlines, lazily deleted: an entry whose probe moved to another generation, or
-    /// whose probe's deadline is another time, is skipped; the heap is compacted when
-    /// stale entries outnumber live ones.
-    deadlines: BinaryHeap<Reverse<(Instant, ProbeId)>>,
-    /// Live probes with an entry in `deadlines`.
-    timed: usize,
+    /// Each probe's `deadline`, by its entry's index.
+    deadlines: Deadlines,
     /// Probes waiting to start, in submission order.
     queue: VecDeque<ProbeId>,
     /// In-flight count per destination, and probes parked behind its limit: many SYNs in
@@ -251,8 +258,7 @@ impl Engine {
                 .clamp(1, u32::MAX as usize) as u32,
             entries: Vec::new(),
             free: Vec::new(),
-            deadlines: BinaryHeap::new(),
-            timed: 0,
+            deadlines: Deadlines::new(),
             queue: VecDeque::new(),
             destinations: HashMap::new(),
             in_flight: 0,
@@ -310,7 +316,7 @@ impl Engine {
     }
 
     fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        let deadline = self.deadlines.peek().map(|Reverse((at, _))| *at);
+        let deadline = self.deadlines.next();
         let stall = self
             .stalled
             .iter()
@@ -359,32 +365,9 @@ impl Engine {
             generation: entry.generation,
         };
         if let Some(at) = timed {
-            self.push_deadline(at, id, false);
+            self.deadlines.arm(index, at);
         }
         id
-    }
-
-    /// Pushes the heap entry for `at`, which the caller has just made the `deadline` of
-    /// the probe `id`. `rearmed`: the probe had a deadline already, so it is counted in
-    /// `timed` already and its old entry is now stale.
-    fn push_deadline(&mut self, at: Instant, id: ProbeId, rearmed: bool) {
-        self.deadlines.push(Reverse((at, id)));
-        if !rearmed {
-            self.timed += 1;
-        }
-        if self.deadlines.len() > 2 * self.timed + 1024 {
-            // Live entries only: the entry's generation, and the probe's current deadline
-            // (a probe re-armed at its SYN keeps a stale entry for its start_by).
-            let entries = &self.entries;
-            self.deadlines.retain(|Reverse((at, id))| {
-                let entry = &entries[id.index as usize];
-                entry.generation == id.generation
-                    && entry
-                        .probe
-                        .as_ref()
-                        .is_some_and(|probe| probe.deadline == Some(*at))
-            });
-        }
     }
 
     /// Removes a probe from the table, closing its socket (if any) at once, and moves
@@ -397,9 +380,7 @@ impl Engine {
             .expect("take() is called on a live probe");
         entry.generation = entry.generation.wrapping_add(1);
         self.free.push(id.index);
-        if probe.deadline.is_some() {
-            self.timed -= 1;
-        }
+        self.deadlines.disarm(id.index);
         let mut sent = None;
         match mem::replace(&mut probe.phase, Phase::Waiting) {
             Phase::InFlight { socket, start } => {
@@ -408,28 +389,35 @@ impl Engine {
                 // The zero linger turns this close into an RST, now.
                 drop(socket);
                 self.in_flight -= 1;
-                if let Some(dest) = self.destinations.get_mut(&destination(probe.addr)) {
-                    dest.in_flight -= 1;
-                    // Its local port came back: a stall toward it is over.
-                    dest.stall = None;
-                }
-                self.pass_turn(probe.addr);
+                self.pass_turn(probe.addr, Gave::ItsPlace);
                 // A descriptor and a local port just came back.
                 self.retry_at = None;
             }
-            _ if probe.hold == Hold::Released => self.pass_turn(probe.addr),
+            _ if probe.hold == Hold::Released => self.pass_turn(probe.addr, Gave::Nothing),
             _ => {}
         }
         Finished { probe, sent }
     }
 
     /// A place under `addr`'s limit is free: the next probe parked behind it goes to the
-    /// front of the queue.
-    fn pass_turn(&mut self, addr: SocketAddr) {
-        let addr = destination(addr);
-        let Some(dest) = self.destinations.get_mut(&addr) else {
+    /// front of the queue. With [`Gave::ItsPlace`], a probe in flight to `addr` just
+    /// ended: its place is counted back first, and the destination's stall is over (its
+    /// local port came back).
+    ///
+    /// One lookup of the destination does all of it (it took two or three): with a
+    /// destination per target, the table of destinations grows with the probes in
+    /// flight, and each lookup, a SipHash of the address and a probe of that table, is
+    /// paid for every probe.
+    fn pass_turn(&mut self, addr: SocketAddr, gave: Gave) {
+        let hash_map::Entry::Occupied(mut known) = self.destinations.entry(destination(addr))
+        else {
             return;
         };
+        let dest = known.get_mut();
+        if gave == Gave::ItsPlace {
+            dest.in_flight -= 1;
+            dest.stall = None;
+        }
         while let Some(id) = dest.parked.pop_front() {
             let entry = &mut self.entries[id.index as usize];
             if entry.generation != id.generation {
@@ -442,7 +430,7 @@ impl Engine {
             }
         }
         if dest.in_flight == 0 && dest.parked.is_empty() {
-            self.destinations.remove(&addr);
+            known.remove();
         }
     }
 
@@ -467,21 +455,18 @@ impl Engine {
         // but the probes behind it still waited on it.
         let stalled_on = self.retry_at.and(self.stalled_on);
         let limits_full = self.in_flight >= self.max_in_flight;
-        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
-            if at > now {
-                break;
-            }
-            self.deadlines.pop();
+        // Live deadlines only: those of probes that ended, or were re-armed at their SYN
+        // (a start_by giving way to SYN + timeout), are skipped inside.
+        while let Some(index) = self.deadlines.pop_due(now) {
             let max_per_destination = self.max_per_destination;
             let max_in_flight = self.max_in_flight;
+            let id = ProbeId {
+                index,
+                generation: self.entries[index as usize].generation,
+            };
             let Some(probe) = self.probe_mut(id) else {
                 continue;
             };
-            if probe.deadline != Some(at) {
-                // Stale: the probe was re-armed at its SYN, its start_by giving way to
-                // SYN + timeout, which has an entry of its own.
-                continue;
-            }
             // Parked behind its destination's stall, it waited for a local port.
             let (addr, hold) = (probe.addr, probe.hold);
             let destination_stall = match hold {
@@ -596,8 +581,8 @@ impl Engine {
                     // gives way to SYN + timeout (its heap entry goes stale).
                     if let Some(timeout) = from_syn {
                         let at = deadline_after(start, timeout);
-                        let rearmed = probe.deadline.replace(at).is_some();
-                        self.push_deadline(at, id, rearmed);
+                        probe.deadline = Some(at);
+                        self.deadlines.arm(id.index, at);
                     }
                     self.in_flight += 1;
                     let dest = self.destinations.entry(destination(addr)).or_default();
@@ -605,7 +590,7 @@ impl Engine {
                     if dest.in_flight < max_per_destination && !dest.parked.is_empty() {
                         // Probes parked behind a stall that just ended: the next one may
                         // find a port too (and, if not, stalls the destination again).
-                        self.pass_turn(addr);
+                        self.pass_turn(addr, Gave::Nothing);
                     }
                     if caller_gone {
                         // Dropped since it was looked at above: close it at once.
@@ -675,7 +660,7 @@ impl Engine {
                         dest.stall.take().is_some() && dest.in_flight < self.max_per_destination;
                     self.stalled.swap_remove(at);
                     if release {
-                        self.pass_turn(key);
+                        self.pass_turn(key, Gave::Nothing);
                     }
                 }
                 None => {

@@ -67,13 +67,16 @@
 //!   the prober works under tokio (either flavour), another runtime, or a plain
 //!   `block_on`.
 //! * **Entries and generations.** Each probe lives in an entry of the engine's table;
-//!   epoll's data and the deadline heap name it by the entry's index and generation,
-//!   never by descriptor. A descriptor closed and reused by the next probe cannot receive
-//!   the old probe's event or timeout.
-//! * **Deadlines** sit in a binary heap keyed by `(deadline, index, generation)`; the
-//!   epoll timeout is the next deadline (rounded up to the millisecond), so a probe times
-//!   out at its timeout, not at the next tick of some coarser timer. Entries of probes that
-//!   finished early are skipped lazily and compacted away when they outnumber live ones.
+//!   epoll's data and the queues name it by the entry's index and generation, and the
+//!   deadline heap by the index and a count of the deadlines armed for it, never by
+//!   descriptor. A descriptor closed and reused by the next probe cannot receive the old
+//!   probe's event or timeout.
+//! * **Deadlines** sit in a binary heap keyed by `(deadline, index, arm)`; the epoll
+//!   timeout is the next deadline (rounded up to the millisecond), so a probe times out
+//!   at its timeout, not at the next tick of some coarser timer. Entries of probes that
+//!   finished early are skipped lazily and compacted away when they outnumber live ones,
+//!   told apart by a dense count per table index that stays in the cache with thousands
+//!   in flight (the table itself does not).
 //!   How a probe flows through the engine, turn by turn, is written down in
 //!   `src/probe/engine.rs`.
 //! * **Limits.** At most `max_in_flight` probes are in flight, and at most
@@ -165,6 +168,7 @@ use crate::util::deadline_after;
 use crate::DeadPeer;
 
 mod builder;
+mod deadlines;
 mod destination;
 mod engine;
 mod error;
