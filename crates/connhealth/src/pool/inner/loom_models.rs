@@ -17,18 +17,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::SeqCst;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use loom::sync::atomic::AtomicUsize;
 use loom::thread;
 
 use super::lanes::model_cpu::run_on;
+use super::test_support::{CountWakes, Numbers};
 use super::{Config, Inner};
-use crate::pool::{Manager, Pool, PoolError, Pooled};
+use crate::pool::{Pool, PoolError, Pooled};
 use crate::sync::Arc;
-use crate::Status;
 
 /// How many preemptions loom explores per execution, unless `LOOM_MAX_PREEMPTIONS`
 /// says. Every protocol here is one race between two threads, and each defence is
@@ -43,30 +41,6 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
         builder.preemption_bound = Some(PREEMPTIONS);
     }
     builder.check(f);
-}
-
-/// Connections that are numbers, always open.
-struct Numbers;
-
-impl Manager for Numbers {
-    type Connection = u32;
-    type Error = std::io::Error;
-    async fn connect(&self) -> std::io::Result<u32> {
-        Ok(7)
-    }
-    fn check(&self, _: &u32) -> Status {
-        Status::Open
-    }
-}
-
-/// A waker that counts its wakes, in a loom atomic so that loom orders them.
-#[derive(Default)]
-struct CountWakes(AtomicUsize);
-
-impl Wake for CountWakes {
-    fn wake(self: std::sync::Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
 }
 
 /// A task polled by hand, woken through a [`CountWakes`].
@@ -89,7 +63,7 @@ impl<T> Task<T> {
     }
 
     fn wakes(&self) -> usize {
-        self.wakes.0.load(SeqCst)
+        self.wakes.count()
     }
 }
 

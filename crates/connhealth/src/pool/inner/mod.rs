@@ -58,6 +58,8 @@ mod lanes;
 #[cfg(all(test, connhealth_loom))]
 mod loom_models;
 mod maintenance;
+#[cfg(test)]
+mod test_support;
 #[cfg(all(test, not(connhealth_loom)))]
 mod tests;
 mod waiters;

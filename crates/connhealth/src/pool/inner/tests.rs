@@ -6,38 +6,15 @@
 //! order of the same races (`scripts/loom`).
 
 use std::sync::atomic::Ordering::SeqCst;
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use super::lanes::Lane;
 use super::maintenance::WATCH_AFTER;
+use super::test_support::{CountWakes, Numbers};
 use super::waiters::WaitState;
 use super::*;
-use crate::pool::Manager;
-use crate::sync::atomic::AtomicU64;
 use crate::Status;
-
-struct Numbers;
-
-impl Manager for Numbers {
-    type Connection = u32;
-    type Error = std::io::Error;
-    async fn connect(&self) -> std::io::Result<u32> {
-        Ok(7)
-    }
-    fn check(&self, _: &u32) -> Status {
-        Status::Open
-    }
-}
-
-#[derive(Default)]
-struct CountWakes(AtomicU64);
-
-impl Wake for CountWakes {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Relaxed);
-    }
-}
 
 /// A pool at its max_size of 1, its one connection checked out and returned here.
 fn pool_at_max(watch_idle: bool) -> (Arc<Inner<Numbers>>, Live<u32>) {
@@ -123,7 +100,7 @@ fn a_return_that_read_no_waiter_before_one_queued_hands_its_connection_on() {
         ),
         "the connection reached the waiter"
     );
-    assert_eq!(wakes.0.load(Relaxed), 1, "and woke it");
+    assert_eq!(wakes.count(), 1, "and woke it");
     assert!(lane.take().is_none());
 }
 
@@ -162,7 +139,7 @@ fn a_return_that_read_the_watcher_armed_before_it_went_quiet_wakes_it() {
     // A return parks its connection: it must wake the task, which would otherwise
     // never register the connection for a close by its peer.
     let (_, now) = return_to_lane(&inner, live);
-    assert_eq!(wakes.0.load(Relaxed), 1);
+    assert_eq!(wakes.count(), 1);
     assert!(inner.watch_armed.load(Relaxed));
     // The task looks again: it sets a timer for when the connection has sat idle
     // long enough to register.
