@@ -1,7 +1,6 @@
 //! The liveness check of an established connection: [`check`], [`Status`], [`Closed`].
 
 use std::io;
-use std::os::fd::AsFd;
 
 use crate::sys;
 
@@ -166,14 +165,15 @@ impl std::fmt::Display for Closed {
 /// assert_eq!(check(&conn), Status::Closed(Closed::Eof));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn check<S: AsFd + ?Sized>(conn: &S) -> Status {
-    sys::check::status(conn.as_fd())
+pub fn check<S: sys::AsSocket + ?Sized>(conn: &S) -> Status {
+    sys::check::status(sys::borrow(conn))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     #[test]
     fn os_errors_map_to_the_field_names() {
         assert_eq!(Closed::from_os_error(libc::ECONNRESET), Closed::Reset);
@@ -184,6 +184,29 @@ mod tests {
         assert_eq!(
             Closed::from_os_error(libc::EHOSTUNREACH),
             Closed::Other(libc::EHOSTUNREACH)
+        );
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn winsock_errors_map_to_the_field_names() {
+        use windows_sys::Win32::Networking::WinSock;
+        assert_eq!(Closed::from_os_error(WinSock::WSAECONNRESET), Closed::Reset);
+        assert_eq!(
+            Closed::from_os_error(WinSock::WSAETIMEDOUT),
+            Closed::TimedOut
+        );
+        assert_eq!(
+            Closed::from_os_error(WinSock::WSAECONNREFUSED),
+            Closed::Refused
+        );
+        assert_eq!(
+            Closed::from_os_error(WinSock::WSAECONNABORTED),
+            Closed::Aborted
+        );
+        assert_eq!(
+            Closed::from_os_error(WinSock::WSAEHOSTUNREACH),
+            Closed::Other(WinSock::WSAEHOSTUNREACH)
         );
     }
 

@@ -1,7 +1,6 @@
 //! Bounded detection of a silently vanished peer: [`DeadPeer`].
 
 use std::io;
-use std::os::fd::AsFd;
 use std::time::Duration;
 
 use crate::sys;
@@ -168,8 +167,8 @@ impl DeadPeerSettings {
     /// assert_eq!(DeadPeerSettings::read(&conn)?, None); // keepalive is off by default
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn read<S: AsFd + ?Sized>(conn: &S) -> io::Result<Option<DeadPeerSettings>> {
-        sys::keepalive::read(conn.as_fd())
+    pub fn read<S: sys::AsSocket + ?Sized>(conn: &S) -> io::Result<Option<DeadPeerSettings>> {
+        sys::keepalive::read(sys::borrow(conn))
     }
 }
 
@@ -274,9 +273,9 @@ impl DeadPeer {
     /// [`DeadPeerError`] inside for a bound the platform cannot honour (nothing is set
     /// then); the OS error if a socket option is refused (for example on a socket that is
     /// not TCP); `Unsupported` where keepalive cannot be tuned per socket.
-    pub fn apply<S: AsFd + ?Sized>(&self, conn: &S) -> io::Result<()> {
+    pub fn apply<S: sys::AsSocket + ?Sized>(&self, conn: &S) -> io::Result<()> {
         let settings = self.settings()?;
-        sys::keepalive::apply(conn.as_fd(), &settings)
+        sys::keepalive::apply(sys::borrow(conn), &settings)
     }
 }
 

@@ -1,7 +1,6 @@
 //! TCP_INFO diagnosis: [`inspect`], [`Inspection`], [`TcpState`].
 
 use std::io;
-use std::os::fd::AsFd;
 use std::time::Duration;
 
 use crate::sys;
@@ -173,6 +172,6 @@ impl std::fmt::Display for TcpState {
 /// # }
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn inspect<S: AsFd + ?Sized>(conn: &S) -> io::Result<Inspection> {
-    sys::tcp_info::inspect(conn.as_fd())
+pub fn inspect<S: sys::AsSocket + ?Sized>(conn: &S) -> io::Result<Inspection> {
+    sys::tcp_info::inspect(sys::borrow(conn))
 }

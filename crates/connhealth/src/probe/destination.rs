@@ -39,8 +39,8 @@ pub(crate) struct Destination {
 #[derive(Clone, Copy)]
 pub(crate) struct Stall {
     pub(crate) retry_at: Instant,
-    /// The errno, reported to a probe that waited behind the stall until its deadline.
-    pub(crate) errno: i32,
+    /// The OS error, reported to a probe that waited behind the stall until its deadline.
+    pub(crate) errno: Option<i32>,
 }
 
 #[cfg(test)]

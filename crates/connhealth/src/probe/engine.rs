@@ -93,7 +93,6 @@ use std::collections::VecDeque;
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::task::{Context, Wake};
 use std::time::{Duration, Instant};
 
@@ -106,7 +105,8 @@ use super::resolver::{ResolveJob, Resolvers};
 use super::results::{FeedResult, SharedResults};
 use super::{Mode, ProbeError};
 use crate::sync::Arc;
-use crate::sys::probe::{self as sys, Failure, Poller, WAKE_TOKEN};
+use crate::sys::probe::{self as sys, Poller, WAKE_TOKEN};
+use crate::sys::{borrow, Failure};
 use crate::util::deadline_after;
 
 /// How long a probe stalled on local exhaustion waits before trying again when none of
@@ -385,7 +385,7 @@ impl Engine {
         match mem::replace(&mut probe.phase, Phase::Waiting) {
             Phase::InFlight { socket, start } => {
                 sent = Some(start);
-                self.poller.remove(socket.as_fd());
+                self.poller.remove(borrow(&socket));
                 // The zero linger turns this close into an RST, now.
                 drop(socket);
                 self.in_flight -= 1;
@@ -476,7 +476,9 @@ impl Engine {
                     .and_then(|dest| dest.stall),
                 Hold::Free | Hold::Released => None,
             };
-            let stalled_on = destination_stall.map(|stall| stall.errno).or(stalled_on);
+            let stalled_on = destination_stall
+                .and_then(|stall| stall.errno)
+                .or(stalled_on);
             let probe = self.live(id);
             let from_syn = probe.from_syn.is_some();
             // A probe never sent says nothing of its target: the error is the prober's.
@@ -555,8 +557,11 @@ impl Engine {
                 continue;
             }
             starts += 1;
-            let started = sys::start_connect(&addr, self.half_open)
-                .and_then(|socket| self.poller.add(socket.as_fd(), id.token()).map(|()| socket));
+            let started = sys::start_connect(&addr, self.half_open).and_then(|socket| {
+                self.poller
+                    .add(borrow(&socket), id.token())
+                    .map(|()| socket)
+            });
             match started {
                 Ok(socket) => {
                     let inbox = &self.inbox;
@@ -638,7 +643,7 @@ impl Engine {
         dest.parked.push_front(id);
         dest.stall = Some(Stall {
             retry_at: Instant::now() + EXHAUSTED_RETRY,
-            errno: err.raw_os_error().unwrap_or(libc::EADDRNOTAVAIL),
+            errno: err.raw_os_error(),
         });
         self.stalled.push(key);
         let probe = self.live(id);

@@ -2,7 +2,8 @@
 
 use std::io;
 
-use crate::sys::probe::{classify, Failure};
+use crate::sys::probe::classify;
+use crate::sys::Failure;
 
 /// Why a probe did not find the endpoint alive.
 ///

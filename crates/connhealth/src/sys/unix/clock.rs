@@ -15,33 +15,8 @@ const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC_COARSE;
 #[cfg(not(target_os = "linux"))]
 const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
 
-/// A point on the coarse clock: nanoseconds since an arbitrary fixed point (boot). A
-/// plain integer, so that comparing two and adding a timeout are one instruction each.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct CoarseTime(u64);
-
-impl CoarseTime {
-    /// `d` later; a span too long to count in 584 years saturates.
-    pub(crate) fn add(self, d: Duration) -> CoarseTime {
-        CoarseTime(
-            self.0
-                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        )
-    }
-
-    /// The time from `earlier` to `self`, zero if `earlier` is later.
-    pub(crate) fn since(self, earlier: CoarseTime) -> Duration {
-        Duration::from_nanos(self.nanos_since(earlier))
-    }
-
-    /// The time from `earlier` to `self` in nanoseconds, zero if `earlier` is later.
-    pub(crate) fn nanos_since(self, earlier: CoarseTime) -> u64 {
-        self.0.saturating_sub(earlier.0)
-    }
-}
-
-/// The time now, at the coarse clock's resolution.
-pub(crate) fn coarse_now() -> CoarseTime {
+/// Nanoseconds since boot, at the coarse clock's resolution.
+pub(crate) fn coarse_nanos() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -52,17 +27,15 @@ pub(crate) fn coarse_now() -> CoarseTime {
     if rc != 0 {
         // Cannot happen with a valid clock id and pointer; a zero time only makes every
         // deadline look far away, never a connection look expired.
-        return CoarseTime(0);
+        return 0;
     }
     // Both fields are non-negative for a monotonic clock; u64 nanoseconds last 584 years.
-    CoarseTime(
-        (ts.tv_sec as u64)
-            .wrapping_mul(1_000_000_000)
-            .wrapping_add(ts.tv_nsec as u64),
-    )
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
 }
 
-/// How far [`coarse_now`] can lag the precise clock: its resolution (one scheduler tick
+/// How far [`coarse_nanos`] can lag the precise clock: its resolution (one scheduler tick
 /// on Linux), never less than a microsecond nor more than a tenth of a second.
 pub(crate) fn coarse_resolution() -> Duration {
     let mut ts = libc::timespec {

@@ -8,3 +8,11 @@ pub(crate) mod cpu;
 pub(crate) mod keepalive;
 pub(crate) mod probe;
 pub(crate) mod tcp_info;
+
+/// What the public functions take: anything that lends its descriptor.
+pub(crate) use std::os::fd::{AsFd as AsSocket, BorrowedFd as BorrowedSocket};
+
+/// Borrows the descriptor of `conn`.
+pub(crate) fn borrow<S: AsSocket + ?Sized>(conn: &S) -> BorrowedSocket<'_> {
+    conn.as_fd()
+}

@@ -18,7 +18,6 @@
 //! `Waker::new()`, `readable()`, `wake()`, `reset()`.
 
 use std::io;
-use std::time::Duration;
 
 #[cfg(all(target_os = "linux", not(connhealth_portable)))]
 mod epoll;
@@ -38,11 +37,9 @@ pub(crate) use self::eventfd::EventFd as Waker;
 pub(crate) use self::pipe::Pipe as Waker;
 #[cfg(any(not(target_os = "linux"), connhealth_portable))]
 pub(crate) use self::poll::Poll as Poller;
-pub(crate) use self::socket::{classify, start_connect, Failure};
-
-/// The token the engine's waker reports. Probe tokens are `index | generation << 32`
-/// with an index far below `u32::MAX`, so they never collide with it.
-pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
+pub(crate) use self::socket::{classify, start_connect};
+use crate::sys::wait::timeout_ms;
+pub(crate) use crate::sys::wait::WAKE_TOKEN;
 
 /// What a wait (`epoll_wait`, `poll`) returned: how many entries are ready, or `None`
 /// when a signal interrupted it (`EINTR`), which only means "look again".
@@ -62,24 +59,12 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// Converts a wait timeout to poll/epoll milliseconds, rounding up so the engine never
-/// wakes before a deadline (a wake that early would only loop), and capping at `i32::MAX`.
-fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
-    match timeout {
-        None => -1,
-        Some(t) => {
-            let ms = t.as_nanos().div_ceil(1_000_000);
-            ms.min(libc::c_int::MAX as u128) as libc::c_int
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::TcpListener;
     use std::os::fd::AsFd;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     /// The portable pair, on every platform: a connect is reported once, a wake is
     /// reported and reset, and an empty wait lasts its timeout.
@@ -107,13 +92,5 @@ mod tests {
             .wait(Some(Duration::from_millis(20)), &mut out)
             .unwrap();
         assert!(out.is_empty() && start.elapsed() >= Duration::from_millis(20));
-    }
-
-    #[test]
-    fn wait_timeouts_round_up() {
-        assert_eq!(timeout_ms(Some(Duration::from_micros(1))), 1);
-        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
-        assert_eq!(timeout_ms(None), -1);
-        assert_eq!(timeout_ms(Some(Duration::MAX)), libc::c_int::MAX);
     }
 }

@@ -6,25 +6,7 @@ use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-/// What a failed `socket()` or `connect()`, or a socket error after the connect, means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failure {
-    /// `ECONNREFUSED`: an RST answered the SYN.
-    Refused,
-    /// `ETIMEDOUT`: the kernel gave up retransmitting the SYN.
-    TimedOut,
-    /// No route, or an ICMP unreachable came back.
-    Unreachable,
-    /// Our own resources ran out (descriptors, buffers): not the target's fault, and
-    /// worth retrying once other probes give theirs back.
-    Exhausted,
-    /// Our own resources toward this one destination ran out: no free local port for it
-    /// (a connect's port need only be unique per destination), or no source address
-    /// that reaches it. Other destinations are not affected.
-    DestinationExhausted,
-    /// Anything else.
-    Other,
-}
+use crate::sys::Failure;
 
 pub(crate) fn classify(err: &io::Error) -> Failure {
     match err.raw_os_error() {
