@@ -11,6 +11,10 @@
 //! error is pending). The error is taken with `SO_ERROR` when there is one; when there is
 //! none, a zero-byte `recv` on the disconnected socket (which cannot block: the
 //! connection is over) returns the reason, `WSAECONNRESET` or `WSAECONNABORTED`.
+//!
+//! A connected UDP socket learns of an ICMP port unreachable as a `WSAECONNRESET` waiting
+//! for the next `recv`: the check peeks for it and reports `Closed(Refused)`, once, as on
+//! Linux.
 
 use std::io;
 
@@ -85,9 +89,26 @@ fn readable(sock: BorrowedSocket<'_>) -> Status {
     }
     match SockRef::from(&sock).r#type() {
         Ok(socket2::Type::STREAM) => Status::Closed(Closed::Eof),
-        // A zero-length datagram reads as 0 bytes: not an EOF.
-        Ok(_) => Status::Readable,
+        Ok(_) => datagram(sock),
         Err(_) => Status::Unknown,
+    }
+}
+
+/// A datagram socket readable with nothing queued holds a zero-length datagram (not an
+/// EOF), or the report of an ICMP port unreachable, which Windows hands to the next
+/// `recv` as `WSAECONNRESET`. A one-byte peek tells them apart without waiting (something
+/// is queued), and takes the report as `recv` would: once, as Linux does.
+fn datagram(sock: BorrowedSocket<'_>) -> Status {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    match SockRef::from(&sock).peek(&mut byte) {
+        Ok(_) => Status::Readable,
+        // The datagram was longer than the byte: it is there.
+        Err(err) if err.raw_os_error() == Some(WinSock::WSAEMSGSIZE) => Status::Readable,
+        Err(err) if err.raw_os_error() == Some(WinSock::WSAECONNRESET) => {
+            Status::Closed(Closed::Refused)
+        }
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Status::Open,
+        Err(err) => closed_by(&err),
     }
 }
 
