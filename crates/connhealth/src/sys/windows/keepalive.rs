@@ -29,15 +29,22 @@ pub(crate) fn apply(sock: BorrowedSocket<'_>, settings: &DeadPeerSettings) -> io
     if let Some(user_timeout) = settings.user_timeout {
         // Down to whole seconds, never below one (zero would mean "the default").
         let secs = user_timeout.as_secs().clamp(1, i32::MAX as u64) as i32;
-        set_tcp_int(sock, TCP_MAXRT, secs)?;
+        set_tcp_int(sock, TCP_MAXRT, secs).map_err(|err| context(err, "TCP_MAXRT"))?;
     }
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(settings.idle)
         .with_interval(settings.interval)
         .with_retries(settings.count);
     let sock = SockRef::from(&sock);
-    sock.set_keepalive(true)?;
+    sock.set_keepalive(true)
+        .map_err(|err| context(err, "SO_KEEPALIVE"))?;
     sock.set_tcp_keepalive(&keepalive)
+        .map_err(|err| context(err, "SIO_KEEPALIVE_VALS and TCP_KEEPCNT"))
+}
+
+/// Names the option Winsock refused, keeping the error's kind and text.
+fn context(err: io::Error, option: &str) -> io::Error {
+    io::Error::new(err.kind(), format!("setting {option} failed: {err}"))
 }
 
 pub(crate) fn read(sock: BorrowedSocket<'_>) -> io::Result<Option<DeadPeerSettings>> {

@@ -23,6 +23,7 @@ use std::mem;
 use std::ptr;
 use std::time::Duration;
 
+use socket2::SockRef;
 use windows_sys::Win32::Networking::WinSock::{
     self, TCP_INFO_v0, SIO_TCP_INFO, SOCKET_ERROR, TCPSTATE, WSAEINVAL, WSAEOPNOTSUPP,
 };
@@ -52,8 +53,11 @@ pub(crate) fn inspect(sock: BorrowedSocket<'_>) -> io::Result<Inspection> {
     };
     if rc == SOCKET_ERROR {
         let err = last_error();
+        let is_tcp = matches!(SockRef::from(&sock).r#type(), Ok(socket2::Type::STREAM));
         return Err(match err.raw_os_error() {
-            Some(WSAEOPNOTSUPP | WSAEINVAL) => io::Error::new(
+            // On a TCP socket, the ioctl itself is missing; on another, the error is
+            // the caller's to see as it is.
+            Some(WSAEOPNOTSUPP | WSAEINVAL) if is_tcp => io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!(
                     "connhealth::inspect needs SIO_TCP_INFO (Windows 10 1703 or later); this \
