@@ -15,3 +15,16 @@ pub fn is_wine() -> bool {
         !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
     }
 }
+
+/// Pins the calling thread to one CPU (`SetThreadAffinityMask`), so that threads pinned
+/// to different CPUs really run at once. Returns `false` when it could not (a CPU past the
+/// first 64, or one this process may not use).
+pub fn pin_thread_to_cpu(cpu: usize) -> bool {
+    use windows_sys::Win32::System::Threading::{GetCurrentThread, SetThreadAffinityMask};
+    if cpu >= 64 {
+        return false;
+    }
+    // SAFETY: GetCurrentThread returns a pseudo-handle for the calling thread, valid for
+    // the call; the mask is a plain integer. A zero return means the call failed.
+    unsafe { SetThreadAffinityMask(GetCurrentThread(), 1 << cpu) != 0 }
+}

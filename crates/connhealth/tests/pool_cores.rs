@@ -48,6 +48,7 @@ fn pool(max_size: usize) -> (tokio::runtime::Runtime, Fakes, Pool<Fakes>) {
 /// Two CPUs to pin to, one odd and one even, so that they map to different lanes (the
 /// pool has a power of two of them, indexed by CPU number), or `None` when this process
 /// may not use two such CPUs.
+#[cfg(unix)]
 fn two_cpus() -> Option<[usize; 2]> {
     // The threads are pinned with util-linux's taskset.
     connhealth_testkit::ensure_command("taskset").expect("taskset, to pin threads to CPUs");
@@ -71,6 +72,17 @@ fn two_cpus() -> Option<[usize; 2]> {
     let first = ids.next()?;
     let second = ids.find(|id| id % 2 != first % 2)?;
     Some([first, second])
+}
+
+/// Windows: CPUs 0 and 1 (`SetThreadAffinityMask`), when this process may use two.
+#[cfg(windows)]
+fn two_cpus() -> Option<[usize; 2]> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        eprintln!("one CPU: the threads cannot run on two cores at once");
+        return None;
+    }
+    Some([0, 1])
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The pool with a `DeadPeer` policy: a peer that vanishes without a FIN or RST takes its
 //! idle connections out of the pool within the policy's bound, with no `get()`.
+#![cfg(target_os = "linux")] // needs a network namespace and iptables DROP
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};

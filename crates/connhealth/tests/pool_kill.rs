@@ -1,5 +1,6 @@
 //! `ss -K` kills every idle connection (the kernel aborts them: `ECONNABORTED` on one
 //! side, a reset on the other); load then resumes with no error.
+#![cfg(target_os = "linux")] // needs `ss -K`, in a network namespace
 
 mod pool_support;
 
