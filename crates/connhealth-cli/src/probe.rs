@@ -7,6 +7,10 @@
 //! first, a bounded number at once, each within the timeout; their addresses are then
 //! probed in order until one answers, as `Prober::probe` does.
 //!
+//! On Windows a half-open probe completes the handshake and resets it at once, as a
+//! connect probe does (Windows has no `TCP_QUICKACK`): the target's kernel sees a
+//! connection, reset, and an application that accepts quickly may too.
+//!
 //! Exit status: 0 when every target is up, 1 when any is down (or could not be probed),
 //! 2 on bad usage (including a target that is not `host:port`, on the command line or in a
 //! file).
@@ -59,10 +63,20 @@ pub(crate) struct Args {
     files: Vec<String>,
     /// half-open: the handshake is never completed (Linux); connect: completed, then reset
     /// (for servers behind SYN proxies).
+    #[cfg_attr(
+        windows,
+        doc = "On Windows half-open completes the handshake and resets it at once, as connect \
+               does (Windows has no TCP_QUICKACK)."
+    )]
     #[arg(long, value_enum, default_value_t = ModeArg::HalfOpen)]
     mode: ModeArg,
     /// How long each probe waits for the SYN-ACK, from its own SYN (a wait for a place in
     /// flight does not count); a name's resolution gets as long again: 500ms, 2s, 1.5 (seconds).
+    #[cfg_attr(
+        windows,
+        doc = "Windows retries a refused SYN for about a second: give 2s or more to see a \
+               closed port as refused rather than timed out."
+    )]
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     timeout: Duration,
     /// Print one JSON array instead of a table.
