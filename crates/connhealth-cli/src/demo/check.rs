@@ -2,6 +2,7 @@
 //! peek-based check (Go's conncheck) and a read-deadline ping make of the same connections.
 
 use std::io::{self, Write};
+#[cfg(unix)]
 use std::mem::MaybeUninit;
 use std::net::{TcpListener, TcpStream};
 use std::thread;
@@ -64,9 +65,26 @@ impl Peer {
 }
 
 /// What `recv(MSG_PEEK | MSG_DONTWAIT)` of one byte says, as Go's conncheck reads it.
+#[cfg(unix)]
 fn peek_view(conn: &TcpStream) -> &'static str {
     let mut byte = [MaybeUninit::<u8>::uninit(); 1];
     match SockRef::from(conn).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
+        Ok(0) => "closed",
+        Ok(_) => "open",
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => "open",
+        Err(_) => "closed",
+    }
+}
+
+/// What `recv(MSG_PEEK)` of one byte on a nonblocking socket says, as Go's conncheck reads
+/// it (Windows has no `MSG_DONTWAIT`; `conn` is this view's own connection).
+#[cfg(not(unix))]
+fn peek_view(conn: &TcpStream) -> &'static str {
+    let mut byte = [0u8; 1];
+    match conn
+        .set_nonblocking(true)
+        .and_then(|()| conn.peek(&mut byte))
+    {
         Ok(0) => "closed",
         Ok(_) => "open",
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => "open",

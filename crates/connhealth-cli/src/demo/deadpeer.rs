@@ -1,16 +1,55 @@
 //! Demo part: a peer vanishes (iptables DROP in a private network namespace); `DeadPeer`
 //! bounds the silence and `inspect()` warns early. Needs root, `ip` and `iptables`; it
 //! installs the last two from Debian's packages when they are missing, as the tests do,
-//! and otherwise says why it skips.
+//! and otherwise says why it skips. On Windows it shows the policy's settings and skips
+//! the vanishing peer, which needs Linux.
 
-use std::io::{self, Write};
+use std::io;
+#[cfg(unix)]
+use std::io::Write;
+#[cfg(unix)]
 use std::net::TcpListener;
+#[cfg(unix)]
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 
-use connhealth::{check, inspect, DeadPeer, Status};
+use connhealth::DeadPeer;
+#[cfg(unix)]
+use connhealth::{check, inspect, Status};
+#[cfg(unix)]
 use connhealth_testkit::Netns;
 
+/// Without a network namespace and iptables: what the policy sets, then a note.
+#[cfg(not(unix))]
+pub(crate) fn run() -> io::Result<()> {
+    super::heading("DeadPeer and inspect(): a peer that vanishes without a FIN or RST");
+    let policy = DeadPeer::detect_within(Duration::from_secs(3));
+    match policy.settings() {
+        Ok(applied) => println!(
+            "policy: detect_within({:?}) -> keepalive idle {:?}, interval {:?}, {} probe(s), TCP_MAXRT {}",
+            policy.bound(),
+            applied.idle,
+            applied.interval,
+            applied.count,
+            applied
+                .user_timeout
+                .map_or("not available here".to_string(), |t| format!("{t:?}")),
+        ),
+        Err(err) => println!(
+            "policy: detect_within({:?}) cannot be applied here: {err}",
+            policy.bound()
+        ),
+    }
+    println!(
+        "skipped: making a peer vanish needs Linux (a private network namespace whose iptables \
+         drop the peer's packets, as root)"
+    );
+    Ok(())
+}
+
+#[cfg(unix)]
 pub(crate) fn run() -> io::Result<()> {
     super::heading("DeadPeer and inspect(): a peer that vanishes without a FIN or RST");
     if !connhealth_testkit::is_root() {
