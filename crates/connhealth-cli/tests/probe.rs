@@ -3,9 +3,15 @@
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
+#[cfg(unix)]
 use std::time::Instant;
 
+#[cfg(unix)]
 use connhealth_testkit::{require, Netns};
+
+/// A timeout long enough to see a closed port refused: Windows retries a refused SYN for
+/// about a second before it reports it, so the default 1s can read it as timed out there.
+const SEES_REFUSAL: &str = if cfg!(windows) { "5s" } else { "1s" };
 
 fn connhealth(args: &[&str]) -> (i32, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_connhealth"))
@@ -28,11 +34,20 @@ fn all_up_exits_0_any_down_exits_1_bad_usage_exits_2() {
     assert_eq!(code, 0, "{table}");
     assert!(table.contains(&up) && table.contains(" up "), "{table}");
 
-    let (code, table) = connhealth(&["probe", &up, &down]);
+    let (code, table) = connhealth(&["probe", &up, &down, "--timeout", SEES_REFUSAL]);
     assert_eq!(code, 1, "{table}");
     assert!(table.contains("refused"), "{table}");
 
-    let (code, json) = connhealth(&["probe", "--json", "--mode", "connect", &up, &down]);
+    let (code, json) = connhealth(&[
+        "probe",
+        "--json",
+        "--mode",
+        "connect",
+        "--timeout",
+        SEES_REFUSAL,
+        &up,
+        &down,
+    ]);
     assert_eq!(code, 1);
     let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(rows[0]["up"], true);
@@ -105,7 +120,15 @@ fn targets_come_from_a_file_after_the_arguments_skipping_blanks_and_comments() {
         "targets.txt",
         &format!("# the cache\n\n{up}\n   \n  {down}   # the old one\r\n# {down}\n"),
     );
-    let (code, json) = connhealth(&["probe", "--json", &up, "--file", file.path()]);
+    let (code, json) = connhealth(&[
+        "probe",
+        "--json",
+        "--timeout",
+        SEES_REFUSAL,
+        &up,
+        "--file",
+        file.path(),
+    ]);
     let rows = rows(&json);
     let targets: Vec<_> = rows.iter().map(|row| row["target"].as_str()).collect();
     assert_eq!(
@@ -184,6 +207,7 @@ fn help_shows_each_form_of_target() {
     }
 }
 
+#[cfg(unix)] // `ip netns exec`
 /// Runs `connhealth probe --json ARGS...` inside `netns` (its sockets live there) and
 /// returns the exit code and the rows.
 fn probe_json_inside(netns: &Netns, args: &[String]) -> (i32, Vec<serde_json::Value>) {
@@ -211,6 +235,7 @@ fn probe_json_inside(netns: &Netns, args: &[String]) -> (i32, Vec<serde_json::Va
     )
 }
 
+#[cfg(unix)] // needs a network namespace and iptables DROP
 #[test]
 fn targets_queued_behind_silent_ones_still_get_their_full_timeout() {
     if !require("targets whose SYNs are dropped", &["ip", "iptables"]) {
@@ -253,6 +278,7 @@ fn targets_queued_behind_silent_ones_still_get_their_full_timeout() {
     );
 }
 
+#[cfg(unix)] // 60,000 arguments: far past Windows' 32,767-character command line
 #[test]
 fn sixty_thousand_targets_with_the_default_timeout_are_all_up() {
     // Far more targets than the prober keeps in flight (512): the last ones wait for a

@@ -89,6 +89,7 @@
 //! Late checks (`connhealth_checks_late_total`) are printed per row, as a share of the
 //! checks the row made (`connhealth_target_checks_total`), not judged: they measure the
 //! machine as much as the daemon.
+#![cfg(unix)] // needs the watch daemon (Unix only), root, a network namespace, /proc and signals
 
 #[path = "soak/fleet.rs"]
 mod fleet;

@@ -1,5 +1,6 @@
 //! `connhealth watch` as an operator runs it: exit codes, `--check-config`, signals,
 //! a taken listen address, shards, and one log line per state change.
+#![cfg(unix)] // the daemon runs on Unix only, and these send it signals; tests/cli.rs checks what Windows says
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
