@@ -139,6 +139,13 @@ impl std::fmt::Display for Closed {
 /// It does not rely on tokio's cached readiness, which would call a dead socket alive
 /// until the next event; it asks the kernel every time.
 ///
+/// On Windows it takes any `AsSocket` and makes one `WSAPoll` with a zero timeout; only
+/// when that says readable does it ask how many bytes are queued (`FIONREAD`), which never
+/// waits. A reset is `Closed(Reset)` and an abort `Closed(Aborted)`, as on Linux; `Other`
+/// carries the `WSAE*` code. (Under Wine, which the tests run on, a reset reads as
+/// `Closed(Eof)` and a FIN behind unread bytes as `Readable`: see the README's Windows
+/// section.)
+///
 /// A peer that vanished without a FIN or RST (power loss, a NAT that forgot the flow)
 /// looks open until TCP gives up: pair the check with [`DeadPeer`](crate::DeadPeer) to
 /// bound that time.

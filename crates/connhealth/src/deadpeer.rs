@@ -119,6 +119,14 @@ use crate::sys;
 ///   window probes keep the connection open.
 /// * Above 24 days the user timeout would overflow the kernel's 32-bit count of
 ///   milliseconds; such a bound is refused with [`DeadPeerError::TooLong`].
+/// * Windows sets the user timeout as `TCP_MAXRT`, in whole seconds: the plan's user
+///   timeout is rounded down to a whole second (at least one), and
+///   [`settings`](DeadPeer::settings) reports the rounded value (7 s for 10 s, 1 s for
+///   3 s). Keepalive's idle and interval are the same whole seconds as on Linux, set with
+///   `SIO_KEEPALIVE_VALS`, and the probe count with `TCP_KEEPCNT` (Windows 10 1703 and
+///   later). Windows does not consult `TCP_MAXRT` for keepalive: the count alone ends an
+///   idle connection, at the same `window`. Tested under Wine only, which refuses
+///   `TCP_MAXRT` and `TCP_KEEPCNT`: there `apply` fails and names the option.
 /// * macOS, iOS and the BSDs have no `TCP_USER_TIMEOUT`: `apply` sets keepalive only,
 ///   [`DeadPeerSettings::user_timeout`] is `None`, and only idle connections are bounded.
 ///   Where keepalive cannot be tuned per socket at all, `apply` fails with
@@ -263,7 +271,7 @@ impl DeadPeer {
     /// The settings [`apply`](DeadPeer::apply) sets on this platform, worked out as the
     /// type's documentation explains; an error for a bound it cannot honour.
     pub fn settings(&self) -> Result<DeadPeerSettings, DeadPeerError> {
-        plan(self.bound, sys::keepalive::HAS_USER_TIMEOUT)
+        plan(self.bound, sys::keepalive::HAS_USER_TIMEOUT).map(sys::keepalive::as_applied)
     }
 
     /// Sets keepalive (on, idle, interval, count) and `TCP_USER_TIMEOUT` on `conn`.

@@ -155,8 +155,13 @@ impl std::fmt::Display for TcpState {
 /// is silent under load, long before [`DeadPeer`](crate::DeadPeer)'s bound fails the
 /// connection.
 ///
-/// Linux only: elsewhere it returns an error of kind `Unsupported`. On a socket that is
-/// not TCP it returns the kernel's error.
+/// Linux, and Windows 10 1703 and later through `SIO_TCP_INFO`. Windows reports less:
+/// `rtt_var`, `rto`, `backoff`, `probes`, `lost` and the `last_*` times read zero and
+/// `notsent_bytes` is `None`; `unacked` and `total_retransmits` are its byte counts in
+/// segments of MSS bytes; and `retransmits` counts retransmission timeouts over the
+/// connection's life, so [`Inspection::stalled`] is a weaker signal there. Elsewhere, and
+/// where Windows lacks `SIO_TCP_INFO` (Wine among them), it returns an error of kind
+/// `Unsupported`. On a socket that is not TCP it returns the kernel's error.
 ///
 /// ```
 /// use std::net::{TcpListener, TcpStream};

@@ -225,6 +225,7 @@ fn the_report_is_what_the_kernel_holds_or_wine_refuses_the_options() {
         let applied = policy.settings().unwrap();
         assert_eq!(applied.idle, Duration::from_secs(idle));
         assert_eq!(applied.count, count);
+        assert_eq!(applied.user_timeout, Some(Duration::from_secs(maxrt)));
         if was_set {
             let read = DeadPeerSettings::read(&conn)
                 .unwrap()

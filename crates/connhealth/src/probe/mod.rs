@@ -36,8 +36,15 @@
 //! returns it. This only holds if the close comes well before the delayed ACK, whatever
 //! the load; that is why the socket is closed by the thread that saw the event, in the
 //! same turn, before any new work is taken (see below). Without TCP_QUICKACK (every
-//! system but Linux), the kernel ACKs at once and the probe behaves like
-//! [`Mode::Connect`]: the handshake completes and is reset.
+//! system but Linux: macOS, the BSDs and Windows), the kernel ACKs at once and the probe
+//! behaves like [`Mode::Connect`]: the handshake completes and is reset.
+//!
+//! On Windows the engine waits with `WSAPoll` and is woken through a loopback UDP socket.
+//! Windows retries a SYN answered by an RST for about a second before it reports the
+//! refusal, so a refused probe there needs a timeout above a second to read as
+//! [`ProbeError::Refused`] rather than [`ProbeError::TimedOut`]. `WSAPoll` reports a
+//! failed connect on Windows 10 2004 and later; on earlier releases a refused probe reads
+//! as a timeout.
 //!
 //! # The engine, and why it is a thread of its own
 //!

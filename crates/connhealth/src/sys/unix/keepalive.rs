@@ -14,6 +14,11 @@ use crate::DeadPeerSettings;
 /// Whether this platform has `TCP_USER_TIMEOUT`, the only bound on unacknowledged data.
 pub(crate) const HAS_USER_TIMEOUT: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
+/// The settings as this platform applies them: exactly as planned.
+pub(crate) fn as_applied(settings: DeadPeerSettings) -> DeadPeerSettings {
+    settings
+}
+
 #[cfg(any(
     target_os = "android",
     target_os = "dragonfly",

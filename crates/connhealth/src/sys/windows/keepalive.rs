@@ -25,9 +25,18 @@ use crate::DeadPeerSettings;
 /// Windows has `TCP_MAXRT`, a bound on unacknowledged data.
 pub(crate) const HAS_USER_TIMEOUT: bool = true;
 
+/// The settings as Windows applies them: `TCP_MAXRT` counts whole seconds, so the user
+/// timeout is rounded down (never below one second, which would mean "the default").
+pub(crate) fn as_applied(mut settings: DeadPeerSettings) -> DeadPeerSettings {
+    settings.user_timeout = settings
+        .user_timeout
+        .map(|t| Duration::from_secs(t.as_secs().max(1)));
+    settings
+}
+
 pub(crate) fn apply(sock: BorrowedSocket<'_>, settings: &DeadPeerSettings) -> io::Result<()> {
     if let Some(user_timeout) = settings.user_timeout {
-        // Down to whole seconds, never below one (zero would mean "the default").
+        // Whole seconds already (as_applied).
         let secs = user_timeout.as_secs().clamp(1, i32::MAX as u64) as i32;
         set_tcp_int(sock, TCP_MAXRT, secs).map_err(|err| context(err, "TCP_MAXRT"))?;
     }
