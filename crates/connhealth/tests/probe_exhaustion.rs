@@ -3,6 +3,7 @@
 //!
 //! A file of its own because it lowers RLIMIT_NOFILE, which is process-wide: each file in
 //! `tests/` is its own process, and this file holds one test.
+#![cfg(target_os = "linux")] // needs RLIMIT_NOFILE (setrlimit) and /proc/self/fd
 
 use std::net::TcpListener;
 use std::os::fd::OwnedFd;

@@ -6,6 +6,7 @@
 mod probe_support;
 
 use std::collections::HashMap;
+#[cfg(not(windows))]
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,14 +17,20 @@ use std::time::{Duration, Instant};
 
 use connhealth::probe::{FeedResult, ProbeFeed};
 use connhealth::{ProbeError, Prober};
+#[cfg(target_os = "linux")]
 use connhealth_testkit::{require, Netns};
-use probe_support::{dropping_and_live as setup, runtime};
+#[cfg(target_os = "linux")]
+use probe_support::dropping_and_live as setup;
+use probe_support::runtime;
+#[cfg(windows)]
+use probe_support::windows::{accepted, assert_completed_and_reset, while_draining};
 
 /// Longer than the delayed-ACK timer (~200 ms at most): a probe socket left open would
 /// have completed the handshake by then, and the listener would hold a connection.
 const PAST_DELAYED_ACK: Duration = Duration::from_millis(300);
 
 /// A port whose SYNs the fd test's namespace drops (set up before the child runs).
+#[cfg(target_os = "linux")]
 const DROPPED_PORT: u16 = 9;
 
 fn listener(addr: &str) -> TcpListener {
@@ -41,6 +48,7 @@ fn closed_port() -> SocketAddr {
 }
 
 /// Connections the listener can accept now.
+#[cfg(not(windows))]
 fn accepted(listener: &TcpListener) -> usize {
     let mut n = 0;
     loop {
@@ -124,6 +132,7 @@ fn sent_is_when_the_syn_left_before_the_result_arrived() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // needs iptables to drop SYNs
 fn a_probe_queued_behind_max_in_flight_gets_its_full_timeout_from_its_syn() {
     if !require("probes to a dropping target", &["ip", "iptables"]) {
         return;
@@ -155,6 +164,7 @@ fn a_probe_queued_behind_max_in_flight_gets_its_full_timeout_from_its_syn() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // needs iptables to drop SYNs
 fn a_probe_not_sent_by_its_start_by_is_the_probers_error() {
     if !require("probes to a dropping target", &["ip", "iptables"]) {
         return;
@@ -204,6 +214,7 @@ fn a_probe_not_sent_by_its_start_by_is_the_probers_error() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // needs iptables to drop SYNs
 fn a_probe_sent_before_its_start_by_gets_its_full_timeout_after_it() {
     if !require("probes to a dropping target", &["ip", "iptables"]) {
         return;
@@ -233,11 +244,13 @@ fn a_probe_sent_before_its_start_by_gets_its_full_timeout_after_it() {
     );
 }
 
+#[cfg(target_os = "linux")] // /proc/self/fd
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 #[test]
+#[cfg(target_os = "linux")] // needs iptables to drop SYNs, and /proc/self/fd
 fn dropping_the_feed_closes_its_sockets_at_once() {
     if connhealth_testkit::inside_netns().is_some() {
         // The child, alone in its process (so that the count of descriptors is ours):
@@ -310,24 +323,33 @@ fn twenty_thousand_probes_through_one_feed_all_come_back_none_accepted() {
     }
     feed.flush();
     // Polled by hand, parking between polls: each wake of the feed is counted.
-    let counter = Arc::new(CountWakes {
-        wakes: AtomicUsize::new(0),
-        thread: thread::current(),
-    });
-    let waker = Waker::from(counter.clone());
-    let mut cx = Context::from_waker(&waker);
-    let mut results = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while feed.outstanding() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "{} outstanding",
-            feed.outstanding()
-        );
-        if feed.poll_done(&mut cx, &mut results).is_pending() {
-            thread::park_timeout(Duration::from_millis(100));
+    let take_all = |feed: &mut ProbeFeed| {
+        let counter = Arc::new(CountWakes {
+            wakes: AtomicUsize::new(0),
+            thread: thread::current(),
+        });
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut results = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while feed.outstanding() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} outstanding",
+                feed.outstanding()
+            );
+            if feed.poll_done(&mut cx, &mut results).is_pending() {
+                thread::park_timeout(Duration::from_millis(100));
+            }
         }
-    }
+        (results, counter)
+    };
+    #[cfg(not(windows))]
+    let (results, counter) = take_all(&mut feed);
+    // Each probe is a connection on Windows, reset at once: the servers accept as they
+    // come, or their backlogs fill (see probe_support::windows).
+    #[cfg(windows)]
+    let ((results, counter), mut conns) = while_draining(&servers, || take_all(&mut feed));
     assert_eq!(results.len(), PROBES as usize);
     let mut seen = vec![false; PROBES as usize];
     for result in &results {
@@ -342,6 +364,14 @@ fn twenty_thousand_probes_through_one_feed_all_come_back_none_accepted() {
         "{wakes} wakes for {PROBES} probes"
     );
     thread::sleep(PAST_DELAYED_ACK);
-    let accepted: usize = servers.iter().map(accepted).sum();
-    assert_eq!(accepted, 0, "half-open probes were accepted");
+    #[cfg(not(windows))]
+    {
+        let accepted: usize = servers.iter().map(accepted).sum();
+        assert_eq!(accepted, 0, "half-open probes were accepted");
+    }
+    #[cfg(windows)]
+    {
+        conns.extend(servers.iter().flat_map(accepted));
+        assert_completed_and_reset(&conns, PROBES as usize);
+    }
 }

@@ -7,14 +7,24 @@
 
 mod probe_support;
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::time::{Duration, Instant};
+use std::net::TcpListener;
+#[cfg(target_os = "linux")]
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+#[cfg(target_os = "linux")]
+use std::time::Instant;
 
-use connhealth::{ProbeError, Prober};
+#[cfg(target_os = "linux")]
+use connhealth::ProbeError;
+use connhealth::Prober;
+#[cfg(target_os = "linux")]
 use connhealth_testkit::require;
-use probe_support::{dropping_and_live as setup, runtime};
+#[cfg(target_os = "linux")]
+use probe_support::dropping_and_live as setup;
+use probe_support::runtime;
 
 #[test]
+#[cfg(target_os = "linux")] // needs iptables to drop SYNs
 fn a_place_given_back_to_a_dropped_waiter_reaches_the_next_one() {
     if !require("probes to a dropping target", &["ip", "iptables"]) {
         return;
@@ -61,6 +71,7 @@ fn a_place_given_back_to_a_dropped_waiter_reaches_the_next_one() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // needs iptables to drop SYNs
 fn probes_waiting_behind_probes_that_time_out_together_still_run() {
     if !require("probes to a dropping target", &["ip", "iptables"]) {
         return;
@@ -88,6 +99,7 @@ fn probes_waiting_behind_probes_that_time_out_together_still_run() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // needs a namespace's own routing table
 fn a_connect_that_fails_at_once_gives_its_place_back() {
     if !require("probes without a route", &["ip"]) {
         return;
@@ -130,6 +142,7 @@ fn a_connect_that_fails_at_once_gives_its_place_back() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // needs iptables to drop SYNs
 fn an_abandoned_probe_gives_its_place_back_at_once() {
     if !require("probes to a dropping target", &["ip", "iptables"]) {
         return;
@@ -149,6 +162,7 @@ fn an_abandoned_probe_gives_its_place_back_at_once() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // needs iptables to drop SYNs
 fn a_dropped_stream_gives_its_places_back_at_once() {
     if !require("probes to a dropping target", &["ip", "iptables"]) {
         return;
@@ -168,6 +182,7 @@ fn a_dropped_stream_gives_its_places_back_at_once() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // needs iptables to drop SYNs
 fn a_probe_that_never_left_is_the_probers_error_not_the_targets() {
     if !require("probes to a dropping target", &["ip", "iptables"]) {
         return;
@@ -198,6 +213,7 @@ fn a_probe_that_never_left_is_the_probers_error_not_the_targets() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // needs iptables to drop SYNs
 fn an_ipv4_mapped_address_is_the_same_destination_as_its_ipv4_address() {
     if !require("probes to a dropping target", &["ip", "iptables"]) {
         return;

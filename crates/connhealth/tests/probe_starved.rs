@@ -12,6 +12,7 @@
 //!
 //! A file of its own: it looks the engine thread up by name in its own process, and one
 //! test per process keeps that to one prober.
+#![cfg(target_os = "linux")] // needs a CPU cgroup for one thread, and /proc/self/task
 
 use std::fs;
 use std::io;
