@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connhealth::heartbeat::{Beat, Heartbeat, HeartbeatError, Ping, PingFailure};
-use connhealth_testkit::{require, Netns};
+#[cfg(unix)]
+use connhealth_testkit::require;
+#[cfg(target_os = "linux")]
+use connhealth_testkit::Netns;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -342,6 +345,7 @@ async fn jitter_keeps_pings_out_of_step() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // needs a network namespace and iptables
 fn a_vanished_peer_is_dead_within_interval_plus_timeout_and_alive_after_reconnect() {
     if !require(
         "heartbeat against a vanished peer in a network namespace",
@@ -414,6 +418,7 @@ fn a_vanished_peer_is_dead_within_interval_plus_timeout_and_alive_after_reconnec
     });
 }
 
+#[cfg(unix)] // needs redis-server, and SIGSTOP to hang it (testkit's Redis is Unix only)
 #[tokio::test]
 async fn a_hung_redis_server_is_dead_within_the_bound_and_alive_when_it_resumes() {
     if !require("heartbeat against redis-server", &["redis-server"]) {
