@@ -10,6 +10,9 @@
 //! and `check()` see nothing wrong), the heartbeat declares it dead within `interval +
 //! misses × timeout`, the server resumes, and the heartbeat reconnects and reports it
 //! alive. Against an address it prints five beats (or gives up after 10 s) and exits.
+//!
+//! Its own server needs Unix (testkit's `Redis` starts `redis-server`, and SIGSTOP hangs
+//! it); elsewhere give it an address.
 
 use std::io;
 use std::net::SocketAddr;
@@ -84,7 +87,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .misses(2)
         .max_backoff(Duration::from_secs(1))
         .build()?;
-    let dead_within = heartbeat.dead_within();
 
     if let Some(addr) = std::env::args().nth(1) {
         let addr: SocketAddr = addr.parse()?;
@@ -113,6 +115,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
 
+    #[cfg(not(unix))]
+    {
+        println!(
+            "without an address this example starts a local redis-server and hangs it with \
+             SIGSTOP, which needs Unix; give it the address of a redis-server instead"
+        );
+        return Ok(());
+    }
+    #[cfg(unix)]
+    return own_server(heartbeat).await;
+}
+
+/// The whole story against a redis-server of its own: alive, hung, dead, resumed, alive.
+#[cfg(unix)]
+async fn own_server(heartbeat: Heartbeat) -> Result<(), Box<dyn std::error::Error>> {
+    let dead_within = heartbeat.dead_within();
     let redis = connhealth_testkit::Redis::start(&[])?;
     let addr = redis.addr();
     println!(

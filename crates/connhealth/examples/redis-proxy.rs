@@ -6,6 +6,9 @@
 //! installs the Debian package if it is missing and we are root). Clients talk to the
 //! proxy; the proxy's pooled connections to Redis sit idle past Redis's one-second cut,
 //! and every PING still succeeds.
+//!
+//! Starting its own redis-server needs Unix (testkit's `Redis`); elsewhere give it an
+//! address.
 
 use std::time::Duration;
 
@@ -15,13 +18,28 @@ use tokio::net::{TcpListener, TcpStream};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// The redis-server the proxy starts when it is given no address.
+#[cfg(unix)]
+type OwnRedis = connhealth_testkit::Redis;
+#[cfg(not(unix))]
+type OwnRedis = std::convert::Infallible;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (redis_addr, _redis) = match std::env::args().nth(1) {
+    let (redis_addr, _redis): (String, Option<OwnRedis>) = match std::env::args().nth(1) {
         Some(addr) => (addr, None),
+        #[cfg(unix)]
         None => {
             let redis = connhealth_testkit::Redis::start(&["--timeout", "1"])?;
             (redis.addr().to_string(), Some(redis))
+        }
+        #[cfg(not(unix))]
+        None => {
+            println!(
+                "without an address this example starts a local redis-server, which needs \
+                 Unix; give it the address of a redis-server instead"
+            );
+            return Ok(());
         }
     };
     let pool = Pool::builder()
