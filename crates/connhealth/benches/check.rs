@@ -30,20 +30,9 @@ mod unix {
     use connhealth_testkit::{c_floor, tcp_pair};
     use socket2::SockRef;
 
-    const ROUNDS: usize = 7;
+    use super::{best, ns_per_op, ROUNDS};
+
     const CHECKS: u32 = 2_000_000;
-
-    fn ns_per_op(iterations: u32, mut op: impl FnMut()) -> f64 {
-        let start = Instant::now();
-        for _ in 0..iterations {
-            op();
-        }
-        start.elapsed().as_nanos() as f64 / f64::from(iterations)
-    }
-
-    fn best(samples: &[f64]) -> f64 {
-        samples.iter().copied().fold(f64::INFINITY, f64::min)
-    }
 
     pub(crate) fn main() -> std::io::Result<()> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -134,20 +123,9 @@ mod windows {
     use connhealth_testkit::{is_wine, tcp_pair};
     use windows_sys::Win32::Networking::WinSock::{WSAPoll, POLLRDNORM, SOCKET, WSAPOLLFD};
 
-    const ROUNDS: usize = 7;
+    use super::{best, ns_per_op, ROUNDS};
+
     const CHECKS: u32 = 200_000;
-
-    fn ns_per_op(iterations: u32, mut op: impl FnMut()) -> f64 {
-        let start = Instant::now();
-        for _ in 0..iterations {
-            op();
-        }
-        start.elapsed().as_nanos() as f64 / f64::from(iterations)
-    }
-
-    fn best(samples: &[f64]) -> f64 {
-        samples.iter().copied().fold(f64::INFINITY, f64::min)
-    }
 
     pub(crate) fn main() -> std::io::Result<()> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -199,6 +177,23 @@ mod windows {
         );
         Ok(())
     }
+}
+
+use std::time::Instant;
+
+const ROUNDS: usize = 7;
+
+/// The mean time of one `op` over `iterations` calls.
+fn ns_per_op(iterations: u32, mut op: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..iterations {
+        op();
+    }
+    start.elapsed().as_nanos() as f64 / f64::from(iterations)
+}
+
+fn best(samples: &[f64]) -> f64 {
+    samples.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
 fn main() -> std::io::Result<()> {
