@@ -3,8 +3,10 @@
 /// True when this Windows program runs under Wine rather than on Windows: Wine's ntdll
 /// exports `wine_get_version`, Windows' does not.
 ///
-/// Wine's Winsock differs from what Windows documents in a few places (a reset reads as
-/// an end of stream, `SIO_TCP_INFO` and the keepalive `getsockopt` options are missing).
+/// Wine's Winsock differs from what Windows documents in a few places: a `recv` made after
+/// a reset returns 0 (one already waiting gets `WSAECONNRESET`), an `accept` of a
+/// connection reset in the queue fails with `WSAENOTCONN`, and `SIO_TCP_INFO`,
+/// `TCP_MAXRT` and `TCP_KEEPCNT` are missing.
 /// A test that meets one states both expectations and asserts the one that applies.
 pub fn is_wine() -> bool {
     use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};

@@ -117,7 +117,7 @@ mod windows {
     use std::io::Read;
     use std::net::TcpListener;
     use std::os::windows::io::AsRawSocket;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use connhealth::{check, Status};
     use connhealth_testkit::{is_wine, tcp_pair};
