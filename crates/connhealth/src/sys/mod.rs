@@ -18,6 +18,8 @@
 
 pub(crate) mod clock;
 mod failure;
+#[cfg(any(windows, not(target_os = "linux"), connhealth_portable, test))]
+pub(crate) mod poll_set;
 pub(crate) mod wait;
 
 pub(crate) use self::failure::Failure;

@@ -4,7 +4,6 @@
 //! that outlive each call; the engine's turn does not need it at the in-flight counts a
 //! Windows client uses.
 
-use std::collections::HashMap;
 use std::io;
 use std::time::Duration;
 
@@ -12,22 +11,25 @@ use windows_sys::Win32::Networking::WinSock::{self, POLLRDNORM, POLLWRNORM, SOCK
 
 use super::super::{raw, BorrowedSocket};
 use super::{ready_count, WAKE_TOKEN};
+use crate::sys::poll_set::{PollEntry, PollSet};
 use crate::sys::wait::timeout_ms;
 
-/// Readiness for the engine: which registered sockets became writable (or failed).
-pub(crate) struct WsaPoll {
-    fds: Vec<WSAPOLLFD>,
-    tokens: Vec<u64>,
-    /// Where each socket sits in `fds`, for `remove`.
-    index: HashMap<SOCKET, usize>,
+impl PollEntry for WSAPOLLFD {
+    type Key = SOCKET;
+
+    fn key(&self) -> SOCKET {
+        self.fd
+    }
+
+    fn take_ready(&mut self) -> bool {
+        std::mem::take(&mut self.revents) != 0
+    }
 }
 
-impl std::fmt::Debug for WsaPoll {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WsaPoll")
-            .field("registered", &self.fds.len())
-            .finish_non_exhaustive()
-    }
+/// Readiness for the engine: which registered sockets became writable (or failed).
+#[derive(Debug)]
+pub(crate) struct WsaPoll {
+    set: PollSet<WSAPOLLFD>,
 }
 
 impl WsaPoll {
@@ -35,22 +37,19 @@ impl WsaPoll {
     /// readable.
     pub(crate) fn new(waker: BorrowedSocket<'_>) -> io::Result<WsaPoll> {
         let mut poller = WsaPoll {
-            fds: Vec::new(),
-            tokens: Vec::new(),
-            index: HashMap::new(),
+            set: PollSet::new(),
         };
         poller.push(raw(waker), POLLRDNORM, WAKE_TOKEN);
         Ok(poller)
     }
 
     fn push(&mut self, fd: SOCKET, events: i16, token: u64) {
-        self.index.insert(fd, self.fds.len());
-        self.fds.push(WSAPOLLFD {
+        let entry = WSAPOLLFD {
             fd,
             events,
             revents: 0,
-        });
-        self.tokens.push(token);
+        };
+        self.set.push(entry, token);
     }
 
     /// Registers a probe socket, reported once its connect completes or fails.
@@ -59,16 +58,9 @@ impl WsaPoll {
         Ok(())
     }
 
-    /// Must be called before the socket is closed: a handle value reused by the next
-    /// probe would otherwise inherit this entry.
+    /// Must be called before the socket is closed (see [`PollSet::remove`]).
     pub(crate) fn remove(&mut self, sock: BorrowedSocket<'_>) {
-        if let Some(at) = self.index.remove(&raw(sock)) {
-            self.fds.swap_remove(at);
-            self.tokens.swap_remove(at);
-            if let Some(moved) = self.fds.get(at) {
-                self.index.insert(moved.fd, at);
-            }
-        }
+        self.set.remove(raw(sock));
     }
 
     /// Waits up to `timeout` (forever for `None`) and appends the ready tokens to `out`.
@@ -76,24 +68,15 @@ impl WsaPoll {
     /// `WSAPoll` is level-triggered: a ready socket is reported at every wait until it is
     /// removed, which the engine does in the turn that sees it (it closes the socket).
     pub(crate) fn wait(&mut self, timeout: Option<Duration>, out: &mut Vec<u64>) -> io::Result<()> {
+        let fds = self.set.entries_mut();
         // SAFETY: `fds` is a live slice of initialised WSAPOLLFDs of the given length,
         // which WSAPoll reads and whose `revents` it writes during the call.
-        let n = unsafe {
-            WinSock::WSAPoll(
-                self.fds.as_mut_ptr(),
-                self.fds.len() as u32,
-                timeout_ms(timeout),
-            )
-        };
+        let n =
+            unsafe { WinSock::WSAPoll(fds.as_mut_ptr(), fds.len() as u32, timeout_ms(timeout)) };
         if ready_count(n)? == 0 {
             return Ok(());
         }
-        for (i, pfd) in self.fds.iter_mut().enumerate() {
-            if pfd.revents != 0 {
-                pfd.revents = 0;
-                out.push(self.tokens[i]);
-            }
-        }
+        self.set.ready(out);
         Ok(())
     }
 }
