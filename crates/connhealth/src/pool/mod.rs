@@ -112,6 +112,7 @@ pub use self::tcp::TcpManager;
 /// socket, return [`check(conn)`](crate::check) on its descriptor.
 ///
 /// ```
+/// # #[cfg(unix)] mod unix_only { // Unix-domain sockets
 /// use std::io;
 /// use connhealth::{pool::Manager, Status};
 /// use tokio::net::UnixStream;
@@ -128,6 +129,7 @@ pub use self::tcp::TcpManager;
 ///         connhealth::check(conn)
 ///     }
 /// }
+/// # }
 /// ```
 pub trait Manager: Send + Sync + 'static {
     /// The pooled connection.
