@@ -7,6 +7,11 @@
 //! family of many targets is built and encoded in slices of 1024 series. A scrape
 //! of 100k targets (70 MB of text) holds about 1 MB of series at once.
 //!
+//! `connhealth_target_checks_total` is the exception: it has every result of every
+//! target, ten series each, most of them 0, so it is written as text straight from the
+//! counters, each target's labels escaped once for its ten lines, with no allocation per
+//! series.
+//!
 //! [`render`] is a pure function of the fleet and the daemon's counters: tests call it
 //! without a daemon. The `process_*` series come from [`render_process`].
 
@@ -81,11 +86,11 @@ impl DaemonCounters {
 /// render(&fleet, &daemon, &mut text)?;
 /// let text = String::from_utf8(text)?;
 /// assert!(text.contains("\nconnhealth_targets 1\n"));
-/// // Unknown until its first checks: no `up` series yet, and no results but `ok`.
+/// // Unknown until its first checks: no `up` series yet, and every result at 0.
 /// assert!(!text.contains("\nconnhealth_target_up{"));
 /// assert!(text.contains(
 ///     "\nconnhealth_target_checks_total{target=\"cache-a\",address=\"127.0.0.1:6379\",\
-///      check=\"half-open\",service=\"cache\",result=\"ok\"} 0\n"
+///      check=\"half-open\",service=\"cache\",result=\"refused\"} 0\n"
 /// ));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -93,7 +98,10 @@ pub fn render<W: Write>(fleet: &Fleet, daemon: &DaemonCounters, out: &mut W) -> 
     let mut encoder = FamilyWriter { out };
     encoder.daemon(fleet, daemon)?;
     for family in TargetFamily::ALL {
-        encoder.target_family(fleet, family)?;
+        match family {
+            TargetFamily::Checks => encoder.checks(fleet)?,
+            _ => encoder.target_family(fleet, family)?,
+        }
     }
     Ok(())
 }
@@ -182,63 +190,27 @@ impl TargetFamily {
         }
     }
 
-    /// This family's samples for one target: each an optional `result` label and a value.
-    fn samples(self, plan: &TargetPlan, status: &TargetStatus, push: &mut Vec<Sample>) {
+    /// This family's value for one target, if it has a series now.
+    /// `connhealth_target_checks_total` has none here: [`FamilyWriter::checks`] writes
+    /// it.
+    fn value(self, plan: &TargetPlan, status: &TargetStatus) -> Option<f64> {
         match self {
             TargetFamily::Up => match status.health {
-                Health::Up => push.push(Sample::of(1.0)),
-                Health::Down => push.push(Sample::of(0.0)),
-                Health::Unknown => {}
+                Health::Up => Some(1.0),
+                Health::Down => Some(0.0),
+                Health::Unknown => None,
             },
-            TargetFamily::StateChanges => push.push(Sample::of(status.state_changes as f64)),
-            TargetFamily::LastChange => {
-                if let Some(at) = status.last_change {
-                    push.push(Sample::of(unix_seconds(at)));
-                }
-            }
-            TargetFamily::Checks => {
-                // `ok` always, so that rate() has a series from the first scrape; the
-                // other results once they happen, so that 100k healthy targets do not
-                // cost a million zeros per scrape.
-                for outcome in Outcome::ALL {
-                    let count = status.checks[outcome.index()];
-                    if outcome == Outcome::Ok || count > 0 {
-                        push.push(Sample {
-                            result: Some(outcome.label()),
-                            value: count as f64,
-                        });
-                    }
-                }
-            }
-            TargetFamily::LastCheckDuration => {
-                if let Some(last) = &status.last_check {
-                    push.push(Sample::of(last.duration.as_secs_f64()));
-                }
-            }
-            TargetFamily::CertExpiry => {
-                if plan.check.kind == CheckKind::Tls {
-                    if let Some(expiry) = status.cert_expiry {
-                        push.push(Sample::of(unix_seconds(expiry)));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// One sample of a per-target family.
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    /// `connhealth_target_checks_total`'s `result` label.
-    result: Option<&'static str>,
-    value: f64,
-}
-
-impl Sample {
-    fn of(value: f64) -> Sample {
-        Sample {
-            result: None,
-            value,
+            TargetFamily::StateChanges => Some(status.state_changes as f64),
+            TargetFamily::LastChange => status.last_change.map(unix_seconds),
+            TargetFamily::Checks => None,
+            TargetFamily::LastCheckDuration => status
+                .last_check
+                .as_ref()
+                .map(|last| last.duration.as_secs_f64()),
+            TargetFamily::CertExpiry => status
+                .cert_expiry
+                .filter(|_| plan.check.kind == CheckKind::Tls)
+                .map(unix_seconds),
         }
     }
 }
@@ -295,6 +267,48 @@ impl<W: Write> FamilyWriter<'_, W> {
         Ok(())
     }
 
+    /// `connhealth_target_checks_total`: every result of every target, 0 where none
+    /// happened. A series that first appears at 1 shows no increase() in Prometheus, so
+    /// the first failure of a target would go unseen if its series waited for it.
+    ///
+    /// Ten series per target make this the largest family by far (half a million lines
+    /// at 50k targets), so it is written as text from the counters: a target's labels
+    /// are escaped once into `labels`, its ten lines are written into `lines`, and both
+    /// buffers are reused from target to target.
+    fn checks(&mut self, fleet: &Fleet) -> io::Result<()> {
+        if fleet.targets.is_empty() {
+            return Ok(());
+        }
+        let which = TargetFamily::Checks;
+        write_help_and_type(which, self.out)?;
+        let mut labels = Vec::with_capacity(256);
+        let mut lines = Vec::with_capacity(4096);
+        for target in &fleet.targets {
+            // A copy of ten counters: the lock is not held while writing.
+            let counts = target.status().checks;
+            labels.clear();
+            labels.extend_from_slice(which.name().as_bytes());
+            // Never empty: `target`, `address` and `check` come first.
+            let mut separator = b'{';
+            for (name, value) in target_label_pairs(&target.plan) {
+                labels.push(separator);
+                separator = b',';
+                labels.extend_from_slice(name.as_bytes());
+                labels.extend_from_slice(b"=\"");
+                escape_label_value(value, &mut labels);
+                labels.push(b'"');
+            }
+            labels.extend_from_slice(b",result=\"");
+            lines.clear();
+            for outcome in Outcome::ALL {
+                lines.extend_from_slice(&labels);
+                writeln!(lines, "{}\"}} {}", outcome.label(), counts[outcome.index()])?;
+            }
+            self.out.write_all(&lines)?;
+        }
+        Ok(())
+    }
+
     fn target_family(&mut self, fleet: &Fleet, which: TargetFamily) -> io::Result<()> {
         let kind = which.kind();
         let mut slice = Slice {
@@ -303,17 +317,13 @@ impl<W: Write> FamilyWriter<'_, W> {
             encoded_before: false,
             continuation: Vec::new(),
         };
-        let mut samples = Vec::with_capacity(Outcome::ALL.len());
         for target in &fleet.targets {
-            samples.clear();
             // The lock is held for a few loads: the scheduler never waits on a scrape.
-            which.samples(&target.plan, &target.status(), &mut samples);
-            for sample in &samples {
-                let mut labels = target_labels(&target.plan, sample.result.is_some());
-                if let Some(result) = sample.result {
-                    labels.push(label("result", result));
-                }
-                slice.metrics.push(metric(labels, kind, sample.value));
+            let value = which.value(&target.plan, &target.status());
+            if let Some(value) = value {
+                slice
+                    .metrics
+                    .push(metric(target_labels(&target.plan), kind, value));
             }
             if slice.metrics.len() >= SLICE {
                 slice.encode(self.out)?;
@@ -377,21 +387,54 @@ impl Slice {
     }
 }
 
-/// `target`, `address`, `check` and the target's own labels, with room for `result`.
-fn target_labels(plan: &TargetPlan, room_for_result: bool) -> Vec<LabelPair> {
-    let mut labels =
-        Vec::with_capacity(TARGET_LABELS.len() + plan.labels.len() + usize::from(room_for_result));
-    labels.push(label("target", &plan.name));
-    labels.push(label("address", &plan.address));
-    labels.push(label("check", plan.check.kind.name()));
-    for (name, value) in &plan.labels {
-        // The config rejects these; a name that slipped through would make the whole
-        // scrape unparseable (a duplicate or malformed label), so it is left out.
-        if is_target_label_name(name) {
-            labels.push(label(name, value));
+/// `target`, `address`, `check` and the target's own labels.
+fn target_labels(plan: &TargetPlan) -> Vec<LabelPair> {
+    let mut labels = Vec::with_capacity(TARGET_LABELS.len() + plan.labels.len());
+    labels.extend(target_label_pairs(plan).map(|(name, value)| label(name, value)));
+    labels
+}
+
+/// The names and values of [`target_labels`], in order, unescaped.
+fn target_label_pairs(plan: &TargetPlan) -> impl Iterator<Item = (&str, &str)> {
+    let daemon = [
+        ("target", plan.name.as_str()),
+        ("address", plan.address.as_str()),
+        ("check", plan.check.kind.name()),
+    ];
+    // The config rejects the names left out; a name that slipped through would make the
+    // whole scrape unparseable (a duplicate or malformed label).
+    let own = plan
+        .labels
+        .iter()
+        .filter(|(name, _)| is_target_label_name(name))
+        .map(|(name, value)| (name.as_str(), value.as_str()));
+    daemon.into_iter().chain(own)
+}
+
+/// Appends `value` escaped as the text format wants a label value, as the prometheus
+/// crate's encoder escapes it: `\`, `"` and a newline.
+fn escape_label_value(value: &str, out: &mut Vec<u8>) {
+    for &byte in value.as_bytes() {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            _ => out.push(byte),
         }
     }
-    labels
+}
+
+/// The `# HELP` and `# TYPE` lines of a family written as text.
+fn write_help_and_type<W: Write>(which: TargetFamily, out: &mut W) -> io::Result<()> {
+    // The help texts are constants with nothing to escape.
+    debug_assert!(!which.help().contains(['\\', '\n']));
+    let kind = if which.kind() == MetricType::COUNTER {
+        "counter"
+    } else {
+        "gauge"
+    };
+    writeln!(out, "# HELP {} {}", which.name(), which.help())?;
+    writeln!(out, "# TYPE {} {kind}", which.name())
 }
 
 /// True for a label name a target may add: Prometheus' syntax, not reserved (`__`), and
