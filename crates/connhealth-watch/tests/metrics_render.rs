@@ -6,7 +6,7 @@ mod http_support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use connhealth_watch::daemon::ReloadState;
-use connhealth_watch::metrics::{render_to_string, DaemonCounters};
+use connhealth_watch::metrics::{render_process, render_to_string, DaemonCounters};
 use http_support::{fleet, mixed_fleet, sample, series, Server};
 
 fn daemon() -> DaemonCounters {
@@ -52,7 +52,7 @@ fn the_daemon_series() {
         ),
         Some(1.0)
     );
-    // (The CPU time counts whole clock ticks: a test's first 10 ms read as 0.)
+    // (The CPU time counts clock ticks at best: a test's first 10 ms may read as 0.)
     assert!(sample(&text, "process_cpu_seconds_total").is_some_and(|v| v >= 0.0));
     for process in ["process_resident_memory_bytes", "process_open_fds"] {
         assert!(
@@ -60,6 +60,43 @@ fn the_daemon_series() {
             "{process}:\n{text}"
         );
     }
+}
+
+/// This process's CPU time so far, user and system, from getrusage (microseconds).
+fn cpu_seconds() -> f64 {
+    // SAFETY: rusage is plain integers, for which all zeros is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes the struct it is given and has no other effect.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+#[test]
+fn process_cpu_seconds_total_counts_fractions_of_a_second() {
+    let scraped = || {
+        let mut out = Vec::new();
+        render_process(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        sample(&text, "process_cpu_seconds_total").expect("process_cpu_seconds_total")
+    };
+    let (measured_before, scraped_before) = (cpu_seconds(), scraped());
+    // About 150 ms of CPU: whole seconds would show it as 0 (or, across a second's
+    // boundary, as 1).
+    let mut spin = 0u64;
+    while cpu_seconds() - measured_before < 0.15 {
+        for i in 0..10_000u64 {
+            spin = std::hint::black_box(spin.wrapping_mul(31).wrapping_add(i));
+        }
+    }
+    let (scraped_after, measured_after) = (scraped(), cpu_seconds());
+    let scraped = scraped_after - scraped_before;
+    let measured = measured_after - measured_before;
+    assert!(
+        (scraped - measured).abs() < 0.05,
+        "process_cpu_seconds_total went from {scraped_before} to {scraped_after} \
+         ({scraped:.3} s) while getrusage counted {measured:.3} s"
+    );
 }
 
 #[test]
