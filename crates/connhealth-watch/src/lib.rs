@@ -23,6 +23,7 @@ pub mod daemon;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+mod human;
 pub mod metrics;
 pub mod schedule;
 pub mod shard;

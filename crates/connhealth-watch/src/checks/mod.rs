@@ -11,6 +11,7 @@ use connhealth::probe::Target;
 
 use crate::config::{CheckKind, CheckPlan};
 use crate::daemon::Probers;
+use crate::human::Rounded;
 
 pub mod hold;
 pub mod send_expect;
@@ -130,7 +131,10 @@ pub async fn resolve(target: &Target, timeout: Duration) -> Result<Resolved, Che
         ..CheckResult::failed(Outcome::Resolve, took, detail)
     };
     match looked_up {
-        Err(_) => Err(failed(format!("{host} did not resolve within {timeout:?}"))),
+        Err(_) => Err(failed(format!(
+            "{host} did not resolve within {}",
+            Rounded(timeout)
+        ))),
         Ok(Err(err)) => Err(failed(format!("cannot resolve {host}: {err}"))),
         Ok(Ok(addrs)) => {
             let addrs: Vec<SocketAddr> = addrs.collect();

@@ -33,6 +33,7 @@ use tokio::time::{timeout_at, Instant};
 
 use super::{CheckResult, Outcome};
 use crate::config::CheckPlan;
+use crate::human::Rounded;
 
 /// The most reply bytes kept for matching. Past it the check stops reading, fails with
 /// `mismatch` ("no match in the first 65536 bytes"), and closes as usual.
@@ -64,7 +65,7 @@ pub async fn check(addr: SocketAddr, plan: &CheckPlan, timeout: Duration) -> Che
             return CheckResult::failed(
                 Outcome::Timeout,
                 start.elapsed(),
-                format!("no connection within {timeout:?}"),
+                format!("no connection within {}", Rounded(timeout)),
             )
         }
         Ok(Err(err)) => {
@@ -127,7 +128,7 @@ pub(crate) async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     if let Some(send) = &plan.send {
         match timeout_at(deadline, stream.write_all(send)).await {
             Err(_) => {
-                let detail = format!("could not send the request within {timeout:?}");
+                let detail = format!("could not send the request within {}", Rounded(timeout));
                 let result = CheckResult::failed(Outcome::Timeout, start.elapsed(), detail);
                 return (result, Ending::OutOfTime);
             }
@@ -178,12 +179,12 @@ pub(crate) async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 );
             }
             Err(_) if reply.is_empty() => {
-                let detail = format!("no reply within {timeout:?}");
+                let detail = format!("no reply within {}", Rounded(timeout));
                 let result = CheckResult::failed(Outcome::Timeout, start.elapsed(), detail);
                 return (result, Ending::OutOfTime);
             }
             Err(_) => {
-                let why = format!("no match within {timeout:?}");
+                let why = format!("no match within {}", Rounded(timeout));
                 return (no_match(&reply, &why, start), Ending::OutOfTime);
             }
         }

@@ -43,6 +43,7 @@ use self::verify::{ChainRecorder, Expiry};
 use super::send_expect::{close_gracefully, close_now, DISCARD_CAP};
 use super::{CheckResult, Outcome};
 use crate::config::CheckPlan;
+use crate::human::Rounded;
 
 /// Connects to `addr`, completes a TLS handshake with `host` as the SNI (unless
 /// `plan.tls.server_name` overrides it), verifies the chain, reports its earliest expiry
@@ -68,7 +69,7 @@ pub async fn check(
         Ok(Ok(trust)) => trust,
         Ok(Err(detail)) => return CheckResult::failed(Outcome::Error, Duration::ZERO, detail),
         Err(_) => {
-            let detail = format!("the trusted roots did not load within {timeout:?}");
+            let detail = format!("the trusted roots did not load within {}", Rounded(timeout));
             return CheckResult::failed(Outcome::Timeout, Duration::ZERO, detail);
         }
     };
@@ -86,7 +87,7 @@ pub async fn check(
             return CheckResult::failed(Outcome::of_io_error(&err), start.elapsed(), detail);
         }
         Err(_) => {
-            let detail = format!("no connection within {timeout:?}");
+            let detail = format!("no connection within {}", Rounded(timeout));
             return CheckResult::failed(Outcome::Timeout, start.elapsed(), detail);
         }
     };
@@ -111,7 +112,7 @@ pub async fn check(
         }
         Err(_) => {
             close_now(&tcp);
-            let detail = format!("no TLS handshake within {timeout:?}");
+            let detail = format!("no TLS handshake within {}", Rounded(timeout));
             CheckResult::failed(Outcome::Timeout, start.elapsed(), detail)
         }
     };
