@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -17,8 +17,9 @@ use serde::{Serialize, Serializer};
 use crate::checks::Outcome;
 use crate::config::TargetPlan;
 use crate::daemon::{Fleet, LogFormat};
+use crate::human::Rounded;
 use crate::metrics::unix_seconds;
-use crate::state::{LastCheck, Target, TargetStatus, Transition};
+use crate::state::{Health, LastCheck, Target, TargetStatus, Transition};
 
 /// The `Content-Type` of `/status`.
 pub const CONTENT_TYPE: &str = "application/json";
@@ -195,17 +196,21 @@ pub fn init_logging(format: LogFormat) -> Option<tracing_appender::non_blocking:
             .with_env_filter(filter)
             .with_target(false)
             .with_ansi(io::stderr().is_terminal())
-            .with_timer(Rfc3339 { millis: false })
+            .with_timer(Rfc3339Millis)
             .try_init(),
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
             .with_writer(writer)
             .with_env_filter(filter)
-            .with_target(false)
-            .with_timer(Rfc3339 { millis: true })
+            .event_format(LabelsAsObject(
+                tracing_subscriber::fmt::format()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false)
+                    .with_target(false)
+                    .with_timer(Rfc3339Millis),
+            ))
             .try_init(),
     };
     if installed.is_err() {
@@ -218,37 +223,88 @@ pub fn init_logging(format: LogFormat) -> Option<tracing_appender::non_blocking:
     Some(guard)
 }
 
-/// The log's timestamps: UTC, RFC 3339, to the second in text (a person reads it) and to
-/// the millisecond in JSON (a machine orders it).
-struct Rfc3339 {
-    millis: bool,
-}
+/// The log's timestamps: UTC, RFC 3339, to the millisecond, in text and JSON alike. To
+/// the second, a flap (down and up again within a second) and the order of two targets'
+/// changes are lost, and the lines no longer line up with a packet capture.
+struct Rfc3339Millis;
 
-impl tracing_subscriber::fmt::time::FormatTime for Rfc3339 {
+impl tracing_subscriber::fmt::time::FormatTime for Rfc3339Millis {
     fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        let now = SystemTime::now();
-        if self.millis {
-            write!(w, "{}", humantime::format_rfc3339_millis(now))
-        } else {
-            write!(w, "{}", humantime::format_rfc3339_seconds(now))
-        }
+        write!(w, "{}", humantime::format_rfc3339_millis(SystemTime::now()))
     }
 }
 
-/// Logs one state change of `target`, as one line on stderr.
+/// The JSON log's format, but with a `labels` field (a JSON object, recorded as its text,
+/// since a tracing field is a string or a number) written as the object itself:
+/// `"labels":{"service":"cache"}`, so that a log search filters on `labels.service` as a
+/// query on the metrics does. Only transition lines carry `labels`, and they are rare,
+/// so the second parse costs nothing that matters.
+struct LabelsAsObject<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for LabelsAsObject<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if event.metadata().fields().field("labels").is_none() {
+            return self.0.format_event(ctx, writer, event);
+        }
+        let mut line = String::new();
+        let inner = tracing_subscriber::fmt::format::Writer::new(&mut line);
+        self.0.format_event(ctx, inner, event)?;
+        let Ok(mut fields) = serde_json::from_str::<serde_json::Value>(&line) else {
+            return writer.write_str(&line); // never expected: the line as it was
+        };
+        if let Some(labels) = fields.get_mut("labels") {
+            if let Some(object) = labels.as_str().and_then(|t| serde_json::from_str(t).ok()) {
+                *labels = object;
+            }
+        }
+        writeln!(writer, "{fields}")
+    }
+}
+
+/// Logs at WARN when `$down`, else at INFO: a target going down is what an operator is
+/// paged for; one coming up is news. (A tracing level is fixed at each call site.)
+macro_rules! warn_if {
+    ($down:expr, $($event:tt)+) => {
+        if $down {
+            tracing::warn!($($event)+)
+        } else {
+            tracing::info!($($event)+)
+        }
+    };
+}
+
+/// Logs one state change of `target`, as one line on stderr: at WARN when it goes down,
+/// at INFO otherwise.
 ///
-/// Text: `2026-12-01T20:41:39Z  INFO target cache-a (127.0.0.1:6379) up -> down: 3
-/// failures: refused (check 0.4 ms)`. JSON: the same sentence as `message`, and the
-/// fields `target`, `address`, `from`, `to`, `why` and `check_ms` as keys.
+/// Text: `2026-12-01T20:41:39.120Z  WARN target cache-a (127.0.0.1:6379) up -> down: 3
+/// failures: refused (check 0.4ms)`. JSON: the same sentence as `message`, and the
+/// fields `target`, `address`, `check` (the kind), `labels` (the target's own, as an
+/// object), `from`, `to`, `why` and `check_ms` as keys.
 pub fn log_transition(target: &TargetPlan, transition: &Transition) {
     let (from, to) = (transition.from.name(), transition.to.name());
-    let check = Millis(transition.check_time);
+    let down = transition.to == Health::Down;
+    let check = Rounded(transition.check_time);
     if JSON_LOG.load(Ordering::Relaxed) {
         // Rounded to the microsecond: more digits are noise.
         let check_ms = (transition.check_time.as_secs_f64() * 1e6).round() / 1e3;
-        tracing::info!(
+        // A map of strings always serializes.
+        let labels = serde_json::to_string(&target.labels).unwrap_or_default();
+        warn_if!(
+            down,
             target = %target.name,
             address = %target.address,
+            check = target.check.kind.name(),
+            labels,
             from,
             to,
             why = %transition.why,
@@ -259,41 +315,12 @@ pub fn log_transition(target: &TargetPlan, transition: &Transition) {
             transition.why,
         );
     } else {
-        tracing::info!(
+        warn_if!(
+            down,
             "target {} ({}) {from} -> {to}: {} (check {check})",
             target.name,
             target.address,
             transition.why,
         );
-    }
-}
-
-/// A check's time for a person: `0.4 ms`, `0.05 ms`, `250 ms`.
-struct Millis(Duration);
-
-impl std::fmt::Display for Millis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ms = self.0.as_secs_f64() * 1e3;
-        match ms {
-            0.0 => write!(f, "0 ms"),
-            _ if ms < 0.1 => write!(f, "{ms:.2} ms"),
-            _ if ms < 100.0 => write!(f, "{ms:.1} ms"),
-            _ => write!(f, "{ms:.0} ms"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn check_times_read_well() {
-        let ms = |micros| Millis(Duration::from_micros(micros)).to_string();
-        assert_eq!(ms(0), "0 ms");
-        assert_eq!(ms(50), "0.05 ms");
-        assert_eq!(ms(400), "0.4 ms");
-        assert_eq!(ms(12_340), "12.3 ms");
-        assert_eq!(ms(1_234_000), "1234 ms");
     }
 }
