@@ -55,7 +55,13 @@ A minimal config:
 
 Reload with SIGHUP or `curl -X POST localhost:9717/-/reload`; stop with SIGTERM.
 Exit codes: 0 after SIGTERM/SIGINT, 2 for bad usage or a bad config at start,
-1 for a failure at run time (the listen address is taken, say).";
+1 for a failure at run time (the listen address is taken, say).
+
+Logging: each state change is one line on stderr, at WARN when a target goes down
+and at INFO when it comes up; start, reload and shutdown are at INFO. The level is
+info by default; RUST_LOG sets it (tracing's EnvFilter syntax):
+  RUST_LOG=warn connhealth watch --config watch.toml    # only targets going down, and errors
+  RUST_LOG=connhealth_watch=debug connhealth watch ...  # and debug lines: a held connection that closed, say";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormatArg {

@@ -327,6 +327,60 @@ fn each_state_change_is_one_log_line_in_text_and_in_json() {
     }
 }
 
+/// A target going down is a WARN line, to the millisecond; in JSON it names the check
+/// kind and carries the target's own labels as an object.
+#[test]
+fn a_target_going_down_is_a_warning_with_its_check_and_labels() {
+    let dir = temp_dir("log-down");
+    for format in ["text", "json"] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let config = write_config(
+            &dir,
+            &format!(
+                "{}labels = {{ service = \"cache\" }}\n",
+                one_target(address)
+            ),
+        );
+        let daemon = Daemon::start(&config, &["--log-format", format]);
+        daemon
+            .line_with("web", Duration::from_secs(5))
+            .expect("a line for web going up");
+        drop(listener);
+        let down = daemon
+            .line_with("-> down", Duration::from_secs(5))
+            .expect("a line for web going down");
+        if format == "json" {
+            let line: serde_json::Value =
+                serde_json::from_str(&down).expect("one JSON object per line");
+            assert_eq!(line["level"], "WARN", "{line}");
+            assert_eq!(line["check"], "half-open", "{line}");
+            assert_eq!(
+                line["labels"],
+                serde_json::json!({"service": "cache"}),
+                "{line}"
+            );
+        } else {
+            let (time, rest) = down.split_once("  ").expect("a time, then the level");
+            assert_eq!(time.len(), 24, "a time to the millisecond: {down}");
+            assert!(rest.starts_with("WARN target web"), "{down}");
+        }
+        let (code, _) = daemon.stop_with(libc::SIGTERM);
+        assert_eq!(code, Some(0));
+    }
+}
+
+/// The log level is set by RUST_LOG: `connhealth watch --help` says so, and how.
+#[test]
+fn watch_help_documents_rust_log() {
+    let help = watch(&["--help"]).output().unwrap();
+    assert!(help.status.success(), "{help:?}");
+    let help = String::from_utf8(help.stdout).unwrap();
+    for needed in ["RUST_LOG", "RUST_LOG=connhealth_watch=debug", "WARN"] {
+        assert!(help.contains(needed), "{needed:?} missing from:\n{help}");
+    }
+}
+
 #[test]
 fn sighup_reloads_the_config_keeping_the_state_of_unchanged_targets() {
     let dir = temp_dir("sighup");
