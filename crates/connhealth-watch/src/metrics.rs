@@ -117,7 +117,11 @@ pub fn render_process<W: Write>(out: &mut W) -> io::Result<()> {
         if family.name() == CPU_SECONDS {
             // The collector divides clock ticks by ticks per second in integers: it
             // counts whole seconds, and rate() of an idle daemon reads 0 or 1.
-            let cpu = metric(Vec::new(), MetricType::COUNTER, process_cpu_seconds());
+            let cpu = metric(
+                Vec::new(),
+                MetricType::COUNTER,
+                crate::sys::process_cpu_seconds(),
+            );
             encode(
                 &self::family(CPU_SECONDS, family.help(), MetricType::COUNTER, vec![cpu]),
                 out,
@@ -131,20 +135,6 @@ pub fn render_process<W: Write>(out: &mut W) -> io::Result<()> {
 
 /// The standard name of the process's CPU time.
 const CPU_SECONDS: &str = "process_cpu_seconds_total";
-
-/// User and system CPU time of this process (every thread) so far, in seconds, to the
-/// microsecond (getrusage's resolution; /proc/self/stat counts 10 ms ticks).
-fn process_cpu_seconds() -> f64 {
-    // SAFETY: rusage is plain integers, for which all zeros is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes the struct it is given and has no other effect.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        // Only an invalid argument fails, and RUSAGE_SELF is valid everywhere.
-        return 0.0;
-    }
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
 
 /// A whole scrape, as `/metrics` serves it, in one string: for tests and small fleets.
 pub fn render_to_string(fleet: &Fleet, daemon: &DaemonCounters) -> String {

@@ -7,82 +7,13 @@ mod http_support;
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use http_support::{mixed_fleet, parse, Server};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// An answer whose body is kept as bytes (chunked bodies decoded).
-struct RawReply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl RawReply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
+use http_support::{mixed_fleet, request_raw, RawReply, Server};
 
 /// `GET /metrics` with `headers`, on a connection of its own.
 async fn get_metrics(addr: SocketAddr, headers: &[(&str, &str)]) -> RawReply {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut head = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
-        .await
-        .expect("an answer within 30 s")
-        .unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete head")
-        + 4;
-    // The head alone, through the shared parser (its body is empty, so UTF-8).
-    let head = parse(&[&raw[..split], b"0\r\n\r\n"].concat());
-    let chunked = head
-        .header("transfer-encoding")
-        .is_some_and(|v| v.contains("chunked"));
-    let body = if chunked {
-        dechunk(&raw[split..])
-    } else {
-        raw[split..].to_vec()
-    };
-    RawReply {
-        status: head.status,
-        headers: head.headers,
-        body,
-    }
-}
-
-/// Decodes a chunked body; panics if it lacks its final chunk.
-fn dechunk(mut rest: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    loop {
-        let end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("a chunk size line: the answer was cut short");
-        let size_line = std::str::from_utf8(&rest[..end]).unwrap();
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
-            .unwrap_or_else(|_| panic!("a chunk size: {size_line:?}"));
-        rest = &rest[end + 2..];
-        if size == 0 {
-            return body;
-        }
-        body.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
+    request_raw(addr, "GET", "/metrics", headers).await
 }
 
 fn gunzip(body: &[u8]) -> String {

@@ -160,6 +160,26 @@ impl Reply {
     }
 }
 
+/// An answer whose body is kept as bytes (a gzipped one, say).
+#[derive(Debug)]
+pub struct RawReply {
+    pub status: u16,
+    /// Names lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawReply {
+    /// The value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// One HTTP/1.1 request on a connection of its own (`Connection: close`), read to the
 /// end; chunked bodies are decoded.
 pub async fn request(
@@ -168,6 +188,16 @@ pub async fn request(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Reply {
+    text(request_raw(addr, method, path, headers).await)
+}
+
+/// [`request`], with the body kept as bytes.
+pub async fn request_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> RawReply {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
@@ -183,11 +213,24 @@ pub async fn request(
         .await
         .expect("an answer within 30 s")
         .unwrap();
-    parse(&raw)
+    parse_raw(&raw)
 }
 
-/// Parses one HTTP/1.1 answer.
+/// Parses one HTTP/1.1 answer whose body is UTF-8.
 pub fn parse(raw: &[u8]) -> Reply {
+    text(parse_raw(raw))
+}
+
+fn text(raw: RawReply) -> Reply {
+    Reply {
+        status: raw.status,
+        headers: raw.headers,
+        body: String::from_utf8(raw.body).expect("a UTF-8 body"),
+    }
+}
+
+/// Parses one HTTP/1.1 answer, its body as bytes.
+pub fn parse_raw(raw: &[u8]) -> RawReply {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -215,10 +258,10 @@ pub fn parse(raw: &[u8]) -> Reply {
     } else {
         rest.to_vec()
     };
-    Reply {
+    RawReply {
         status,
         headers,
-        body: String::from_utf8(body).expect("a UTF-8 body"),
+        body,
     }
 }
 
