@@ -17,9 +17,9 @@ use connhealth::DeadPeer;
 use connhealth::{Mode, ProbeError, Prober};
 #[cfg(target_os = "linux")]
 use connhealth_testkit::{require, Netns};
-use probe_support::runtime;
 #[cfg(windows)]
-use probe_support::windows::{accepted, assert_completed_and_reset, while_draining};
+use probe_support::windows::{assert_completed_and_reset, while_draining};
+use probe_support::{accepted, runtime};
 
 /// Longer than the delayed-ACK timer (~200 ms at most): a probe socket left open would
 /// have completed the handshake by then, and the listener would hold a connection.
@@ -29,24 +29,6 @@ fn listener(addr: &str) -> TcpListener {
     let listener = TcpListener::bind(addr).unwrap();
     listener.set_nonblocking(true).unwrap();
     listener
-}
-
-/// Connections the listener can accept now; each is read once to see how it ended.
-#[cfg(not(windows))]
-fn accepted(listener: &TcpListener) -> Vec<io::Result<usize>> {
-    let mut conns = Vec::new();
-    loop {
-        match listener.accept() {
-            Ok((mut conn, _)) => {
-                use std::io::Read;
-                conn.set_nonblocking(false).unwrap();
-                conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-                conns.push(conn.read(&mut [0u8; 16]));
-            }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return conns,
-            Err(err) => panic!("accept: {err}"),
-        }
-    }
 }
 
 fn closed_port() -> SocketAddr {

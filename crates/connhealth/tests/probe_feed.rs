@@ -19,11 +19,13 @@ use connhealth::probe::{FeedResult, ProbeFeed};
 use connhealth::{ProbeError, Prober};
 #[cfg(target_os = "linux")]
 use connhealth_testkit::{require, Netns};
+#[cfg(windows)]
+use probe_support::accepted;
 #[cfg(target_os = "linux")]
 use probe_support::dropping_and_live as setup;
 use probe_support::runtime;
 #[cfg(windows)]
-use probe_support::windows::{accepted, assert_completed_and_reset, while_draining};
+use probe_support::windows::{assert_completed_and_reset, while_draining};
 
 /// Longer than the delayed-ACK timer (~200 ms at most): a probe socket left open would
 /// have completed the handshake by then, and the listener would hold a connection.

@@ -37,6 +37,29 @@ pub fn dropping_and_live(
     (netns, prober, dead, up, [dropping, live])
 }
 
+/// Connections `listener` hands out now: for each, the accept's error when the connection
+/// was reset before it (Windows only, see `windows::reset_before_accept`), or else the
+/// outcome of one read (1 s at most). The listener must be nonblocking.
+#[allow(dead_code)] // not every test file that shares this module probes listeners
+pub fn accepted(listener: &std::net::TcpListener) -> Vec<std::io::Result<usize>> {
+    use std::io::Read;
+    let mut conns = Vec::new();
+    loop {
+        match listener.accept() {
+            Ok((mut conn, _)) => {
+                conn.set_nonblocking(false).unwrap();
+                conn.set_read_timeout(Some(std::time::Duration::from_secs(1)))
+                    .unwrap();
+                conns.push(conn.read(&mut [0u8; 16]));
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return conns,
+            #[cfg(windows)]
+            Err(err) if windows::reset_before_accept(&err) => conns.push(Err(err)),
+            Err(err) => panic!("accept: {err}"),
+        }
+    }
+}
+
 /// Windows: what a server application sees of a probe.
 ///
 /// Windows has no `TCP_QUICKACK`, so a `Mode::HalfOpen` probe completes the handshake
@@ -52,12 +75,14 @@ pub fn dropping_and_live(
 #[cfg(windows)]
 #[allow(dead_code)] // not every test file that shares this module probes listeners
 pub mod windows {
-    use std::io::{self, Read};
+    use std::io;
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     use windows_sys::Win32::Networking::WinSock::{WSAECONNRESET, WSAENOTCONN};
+
+    use super::accepted;
 
     /// Whether an `accept` failed because the connection it had was reset before the
     /// call. Windows documents `WSAECONNRESET` for it ("An incoming connection was
@@ -68,24 +93,6 @@ pub mod windows {
     pub fn reset_before_accept(err: &io::Error) -> bool {
         let wine = connhealth_testkit::is_wine();
         err.raw_os_error() == Some(if wine { WSAENOTCONN } else { WSAECONNRESET })
-    }
-
-    /// Connections `listener` hands out now: for each, the accept's error when the
-    /// connection was reset before it, or else the outcome of one read (1 s at most).
-    pub fn accepted(listener: &TcpListener) -> Vec<io::Result<usize>> {
-        let mut conns = Vec::new();
-        loop {
-            match listener.accept() {
-                Ok((mut conn, _)) => {
-                    conn.set_nonblocking(false).unwrap();
-                    conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-                    conns.push(conn.read(&mut [0u8; 16]));
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return conns,
-                Err(err) if reset_before_accept(&err) => conns.push(Err(err)),
-                Err(err) => panic!("accept: {err}"),
-            }
-        }
     }
 
     /// Runs `probe` while a thread accepts from `listeners` every millisecond; returns
