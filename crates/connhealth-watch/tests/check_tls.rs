@@ -81,6 +81,34 @@ fn pki(names: &[&str], valid_for: Duration) -> Pki {
     }
 }
 
+/// A self-signed certificate with basicConstraints CA:TRUE for `names`, `CN=localhost`,
+/// that expires `valid_for` from now (or, with `expired`, expired that long ago): what
+/// `openssl req -x509` makes, served as the leaf and pinned in its own CA file.
+fn self_signed_ca(names: &[&str], valid_for: Duration, expired: bool) -> Pki {
+    let key = KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
+    let mut params = CertificateParams::new(names).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let not_after = if expired {
+        SystemTime::now() - valid_for
+    } else {
+        SystemTime::now() + valid_for
+    };
+    let not_after_unix = not_after.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    params.not_after = rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(not_after_unix);
+    let cert = params.self_signed(&key).unwrap();
+    Pki {
+        ca_file: TempPem::new(&cert.pem()),
+        leaf: cert.der().clone(),
+        leaf_key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        leaf_not_after: UNIX_EPOCH + Duration::from_secs(not_after_unix),
+    }
+}
+
 fn localhost_pki() -> Pki {
     pki(&["localhost"], 90 * DAY)
 }
@@ -398,4 +426,156 @@ async fn run_once_checks_an_ip_target_against_its_ip_san_and_a_name_against_its_
         assert_eq!(result.outcome, Outcome::Ok, "{address}: {result:?}");
         assert_eq!(result.tls_version, Some("TLS 1.3"));
     }
+}
+
+#[tokio::test]
+async fn self_signed_ca_true_certificate_pinned_in_ca_file_is_ok() {
+    // `openssl req -x509` makes CA:TRUE; curl and blackbox trust it when it is the CA file.
+    let pki = self_signed_ca(&["localhost"], 90 * DAY, false);
+    let (addr, _seen) = tls13_server(&pki).await;
+    let result = tls::check(addr, "localhost", &plan(trusting(&pki)), TIMEOUT).await;
+    assert_eq!(result.outcome, Outcome::Ok, "{result:?}");
+    assert_eq!(result.tls_version, Some("TLS 1.3"));
+    assert_eq!(result.detail, None);
+    assert_expiry(&result, pki.leaf_not_after);
+
+    let tls12 = tls_server(server_config(&pki, &[&rustls::version::TLS12])).await;
+    let result = tls::check(tls12.0, "localhost", &plan(trusting(&pki)), TIMEOUT).await;
+    assert_eq!(result.outcome, Outcome::Ok, "TLS 1.2: {result:?}");
+}
+
+#[tokio::test]
+async fn pinned_ca_true_certificate_still_answers_to_cert_min_days() {
+    let pki = self_signed_ca(&["localhost"], 10 * DAY, false);
+    let (addr, _seen) = tls13_server(&pki).await;
+    let tls_plan = TlsPlan {
+        cert_min_days: Some(30),
+        ..trusting(&pki)
+    };
+    let result = tls::check(addr, "localhost", &plan(tls_plan), TIMEOUT).await;
+    assert_eq!(result.outcome, Outcome::Tls, "{result:?}");
+    let detail = result.detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("cert_min_days = 30"), "{detail}");
+    assert_expiry(&result, pki.leaf_not_after);
+}
+
+#[tokio::test]
+async fn ca_true_certificate_not_in_ca_file_is_tls() {
+    let served = self_signed_ca(&["localhost"], 90 * DAY, false);
+    let other = localhost_pki();
+    let (addr, _seen) = tls13_server(&served).await;
+    let result = tls::check(addr, "localhost", &plan(trusting(&other)), TIMEOUT).await;
+    assert_eq!(result.outcome, Outcome::Tls, "{result:?}");
+    let detail = result.detail.as_deref().unwrap_or_default();
+    assert!(detail.starts_with("TLS handshake: "), "{detail}");
+    assert!(
+        detail.contains("CaUsedAsEndEntity"),
+        "webpki's reason: {detail}"
+    );
+    assert_expiry(&result, served.leaf_not_after);
+}
+
+#[tokio::test]
+async fn expired_pinned_ca_true_certificate_is_tls_naming_the_expiry() {
+    let pki = self_signed_ca(&["localhost"], DAY, true);
+    let (addr, _seen) = tls13_server(&pki).await;
+    let result = tls::check(addr, "localhost", &plan(trusting(&pki)), TIMEOUT).await;
+    assert_eq!(result.outcome, Outcome::Tls, "{result:?}");
+    let detail = result.detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("certificate expired"), "{detail}");
+    assert_expiry(&result, pki.leaf_not_after);
+}
+
+#[tokio::test]
+async fn pinned_ca_true_certificate_for_another_name_is_tls_naming_the_name() {
+    let pki = self_signed_ca(&["localhost"], 90 * DAY, false);
+    let (addr, _seen) = tls13_server(&pki).await;
+    let tls_plan = TlsPlan {
+        server_name: Some("wrong.example".into()),
+        ..trusting(&pki)
+    };
+    let result = tls::check(addr, "localhost", &plan(tls_plan), TIMEOUT).await;
+    assert_eq!(result.outcome, Outcome::Tls, "{result:?}");
+    let detail = result.detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("not valid for name"), "{detail}");
+    assert!(detail.contains("wrong.example"), "{detail}");
+}
+
+#[tokio::test]
+async fn pinned_ca_true_certificate_for_client_auth_only_is_tls() {
+    // Go's crypto/x509 checks the extended key usage of a pinned leaf too.
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.self_signed(&key).unwrap();
+    let pki = Pki {
+        ca_file: TempPem::new(&cert.pem()),
+        leaf: cert.der().clone(),
+        leaf_key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        leaf_not_after: UNIX_EPOCH,
+    };
+    let (addr, _seen) = tls13_server(&pki).await;
+    let result = tls::check(addr, "localhost", &plan(trusting(&pki)), TIMEOUT).await;
+    assert_eq!(result.outcome, Outcome::Tls, "{result:?}");
+    let detail = result.detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("InvalidPurpose"), "{detail}");
+}
+
+/// `openssl req -x509` exactly as a user runs it, when openssl is there (under CI it
+/// must be).
+#[tokio::test]
+async fn openssl_req_x509_certificate_pinned_in_ca_file_is_ok() {
+    if let Err(err) = connhealth_testkit::ensure_command("openssl") {
+        if connhealth_testkit::in_ci() {
+            panic!("openssl is needed under CI: {err}");
+        }
+        eprintln!("skipped: openssl: {err}");
+        return;
+    }
+    let dir = TempDir::new("check-tls-openssl");
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .args(["-days", "30"])
+        .arg("-keyout")
+        .arg(&key_path)
+        .arg("-out")
+        .arg(&cert_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl req -x509: {status}");
+    let cert_pem = std::fs::read(&cert_path).unwrap();
+    let key_pem = std::fs::read(&key_path).unwrap();
+    let cert = rustls_pemfile::certs(&mut &cert_pem[..])
+        .next()
+        .expect("a certificate")
+        .unwrap();
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
+        .unwrap()
+        .expect("a private key");
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap();
+    let (addr, _seen) = tls_server(config).await;
+    let tls_plan = TlsPlan {
+        ca_file: Some(cert_path),
+        ..TlsPlan::default()
+    };
+    let result = tls::check(addr, "localhost", &plan(tls_plan), TIMEOUT).await;
+    assert_eq!(result.outcome, Outcome::Ok, "{result:?}");
+    assert!(result.cert_expiry.is_some(), "{result:?}");
 }

@@ -9,7 +9,10 @@
 //!    the IP), and no session ticket: resumption is off, so every check sees the whole
 //!    chain;
 //! 3. the server's flight; the chain is verified against `ca_file` or the system roots
-//!    (or not at all, with `insecure`); the checker's Finished;
+//!    (or not at all, with `insecure`), and a CA:TRUE certificate of `ca_file` presented
+//!    byte for byte as the server's own is trusted as it is (still checked for its dates
+//!    and names: what `openssl req -x509` makes, as curl and blackbox trust it); the
+//!    checker's Finished;
 //! 4. a close_notify alert, then a FIN;
 //! 5. the checker reads (through TLS) until the server's close_notify or FIN, within
 //!    what remains of the timeout and at most 64 KiB: the TLS 1.3 session tickets that

@@ -5,6 +5,11 @@
 //! is known even when verification then fails. The trust itself is built once: the
 //! system roots once per process, on first use; a CA file once per path, looked at
 //! again at most every [`CA_FILE_RECHECK`] and re-read when its size or mtime changed.
+//!
+//! A CA file's CA:TRUE certificates are also pinned: one of them presented byte for byte as
+//! the server's own certificate is trusted, as curl (OpenSSL) and blackbox (Go's
+//! crypto/x509) trust it. That is what `openssl req -x509` makes, and webpki refuses it
+//! as `CaUsedAsEndEntity`. See [`verify_pinned`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +22,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::server::ParsedCertificate;
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config::TlsPlan;
 
@@ -34,8 +40,15 @@ pub(super) fn provider() -> &'static Arc<CryptoProvider> {
 /// What a chain must lead to.
 #[derive(Debug, Clone)]
 pub(super) enum Trust {
-    /// One of these roots, with the server's name in the leaf.
-    Roots(Arc<WebPkiServerVerifier>),
+    /// One of these roots, with the server's name in the leaf; or one of the `pinned`
+    /// certificates itself.
+    Roots {
+        /// webpki's full verification against the roots.
+        verifier: Arc<WebPkiServerVerifier>,
+        /// The CA file's CA:TRUE certificates, trusted also as the server's own
+        /// certificate (see [`verify_pinned`]); none for the system roots.
+        pinned: Arc<[CertificateDer<'static>]>,
+    },
     /// `insecure`: any chain, any name. The handshake's signature is still checked
     /// against the leaf's key, as Go's `InsecureSkipVerify` and `curl -k` do: the peer
     /// proves it holds the key of the certificate it shows.
@@ -86,7 +99,10 @@ fn load_system_roots() -> Trust {
         return Trust::NoRoots(format!("no system root certificates ({why})").into());
     }
     match verifier(roots) {
-        Ok(verifier) => Trust::Roots(verifier),
+        Ok(verifier) => Trust::Roots {
+            verifier,
+            pinned: Arc::new([]),
+        },
         Err(why) => Trust::NoRoots(why.into()),
     }
 }
@@ -143,11 +159,20 @@ async fn ca_file(path: &Path) -> Result<Trust, String> {
     Ok(trust)
 }
 
-/// Every `CERTIFICATE` in `pem` becomes a trust anchor; other PEM sections are skipped.
+/// Every `CERTIFICATE` in `pem` becomes a trust anchor, and each CA:TRUE one is pinned
+/// too; other PEM sections are skipped.
 fn parse_ca_pem(pem: &[u8]) -> Result<Trust, String> {
     let mut roots = RootCertStore::empty();
+    let mut pinned = Vec::new();
     for cert in rustls_pemfile::certs(&mut &pem[..]) {
         let cert = cert.map_err(|err| format!("bad PEM: {err}"))?;
+        // A certificate without CA:TRUE presented as the leaf already verifies through
+        // webpki against itself as the anchor, so only CA:TRUE ones need the pin.
+        let is_ca = x509_parser::parse_x509_certificate(cert.as_ref())
+            .is_ok_and(|(_, parsed)| parsed.is_ca());
+        if is_ca {
+            pinned.push(cert.clone());
+        }
         roots
             .add(cert)
             .map_err(|err| format!("a certificate cannot be a trust anchor: {err}"))?;
@@ -155,7 +180,10 @@ fn parse_ca_pem(pem: &[u8]) -> Result<Trust, String> {
     if roots.is_empty() {
         return Err("no CERTIFICATE in it".into());
     }
-    verifier(roots).map(Trust::Roots)
+    Ok(Trust::Roots {
+        verifier: verifier(roots)?,
+        pinned: pinned.into(),
+    })
 }
 
 fn verifier(roots: RootCertStore) -> Result<Arc<WebPkiServerVerifier>, String> {
@@ -217,6 +245,58 @@ pub(super) fn earliest_expiry<'a>(
         })
 }
 
+/// Verifies `end_entity`, a CA:TRUE certificate that is byte for byte one of the CA file's,
+/// as the server's own certificate: trusted as it is, so no chain and no signature to
+/// check, but it must be valid at `now`, allowed for TLS servers when it restricts its
+/// extended key usage, and name `server_name`. That is what Go's crypto/x509 does when
+/// the leaf is itself one of the roots, and what curl (OpenSSL) accepts. Each refusal
+/// is the error webpki gives for the same fault, so the reason reads the same.
+///
+/// A CA:TRUE leaf that is not pinned is never seen here: webpki refuses it.
+fn verify_pinned(
+    end_entity: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<ServerCertVerified, rustls::Error> {
+    let (_, cert) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+        .map_err(|_| CertificateError::BadEncoding)?;
+    let validity = cert.validity();
+    // X.509 dates reach back to 1950; UnixTime starts at 1970, so only the reason's
+    // context is clamped, never the comparison.
+    let unix_time = |secs: i64| {
+        UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+    };
+    let time = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let (not_before, not_after) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    );
+    // The same comparisons as webpki's, so a certificate expires at the same second.
+    if time < not_before {
+        return Err(CertificateError::NotValidYetContext {
+            time: now,
+            not_before: unix_time(not_before),
+        }
+        .into());
+    }
+    if time > not_after {
+        return Err(CertificateError::ExpiredContext {
+            time: now,
+            not_after: unix_time(not_after),
+        }
+        .into());
+    }
+    match cert.extended_key_usage() {
+        Ok(None) => {}
+        Ok(Some(eku)) if eku.value.any || eku.value.server_auth => {}
+        Ok(Some(_)) => return Err(CertificateError::InvalidPurpose.into()),
+        Err(_) => return Err(CertificateError::BadEncoding.into()),
+    }
+    let parsed = ParsedCertificate::try_from(end_entity)?;
+    rustls::client::verify_server_name(&parsed, server_name)?;
+    Ok(ServerCertVerified::assertion())
+}
+
 /// One check's verifier: notes the earliest expiry of the chain the peer sent, then
 /// verifies as its [`Trust`] says.
 #[derive(Debug)]
@@ -253,7 +333,11 @@ impl ServerCertVerifier for ChainRecorder {
             let _ = self.earliest.set(expiry);
         }
         match &self.trust {
-            Trust::Roots(verifier) => verifier.verify_server_cert(
+            // Before webpki, which refuses every CA:TRUE leaf as `CaUsedAsEndEntity`.
+            Trust::Roots { pinned, .. } if pinned.iter().any(|pin| pin == end_entity) => {
+                verify_pinned(end_entity, server_name, now)
+            }
+            Trust::Roots { verifier, .. } => verifier.verify_server_cert(
                 end_entity,
                 intermediates,
                 server_name,
