@@ -1,12 +1,13 @@
 //! `/status` and the log: what a person reads.
 //!
 //! * [`render`]: `/status`, JSON, every target with its state, since when, its last check,
-//!   its counters and its last transitions, in config order;
+//!   its counters and its last transitions, in config order; or those a [`Filter`]
+//!   takes (`?state=`, `?target=`);
 //! * [`init_logging`]: the log on stderr, text or JSON, through a non-blocking writer so
 //!   that a slow stderr never holds up a check;
 //! * [`log_transition`]: the one line each state change writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
@@ -24,25 +25,97 @@ use crate::state::{Health, LastCheck, Target, TargetStatus, Transition};
 /// The `Content-Type` of `/status`.
 pub const CONTENT_TYPE: &str = "application/json";
 
+/// Which targets `/status` lists: those that pass every filter given; all of them when
+/// none is (the default).
+///
+/// A filter is applied while rendering, target by target, so that a query for a few
+/// targets of a fleet of 50k neither copies the fleet nor holds more than one target's
+/// lock at a time.
+///
+/// ```
+/// use connhealth_watch::state::Health;
+/// use connhealth_watch::status::Filter;
+///
+/// // `?state=down,unknown&target=cache-a&target=cache-b`
+/// let filter = Filter {
+///     states: Some(vec![Health::Down, Health::Unknown]),
+///     names: Some(["cache-a", "cache-b"].map(String::from).into()),
+/// };
+/// assert!(filter.takes_name("cache-a") && !filter.takes_name("web"));
+/// assert!(filter.takes_state(Health::Down) && !filter.takes_state(Health::Up));
+/// assert!(Filter::default().takes_state(Health::Up));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    /// `?state=`: only targets in one of these states; every state when `None`.
+    pub states: Option<Vec<Health>>,
+    /// `?target=`: only the targets of these exact names; every target when `None`.
+    pub names: Option<HashSet<String>>,
+}
+
+impl Filter {
+    /// True when a target named `name` may be listed: no name filter, or `name` is in it.
+    pub fn takes_name(&self, name: &str) -> bool {
+        self.names
+            .as_ref()
+            .map_or(true, |names| names.contains(name))
+    }
+
+    /// True when a target in `health` may be listed: no state filter, or `health` is in
+    /// it.
+    pub fn takes_state(&self, health: Health) -> bool {
+        self.states
+            .as_ref()
+            .map_or(true, |states| states.contains(&health))
+    }
+
+    /// The names of the name filter that no target of `fleet` has, sorted: a query
+    /// for a target that does not exist is answered 404 rather than with an empty list,
+    /// which would read as "exists, but not in that state". One pass over the fleet.
+    pub fn missing_names<'a>(&'a self, fleet: &Fleet) -> Vec<&'a str> {
+        let Some(names) = &self.names else {
+            return Vec::new();
+        };
+        let mut missing: HashSet<&str> = names.iter().map(String::as_str).collect();
+        for target in &fleet.targets {
+            if missing.is_empty() {
+                break;
+            }
+            missing.remove(target.plan.name.as_str());
+        }
+        let mut missing: Vec<&str> = missing.into_iter().collect();
+        missing.sort_unstable();
+        missing
+    }
+}
+
 /// Writes `/status` for `fleet` to `out`: `{"targets":[...]}`, one target per line, in
-/// config order; only the target named `only` when it is given (none if no target has
-/// that name: look it up first to answer 404).
+/// config order, the targets that pass `filter` (see [`Filter::missing_names`] to answer
+/// 404 for a name that no target has).
 ///
 /// Each target is serialized while its lock is held (a few microseconds) and written
-/// after it is released, so a slow reader never holds up the target's checks.
-pub fn render<W: Write>(fleet: &Fleet, only: Option<&str>, out: &mut W) -> io::Result<()> {
+/// after it is released, so a slow reader never holds up the target's checks. The name
+/// filter is applied before the lock is taken, the state filter under it: the state
+/// tested is the state shown.
+pub fn render<W: Write>(fleet: &Fleet, filter: &Filter, out: &mut W) -> io::Result<()> {
     let mut line = Vec::with_capacity(1024);
     out.write_all(b"{\"targets\":[")?;
     let mut first = true;
     for target in fleet
         .targets
         .iter()
-        .filter(|t| only.map_or(true, |name| t.plan.name == name))
+        .filter(|t| filter.takes_name(&t.plan.name))
     {
-        line.clear();
-        line.extend_from_slice(if first { b"\n" } else { b",\n" });
+        {
+            let status = target.status();
+            if !filter.takes_state(status.health) {
+                continue;
+            }
+            line.clear();
+            line.extend_from_slice(if first { b"\n" } else { b",\n" });
+            serde_json::to_writer(&mut line, &TargetJson::of(target, &status))?;
+        }
         first = false;
-        serde_json::to_writer(&mut line, &TargetJson::of(target, &target.status()))?;
         out.write_all(&line)?;
     }
     out.write_all(b"\n]}\n")

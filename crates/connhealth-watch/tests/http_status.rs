@@ -103,7 +103,7 @@ async fn an_unknown_name_is_a_404_and_a_bad_query_a_400() {
     assert_eq!(reply.status, 400);
     assert_eq!(
         reply.body,
-        "unknown parameter \"name\"; /status takes target\n"
+        "unknown parameter \"name\"; /status takes target, state\n"
     );
 }
 

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /metrics` | the fleet's and the daemon's series ([`crate::metrics`]), gzipped if asked |
 //! | `GET /probe?target=HOST:PORT&module=NAME` | one check now, in blackbox_exporter's format ([`probe`]) |
-//! | `GET /status[?target=NAME]` | JSON: every target's state, last check and transitions ([`crate::status`]) |
+//! | `GET /status[?state=STATE[,STATE...]][&target=NAME...]` | JSON: every target's state, last check and transitions ([`crate::status`]); `state` (`up`, `down`, `unknown`) and `target` (an exact name, repeated for several) keep the targets that pass both |
 //! | `POST /-/reload` | re-reads the config: 200, or 500 and every error as `FILE:LINE:COLUMN: message` |
 //! | `GET /-/healthy` | 200 while the process serves HTTP |
 //! | `GET /-/ready` | 200 once a config is loaded, 503 before |
@@ -34,6 +34,7 @@ use crate::daemon::Shared;
 mod body;
 mod conn;
 pub mod probe;
+mod status;
 
 /// Serves every path on `listener` until `shutdown` completes; then lets the responses
 /// under way finish for a moment and returns.
@@ -50,7 +51,7 @@ const PATHS: &str = "\
 GET  /metrics
 GET  /probe?target=HOST:PORT&module=NAME
 GET  /status
-GET  /status?target=NAME
+GET  /status?state=up|down|unknown[,...]&target=NAME[&target=NAME...]
 POST /-/reload
 GET  /-/healthy
 GET  /-/ready
@@ -64,7 +65,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/metrics", read("/metrics", get(metrics)))
         .route("/probe", read("/probe", get(probe::handle)))
-        .route("/status", read("/status", get(status)))
+        .route("/status", read("/status", get(status::handle)))
         .route(
             "/-/reload",
             post(reload).fallback(|method: Method| async move {
@@ -132,29 +133,6 @@ fn accepts_gzip(request: &HeaderMap) -> bool {
         }
     }
     gzip.or(any).is_some_and(|q| q > 0.0)
-}
-
-async fn status(
-    State(shared): State<Arc<Shared>>,
-    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let params = match Params::parse("/status", query, &["target"]) {
-        Ok(params) => params,
-        Err(why) => return bad_request(why),
-    };
-    let fleet = shared.fleet();
-    let only = params.get("target").map(str::to_owned);
-    if let Some(name) = &only {
-        if !fleet.targets.iter().any(|t| t.plan.name == *name) {
-            return text(
-                StatusCode::NOT_FOUND,
-                format!("no target named {name:?}; GET /status lists every target\n"),
-            );
-        }
-    }
-    body::streamed(crate::status::CONTENT_TYPE, move |out| {
-        crate::status::render(&fleet, only.as_deref(), out)
-    })
 }
 
 async fn reload(State(shared): State<Arc<Shared>>) -> Response {
@@ -228,12 +206,23 @@ fn bad_request(why: impl std::fmt::Display) -> Response {
 pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    /// Checks the parameters of `path` against `known`; for a bad query, the 400's
-    /// reason.
+    /// Checks the parameters of `path` against `known`, each given at most once; for a
+    /// bad query, the 400's reason.
     pub(crate) fn parse(
         path: &str,
         query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
         known: &[&str],
+    ) -> Result<Params, String> {
+        Params::parse_repeating(path, query, known, &[])
+    }
+
+    /// [`Params::parse`], with the parameters in `repeatable` allowed more than once
+    /// (read them with [`Params::get_all`]).
+    pub(crate) fn parse_repeating(
+        path: &str,
+        query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+        known: &[&str],
+        repeatable: &[&str],
     ) -> Result<Params, String> {
         let Query(pairs) = query.map_err(|err| {
             format!(
@@ -248,11 +237,21 @@ impl Params {
                     known.join(", ")
                 ));
             }
-            if pairs[..i].iter().any(|(earlier, _)| earlier == name) {
+            if !repeatable.contains(&name.as_str())
+                && pairs[..i].iter().any(|(earlier, _)| earlier == name)
+            {
                 return Err(format!("{name} is given twice; give it once"));
             }
         }
         Ok(Params(pairs))
+    }
+
+    /// Every value of `name` that is not empty, in the query's order.
+    pub(crate) fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(given, value)| given == name && !value.is_empty())
+            .map(|(_, value)| value.as_str())
     }
 
     /// The value of `name`, when given and not empty.
