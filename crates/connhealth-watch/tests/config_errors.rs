@@ -776,13 +776,13 @@ mod config {
 
     #[test]
     fn a_toml_syntax_error_stops_at_its_place() {
-        let errors = errors("syntax", "[defaults]\ninterval = 2s\nrise = 0\n");
+        let errors = errors("syntax", "[defaults]\ninterval = \"2s\" x\nrise = 0\n");
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_at(
             &errors[0],
             "watch.toml",
             2,
-            13,
+            17,
             &[
                 "this is not valid TOML: expected newline",
                 "a string is quoted, e.g. interval = \"2s\"",
@@ -796,6 +796,112 @@ mod config {
             3,
             1,
             &["duplicate key", "remove one of them"],
+        );
+    }
+
+    #[test]
+    fn a_bare_word_where_an_integer_belongs_says_an_integer_is_expected() {
+        // TOML reads a bare word as a syntax error, and a syntax error stops the parse:
+        // one config each.
+        for (key, word, example) in [
+            ("rise", "two", "rise = 2"),
+            ("fall", "3x", "fall = 3"),
+            ("cert_min_days", "fourteen", "cert_min_days = 14"),
+        ] {
+            let config = format!("[defaults]\n{key} = {word}\n");
+            let errors = errors(&format!("bare_integer_{key}"), &config);
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_at(
+                &errors[0],
+                "watch.toml",
+                2,
+                key.len() + 4,
+                &[
+                    "an integer is expected",
+                    &format!("`{key}`"),
+                    &format!("`{word}`"),
+                    example,
+                ],
+            );
+            assert!(!errors[0].message.contains("quote"), "{}", errors[0]);
+        }
+    }
+
+    #[test]
+    fn a_bare_word_where_a_number_belongs_says_a_number_is_expected() {
+        let errors = errors(
+            "bare_float",
+            "[[targets]]\naddress = \"127.0.0.1:1\"\njitter = low\n",
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_at(
+            &errors[0],
+            "watch.toml",
+            3,
+            10,
+            &["a number is expected", "`jitter`", "`low`", "jitter = 0.1"],
+        );
+        assert!(!errors[0].message.contains("quote"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn a_bare_word_where_a_duration_belongs_says_to_quote_it() {
+        let errors = errors("bare_duration", "[modules.m]\ninterval = 2s\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_at(
+            &errors[0],
+            "watch.toml",
+            2,
+            12,
+            &[
+                "a duration is expected",
+                "a quoted string",
+                "interval = \"2s\"",
+            ],
+        );
+        let errors = self::errors("bare_duration_word", "[defaults]\ntimeout = soon\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_at(
+            &errors[0],
+            "watch.toml",
+            2,
+            11,
+            &["a duration is expected", "`soon`", "timeout = \"1s\""],
+        );
+    }
+
+    #[test]
+    fn a_bare_word_where_a_string_or_boolean_belongs_says_which() {
+        let errors = errors("bare_string", "[defaults]\ncheck = hold\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_at(
+            &errors[0],
+            "watch.toml",
+            2,
+            9,
+            &["a string is expected", "check = \"hold\""],
+        );
+        let errors = self::errors("bare_boolean", "[defaults]\ninsecure = yes\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_at(
+            &errors[0],
+            "watch.toml",
+            2,
+            12,
+            &["true or false is expected", "insecure = true"],
+        );
+        // A label's value is a string, whatever its name.
+        let errors = self::errors(
+            "bare_label",
+            "[[targets]]\naddress = \"127.0.0.1:1\"\nlabels = { rise = two }\n",
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_at(
+            &errors[0],
+            "watch.toml",
+            3,
+            19,
+            &["a label's value is a string", "rise = \"two\""],
         );
     }
 

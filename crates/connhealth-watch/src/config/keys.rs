@@ -218,6 +218,36 @@ pub(crate) fn example(key: &str) -> &'static str {
     }
 }
 
+/// What a key's value is written as, for a message about a value TOML could not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// Digits: `rise = 2`.
+    Integer,
+    /// A number, a fraction allowed: `jitter = 0.1`.
+    Number,
+    /// A quoted humantime string: `interval = "2s"`.
+    Duration,
+    /// A quoted string: `check = "hold"`.
+    String,
+    /// `true` or `false`.
+    Boolean,
+}
+
+/// How the value of the setting or target key `key` is written; `None` for sections,
+/// tables, arrays and keys the config does not take.
+pub(crate) fn written(key: &str) -> Option<Written> {
+    Some(match key {
+        "rise" | "fall" | "cert_min_days" => Written::Integer,
+        "jitter" => Written::Number,
+        "interval" | "fast_interval" | "down_interval" | "timeout" => Written::Duration,
+        "check" | "send" | "expect" | "quit" | "server_name" | "ca_file" | "name" | "address" => {
+            Written::String
+        }
+        "insecure" => Written::Boolean,
+        _ => return None,
+    })
+}
+
 /// The message for `key` holding a value of the wrong type.
 pub(crate) fn wrong_type(key: &str, expected: &str, found: &str) -> String {
     let example = example(key);
@@ -264,6 +294,14 @@ mod tests {
             message.contains("name, address, labels, check"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn every_setting_says_how_it_is_written() {
+        for key in SETTINGS.iter().chain(&["name", "address"]) {
+            assert!(written(key).is_some(), "{key}");
+        }
+        assert_eq!(written("labels"), None);
     }
 
     #[test]

@@ -81,6 +81,7 @@ mod plan;
 mod raw;
 mod settings;
 mod span;
+mod syntax;
 mod validate;
 mod values;
 
@@ -203,7 +204,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
     let root = match raw::parse(text) {
         Ok(root) => root,
         Err(err) => {
-            report.error(&source, err.at, syntax_message(&err.message));
+            let (at, message) = syntax::error(text, &err);
+            report.error(&source, at, message);
             return Err(ConfigErrors(report.into_sorted()));
         }
     };
@@ -273,45 +275,4 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
         file_sd,
         read_at,
     })
-}
-
-/// toml_edit's message, with the fix for the slips it most often reports.
-fn syntax_message(message: &str) -> String {
-    // The first needle found in the message picks the hint.
-    const HINTS: [(&str, &str); 6] = [
-        (
-            "duplicate key",
-            "each key and table is written once: remove one of them",
-        ),
-        (
-            "invalid basic string",
-            "close the string with its quote on the same line (\"\"\" for one over several lines)",
-        ),
-        (
-            "invalid literal string",
-            "close the string with its quote on the same line (\'\'\' for one over several lines)",
-        ),
-        (
-            "invalid inline table",
-            "an inline table is on one line, without a trailing comma, e.g. labels = { service = \"cache\" }",
-        ),
-        ("invalid string", "strings are quoted, e.g. interval = \"2s\""),
-        (
-            "expected newline",
-            "after a value comes the end of the line or a # comment, and a string is quoted, e.g. interval = \"2s\"",
-        ),
-    ];
-    let hint = HINTS
-        .iter()
-        .find(|(needle, _)| message.contains(needle))
-        .map(|(_, hint)| *hint)
-        .or_else(|| {
-            message
-                .contains("invalid table header")
-                .then_some("a table header is [name] or [[name]] on a line of its own")
-        });
-    match hint {
-        Some(hint) => format!("this is not valid TOML: {message}; {hint}"),
-        None => format!("this is not valid TOML: {message}"),
-    }
 }
