@@ -210,42 +210,6 @@ mod config {
     }
 
     #[test]
-    fn file_sd_targets_collide_by_their_address() {
-        let fixture = Fixture::new("file_sd_names");
-        fixture.write(
-            "sd/a.json",
-            r#"[{"targets": ["10.0.0.2:80", "10.0.0.1:80"]}]"#,
-        );
-        fixture.write("sd/b.json", "[\n  {\"targets\": [\"10.0.0.2:80\"]}\n]\n");
-        let errors = fixture.errors(
-            "[[targets]]\n\
-         name = \"10.0.0.1:80\"\n\
-         address = \"10.0.0.1:81\"\n\
-         [[file_sd]]\n\
-         files = [\"sd/*.json\"]\n",
-        );
-        assert_eq!(errors.len(), 2, "{errors:?}");
-        assert_at(
-            &errors[0],
-            "a.json",
-            1,
-            30,
-            &[
-                "\"10.0.0.1:80\" is already taken by the target at ",
-                "watch.toml:2",
-                "list each address once",
-            ],
-        );
-        assert_at(
-            &errors[1],
-            "b.json",
-            2,
-            16,
-            &["\"10.0.0.2:80\" is already taken", "a.json:1"],
-        );
-    }
-
-    #[test]
     fn an_address_that_is_not_host_port_says_the_form() {
         let errors = errors(
             "bad_address",
@@ -902,6 +866,53 @@ mod config {
             3,
             19,
             &["a label's value is a string", "rise = \"two\""],
+        );
+    }
+
+    #[test]
+    fn file_sd_labels_follow_the_label_rules() {
+        let errors = errors(
+            "file_sd_labels",
+            "[[file_sd]]\n\
+         files = []\n\
+         labels = { \"team-name\" = \"db\", target = \"x\", tier = 1 }\n\
+         lables = {}\n",
+        );
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert_at(
+            &errors[0],
+            "watch.toml",
+            3,
+            12,
+            &[
+                "`team-name` is not a valid Prometheus label name",
+                "`team_name`",
+            ],
+        );
+        assert_at(
+            &errors[1],
+            "watch.toml",
+            3,
+            32,
+            &["label `target` is set by connhealth", "reserved"],
+        );
+        assert_at(
+            &errors[2],
+            "watch.toml",
+            3,
+            53,
+            &["label `tier` must have a string value, not an integer"],
+        );
+        assert_at(
+            &errors[3],
+            "watch.toml",
+            4,
+            1,
+            &[
+                "unknown key `lables` in [[file_sd]]",
+                "did you mean `labels`?",
+                "The keys of [[file_sd]] are: files, labels, check",
+            ],
         );
     }
 

@@ -239,6 +239,109 @@ fall = 1
     }
 
     #[test]
+    fn the_same_address_in_two_groups_files_or_blocks_is_two_targets() {
+        let fixture = Fixture::new("same_address");
+        fixture.write(
+            "sd/a.json",
+            r#"[
+              {"targets": ["10.0.0.1:80", "10.0.0.2:80"], "labels": {"env": "prod"}},
+              {"targets": ["10.0.0.1:80", "10.0.0.1:80"], "labels": {"env": "staging"}}
+            ]"#,
+        );
+        fixture.write("sd/b.json", r#"[{"targets": ["10.0.0.1:80"]}]"#);
+        let plan = fixture.load(
+            r#"
+[[targets]]
+name = "10.0.0.2:80"
+address = "127.0.0.1:80"
+
+[[file_sd]]
+files = ["sd/*.json"]
+
+[[file_sd]]
+files = ["sd/b.json"]
+check = "connect"
+"#,
+        );
+        let found: Vec<(&str, &str, Option<&str>, CheckKind)> = plan
+            .targets
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    t.address.as_str(),
+                    t.labels.get("env").map(String::as_str),
+                    t.check.kind,
+                )
+            })
+            .collect();
+        use CheckKind::{Connect, HalfOpen};
+        assert_eq!(
+            found,
+            [
+                ("10.0.0.2:80", "127.0.0.1:80", None, HalfOpen),
+                // The first to list an address is named by it, as before.
+                ("10.0.0.1:80", "10.0.0.1:80", Some("prod"), HalfOpen),
+                // A name taken by a [[targets]] table counts as taken.
+                (
+                    "10.0.0.2:80@sd/a.json#1",
+                    "10.0.0.2:80",
+                    Some("prod"),
+                    HalfOpen
+                ),
+                // Later ones by the address, the file and the group in it...
+                (
+                    "10.0.0.1:80@sd/a.json#2",
+                    "10.0.0.1:80",
+                    Some("staging"),
+                    HalfOpen
+                ),
+                // ... and a count when that is taken too.
+                (
+                    "10.0.0.1:80@sd/a.json#2-2",
+                    "10.0.0.1:80",
+                    Some("staging"),
+                    HalfOpen
+                ),
+                ("10.0.0.1:80@sd/b.json#1", "10.0.0.1:80", None, HalfOpen),
+                // The same file matched by a second block.
+                ("10.0.0.1:80@sd/b.json#1-2", "10.0.0.1:80", None, Connect),
+            ]
+        );
+    }
+
+    #[test]
+    fn file_sd_labels_go_on_every_target_and_a_files_own_win() {
+        let fixture = Fixture::new("file_sd_labels");
+        fixture.write(
+            "sd/a.json",
+            r#"[
+              {"targets": ["10.0.0.1:80"], "labels": {"env": "prod", "__meta_x": "y"}},
+              {"targets": ["10.0.0.2:80"]}
+            ]"#,
+        );
+        let plan = fixture.load(
+            r#"
+[[file_sd]]
+files = ["sd/*.json"]
+labels = { team = "db", env = "unset" }
+"#,
+        );
+        assert_eq!(
+            plan.file_sd[0].labels,
+            labels(&[("team", "db"), ("env", "unset")])
+        );
+        assert_eq!(
+            target(&plan, "10.0.0.1:80").labels,
+            labels(&[("team", "db"), ("env", "prod")])
+        );
+        assert_eq!(
+            target(&plan, "10.0.0.2:80").labels,
+            labels(&[("team", "db"), ("env", "unset")])
+        );
+    }
+
+    #[test]
     fn kind_specific_settings_of_defaults_serve_only_their_kind() {
         let fixture = Fixture::new("kinds");
         let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();

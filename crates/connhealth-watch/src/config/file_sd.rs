@@ -91,12 +91,32 @@ impl SdFile {
 /// One target of a file_sd file.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SdTarget {
-    /// `host:port`, checked; also the target's name.
+    /// `host:port`, checked; also the target's name, unless another target has that
+    /// name already (see [`later_name`]).
     pub(crate) address: String,
     /// The group's labels, without the `__` ones.
     pub(crate) labels: BTreeMap<String, String>,
     /// Where the address string starts.
     pub(crate) at: usize,
+    /// The 1-based rank of its group in the file.
+    pub(crate) group: usize,
+}
+
+/// The name of a file_sd target whose address another target has taken as its name
+/// already: `ADDRESS@FILE#GROUP`, FILE relative to the config's folder (`/` between
+/// folders on every platform) and GROUP the 1-based rank of the group in it.
+///
+/// The same address in two groups, files or blocks is two targets, as it is to
+/// Prometheus when their labels differ; and a name derived from where it is listed
+/// stays the same across reloads while the file is not reordered, so its state is kept.
+pub(crate) fn later_name(config: &Path, file: &Path, target: &SdTarget) -> String {
+    let folder = config.parent().unwrap_or(Path::new(""));
+    let relative = file.strip_prefix(folder).unwrap_or(file);
+    let shown: Vec<String> = relative
+        .components()
+        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    format!("{}@{}#{}", target.address, shown.join("/"), target.group)
 }
 
 /// Reads the file at `path`, reporting every problem in it.
@@ -195,13 +215,13 @@ fn groups(root: &JsonNode, source: &Source<'_>, report: &mut Report) -> Vec<SdTa
         return Vec::new();
     };
     let mut targets = Vec::new();
-    for group in groups {
-        targets.extend(self::group(group, source, report));
+    for (rank, group) in groups.iter().enumerate() {
+        targets.extend(self::group(group, rank + 1, source, report));
     }
     targets
 }
 
-fn group(group: &JsonNode, source: &Source<'_>, report: &mut Report) -> Vec<SdTarget> {
+fn group(group: &JsonNode, rank: usize, source: &Source<'_>, report: &mut Report) -> Vec<SdTarget> {
     let JsonValue::Object(members) = &group.value else {
         report.error(
             source,
@@ -249,6 +269,7 @@ fn group(group: &JsonNode, source: &Source<'_>, report: &mut Report) -> Vec<SdTa
             address,
             labels: labels.clone(),
             at,
+            group: rank,
         })
         .collect()
 }

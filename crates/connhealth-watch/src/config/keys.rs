@@ -32,7 +32,7 @@ pub(crate) const TLS_SETTINGS: [&str; 4] = ["server_name", "ca_file", "insecure"
 const TARGET_KEYS: [&str; 3] = ["name", "address", "labels"];
 
 /// The keys of a `[[file_sd]]` block besides the settings.
-const FILE_SD_KEYS: [&str; 1] = ["files"];
+const FILE_SD_KEYS: [&str; 2] = ["files", "labels"];
 
 /// The top-level sections.
 const ROOT_KEYS: [&str; 4] = ["defaults", "targets", "modules", "file_sd"];

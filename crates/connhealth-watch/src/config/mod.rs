@@ -48,12 +48,23 @@
 //!
 //! [[file_sd]]                # Prometheus file_sd, JSON only
 //! files = ["targets/*.json"] # relative to this file's folder
+//! labels = { team = "db" }   # added to every target of these files; a group's own
+//!                            # label of the same name wins
 //! interval = "10s"           # settings for the targets of these files
 //! ```
 //!
 //! A file_sd file is `[{"targets": ["host:port", ..], "labels": {"name": "value"}}, ..]`.
-//! Each address becomes a target named by its address, with the group's labels (those
-//! starting with `__` are dropped, as Prometheus drops them) and the block's settings.
+//! Each address becomes a target named by its address, with the block's labels and the
+//! group's over them (those starting with `__` are dropped, as Prometheus drops them) and
+//! the block's settings.
+//!
+//! The same address listed in two groups, files or blocks is two targets, as it is to
+//! Prometheus (which tells them apart by their labels). The first keeps the address as
+//! its name; each later one, and one whose address a `[[targets]]` table took as its name,
+//! is named `ADDRESS@FILE#GROUP`: FILE relative to the config's folder, GROUP the 1-based
+//! rank of its group in the file (`10.0.0.1:80@targets/b.json#2`). If that is taken too
+//! (the address twice in one group, or a file that two blocks match), `-2`, `-3`, ... is
+//! appended.
 //!
 //! # The rules
 //!
@@ -67,7 +78,8 @@
 //!   and `quit` are `None` and `tls` is the default otherwise), so two plans of one kind
 //!   are equal exactly when their checks behave alike. `ca_file` is stored joined to the
 //!   config's folder, and the file was readable and held PEM certificates at load time.
-//! * Target names are unique across the config and every file_sd file.
+//! * Target names are unique across the config and every file_sd file: two `[[targets]]`
+//!   tables of one name are an error, a file_sd target is renamed as above.
 //! * A config with no targets is valid, and so is a glob that matches no file.
 
 use std::path::{Path, PathBuf};
@@ -246,20 +258,36 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
             seq += 1;
             let sd = file_sd::read(file, seq, &mut report);
             for target in &sd.targets {
-                let fix = "a file_sd target is named by its address: list each address once, or give the other target another name";
-                if names.claim(&target.address, &sd.source(), target.at, fix, &mut report) {
-                    targets.push(TargetPlan {
-                        name: target.address.clone(),
-                        address: target.address.clone(),
-                        labels: target.labels.clone(),
-                        check: block.check.clone(),
-                    });
-                }
+                let source = sd.source();
+                let name = if names.take(&target.address, &source, target.at) {
+                    target.address.clone()
+                } else {
+                    // Listed again, or a [[targets]] table's name: another target,
+                    // named by where it is listed.
+                    let base = file_sd::later_name(path, file, target);
+                    let mut name = base.clone();
+                    let mut count = 1;
+                    while !names.take(&name, &source, target.at) {
+                        count += 1;
+                        name = format!("{base}-{count}");
+                    }
+                    name
+                };
+                // A group's own label wins over the block's of the same name.
+                let mut labels = block.labels.clone();
+                labels.extend(target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+                targets.push(TargetPlan {
+                    name,
+                    address: target.address.clone(),
+                    labels,
+                    check: block.check.clone(),
+                });
             }
         }
         file_sd.push(FileSdPlan {
             files: block.files,
             matched,
+            labels: block.labels,
             check: block.check,
         });
     }

@@ -1,5 +1,6 @@
-//! Target names are unique in a plan: the first target to take a name keeps it, and every
-//! later one is an error that points at itself and says where the first one is.
+//! Target names are unique in a plan: the first target to take a name keeps it. A later
+//! `[[targets]]` table that wants it is an error that points at itself and says where the
+//! first one is; a later file_sd target takes another name ([`Names::take`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -62,6 +63,15 @@ impl Names {
                 at,
                 format!("target name {name:?} is already taken by the target at {place}; {fix}"),
             );
+            return false;
+        }
+        self.take(name, source, at)
+    }
+
+    /// Takes `name` for the target written at `at` in `source` if no other target has
+    /// it; true if it did.
+    pub(crate) fn take(&mut self, name: &str, source: &Source<'_>, at: usize) -> bool {
+        if self.taken.contains_key(name) {
             return false;
         }
         let line = self.line_of(source, at);

@@ -170,6 +170,8 @@ pub struct FileSdPlan {
     pub files: Vec<String>,
     /// The files they matched when the plan was built.
     pub matched: Vec<PathBuf>,
+    /// Added to every target of these files; a group's own label of the same name wins.
+    pub labels: BTreeMap<String, String>,
     /// The check settings for its targets: `[defaults]` overlaid with the block's own.
     pub check: CheckPlan,
 }

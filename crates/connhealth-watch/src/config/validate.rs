@@ -45,6 +45,8 @@ pub(crate) struct TomlTarget {
 pub(crate) struct FileSdBlock {
     /// The globs as written (the valid ones).
     pub(crate) files: Vec<String>,
+    /// `labels`, for every target of its files.
+    pub(crate) labels: BTreeMap<String, String>,
     /// The check of its targets.
     pub(crate) check: CheckPlan,
 }
@@ -211,7 +213,7 @@ fn target(
                     walk.wrong_type("address", "a \"host:port\" string", value);
                 }
             },
-            "labels" => labels = target_labels(walk, value),
+            "labels" => labels = own_labels(walk, value),
             _ => walk.setting(&mut settings, entry, Section::Target),
         }
     }
@@ -249,7 +251,9 @@ fn target(
     })
 }
 
-fn target_labels(walk: &mut Walk<'_, '_>, node: &Node) -> BTreeMap<String, String> {
+/// `labels = { .. }` of a target or a `[[file_sd]]` block: Prometheus label names, not
+/// reserved ones, each with a string.
+fn own_labels(walk: &mut Walk<'_, '_>, node: &Node) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     let Value::Table(entries) = &node.value else {
         walk.wrong_type("labels", "a table of strings", node);
@@ -346,11 +350,12 @@ fn file_sd(
 ) -> FileSdBlock {
     let mut settings = Settings::default();
     let mut files = None;
+    let mut labels = BTreeMap::new();
     for entry in entries {
-        if entry.key == "files" {
-            files = Some(globs(walk, &entry.value));
-        } else {
-            walk.setting(&mut settings, entry, Section::FileSd);
+        match entry.key.as_str() {
+            "files" => files = Some(globs(walk, &entry.value)),
+            "labels" => labels = own_labels(walk, &entry.value),
+            _ => walk.setting(&mut settings, entry, Section::FileSd),
         }
     }
     settings::check_kind(
@@ -371,6 +376,7 @@ fn file_sd(
     }
     FileSdBlock {
         files: files.unwrap_or_default(),
+        labels,
         check: settings::resolve(&[defaults, &settings]),
     }
 }
