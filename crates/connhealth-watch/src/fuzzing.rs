@@ -35,7 +35,8 @@ pub struct FileSd {
 /// One target of a file_sd file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSdTarget {
-    /// `host:port`; also the target's name.
+    /// `host:port`; also the target's name, unless an earlier target took that name
+    /// (then `ADDRESS@FILE#GROUP`).
     pub address: String,
     /// Its group's labels, without the `__` ones.
     pub labels: BTreeMap<String, String>,
