@@ -67,8 +67,10 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// The fleet of `plan`: targets whose name, address and check settings are unchanged
-    /// from `old` keep their state, counters and transitions; the others start unknown.
+    /// The fleet of `plan`: a target whose name, address and check kind are unchanged
+    /// from `old` keeps its state, counters and transitions, with its new settings and
+    /// labels ([`TargetPlan::is_same_target`](crate::config::TargetPlan::is_same_target));
+    /// the others start unknown.
     pub fn build(plan: Plan, old: Option<&Fleet>, now: SystemTime) -> Fleet {
         let kept: HashMap<&str, &Arc<Target>> = old
             .map(|fleet| {
@@ -84,10 +86,10 @@ impl Fleet {
             .into_iter()
             .map(|new| match kept.get(new.name.as_str()) {
                 Some(old) if old.plan == new => Arc::clone(old),
-                Some(old) if old.plan.address == new.address && old.plan.check == new.check => {
-                    // Only the labels changed: same target, same state, new series.
-                    Arc::new(Target::with_status(new, old.status().clone()))
-                }
+                // New settings or labels, the same thing to watch: the state, counters
+                // and transitions carry on (an alert's `for:` does not start over), and
+                // the scheduler takes the new settings for the next check.
+                Some(old) if old.plan.is_same_target(&new) => Arc::new(Target::carrying(new, old)),
                 _ => Arc::new(Target::new(new, now)),
             })
             .collect();
@@ -223,8 +225,8 @@ impl Shared {
         }
     }
 
-    /// Re-reads the config and file_sd and swaps the new fleet in, keeping every
-    /// unchanged target's state. On error nothing changes: the errors are logged with
+    /// Re-reads the config and file_sd and swaps the new fleet in: every target whose
+    /// address and check kind are unchanged keeps its state, with its new settings. On error nothing changes: the errors are logged with
     /// their line and column, returned, and `connhealth_config_last_reload_successful`
     /// turns 0.
     pub async fn reload(&self, why: &str) -> Result<usize, ConfigErrors> {

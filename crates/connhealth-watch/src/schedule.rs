@@ -35,7 +35,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -45,9 +45,9 @@ use tokio::time::Sleep;
 
 use crate::checks::hold::{self, Hold};
 use crate::checks::{self, CheckResult, Outcome};
-use crate::config::CheckKind;
+use crate::config::{CheckKind, CheckPlan};
 use crate::daemon::{Fleet, Shared};
-use crate::state::Target;
+use crate::state::{Target, TargetStatus};
 
 /// When the scheduler wakes for a check, it also starts the checks due within this much
 /// after it. Every check then costs a share of one wake-up of the scheduler and of the
@@ -293,19 +293,22 @@ impl Scheduler {
     }
 
     /// Watches `fleet` from now on. A target carried over from the last fleet (the same
-    /// `Arc`: unchanged by the reload) keeps its schedule and its held connection; new
-    /// ones get their first check spread over their interval; removed ones are dropped,
-    /// closing their held connections.
+    /// `Arc`: unchanged by the reload) keeps its schedule and its held connection; one
+    /// whose settings changed (a new `Arc` sharing the old one's status) keeps its slot
+    /// and takes the new settings ([`Scheduler::retarget`]); new ones get their first
+    /// check spread over their interval; removed ones are dropped, closing their held
+    /// connections.
     fn swap(&mut self, fleet: &Fleet, now: Instant) {
-        let mut old: HashMap<*const Target, u32> = HashMap::new();
+        let mut old: HashMap<*const Mutex<TargetStatus>, u32> = HashMap::new();
         for (index, slot) in self.slots.iter().enumerate() {
             if let Some(entry) = slot {
-                old.insert(Arc::as_ptr(&entry.target), index as u32);
+                old.insert(entry.target.status_id(), index as u32);
             }
         }
         let count = fleet.targets.len().max(1) as f64;
         for (position, target) in fleet.targets.iter().enumerate() {
-            if old.remove(&Arc::as_ptr(target)).is_some() {
+            if let Some(index) = old.remove(&target.status_id()) {
+                self.retarget(index, target, now);
                 continue;
             }
             let Ok(address) = Address::parse(&target.plan.address) else {
@@ -322,6 +325,53 @@ impl Scheduler {
         }
     }
 
+    /// Puts `target`, the same watched target with new settings or labels, in slot
+    /// `index`. The address and kind are the same (else it would be a new target), so the
+    /// slot, its key and any check under way stay; the check under way ends with the old
+    /// settings and is recorded with the new ones.
+    ///
+    /// The next check is due one *new* wait after the last one was due (never before
+    /// now): a reload from 1 h to 10 s does not wait out the hour, and one from 10 s to
+    /// 1 h does not check again at 10 s. A held connection is opened again with the new
+    /// timeout and dead-peer bound; a `tls` or `send-expect` check reads its settings
+    /// from the target when it starts, so the next one uses the new ones.
+    fn retarget(&mut self, index: u32, target: &Arc<Target>, now: Instant) {
+        let Some(Some(entry)) = self.slots.get_mut(index as usize) else {
+            return;
+        };
+        if Arc::ptr_eq(&entry.target, target) {
+            return;
+        }
+        let settings_changed = entry.target.plan.check != target.plan.check;
+        entry.target = Arc::clone(target);
+        let check = &target.plan.check;
+        (entry.timeout, entry.jitter) = (check.timeout, check.jitter);
+        let key = Key {
+            index,
+            generation: entry.generation,
+        };
+        if settings_changed && entry.hold.is_some() {
+            // Dropping the old one aborts its task and closes its connection, without a
+            // close event: the new one connects at once with the new settings.
+            entry.hold = Some(held(&self.events_tx, key, entry.address.clone(), check));
+        }
+        let Some(entry) = self.entry(key) else {
+            return;
+        };
+        if !settings_changed || entry.running {
+            // A check under way schedules the next one, with the new wait, when it ends.
+            return;
+        }
+        let wait = entry.target.status().next_wait(&entry.target.plan.check);
+        let last_due = entry.due.checked_sub(entry.wait).unwrap_or(entry.due);
+        let due = (last_due + wait).max(now);
+        if due != entry.due {
+            entry.due = due;
+            entry.wait = wait;
+            self.due.push(Reverse((due, key)));
+        }
+    }
+
     fn insert(&mut self, target: Arc<Target>, address: Address, due: Instant, wait: Duration) {
         let index = match self.free.pop() {
             Some(index) => index,
@@ -333,18 +383,8 @@ impl Scheduler {
         };
         let generation = self.generations[index as usize];
         let key = Key { index, generation };
-        let hold = (target.plan.check.kind == CheckKind::Hold).then(|| {
-            let events = self.events_tx.clone();
-            let check = &target.plan.check;
-            Hold::spawn(
-                address.clone(),
-                check.timeout,
-                hold::dead_peer_bound(check.interval, check.fall),
-                move |why| {
-                    let _ = events.send(Event::HoldClosed { key, why });
-                },
-            )
-        });
+        let hold = (target.plan.check.kind == CheckKind::Hold)
+            .then(|| held(&self.events_tx, key, address.clone(), &target.plan.check));
         let check = &target.plan.check;
         let (kind, timeout, jitter) = (check.kind, check.timeout, check.jitter);
         self.slots[index as usize] = Some(Entry {
@@ -622,6 +662,25 @@ impl Scheduler {
             .map_or(0.0, |entry| entry.jitter);
         jittered(&mut self.rng, wait, jitter)
     }
+}
+
+/// A held connection for the target in slot `key`, with `check`'s timeout and dead-peer
+/// bound, reporting its closes to the scheduler.
+fn held(
+    events: &mpsc::UnboundedSender<Event>,
+    key: Key,
+    address: Address,
+    check: &CheckPlan,
+) -> Hold {
+    let events = events.clone();
+    Hold::spawn(
+        address,
+        check.timeout,
+        hold::dead_peer_bound(check.interval, check.fall),
+        move |why| {
+            let _ = events.send(Event::HoldClosed { key, why });
+        },
+    )
 }
 
 /// `wait × (1 ± jitter)`, drawn uniformly.

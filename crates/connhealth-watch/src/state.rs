@@ -3,7 +3,7 @@
 //! counters and transitions every sink reads.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crate::checks::{CheckResult, Outcome};
@@ -207,11 +207,16 @@ fn plural(count: u32, word: &str) -> String {
 /// One watched target: its plan and its status. The status has a lock of its own, taken
 /// by the scheduler once per check and by a scrape once per target: no lock is shared by
 /// all targets on the check path.
+///
+/// A reload that changes a target's settings but not its address or kind builds a new
+/// `Target` that shares the old one's status ([`Target::carrying`]): a check that ends
+/// while the new fleet is being swapped in counts in the one status both hold, so no
+/// result is lost between the reload and the scheduler taking the new settings.
 #[derive(Debug)]
 pub struct Target {
     /// What to check and how.
     pub plan: TargetPlan,
-    status: Mutex<TargetStatus>,
+    status: Arc<Mutex<TargetStatus>>,
 }
 
 impl Target {
@@ -219,16 +224,36 @@ impl Target {
     pub fn new(plan: TargetPlan, now: SystemTime) -> Target {
         Target {
             plan,
-            status: Mutex::new(TargetStatus::new(now)),
+            status: Arc::new(Mutex::new(TargetStatus::new(now))),
         }
     }
 
-    /// A target that takes over `status` (a reload that changed only its labels).
-    pub fn with_status(plan: TargetPlan, status: TargetStatus) -> Target {
+    /// `plan`, carrying on `from`'s status: its state, counters and transitions. For a
+    /// reload that changed the target's settings (labels, schedule, rise and fall, the
+    /// check's own settings) but not its address or check kind.
+    ///
+    /// Nothing in the status changes at the reload: the new `rise` and `fall` are applied
+    /// to the current streaks by the next check. A streak that already reaches the new
+    /// threshold (3 failures while up, and `fall` lowered to 2) decides at the next
+    /// result of the same sign: one more failure makes the target down, a success resets
+    /// the streak. A reload never makes a transition by itself.
+    pub fn carrying(plan: TargetPlan, from: &Target) -> Target {
         Target {
             plan,
-            status: Mutex::new(status),
+            status: Arc::clone(&from.status),
         }
+    }
+
+    /// True when `self` and `other` share one status: the same watched target, through
+    /// reloads that changed only its settings.
+    pub fn shares_status(&self, other: &Target) -> bool {
+        Arc::ptr_eq(&self.status, &other.status)
+    }
+
+    /// The identity of the status, for maps keyed by watched target: equal exactly when
+    /// [`Target::shares_status`] is true.
+    pub(crate) fn status_id(&self) -> *const Mutex<TargetStatus> {
+        Arc::as_ptr(&self.status)
     }
 
     /// The status, locked. Hold it briefly: the scheduler waits on it.
@@ -318,6 +343,31 @@ mod tests {
             down.why,
             "the held connection closed and a probe was refused"
         );
+    }
+
+    #[test]
+    fn a_lowered_fall_already_reached_is_decided_by_the_next_failure() {
+        let now = SystemTime::now();
+        let mut status = TargetStatus::new(now);
+        let before = plan(1, 4);
+        status.record(&before, &ok(), now).expect("up");
+        for _ in 0..3 {
+            assert_eq!(status.record(&before, &refused(), now), None);
+        }
+        // A reload lowers fall to 2: three failures already reach it, and nothing
+        // happens until the next result.
+        let after = plan(1, 2);
+        assert_eq!(status.health, Health::Up);
+        let down = status.record(&after, &refused(), now).expect("down");
+        assert_eq!(down.why, "4 failures: refused");
+        // A success first would have reset the streak instead.
+        let mut status = TargetStatus::new(now);
+        status.record(&before, &ok(), now).expect("up");
+        for _ in 0..3 {
+            status.record(&before, &refused(), now);
+        }
+        assert_eq!(status.record(&after, &ok(), now), None);
+        assert_eq!((status.health, status.failures), (Health::Up, 0));
     }
 
     #[test]

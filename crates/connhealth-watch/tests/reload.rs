@@ -1,5 +1,6 @@
-//! Reload: unchanged targets keep their state, counters and transitions; changed ones
-//! start again as unknown; removed ones disappear; a config that does not load changes
+//! Reload: unchanged targets keep their state, counters and transitions; ones whose
+//! address or check kind changed start again as unknown (a change of settings alone is
+//! `reload_settings.rs`); removed ones disappear; a config that does not load changes
 //! nothing; file_sd changes are picked up within 5 s, with no reload asked for.
 
 mod support;
@@ -59,7 +60,7 @@ fn unchanged_targets_keep_their_state_changed_ones_start_again_removed_ones_go()
     let second = format!(
         "{FAST}{}{}{}",
         target("kept", a, ""),
-        target("changed", b, "interval = \"150ms\"\n"),
+        target("changed", b, "check = \"connect\"\n"),
         target("added", c, "")
     );
     std::fs::write(&path, second).unwrap();

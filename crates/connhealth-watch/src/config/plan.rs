@@ -40,6 +40,19 @@ pub struct TargetPlan {
     pub check: CheckPlan,
 }
 
+impl TargetPlan {
+    /// True when `other` is the same thing to watch: the same name, address and check
+    /// kind. A reload carries such a target's state, counters and transitions over,
+    /// whatever else changed (labels, the schedule, rise and fall, timeout, the check's
+    /// own settings), and the new settings apply from its next check. A new address or
+    /// kind watches something else, which starts again as unknown.
+    pub fn is_same_target(&self, other: &TargetPlan) -> bool {
+        self.name == other.name
+            && self.address == other.address
+            && self.check.kind == other.check.kind
+    }
+}
+
 /// How one target (or one `/probe` module) is checked: the kind, its settings and the
 /// schedule. Two plans are equal when every setting is, which is what a reload compares.
 #[derive(Debug, Clone)]
