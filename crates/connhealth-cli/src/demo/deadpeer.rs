@@ -1,42 +1,46 @@
 //! Demo part: a peer vanishes (iptables DROP in a private network namespace); `DeadPeer`
-//! bounds the silence and `inspect()` warns early. Needs root, `ip` and `iptables`; it
-//! installs the last two from Debian's packages when they are missing, as the tests do,
-//! and otherwise says why it skips. On Windows it shows the policy's settings and skips
-//! the vanishing peer, which needs Linux.
+//! bounds the silence and `inspect()` warns early. Needs Linux, root, `ip` and
+//! `iptables`; without them it says what is missing (and which Debian packages provide
+//! the commands) and skips. It installs nothing. Elsewhere (Windows, other Unix) it shows
+//! the policy's settings and skips the vanishing peer, which needs Linux.
 
 use std::io;
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 use std::io::Write;
-#[cfg(unix)]
-use std::net::TcpListener;
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
+use std::net::{TcpListener, TcpStream};
+#[cfg(target_os = "linux")]
 use std::thread;
 use std::time::Duration;
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 use std::time::Instant;
 
 use connhealth::DeadPeer;
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 use connhealth::{check, inspect, Status};
-#[cfg(unix)]
-use connhealth_testkit::Netns;
+
+#[cfg(target_os = "linux")]
+use super::support::{self, Netns};
 
 /// Without a network namespace and iptables: what the policy sets, then a note.
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 pub(crate) fn run() -> io::Result<()> {
     super::heading("DeadPeer and inspect(): a peer that vanishes without a FIN or RST");
     let policy = DeadPeer::detect_within(Duration::from_secs(3));
     match policy.settings() {
-        Ok(applied) => println!(
-            "policy: detect_within({:?}) -> keepalive idle {:?}, interval {:?}, {} probe(s), TCP_MAXRT {}",
+        Ok(applied) => {
+            println!(
+            "policy: detect_within({:?}) -> keepalive idle {:?}, interval {:?}, {} probe(s), {} {}",
             policy.bound(),
             applied.idle,
             applied.interval,
             applied.count,
+            if cfg!(windows) { "TCP_MAXRT" } else { "TCP_USER_TIMEOUT" },
             applied
                 .user_timeout
                 .map_or("not available here".to_string(), |t| format!("{t:?}")),
-        ),
+        )
+        }
         Err(err) => println!(
             "policy: detect_within({:?}) cannot be applied here: {err}",
             policy.bound()
@@ -49,20 +53,25 @@ pub(crate) fn run() -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 pub(crate) fn run() -> io::Result<()> {
     super::heading("DeadPeer and inspect(): a peer that vanishes without a FIN or RST");
-    if !connhealth_testkit::is_root() {
+    if !support::is_root() {
         println!("skipped: making a peer vanish needs root (a network namespace and iptables)");
         return Ok(());
     }
-    for command in ["ip", "iptables"] {
-        // A fresh machine has no iptables: install it, as scripts/test does, rather than
-        // skip the part of the demo that shows what the others cannot.
-        if let Err(err) = connhealth_testkit::ensure_command(command) {
-            println!("skipped: making a peer vanish needs `{command}` ({err})");
-            return Ok(());
-        }
+    // The shipped binary installs nothing: it says what is missing and what provides it.
+    let missing: Vec<&str> = ["ip", "iptables"]
+        .into_iter()
+        .filter(|command| !support::on_path(command))
+        .collect();
+    if !missing.is_empty() {
+        println!(
+            "skipped: making a peer vanish needs `ip` and `iptables` on the PATH; missing: `{}` \
+             (on Debian or Ubuntu: apt-get install iproute2 iptables)",
+            missing.join("`, `")
+        );
+        return Ok(());
     }
     let netns = match Netns::new() {
         Ok(netns) => netns,
@@ -89,8 +98,8 @@ pub(crate) fn run() -> io::Result<()> {
     let (idle, mut busy, _peers, port) = netns.enter(|| -> io::Result<_> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
-        let (idle, idle_peer) = connhealth_testkit::tcp_pair(&listener)?;
-        let (busy, busy_peer) = connhealth_testkit::tcp_pair(&listener)?;
+        let (idle, idle_peer) = tcp_pair(&listener)?;
+        let (busy, busy_peer) = tcp_pair(&listener)?;
         Ok((idle, busy, (idle_peer, busy_peer), port))
     })??;
     policy.apply(&idle)?;
@@ -144,4 +153,12 @@ pub(crate) fn run() -> io::Result<()> {
     report("data in flight", busy_closed);
     report("idle", idle_closed);
     Ok(())
+}
+
+/// Connects to `listener` and returns both ends: the client stream and the accepted one.
+#[cfg(target_os = "linux")]
+fn tcp_pair(listener: &TcpListener) -> io::Result<(TcpStream, TcpStream)> {
+    let client = TcpStream::connect(listener.local_addr()?)?;
+    let (server, _) = listener.accept()?;
+    Ok((client, server))
 }

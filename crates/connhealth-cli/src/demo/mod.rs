@@ -3,7 +3,7 @@
 //!
 //! On Windows the check, probe and pool parts run as on Linux; the dead-peer part shows
 //! the policy's settings and skips making a peer vanish (a network namespace and iptables
-//! are Linux's), and the watch part is skipped (the daemon runs on Unix only). Each skip
+//! are Linux's; other Unix skip it too), and the watch part is skipped (the daemon runs on Unix only). Each skip
 //! prints one line saying why.
 
 use std::io;
@@ -12,6 +12,8 @@ mod check;
 mod deadpeer;
 mod pool;
 mod probe;
+#[cfg(target_os = "linux")]
+mod support;
 #[cfg(unix)]
 pub(crate) mod watch;
 
