@@ -1,8 +1,9 @@
 //! Demo part: a peer vanishes (iptables DROP in a private network namespace); `DeadPeer`
 //! bounds the silence and `inspect()` warns early. Needs Linux, root, `ip` and
-//! `iptables`; without them it says what is missing (and which Debian packages provide
-//! the commands) and skips. It installs nothing. Elsewhere (Windows, other Unix) it shows
-//! the policy's settings and skips the vanishing peer, which needs Linux.
+//! `iptables`. As root on Debian it installs the two packages that provide them when they
+//! are missing, saying so first, so that the README's quick start needs nothing else;
+//! elsewhere it says what is missing and skips. On Windows and other Unix it shows the
+//! policy's settings and skips the vanishing peer, which needs Linux.
 
 use std::io;
 #[cfg(target_os = "linux")]
@@ -60,11 +61,21 @@ pub(crate) fn run() -> io::Result<()> {
         println!("skipped: making a peer vanish needs root (a network namespace and iptables)");
         return Ok(());
     }
-    // The shipped binary installs nothing: it says what is missing and what provides it.
-    let missing: Vec<&str> = ["ip", "iptables"]
-        .into_iter()
-        .filter(|command| !support::on_path(command))
-        .collect();
+    // The quick start runs the demo on a fresh machine: as root on Debian, the two
+    // packages are installed (saying so); elsewhere the demo says what is missing.
+    let missing = || -> Vec<&str> {
+        ["ip", "iptables"]
+            .into_iter()
+            .filter(|command| !support::on_path(command))
+            .collect()
+    };
+    if !missing().is_empty() && support::is_debian() {
+        println!("installing iproute2 and iptables with apt-get (for a private network namespace)");
+        if let Err(err) = support::apt_install(&["iproute2", "iptables"]) {
+            println!("apt-get could not install them: {err}");
+        }
+    }
+    let missing = missing();
     if !missing.is_empty() {
         println!(
             "skipped: making a peer vanish needs `ip` and `iptables` on the PATH; missing: `{}` \

@@ -1,7 +1,8 @@
 //! What the demo's dead-peer part needs from the system, written for the shipped binary:
-//! whether it runs as root, whether `ip` and `iptables` are there (it installs nothing:
-//! it says what to install), and a private network namespace where iptables can make a
-//! peer vanish without touching the host's network. Linux only.
+//! whether it runs as root, whether `ip` and `iptables` are there (on Debian, as root, it
+//! installs their packages; elsewhere it says what to install), and a private network
+//! namespace where iptables can make a peer vanish without touching the host's network.
+//! Linux only.
 //!
 //! The test kit (crates/connhealth-testkit) has a fuller `Netns` for the tests; this is
 //! the little of it the demo uses.
@@ -25,6 +26,26 @@ pub(crate) fn on_path(command: &str) -> bool {
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/sbin".into()])
         .any(|dir| dir.join(command).is_file())
+}
+
+/// True on a Debian-like system whose packages `apt_install` can install.
+pub(crate) fn is_debian() -> bool {
+    std::path::Path::new("/usr/bin/apt-get").exists()
+}
+
+/// Installs Debian `packages` (as root), quietly: `apt-get update`, then `install`.
+pub(crate) fn apt_install(packages: &[&str]) -> io::Result<()> {
+    let apt = |args: &[&str]| {
+        let mut command = Command::new("apt-get");
+        command
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null());
+        run(&mut command)
+    };
+    apt(&["update", "-qq"])?;
+    apt(&[&["install", "-y", "-qq"][..], packages].concat())?;
+    Ok(())
 }
 
 fn run(command: &mut Command) -> io::Result<Output> {
