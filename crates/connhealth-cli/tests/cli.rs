@@ -9,9 +9,9 @@ fn connhealth(args: &[&str]) -> std::process::Output {
         .expect("run connhealth")
 }
 
-#[cfg(unix)] // Linux's answers, and the watch part (Unix only); Windows' demo is below
-#[test]
-fn demo_runs_and_shows_the_check_seeing_fin_rst_and_data() {
+/// Runs `connhealth demo`, which must succeed, and checks that its output holds each of
+/// `lines`.
+fn demo_shows(lines: &[&str]) {
     let out = connhealth(&["demo"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -19,7 +19,18 @@ fn demo_runs_and_shows_the_check_seeing_fin_rst_and_data() {
         "demo failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for line in [
+    for line in lines {
+        assert!(
+            stdout.contains(line),
+            "demo output lacks {line:?}:\n{stdout}"
+        );
+    }
+}
+
+#[cfg(unix)] // Linux's answers, and the watch part (Unix only); Windows' demo is below
+#[test]
+fn demo_runs_and_shows_the_check_seeing_fin_rst_and_data() {
+    demo_shows(&[
         "peer sent a reply              open, data waiting",
         "peer sent a reply, then FIN    closed (peer closed)",
         "peer closed (FIN)              closed (peer closed)",
@@ -28,12 +39,7 @@ fn demo_runs_and_shows_the_check_seeing_fin_rst_and_data() {
         "connhealth watch: a server killed with SIGKILL, then restarted",
         "hold       up -> down   the held connection closed and a probe was refused",
         "half-open  up -> down   3 failures: refused",
-    ] {
-        assert!(
-            stdout.contains(line),
-            "demo output lacks {line:?}:\n{stdout}"
-        );
-    }
+    ]);
 }
 
 #[test]
@@ -72,24 +78,12 @@ fn watch_says_it_runs_on_unix_and_exits_2() {
 #[cfg(not(unix))]
 #[test]
 fn demo_runs_the_parts_that_work_here_and_says_why_it_skips_the_others() {
-    let out = connhealth(&["demo"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "demo failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for line in [
+    demo_shows(&[
         "peer closed (FIN)              closed (peer closed)",
         "A ping that reads with a 1 ms deadline",
         "probes of 127.0.0.1:",
         "connhealth::pool",
         "skipped: making a peer vanish needs Linux",
         "skipped: needs Linux (or other Unix): the watch daemon",
-    ] {
-        assert!(
-            stdout.contains(line),
-            "demo output lacks {line:?}:\n{stdout}"
-        );
-    }
+    ]);
 }
