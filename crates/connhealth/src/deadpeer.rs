@@ -282,7 +282,9 @@ impl DeadPeer {
     /// way the timers count from the last segment received. Errors: `InvalidInput` with a
     /// [`DeadPeerError`] inside for a bound the platform cannot honour (nothing is set
     /// then); the OS error if a socket option is refused (for example on a socket that is
-    /// not TCP); `Unsupported` where keepalive cannot be tuned per socket.
+    /// not TCP; on Windows, where one policy takes several Winsock calls, the message also
+    /// names the option refused, and the error keeps the kind but not the raw code);
+    /// `Unsupported` where keepalive cannot be tuned per socket.
     pub fn apply<S: sys::AsSocket + ?Sized>(&self, conn: &S) -> io::Result<()> {
         let settings = self.settings()?;
         sys::keepalive::apply(sys::borrow(conn), &settings)
