@@ -97,7 +97,9 @@ mod syntax;
 mod validate;
 mod values;
 
-pub use self::plan::{CheckKind, CheckPlan, FileSdPlan, Plan, TargetPlan, TlsPlan};
+pub use self::plan::{
+    CheckKind, CheckPlan, FileSdPlan, HttpPlan, Pattern, Plan, StatusRange, TargetPlan, TlsPlan,
+};
 
 use self::names::Names;
 use self::span::{Report, Source};

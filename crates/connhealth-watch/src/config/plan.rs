@@ -176,6 +176,56 @@ pub struct TlsPlan {
     pub cert_min_days: Option<u32>,
 }
 
+/// The `http` kind's settings (`url`, `method`, `headers`, `body`, `valid_status`,
+/// `expect`, `follow_redirects`, `reuse_connection`); https also reads [`TlsPlan`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpPlan {
+    /// `http://` or `https://`, with a host; the port defaults to 80 or 443.
+    pub url: http::Uri,
+    /// Default `GET`.
+    pub method: http::Method,
+    /// Sent as written, after the defaults (`Host`, `User-Agent`), which they replace.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// The request body (empty: none).
+    pub body: Vec<u8>,
+    /// The codes that pass; default `["2xx"]`.
+    pub valid_status: Vec<StatusRange>,
+    /// A regex the body must match.
+    pub expect: Option<Pattern>,
+    /// Follow redirects, at most 10 (default true).
+    pub follow_redirects: bool,
+    /// Keep the connection between checks, `check()`ed before each reuse (default true).
+    pub reuse_connection: bool,
+}
+
+/// One entry of `valid_status`: a code (`204`, `low == high`) or a class (`"2xx"`,
+/// 200 to 299).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRange {
+    /// The lowest code that passes.
+    pub low: u16,
+    /// The highest code that passes.
+    pub high: u16,
+}
+
+impl StatusRange {
+    /// True when `code` is in the range.
+    pub fn contains(self, code: u16) -> bool {
+        (self.low..=self.high).contains(&code)
+    }
+}
+
+/// A compiled regex that compares by its source text, so that plans holding one compare
+/// as written.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
 /// One `[[file_sd]]` block.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileSdPlan {
