@@ -19,7 +19,7 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
     /// Where HTTP listens: /metrics, /probe, /status, /-/reload, /-/healthy, /-/ready.
-    #[arg(long, value_name = "ADDR", default_value = connhealth_watch::daemon::DEFAULT_LISTEN)]
+    #[arg(long, value_name = "ADDR", default_value = connhealth_watch::config::DEFAULT_LISTEN)]
     listen: SocketAddr,
     /// Validate the config and exit: 0 and a one-line summary, or 2 and every error as
     /// FILE:LINE:COLUMN: message.

@@ -19,9 +19,9 @@ use tokio::time::Instant;
 use crate::checks::send_expect;
 use crate::checks::CheckResult;
 use crate::config::{CheckPlan, ConfigError};
-use crate::daemon::Fleet;
 use crate::http::probe::{ProbeRequest, PARAMS, SCRAPE_TIMEOUT_HEADER};
 use crate::http::Params;
+use crate::state::Fleet;
 
 /// What a file_sd file holds: its targets, and every problem found in it.
 #[derive(Debug, Clone, PartialEq, Eq)]

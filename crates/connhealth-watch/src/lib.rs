@@ -17,18 +17,23 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+// The stages, in the order data flows: each imports only those above it.
 pub mod checks;
 pub mod config;
 pub mod daemon;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod http;
-mod human;
-pub mod metrics;
+pub mod reload;
 pub mod schedule;
-pub mod shard;
+pub mod sinks;
 pub mod state;
-pub mod status;
+
+// Leaves, which import no stage.
+mod human;
+pub mod shard;
 mod sys;
 
-pub use crate::daemon::{run, LogFormat, Options};
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use crate::config::{LogFormat, Options};
+pub use crate::daemon::run;

@@ -1,13 +1,14 @@
 //! Each target's state machine, HAProxy's: `unknown` until `rise` successes in a row make
 //! it `up` or `fall` failures in a row make it `down`; between, it keeps its state. Also the
-//! counters and transitions every sink reads.
+//! counters and transitions that `/metrics` and `/status` read ([`TargetState`]), each
+//! watched target ([`Watched`]), and the fleet of one config generation ([`Fleet`]).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crate::checks::{CheckResult, Outcome};
-use crate::config::{CheckPlan, TargetPlan};
+use crate::config::{CheckPlan, Plan, TargetPlan};
 
 /// How many transitions `/status` keeps per target.
 pub const TRANSITIONS_KEPT: usize = 10;
@@ -64,7 +65,7 @@ pub struct LastCheck {
 
 /// Everything known about one target's checks.
 #[derive(Debug, Clone)]
-pub struct TargetStatus {
+pub struct TargetState {
     /// The current health.
     pub health: Health,
     /// Since when (the last transition, or when the target was configured).
@@ -87,10 +88,10 @@ pub struct TargetStatus {
     pub cert_expiry: Option<SystemTime>,
 }
 
-impl TargetStatus {
+impl TargetState {
     /// A target just configured: unknown, no checks.
-    pub fn new(now: SystemTime) -> TargetStatus {
-        TargetStatus {
+    pub fn new(now: SystemTime) -> TargetState {
+        TargetState {
             health: Health::Unknown,
             since: now,
             successes: 0,
@@ -204,63 +205,109 @@ fn plural(count: u32, word: &str) -> String {
     }
 }
 
-/// One watched target: its plan and its status. The status has a lock of its own, taken
-/// by the scheduler once per check and by a scrape once per target: no lock is shared by
-/// all targets on the check path.
+/// One watched target: its plan and its [`TargetState`]. The state has a lock of its own,
+/// taken by the scheduler once per check and by a scrape once per target: no lock is
+/// shared by all targets on the check path.
 ///
 /// A reload that changes a target's settings but not its address or kind builds a new
-/// `Target` that shares the old one's status ([`Target::carrying`]): a check that ends
-/// while the new fleet is being swapped in counts in the one status both hold, so no
+/// `Watched` that shares the old one's state ([`Watched::carrying`]): a check that ends
+/// while the new fleet is being swapped in counts in the one state both hold, so no
 /// result is lost between the reload and the scheduler taking the new settings.
 #[derive(Debug)]
-pub struct Target {
+pub struct Watched {
     /// What to check and how.
     pub plan: TargetPlan,
-    status: Arc<Mutex<TargetStatus>>,
+    state: Arc<Mutex<TargetState>>,
 }
 
-impl Target {
+impl Watched {
     /// A new, unknown target.
-    pub fn new(plan: TargetPlan, now: SystemTime) -> Target {
-        Target {
+    pub fn new(plan: TargetPlan, now: SystemTime) -> Watched {
+        Watched {
             plan,
-            status: Arc::new(Mutex::new(TargetStatus::new(now))),
+            state: Arc::new(Mutex::new(TargetState::new(now))),
         }
     }
 
-    /// `plan`, carrying on `from`'s status: its state, counters and transitions. For a
+    /// `plan`, carrying on `from`'s state: its health, counters and transitions. For a
     /// reload that changed the target's settings (labels, schedule, rise and fall, the
     /// check's own settings) but not its address or check kind.
     ///
-    /// Nothing in the status changes at the reload: the new `rise` and `fall` are applied
+    /// Nothing in the state changes at the reload: the new `rise` and `fall` are applied
     /// to the current streaks by the next check. A streak that already reaches the new
     /// threshold (3 failures while up, and `fall` lowered to 2) decides at the next
     /// result of the same sign: one more failure makes the target down, a success resets
     /// the streak. A reload never makes a transition by itself.
-    pub fn carrying(plan: TargetPlan, from: &Target) -> Target {
-        Target {
+    pub fn carrying(plan: TargetPlan, from: &Watched) -> Watched {
+        Watched {
             plan,
-            status: Arc::clone(&from.status),
+            state: Arc::clone(&from.state),
         }
     }
 
-    /// True when `self` and `other` share one status: the same watched target, through
+    /// True when `self` and `other` share one state: the same watched target, through
     /// reloads that changed only its settings.
-    pub fn shares_status(&self, other: &Target) -> bool {
-        Arc::ptr_eq(&self.status, &other.status)
+    pub fn shares_state(&self, other: &Watched) -> bool {
+        Arc::ptr_eq(&self.state, &other.state)
     }
 
-    /// The identity of the status, for maps keyed by watched target: equal exactly when
-    /// [`Target::shares_status`] is true.
-    pub(crate) fn status_id(&self) -> *const Mutex<TargetStatus> {
-        Arc::as_ptr(&self.status)
+    /// The identity of the state, for maps keyed by watched target: equal exactly when
+    /// [`Watched::shares_state`] is true.
+    pub(crate) fn state_id(&self) -> *const Mutex<TargetState> {
+        Arc::as_ptr(&self.state)
     }
 
-    /// The status, locked. Hold it briefly: the scheduler waits on it.
-    pub fn status(&self) -> MutexGuard<'_, TargetStatus> {
+    /// The state, locked. Hold it briefly: the scheduler waits on it.
+    pub fn state(&self) -> MutexGuard<'_, TargetState> {
         // Every update is a few stores; a panic mid-update leaves nothing half-done that
         // matters more than losing the daemon would.
-        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The targets being watched, with the modules `/probe` offers: one generation of the
+/// config. A reload builds the next and swaps it in.
+#[derive(Debug)]
+pub struct Fleet {
+    /// Every target this instance watches (its shard's), in config order.
+    pub targets: Vec<Arc<Watched>>,
+    /// `[modules.NAME]`.
+    pub modules: BTreeMap<String, CheckPlan>,
+    /// `[defaults]`: the settings of the built-in `/probe` modules.
+    pub defaults: CheckPlan,
+}
+
+impl Fleet {
+    /// The fleet of `plan`: a target whose name, address and check kind are unchanged
+    /// from `old` keeps its state, counters and transitions, with its new settings and
+    /// labels ([`TargetPlan::is_same_target`]); the others start unknown.
+    pub fn build(plan: Plan, old: Option<&Fleet>, now: SystemTime) -> Fleet {
+        let kept: HashMap<&str, &Arc<Watched>> = old
+            .map(|fleet| {
+                fleet
+                    .targets
+                    .iter()
+                    .map(|t| (t.plan.name.as_str(), t))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let targets = plan
+            .targets
+            .into_iter()
+            .map(|new| match kept.get(new.name.as_str()) {
+                Some(old) if old.plan == new => Arc::clone(old),
+                // New settings or labels, the same thing to watch: the state, counters
+                // and transitions carry on (an alert's `for:` does not start over), and
+                // the scheduler takes the new settings for the next check.
+                Some(old) if old.plan.is_same_target(&new) => Arc::new(Watched::carrying(new, old)),
+                _ => Arc::new(Watched::new(new, now)),
+            })
+            .collect();
+        Fleet {
+            targets,
+            modules: plan.modules,
+            defaults: plan.defaults,
+        }
     }
 }
 
@@ -287,7 +334,7 @@ mod tests {
     #[test]
     fn rise_successes_make_it_up_and_fall_failures_down() {
         let (plan, now) = (plan(2, 3), SystemTime::now());
-        let mut status = TargetStatus::new(now);
+        let mut status = TargetState::new(now);
         assert_eq!(status.record(&plan, &ok(), now), None);
         assert!(status.changing());
         let up = status.record(&plan, &ok(), now).expect("up after 2");
@@ -308,7 +355,7 @@ mod tests {
     #[test]
     fn a_success_between_failures_restarts_the_count() {
         let (plan, now) = (plan(1, 2), SystemTime::now());
-        let mut status = TargetStatus::new(now);
+        let mut status = TargetState::new(now);
         status.record(&plan, &ok(), now).expect("up");
         assert_eq!(status.record(&plan, &refused(), now), None);
         assert_eq!(status.record(&plan, &ok(), now), None);
@@ -319,7 +366,7 @@ mod tests {
     #[test]
     fn exhausted_moves_neither_streak() {
         let (plan, now) = (plan(1, 1), SystemTime::now());
-        let mut status = TargetStatus::new(now);
+        let mut status = TargetState::new(now);
         status.record(&plan, &ok(), now).expect("up");
         let exhausted = CheckResult::new(Outcome::Exhausted, Duration::ZERO);
         for _ in 0..5 {
@@ -332,7 +379,7 @@ mod tests {
     #[test]
     fn a_conclusive_failure_is_down_at_once() {
         let (plan, now) = (plan(1, 3), SystemTime::now());
-        let mut status = TargetStatus::new(now);
+        let mut status = TargetState::new(now);
         status.record(&plan, &ok(), now).expect("up");
         let gone = CheckResult {
             conclusive: true,
@@ -348,7 +395,7 @@ mod tests {
     #[test]
     fn a_lowered_fall_already_reached_is_decided_by_the_next_failure() {
         let now = SystemTime::now();
-        let mut status = TargetStatus::new(now);
+        let mut status = TargetState::new(now);
         let before = plan(1, 4);
         status.record(&before, &ok(), now).expect("up");
         for _ in 0..3 {
@@ -361,7 +408,7 @@ mod tests {
         let down = status.record(&after, &refused(), now).expect("down");
         assert_eq!(down.why, "4 failures: refused");
         // A success first would have reset the streak instead.
-        let mut status = TargetStatus::new(now);
+        let mut status = TargetState::new(now);
         status.record(&before, &ok(), now).expect("up");
         for _ in 0..3 {
             status.record(&before, &refused(), now);
@@ -381,7 +428,7 @@ mod tests {
             ..CheckPlan::default()
         };
         let now = SystemTime::now();
-        let mut status = TargetStatus::new(now);
+        let mut status = TargetState::new(now);
         assert_eq!(status.next_wait(&plan), plan.fast_interval);
         status.record(&plan, &ok(), now);
         assert_eq!(status.next_wait(&plan), plan.interval);

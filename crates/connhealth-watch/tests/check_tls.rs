@@ -417,7 +417,7 @@ async fn unreadable_ca_file_is_an_error_naming_it() {
 #[tokio::test]
 async fn run_once_checks_an_ip_target_against_its_ip_san_and_a_name_against_its_name() {
     // What /probe runs: the address as a string, the name verified taken from it.
-    let probers = connhealth_watch::daemon::Probers::new(16);
+    let probers = connhealth_watch::checks::Probers::new(16);
     let pki = pki(&["127.0.0.1", "localhost"], 90 * DAY);
     let (addr, _seen) = tls13_server(&pki).await;
     let plan = plan(trusting(&pki));

@@ -10,8 +10,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use connhealth_watch::config::{CheckKind, CheckPlan, TargetPlan};
+use connhealth_watch::sinks::log::{init_logging, log_transition};
 use connhealth_watch::state::{Health, Transition};
-use connhealth_watch::status::{init_logging, log_transition};
 use connhealth_watch::LogFormat;
 
 #[test]

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use connhealth_watch::checks::{CheckResult, Outcome};
 use connhealth_watch::config::CheckKind;
-use connhealth_watch::daemon::ReloadState;
-use connhealth_watch::metrics::{render_to_string, DaemonCounters};
+use connhealth_watch::sinks::metrics::ReloadState;
+use connhealth_watch::sinks::metrics::{render_to_string, DaemonCounters};
 use http_support::{mixed_fleet, synthetic_fleet};
 
 /// True when promtool can run; otherwise says why and skips, or fails under CI.
@@ -71,6 +71,7 @@ fn a_scrape_of_every_state_kind_and_result_lints_cleanly() {
             successful: true,
             last_success: SystemTime::now(),
         },
+        sinks_dropped: Vec::new(),
     };
     let text = render_to_string(&mixed_fleet(SystemTime::now()), &daemon);
     for family in [
@@ -97,6 +98,7 @@ fn a_scrape_encoded_in_slices_lints_cleanly() {
             successful: true,
             last_success: SystemTime::now(),
         },
+        sinks_dropped: Vec::new(),
     };
     let text = render_to_string(&synthetic_fleet(2_500), &daemon);
     assert_eq!(

@@ -5,8 +5,8 @@ mod http_support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use connhealth_watch::daemon::ReloadState;
-use connhealth_watch::metrics::{render_process, render_to_string, DaemonCounters};
+use connhealth_watch::sinks::metrics::ReloadState;
+use connhealth_watch::sinks::metrics::{render_process, render_to_string, DaemonCounters};
 use http_support::{fleet, mixed_fleet, sample, series, Server};
 
 fn daemon() -> DaemonCounters {
@@ -16,6 +16,7 @@ fn daemon() -> DaemonCounters {
             successful: false,
             last_success: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         },
+        sinks_dropped: Vec::new(),
     }
 }
 

@@ -15,8 +15,9 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use connhealth_watch::daemon::{Fleet, ReloadState};
-use connhealth_watch::metrics::{render, DaemonCounters};
+use connhealth_watch::sinks::metrics::ReloadState;
+use connhealth_watch::sinks::metrics::{render, DaemonCounters};
+use connhealth_watch::state::Fleet;
 use http_support::synthetic_fleet;
 
 /// The system allocator, counting the bytes live now and at most.
@@ -85,6 +86,7 @@ fn scrape(fleet: &Fleet) -> Scrape {
             successful: true,
             last_success: SystemTime::now(),
         },
+        sinks_dropped: Vec::new(),
     };
     let mut out = Counted::default();
     let before = LIVE.load(Ordering::Relaxed);

@@ -55,7 +55,7 @@ fn unchanged_targets_keep_their_state_changed_ones_start_again_removed_ones_go()
     }
     std::thread::sleep(Duration::from_millis(300));
     let kept_before = find(&daemon, "kept");
-    let checks_before = kept_before.status().total_checks();
+    let checks_before = kept_before.state().total_checks();
 
     let second = format!(
         "{FAST}{}{}{}",
@@ -69,7 +69,7 @@ fn unchanged_targets_keep_their_state_changed_ones_start_again_removed_ones_go()
 
     let kept = find(&daemon, "kept");
     assert!(Arc::ptr_eq(&kept, &kept_before), "kept is the same target");
-    let kept_status = kept.status().clone();
+    let kept_status = kept.state().clone();
     assert_eq!(kept_status.health, Health::Up);
     assert_eq!(kept_status.state_changes, 1);
     assert_eq!(kept_status.transitions.len(), 1);
@@ -176,7 +176,7 @@ fn file_sd_changes_are_picked_up_within_5_s() {
     });
     // Only its labels changed: it keeps its state and counters.
     let relabelled = status(&daemon, &a.to_string());
-    assert_eq!(relabelled.transitions, before.status().transitions);
+    assert_eq!(relabelled.transitions, before.state().transitions);
     std::fs::remove_file(dir.join("sd/two.json")).unwrap();
     wait_for("a removed file", &|d| names(d).len() == 1);
     daemon.stop();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use connhealth_watch::config;
 use connhealth_watch::daemon::Daemon;
-use connhealth_watch::state::{Health, TargetStatus};
+use connhealth_watch::state::{Health, TargetState};
 use support::{find, get, options, status, temp_dir, wait_health};
 
 fn listener() -> (TcpListener, SocketAddr) {
@@ -44,7 +44,7 @@ fn reload_with(daemon: &Daemon, path: &Path, text: String) {
 }
 
 /// The state, counters and transitions a reload must keep, equal before and after.
-fn assert_kept(before: &TargetStatus, after: &TargetStatus) {
+fn assert_kept(before: &TargetState, after: &TargetState) {
     assert_eq!(after.health, before.health, "{after:?}");
     assert_eq!(after.since, before.since);
     assert_eq!(after.state_changes, before.state_changes);

@@ -8,7 +8,6 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpListener;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use connhealth_testkit::{require, Netns};
@@ -145,7 +144,7 @@ fn intervals_run_from_the_due_time_not_from_the_end_of_the_check() {
         "{checks} checks in 3 s at a 100 ms interval (from the end of each: ~19)"
     );
     // A check more than 10 ms late is counted; a loaded 2-core machine makes one or two.
-    let late = daemon.shared().late_checks.load(Ordering::Relaxed);
+    let late = daemon.shared().sinks.late_checks();
     assert!(late <= checks / 10, "{late} of {checks} checks late");
     daemon.stop();
 }
@@ -358,7 +357,7 @@ fn a_check_that_cannot_start_is_exhausted_and_late_and_never_a_failure() {
             "live got {outcome:?}: its timeout ran while it waited for a place"
         );
     }
-    assert!(daemon.shared().late_checks.load(Ordering::Relaxed) >= exhausted);
+    assert!(daemon.shared().sinks.late_checks() >= exhausted);
     // The probes that did get a place timed out from their own SYN: those targets are down.
     let down: Vec<_> = (0..16)
         .map(|i| status(&daemon, &format!("dropped-{i}")))

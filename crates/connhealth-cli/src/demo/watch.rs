@@ -13,8 +13,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use connhealth_watch::config::Options;
 use connhealth_watch::config::{CheckKind, CheckPlan, Plan, TargetPlan};
-use connhealth_watch::daemon::{Daemon, Options};
+use connhealth_watch::daemon::Daemon;
 use connhealth_watch::state::{Health, Transition};
 
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -109,7 +110,7 @@ fn print_transitions(daemon: &Daemon, since: SystemTime, to: Health) -> bool {
         .targets
         .iter()
         .filter_map(|t| {
-            let status = t.status();
+            let status = t.state();
             let last = status.transitions.back()?.clone();
             (last.to == to && last.at >= since).then(|| (t.plan.name.clone(), last))
         })
@@ -132,7 +133,7 @@ fn wait_all(daemon: &Daemon, health: Health, limit: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         let fleet = daemon.shared().fleet();
-        if fleet.targets.iter().all(|t| t.status().health == health) {
+        if fleet.targets.iter().all(|t| t.state().health == health) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(1));

@@ -109,7 +109,7 @@ pub fn child_main(config: &Path) -> ExitCode {
         }
     };
     // As `connhealth watch` does: every transition is a log line on stderr.
-    let _log = connhealth_watch::status::init_logging(LogFormat::Text);
+    let _log = connhealth_watch::sinks::log::init_logging(LogFormat::Text);
     let options = Options {
         config: config.to_owned(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -159,20 +159,18 @@ fn answer(daemon: &Daemon, question: &str) -> String {
         "counts" => {
             let (mut total, mut ok, mut exhausted) = (0u64, 0u64, 0u64);
             for target in mine {
-                let status = target.status();
+                let status = target.state();
                 total += status.total_checks();
                 ok += status.checks[Outcome::Ok.index()];
                 exhausted += status.checks[Outcome::Exhausted.index()];
             }
-            let late = shared
-                .late_checks
-                .load(std::sync::atomic::Ordering::Relaxed);
+            let late = shared.sinks.late_checks();
             format!("counts {total} {ok} {exhausted} {late}\n")
         }
         "health" => {
             let (mut up, mut down, mut unknown) = (0, 0, 0);
             for target in mine {
-                match target.status().health {
+                match target.state().health {
                     Health::Up => up += 1,
                     Health::Down => down += 1,
                     Health::Unknown => unknown += 1,
@@ -183,7 +181,7 @@ fn answer(daemon: &Daemon, question: &str) -> String {
         "transitions" => {
             let mut text = String::new();
             for target in mine {
-                for t in &target.status().transitions {
+                for t in &target.state().transitions {
                     let _ = writeln!(
                         text,
                         "t {} {} {}",
@@ -199,7 +197,7 @@ fn answer(daemon: &Daemon, question: &str) -> String {
         "checks" => {
             let mut text = String::new();
             for target in mine {
-                if let Some(last) = &target.status().last_check {
+                if let Some(last) = &target.state().last_check {
                     let _ = writeln!(
                         text,
                         "c {} {} {}",

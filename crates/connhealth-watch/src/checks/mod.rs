@@ -8,14 +8,40 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use connhealth::probe::Target;
+use connhealth::{Mode, Prober};
 
 use crate::config::{CheckKind, CheckPlan};
-use crate::daemon::Probers;
 use crate::human::Rounded;
 
 pub mod hold;
 pub mod send_expect;
 pub mod tls;
+
+/// The two probers every half-open and connect check goes through: the scheduler feeds
+/// them in batches, and `/probe` calls them one probe at a time.
+#[derive(Debug, Clone)]
+pub struct Probers {
+    /// `Mode::HalfOpen`: half-open checks, hold's confirming probes, `/probe` `half_open`.
+    pub half_open: Prober,
+    /// `Mode::Connect`: connect checks, `/probe` `connect` and `tcp_connect`.
+    pub connect: Prober,
+}
+
+impl Probers {
+    /// Two probers, each keeping at most `max_in_flight` probes in flight.
+    pub fn new(max_in_flight: usize) -> Probers {
+        let build = |mode| {
+            Prober::builder()
+                .mode(mode)
+                .max_in_flight(max_in_flight)
+                .build()
+        };
+        Probers {
+            half_open: build(Mode::HalfOpen),
+            connect: build(Mode::Connect),
+        }
+    }
+}
 
 /// Runs one check of `address` now, as `plan` says, within `timeout` (name resolution
 /// included): what `/probe` does. A string that is not `host:port` is an `error` result
@@ -55,9 +81,9 @@ pub async fn run(
         async move {
             match plan.kind {
                 CheckKind::HalfOpen | CheckKind::Hold => {
-                    probe(&probers.half_open, addr, left).await
+                    one_probe(&probers.half_open, addr, left).await
                 }
-                CheckKind::Connect => probe(&probers.connect, addr, left).await,
+                CheckKind::Connect => one_probe(&probers.connect, addr, left).await,
                 CheckKind::Tls => tls::check(addr, &host, plan, left).await,
                 CheckKind::SendExpect => send_expect::check(addr, plan, left).await,
             }
@@ -68,7 +94,7 @@ pub async fn run(
     result
 }
 
-async fn probe(prober: &connhealth::Prober, addr: SocketAddr, timeout: Duration) -> CheckResult {
+async fn one_probe(prober: &Prober, addr: SocketAddr, timeout: Duration) -> CheckResult {
     CheckResult::of_probe(&prober.probe_addr(addr, timeout).await)
 }
 

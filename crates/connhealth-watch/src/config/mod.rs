@@ -89,6 +89,7 @@ mod json;
 mod keys;
 mod labels;
 mod names;
+mod options;
 mod plan;
 mod raw;
 mod settings;
@@ -97,6 +98,7 @@ mod syntax;
 mod validate;
 mod values;
 
+pub use self::options::{LogFormat, Options, DEFAULT_LISTEN};
 pub use self::plan::{
     CheckKind, CheckPlan, FileSdPlan, HttpPlan, Pattern, Plan, StatusRange, TargetPlan, TlsPlan,
 };

@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use regex::bytes::Regex;
 
+use crate::shard::Shard;
+
 /// A loaded, valid configuration: the targets to watch and the modules `/probe` offers.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -25,6 +27,28 @@ pub struct Plan {
     /// When the files were about to be read: a file_sd file modified since may have
     /// changed after it was read, and is read again.
     pub read_at: SystemTime,
+}
+
+impl Plan {
+    /// A plan with nothing in it (for tests of the stages after config).
+    pub fn empty() -> Plan {
+        Plan {
+            source: PathBuf::new(),
+            defaults: CheckPlan::default(),
+            targets: Vec::new(),
+            modules: BTreeMap::new(),
+            file_sd: Vec::new(),
+            read_at: SystemTime::now(),
+        }
+    }
+
+    /// Keeps the targets of `shard` (all of them without one).
+    pub fn sharded(mut self, shard: Option<Shard>) -> Plan {
+        if let Some(shard) = shard {
+            self.targets.retain(|t| shard.owns(&t.name));
+        }
+        self
+    }
 }
 
 /// One target to watch.

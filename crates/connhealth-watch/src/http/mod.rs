@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
-use crate::daemon::Shared;
+use crate::reload::Shared;
 
 mod body;
 mod conn;
@@ -82,19 +82,19 @@ pub fn router(shared: Arc<Shared>) -> Router {
 /// asks for it on every scrape, and 50k targets are 37 MB of text.
 async fn metrics(State(shared): State<Arc<Shared>>, request: HeaderMap) -> Response {
     let fleet = shared.fleet();
-    let daemon = crate::metrics::DaemonCounters::of(&shared);
+    let daemon = shared.counters();
     let gzip = accepts_gzip(&request);
-    let mut response = body::streamed(crate::metrics::CONTENT_TYPE, move |out| {
+    let mut response = body::streamed(crate::sinks::metrics::CONTENT_TYPE, move |out| {
         if gzip {
             // The fastest level: the text is so repetitive that it still shrinks more
             // than tenfold, for a fraction of the CPU the default level takes.
             let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
-            crate::metrics::render(&fleet, &daemon, &mut gz)?;
-            crate::metrics::render_process(&mut gz)?;
+            crate::sinks::metrics::render(&fleet, &daemon, &mut gz)?;
+            crate::sinks::metrics::render_process(&mut gz)?;
             gz.finish().map(drop)
         } else {
-            crate::metrics::render(&fleet, &daemon, out)?;
-            crate::metrics::render_process(out)
+            crate::sinks::metrics::render(&fleet, &daemon, out)?;
+            crate::sinks::metrics::render_process(out)
         }
     });
     let headers = response.headers_mut();

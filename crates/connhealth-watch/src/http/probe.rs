@@ -24,8 +24,9 @@ use prometheus::proto::{MetricFamily, MetricType};
 use super::{bad_request, Params};
 use crate::checks::{self, CheckResult};
 use crate::config::{CheckKind, CheckPlan};
-use crate::daemon::{Fleet, Shared};
-use crate::metrics::{encode, family, label, metric, unix_seconds, CONTENT_TYPE};
+use crate::reload::Shared;
+use crate::sinks::metrics::{encode, family, label, metric, unix_seconds, CONTENT_TYPE};
+use crate::state::Fleet;
 
 /// The built-in modules, in the order a 400 lists them; the config's follow.
 pub const BUILT_IN_MODULES: [&str; 3] = ["half_open", "connect", "tcp_connect"];

@@ -1,5 +1,5 @@
 //! `GET /status[?state=STATE[,STATE...]][&target=NAME...]`: the query string read into a
-//! [`Filter`], and the answer streamed by [`crate::status::render`].
+//! [`Filter`], and the answer streamed by [`crate::sinks::status::render`].
 //!
 //! * `state`: `up`, `down` or `unknown` (any case), several separated by commas, or the
 //!   parameter repeated. Anything else is a 400 that lists what `state` takes.
@@ -19,9 +19,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::{bad_request, body, text, Params};
-use crate::daemon::Shared;
+use crate::reload::Shared;
+use crate::sinks::status::Filter;
 use crate::state::Health;
-use crate::status::Filter;
 
 /// The parameters `/status` takes.
 const PARAMS: [&str; 2] = ["target", "state"];
@@ -56,8 +56,8 @@ pub(super) async fn handle(
             ),
         );
     }
-    body::streamed(crate::status::CONTENT_TYPE, move |out| {
-        crate::status::render(&fleet, &filter, out)
+    body::streamed(crate::sinks::status::CONTENT_TYPE, move |out| {
+        crate::sinks::status::render(&fleet, &filter, out)
     })
 }
 

@@ -14,7 +14,7 @@
 //! * **From the due time, not the end.** A target's next check is due one wait after its
 //!   last one was *due*, so intervals never drift by the checks' own durations.
 //! * **Waits by state.** `interval` while up, `down_interval` while down, `fast_interval`
-//!   while unknown or while a change has started ([`TargetStatus::next_wait`]).
+//!   while unknown or while a change has started ([`TargetState::next_wait`]).
 //! * **Jitter and spread.** Each wait is drawn from `wait × (1 ± jitter)`, and the first
 //!   checks of a (re)loaded fleet are spread evenly over each target's interval, so
 //!   thousands of targets never start on one tick.
@@ -26,7 +26,7 @@
 //!   max(10 ms, 10 % of its wait) after it was due counts in
 //!   `connhealth_checks_late_total`.
 //!
-//! [`TargetStatus::next_wait`]: crate::state::TargetStatus::next_wait
+//! [`TargetState::next_wait`]: crate::state::TargetState::next_wait
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -34,20 +34,19 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use connhealth::probe::{FeedResult, ProbeFeed, Target as Address};
 use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
 use crate::checks::hold::{self, Hold};
-use crate::checks::{self, CheckResult, Outcome};
+use crate::checks::{self, CheckResult, Outcome, Probers};
 use crate::config::{CheckKind, CheckPlan};
-use crate::daemon::{Fleet, Shared};
-use crate::state::{Target, TargetStatus};
+use crate::sinks::Sinks;
+use crate::state::{Fleet, TargetState, Watched};
 
 /// When the scheduler wakes for a check, it also starts the checks due within this much
 /// after it. Every check then costs a share of one wake-up of the scheduler and of the
@@ -82,7 +81,8 @@ impl SchedulerThread {
 /// Starts the scheduler on a thread (and a current-thread runtime) of its own, watching
 /// `fleet` until [`Command::Stop`].
 pub fn spawn(
-    shared: Arc<Shared>,
+    probers: Probers,
+    sinks: Sinks,
     fleet: Arc<Fleet>,
     commands: mpsc::UnboundedReceiver<Command>,
 ) -> io::Result<SchedulerThread> {
@@ -93,7 +93,7 @@ pub fn spawn(
         .name("connhealth-checks".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let mut scheduler = Scheduler::new(shared);
+                let mut scheduler = Scheduler::new(probers, sinks);
                 scheduler.swap(&fleet, Instant::now());
                 scheduler.run(commands).await;
             });
@@ -140,7 +140,7 @@ impl Tag {
 
 /// One watched target, as the scheduler sees it.
 struct Entry {
-    target: Arc<Target>,
+    target: Arc<Watched>,
     address: Address,
     /// The target's kind, timeout and jitter, copied here: every check reads them, and
     /// reading them through the `Arc` cost a cache miss per check (6 % of the daemon's
@@ -187,7 +187,8 @@ enum Event {
 }
 
 struct Scheduler {
-    shared: Arc<Shared>,
+    probers: Probers,
+    sinks: Sinks,
     slots: Vec<Option<Entry>>,
     generations: Vec<u32>,
     free: Vec<u32>,
@@ -203,12 +204,13 @@ struct Scheduler {
 }
 
 impl Scheduler {
-    fn new(shared: Arc<Shared>) -> Scheduler {
+    fn new(probers: Probers, sinks: Sinks) -> Scheduler {
         let (events_tx, events) = mpsc::unbounded_channel();
-        let half_open = shared.probers.half_open.feed();
-        let connect = shared.probers.connect.feed();
+        let half_open = probers.half_open.feed();
+        let connect = probers.connect.feed();
         Scheduler {
-            shared,
+            probers,
+            sinks,
             slots: Vec::new(),
             generations: Vec::new(),
             free: Vec::new(),
@@ -299,15 +301,15 @@ impl Scheduler {
     /// check spread over their interval; removed ones are dropped, closing their held
     /// connections.
     fn swap(&mut self, fleet: &Fleet, now: Instant) {
-        let mut old: HashMap<*const Mutex<TargetStatus>, u32> = HashMap::new();
+        let mut old: HashMap<*const Mutex<TargetState>, u32> = HashMap::new();
         for (index, slot) in self.slots.iter().enumerate() {
             if let Some(entry) = slot {
-                old.insert(entry.target.status_id(), index as u32);
+                old.insert(entry.target.state_id(), index as u32);
             }
         }
         let count = fleet.targets.len().max(1) as f64;
         for (position, target) in fleet.targets.iter().enumerate() {
-            if let Some(index) = old.remove(&target.status_id()) {
+            if let Some(index) = old.remove(&target.state_id()) {
                 self.retarget(index, target, now);
                 continue;
             }
@@ -335,7 +337,7 @@ impl Scheduler {
     /// 1 h does not check again at 10 s. A held connection is opened again with the new
     /// timeout and dead-peer bound; a `tls` or `send-expect` check reads its settings
     /// from the target when it starts, so the next one uses the new ones.
-    fn retarget(&mut self, index: u32, target: &Arc<Target>, now: Instant) {
+    fn retarget(&mut self, index: u32, target: &Arc<Watched>, now: Instant) {
         let Some(Some(entry)) = self.slots.get_mut(index as usize) else {
             return;
         };
@@ -362,7 +364,7 @@ impl Scheduler {
             // A check under way schedules the next one, with the new wait, when it ends.
             return;
         }
-        let wait = entry.target.status().next_wait(&entry.target.plan.check);
+        let wait = entry.target.state().next_wait(&entry.target.plan.check);
         let last_due = entry.due.checked_sub(entry.wait).unwrap_or(entry.due);
         let due = (last_due + wait).max(now);
         if due != entry.due {
@@ -372,7 +374,7 @@ impl Scheduler {
         }
     }
 
-    fn insert(&mut self, target: Arc<Target>, address: Address, due: Instant, wait: Duration) {
+    fn insert(&mut self, target: Arc<Watched>, address: Address, due: Instant, wait: Duration) {
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
@@ -503,11 +505,11 @@ impl Scheduler {
             return;
         };
         let target = Arc::clone(&entry.target);
-        let (shared, events) = (Arc::clone(&self.shared), self.events_tx.clone());
+        let (probers, events) = (self.probers.clone(), self.events_tx.clone());
         tokio::spawn(async move {
             let started = Instant::now().max(now);
             let plan = &target.plan.check;
-            let result = checks::run(&shared.probers, &address, plan, plan.timeout).await;
+            let result = checks::run(&probers, &address, plan, plan.timeout).await;
             let _ = events.send(Event::Done {
                 key,
                 started,
@@ -600,7 +602,7 @@ impl Scheduler {
             // The held connection closed and nothing answers: the server is gone, and
             // there is no reason to wait for `fall` scheduled checks to say so.
             result.conclusive = result.outcome.is_failure();
-            self.record(tag.key, &result);
+            self.record(tag.key, result);
             return;
         }
         let sent = done.sent;
@@ -622,9 +624,9 @@ impl Scheduler {
             None => result.outcome == Outcome::Exhausted,
         };
         if late {
-            self.shared.late_checks.fetch_add(1, Ordering::Relaxed);
+            self.sinks.late_check();
         }
-        let Some(wait) = self.record(key, &result) else {
+        let Some(wait) = self.record(key, result) else {
             return;
         };
         let jitter = self.jitter(key, wait);
@@ -637,20 +639,12 @@ impl Scheduler {
         self.due.push(Reverse((due, key)));
     }
 
-    /// Records `result` in the target's status, logs the transition it caused, and
+    /// Hands `result` to the sinks' seam (the target's state, then the sinks), and
     /// returns the wait before the next check.
-    fn record(&mut self, key: Key, result: &CheckResult) -> Option<Duration> {
-        let entry = self.entry(key)?;
-        let plan = &entry.target.plan;
-        let (transition, wait) = {
-            let mut status = entry.target.status();
-            let transition = status.record(&plan.check, result, SystemTime::now());
-            (transition, status.next_wait(&plan.check))
-        };
-        if let Some(transition) = transition {
-            crate::status::log_transition(plan, &transition);
-        }
-        Some(wait)
+    fn record(&mut self, key: Key, result: CheckResult) -> Option<Duration> {
+        let entry = self.slots.get(key.index as usize)?.as_ref()?;
+        let target = (entry.generation == key.generation).then_some(&entry.target)?;
+        Some(self.sinks.record(target, result))
     }
 
     /// The target's `wait × (1 ± jitter)`.

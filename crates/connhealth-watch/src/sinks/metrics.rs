@@ -1,7 +1,7 @@
 //! `/metrics`: the fleet's series and the daemon's own, rendered at scrape time.
 //!
 //! Nothing on the check path touches a metric: each target keeps its counters in its
-//! [`TargetStatus`], and a scrape reads them. [`render`] builds one
+//! [`TargetState`], and a scrape reads them. [`render`] builds one
 //! [`MetricFamily`] at a time, encodes it in the classic text format (0.0.4, which
 //! `promtool check metrics` lints cleanly) and drops it before building the next; a
 //! family of many targets is built and encoded in slices of 1024 series. A scrape
@@ -25,8 +25,7 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::checks::Outcome;
 use crate::config::{CheckKind, TargetPlan};
-use crate::daemon::{Fleet, ReloadState, Shared};
-use crate::state::{Health, TargetStatus};
+use crate::state::{Fleet, Health, TargetState};
 
 /// The `Content-Type` of `/metrics` (and `/probe`): the classic text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -35,22 +34,32 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const TARGET_LABELS: [&str; 3] = ["target", "address", "check"];
 
 /// The daemon's own numbers that a scrape shows beside the fleet's.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct DaemonCounters {
     /// `connhealth_checks_late_total`.
     pub late_checks: u64,
     /// `connhealth_config_last_reload_successful` and `..._success_timestamp_seconds`.
     pub reload: ReloadState,
+    /// `connhealth_sink_events_dropped_total{sink}`: each sink's name and the events it
+    /// lost because it fell behind ([`super::Sinks::dropped`]).
+    pub sinks_dropped: Vec<(&'static str, u64)>,
 }
 
-impl DaemonCounters {
-    /// The counters of a running daemon, now.
-    pub fn of(shared: &Shared) -> DaemonCounters {
-        DaemonCounters {
-            late_checks: shared
-                .late_checks
-                .load(std::sync::atomic::Ordering::Relaxed),
-            reload: shared.reload_state(),
+/// The outcome of the last reload, for `connhealth_config_last_reload_*`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReloadState {
+    /// The last reload (or the first load) succeeded.
+    pub successful: bool,
+    /// When a config last loaded.
+    pub last_success: SystemTime,
+}
+
+impl Default for ReloadState {
+    /// A config that loaded just now.
+    fn default() -> Self {
+        ReloadState {
+            successful: true,
+            last_success: SystemTime::now(),
         }
     }
 }
@@ -63,9 +72,8 @@ impl DaemonCounters {
 /// use std::sync::Arc;
 /// use std::time::SystemTime;
 /// use connhealth_watch::config::{CheckPlan, TargetPlan};
-/// use connhealth_watch::daemon::{Fleet, ReloadState};
-/// use connhealth_watch::metrics::{render, DaemonCounters};
-/// use connhealth_watch::state::Target;
+/// use connhealth_watch::sinks::metrics::{render, DaemonCounters};
+/// use connhealth_watch::state::{Fleet, Watched};
 ///
 /// let plan = TargetPlan {
 ///     name: "cache-a".into(),
@@ -74,14 +82,11 @@ impl DaemonCounters {
 ///     check: CheckPlan::default(),
 /// };
 /// let fleet = Fleet {
-///     targets: vec![Arc::new(Target::new(plan, SystemTime::now()))],
+///     targets: vec![Arc::new(Watched::new(plan, SystemTime::now()))],
 ///     modules: Default::default(),
 ///     defaults: CheckPlan::default(),
 /// };
-/// let daemon = DaemonCounters {
-///     late_checks: 0,
-///     reload: ReloadState { successful: true, last_success: SystemTime::now() },
-/// };
+/// let daemon = DaemonCounters::default(); // a config loaded just now, nothing late
 /// let mut text = Vec::new();
 /// render(&fleet, &daemon, &mut text)?;
 /// let text = String::from_utf8(text)?;
@@ -210,7 +215,7 @@ impl TargetFamily {
     /// This family's value for one target, if it has a series now.
     /// `connhealth_target_checks_total` has none here: [`FamilyWriter::checks`] writes
     /// it.
-    fn value(self, plan: &TargetPlan, status: &TargetStatus) -> Option<f64> {
+    fn value(self, plan: &TargetPlan, status: &TargetState) -> Option<f64> {
         match self {
             TargetFamily::Up => match status.health {
                 Health::Up => Some(1.0),
@@ -281,6 +286,21 @@ impl<W: Write> FamilyWriter<'_, W> {
             let family = family(name, help, kind, vec![metric(labels, kind, value)]);
             encode(&family, self.out)?;
         }
+        if !daemon.sinks_dropped.is_empty() {
+            let kind = MetricType::COUNTER;
+            let series = daemon
+                .sinks_dropped
+                .iter()
+                .map(|&(sink, dropped)| metric(vec![label("sink", sink)], kind, dropped as f64))
+                .collect();
+            let family = family(
+                "connhealth_sink_events_dropped_total",
+                "Events a sink (the log, say) lost because it fell behind: a slow sink loses its own events and never delays a check.",
+                kind,
+                series,
+            );
+            encode(&family, self.out)?;
+        }
         Ok(())
     }
 
@@ -302,7 +322,7 @@ impl<W: Write> FamilyWriter<'_, W> {
         let mut lines = Vec::with_capacity(4096);
         for target in &fleet.targets {
             // A copy of ten counters: the lock is not held while writing.
-            let counts = target.status().checks;
+            let counts = target.state().checks;
             labels.clear();
             labels.extend_from_slice(which.name().as_bytes());
             // Never empty: `target`, `address` and `check` come first.
@@ -336,7 +356,7 @@ impl<W: Write> FamilyWriter<'_, W> {
         };
         for target in &fleet.targets {
             // The lock is held for a few loads: the scheduler never waits on a scrape.
-            let value = which.value(&target.plan, &target.status());
+            let value = which.value(&target.plan, &target.state());
             if let Some(value) = value {
                 slice
                     .metrics

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use connhealth_watch::checks::{CheckResult, Outcome};
+use connhealth_watch::config::Options;
 use connhealth_watch::config::{CheckKind, CheckPlan, TargetPlan};
-use connhealth_watch::daemon::{Fleet, Options, Shared};
-use connhealth_watch::state::Target;
+use connhealth_watch::reload::Shared;
+use connhealth_watch::state::Fleet;
+use connhealth_watch::state::Watched;
 use connhealth_watch::LogFormat;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -37,7 +39,7 @@ pub fn plan(name: &str, address: &str, kind: CheckKind, labels: &[(&str, &str)])
 }
 
 /// A fleet of `targets`, no modules, the default `[defaults]`.
-pub fn fleet(targets: Vec<Target>) -> Fleet {
+pub fn fleet(targets: Vec<Watched>) -> Fleet {
     Fleet {
         targets: targets.into_iter().map(Arc::new).collect(),
         modules: BTreeMap::new(),
@@ -46,11 +48,11 @@ pub fn fleet(targets: Vec<Target>) -> Fleet {
 }
 
 /// A target that has had `results` recorded, in order, at `now`.
-pub fn target_after(plan: TargetPlan, results: &[CheckResult], now: SystemTime) -> Target {
-    let target = Target::new(plan, now);
+pub fn target_after(plan: TargetPlan, results: &[CheckResult], now: SystemTime) -> Watched {
+    let target = Watched::new(plan, now);
     for result in results {
         let check = target.plan.check.clone();
-        target.status().record(&check, result, now);
+        target.state().record(&check, result, now);
     }
     target
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use connhealth_watch::config::{CheckPlan, Plan, TargetPlan};
 use connhealth_watch::daemon::Daemon;
-use connhealth_watch::state::{Health, Target, TargetStatus};
+use connhealth_watch::state::{Health, TargetState, Watched};
 use connhealth_watch::Options;
 
 /// A plan of `targets`, with the built-in defaults.
@@ -62,7 +62,7 @@ pub fn start_limited(plan: Plan, max_in_flight: usize) -> Daemon {
 }
 
 /// The target named `name`.
-pub fn find(daemon: &Daemon, name: &str) -> Arc<Target> {
+pub fn find(daemon: &Daemon, name: &str) -> Arc<Watched> {
     daemon
         .shared()
         .fleet()
@@ -74,8 +74,8 @@ pub fn find(daemon: &Daemon, name: &str) -> Arc<Target> {
 }
 
 /// A copy of the status of the target named `name`.
-pub fn status(daemon: &Daemon, name: &str) -> TargetStatus {
-    find(daemon, name).status().clone()
+pub fn status(daemon: &Daemon, name: &str) -> TargetState {
+    find(daemon, name).state().clone()
 }
 
 /// Waits until the target named `name` is `health`; the time that took, or None.

@@ -1,0 +1,38 @@
+//! What `connhealth watch` was asked to do on its command line: the options the config
+//! file does not hold.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::shard::Shard;
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What `connhealth watch` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The TOML config.
+    pub config: PathBuf,
+    /// Where HTTP listens (default `127.0.0.1:9717`).
+    pub listen: SocketAddr,
+    /// Validate the config and exit: 0 and a summary, or 2 and every error.
+    pub check_config: bool,
+    /// Watch only this shard's targets.
+    pub shard: Option<Shard>,
+    /// How log lines look.
+    pub log_format: LogFormat,
+    /// The most probes each prober keeps in flight; by default a quarter of the
+    /// descriptor limit (raised to its hard limit at start), between 64 and 4096.
+    pub max_in_flight: Option<usize>,
+}
+
+/// The default `--listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9717";

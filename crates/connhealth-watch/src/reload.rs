@@ -1,0 +1,256 @@
+//! Reload: a new config read and swapped in, by SIGHUP, `POST /-/reload` or a changed
+//! file_sd file, one at a time; and [`Shared`], what the HTTP side and reloads share.
+//!
+//! A reload builds the next [`Fleet`] from the new plan ([`Fleet::build`]: a target whose
+//! address and check kind are unchanged keeps its state) and hands it to the scheduler.
+//! A config that does not load changes nothing but `connhealth_config_last_reload_*`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+
+use crate::checks::Probers;
+use crate::config::{self, ConfigErrors, Options, Plan};
+use crate::schedule::Command;
+use crate::sinks::metrics::{DaemonCounters, ReloadState};
+use crate::sinks::Sinks;
+use crate::state::Fleet;
+use crate::sys;
+
+/// What the HTTP side and reloads share with the scheduler: the current fleet, the
+/// probers and the sinks, and the way to the scheduler for a new fleet.
+#[derive(Debug)]
+pub struct Shared {
+    options: Options,
+    fleet: RwLock<Arc<Fleet>>,
+    reload_state: Mutex<ReloadState>,
+    ready: AtomicBool,
+    /// The probers (the scheduler holds clones).
+    pub probers: Probers,
+    /// The sinks' seam (the scheduler holds a clone): the daemon's own counters.
+    pub sinks: Sinks,
+    scheduler: mpsc::UnboundedSender<Command>,
+    /// One reload at a time: SIGHUP, `POST /-/reload` and file_sd changes queue here.
+    reloading: tokio::sync::Mutex<()>,
+    /// The current plan's file_sd globs, and what its files looked like, for the watcher.
+    file_sd: Mutex<FileSdSeen>,
+}
+
+impl Shared {
+    /// The current fleet.
+    pub fn fleet(&self) -> Arc<Fleet> {
+        Arc::clone(&self.fleet.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The last reload's outcome.
+    pub fn reload_state(&self) -> ReloadState {
+        *self
+            .reload_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// True once a config is loaded (`/-/ready`).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Marks the daemon ready: its config is loaded and every stage started.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// The daemon's own counters, now, for `/metrics`.
+    pub fn counters(&self) -> DaemonCounters {
+        DaemonCounters {
+            late_checks: self.sinks.late_checks(),
+            reload: self.reload_state(),
+            sinks_dropped: self.sinks.dropped(),
+        }
+    }
+
+    /// Tells the scheduler to stop.
+    pub fn stop_scheduler(&self) {
+        let _ = self.scheduler.send(Command::Stop);
+    }
+
+    fn file_sd(&self) -> FileSdSeen {
+        self.file_sd
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The options the daemon was started with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// A `Shared` for tests of the HTTP side and the sinks: `fleet` as the current fleet,
+    /// probers of their own, no sink, no scheduler (its commands go nowhere), ready or not
+    /// as `ready` says. A reload reads `options.config`.
+    #[doc(hidden)]
+    pub fn for_tests(options: Options, fleet: Fleet, ready: bool) -> Arc<Shared> {
+        let (scheduler, _) = mpsc::unbounded_channel();
+        let mut shared = Shared::new(
+            options,
+            Plan::empty(),
+            Probers::new(256),
+            Sinks::none(),
+            scheduler,
+        );
+        shared.fleet = RwLock::new(Arc::new(fleet));
+        shared.ready.store(ready, Ordering::Relaxed);
+        Arc::new(shared)
+    }
+
+    /// A `Shared` watching the fleet of `plan`, a config loaded just now; not yet ready.
+    pub fn new(
+        options: Options,
+        plan: Plan,
+        probers: Probers,
+        sinks: Sinks,
+        scheduler: mpsc::UnboundedSender<Command>,
+    ) -> Shared {
+        let file_sd = FileSdSeen::of(&options.config, &plan);
+        let fleet = Fleet::build(plan, None, SystemTime::now());
+        Shared {
+            options,
+            fleet: RwLock::new(Arc::new(fleet)),
+            reload_state: Mutex::new(ReloadState::default()),
+            ready: AtomicBool::new(false),
+            probers,
+            sinks,
+            scheduler,
+            reloading: tokio::sync::Mutex::new(()),
+            file_sd: Mutex::new(file_sd),
+        }
+    }
+
+    /// Re-reads the config and file_sd and swaps the new fleet in: every target whose
+    /// address and check kind are unchanged keeps its state, with its new settings. On error nothing changes: the errors are logged with
+    /// their line and column, returned, and `connhealth_config_last_reload_successful`
+    /// turns 0.
+    pub async fn reload(&self, why: &str) -> Result<usize, ConfigErrors> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let path = self.options.config.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            config::load(&path).map(|plan| {
+                let seen = FileSdSeen::of(&path, &plan);
+                (plan, seen)
+            })
+        })
+        .await
+        .unwrap_or_else(|err| {
+            Err(ConfigErrors::one(
+                &self.options.config,
+                format!("the config loader failed: {err}"),
+            ))
+        });
+        let (plan, seen) = match loaded {
+            Ok(loaded) => loaded,
+            Err(errors) => {
+                for err in &errors.0 {
+                    tracing::error!(reload = why, "config not reloaded: {err}");
+                }
+                self.reload_state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .successful = false;
+                return Err(errors);
+            }
+        };
+        *self.file_sd.lock().unwrap_or_else(PoisonError::into_inner) = seen;
+        let plan = plan.sharded(self.options.shard);
+        let now = SystemTime::now();
+        let fleet = Arc::new(Fleet::build(plan, Some(&self.fleet()), now));
+        let targets = fleet.targets.len();
+        sys::release_freed_memory();
+        *self.fleet.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&fleet);
+        let _ = self.scheduler.send(Command::Fleet(fleet));
+        *self
+            .reload_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = ReloadState {
+            successful: true,
+            last_success: now,
+        };
+        tracing::info!(reload = why, targets, "config reloaded");
+        Ok(targets)
+    }
+}
+
+/// How often file_sd files are looked at: a change is picked up within this and the
+/// reload after it (well within the 5 s promised), and a look is a glob and a few `stat`s.
+const FILE_SD_POLL: Duration = Duration::from_secs(1);
+
+/// What a look at the file_sd files saw: each file matched, with its size and mtime.
+type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+fn fingerprint(config: &std::path::Path, globs: &[String]) -> Fingerprint {
+    config::file_sd_paths(config, globs)
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(&path).ok();
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            let modified = meta.and_then(|m| m.modified().ok());
+            (path, len, modified)
+        })
+        .collect()
+}
+
+/// The file_sd globs of the current plan, and what their files looked like when it was
+/// read: the watcher reloads when a look differs.
+#[derive(Debug, Clone, Default)]
+struct FileSdSeen {
+    globs: Vec<String>,
+    seen: Fingerprint,
+}
+
+impl FileSdSeen {
+    /// Taken just after `plan` was loaded. A file modified since the load began may have
+    /// changed after it was read: it is marked so that the next look differs, and the
+    /// watcher reads it again.
+    fn of(config: &std::path::Path, plan: &Plan) -> FileSdSeen {
+        let globs: Vec<String> = plan
+            .file_sd
+            .iter()
+            .flat_map(|sd| sd.files.iter().cloned())
+            .collect();
+        let mut seen = fingerprint(config, &globs);
+        for (_, len, modified) in &mut seen {
+            if modified.map_or(true, |at| at >= plan.read_at) {
+                *len = u64::MAX;
+            }
+        }
+        FileSdSeen { globs, seen }
+    }
+}
+
+/// Reloads when a file_sd file changes, appears or disappears, until `stop` turns true.
+pub async fn watch_file_sd(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(FILE_SD_POLL) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        let config = shared.options.config.clone();
+        let FileSdSeen { globs, seen } = shared.file_sd();
+        let Ok(now) = tokio::task::spawn_blocking(move || fingerprint(&config, &globs)).await
+        else {
+            continue;
+        };
+        if now != seen && shared.reload("file_sd changed").await.is_err() {
+            // A reload records what it read. A failed one (a file half-written, or
+            // broken) is logged once and tried again at the next change, not every look.
+            shared
+                .file_sd
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .seen = now;
+        }
+    }
+}
