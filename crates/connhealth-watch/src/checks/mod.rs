@@ -1,8 +1,8 @@
 //! The check kinds, one file each, and what a check reports.
 //!
-//! `half-open` and `connect` go through the library's [`connhealth::Prober`] in batches
-//! (see [`crate::schedule`]); `hold` keeps a connection per target ([`hold`]); `tls` and
-//! `send-expect` are a task per check ([`tls`], [`send_expect`]).
+//! `half-open` and `connect` go through the library's [`connhealth::Prober`] ([`Probers`]),
+//! which the scheduler feeds in batches; `hold` keeps a connection per target ([`hold`]);
+//! `tls` and `send-expect` are a task per check ([`tls`], [`send_expect`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,6 +14,7 @@ use crate::config::{CheckKind, CheckPlan};
 use crate::human::Rounded;
 
 pub mod hold;
+pub mod http;
 pub mod send_expect;
 pub mod tls;
 

@@ -2,9 +2,9 @@
 //!
 //! | path | answer |
 //! |---|---|
-//! | `GET /metrics` | the fleet's and the daemon's series ([`crate::metrics`]), gzipped if asked |
+//! | `GET /metrics` | the fleet's and the daemon's series ([`crate::sinks::metrics`]), gzipped if asked |
 //! | `GET /probe?target=HOST:PORT&module=NAME` | one check now, in blackbox_exporter's format ([`probe`]) |
-//! | `GET /status[?state=STATE[,STATE...]][&target=NAME...]` | JSON: every target's state, last check and transitions ([`crate::status`]); `state` (`up`, `down`, `unknown`) and `target` (an exact name, repeated for several) keep the targets that pass both |
+//! | `GET /status[?state=STATE[,STATE...]][&target=NAME...]` | JSON: every target's state, last check and transitions ([`crate::sinks::status`]); `state` (`up`, `down`, `unknown`) and `target` (an exact name, repeated for several) keep the targets that pass both |
 //! | `POST /-/reload` | re-reads the config: 200, or 500 and every error as `FILE:LINE:COLUMN: message` |
 //! | `GET /-/healthy` | 200 while the process serves HTTP |
 //! | `GET /-/ready` | 200 once a config is loaded, 503 before |
