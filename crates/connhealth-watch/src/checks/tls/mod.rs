@@ -26,23 +26,25 @@
 //! `probe_ssl_earliest_cert_expiry`: it is reported whenever a chain arrived, also when
 //! verification failed or the handshake timed out after it.
 
+mod client;
 mod verify;
+
+pub(crate) use self::client::{TlsClient, Verified};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::rustls;
-use tokio_rustls::TlsConnector;
 
 use rustls::client::Resumption;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
+use rustls::{ClientConfig, ProtocolVersion};
 
-use self::verify::{ChainRecorder, Expiry};
+use self::verify::ChainRecorder;
 use super::send_expect::{close_gracefully, close_now, DISCARD_CAP};
 use super::{CheckResult, Outcome};
 use crate::config::CheckPlan;
@@ -64,22 +66,9 @@ pub async fn check(
     timeout: Duration,
 ) -> CheckResult {
     let deadline = Instant::now() + timeout;
-    let name = match server_name(plan.tls.server_name.as_deref().unwrap_or(host)) {
-        Ok(name) => name,
-        Err(detail) => return CheckResult::failed(Outcome::Error, Duration::ZERO, detail),
-    };
-    let trust = match timeout_at(deadline, verify::trust(&plan.tls)).await {
-        Ok(Ok(trust)) => trust,
-        Ok(Err(detail)) => return CheckResult::failed(Outcome::Error, Duration::ZERO, detail),
-        Err(_) => {
-            let detail = format!("the trusted roots did not load within {}", Rounded(timeout));
-            return CheckResult::failed(Outcome::Timeout, Duration::ZERO, detail);
-        }
-    };
-    let recorder = Arc::new(ChainRecorder::new(trust));
-    let connector = match client_config(Arc::clone(&recorder)) {
-        Ok(config) => TlsConnector::from(Arc::new(config)),
-        Err(detail) => return CheckResult::failed(Outcome::Error, Duration::ZERO, detail),
+    let client = match TlsClient::new(&plan.tls, host, deadline, timeout).await {
+        Ok(client) => client,
+        Err(failed) => return failed,
     };
 
     let start = Instant::now();
@@ -99,19 +88,18 @@ pub async fn check(
 
     // The TLS stream borrows `tcp`, so that the socket outlives a handshake that fails
     // or times out, and is closed with a FIN all the same.
-    let mut result = match timeout_at(deadline, connector.connect(name, &mut tcp)).await {
+    let mut result = match timeout_at(deadline, client.handshake(&mut tcp, start)).await {
         Ok(Ok(mut tls)) => {
             let took = start.elapsed();
-            let result = judge(tls.get_ref().1, recorder.earliest(), took, plan);
+            let result = judge(&client.verified(tls.get_ref().1), took, plan);
             close_tls(&mut tls, deadline).await;
             drop(tls);
             close_now(&tcp);
             result
         }
-        Ok(Err(err)) => {
-            let result = handshake_failed(&err, start.elapsed());
+        Ok(Err(failed)) => {
             close_gracefully(&mut tcp, deadline).await;
-            result
+            failed
         }
         Err(_) => {
             close_now(&tcp);
@@ -119,7 +107,7 @@ pub async fn check(
             CheckResult::failed(Outcome::Timeout, start.elapsed(), detail)
         }
     };
-    result.cert_expiry = recorder.earliest().map(Expiry::not_after);
+    result.cert_expiry = client.cert_expiry();
     result
 }
 
@@ -153,30 +141,12 @@ fn client_config(recorder: Arc<ChainRecorder>) -> Result<ClientConfig, String> {
 
 /// The result of a completed handshake: `Ok`, unless a certificate expires within
 /// `cert_min_days`.
-fn judge(
-    conn: &ClientConnection,
-    earliest: Option<&Expiry>,
-    took: Duration,
-    plan: &CheckPlan,
-) -> CheckResult {
+fn judge(verified: &Verified, took: Duration, plan: &CheckPlan) -> CheckResult {
     let mut result = CheckResult::new(Outcome::Ok, took);
-    result.tls_version = conn.protocol_version().and_then(version_name);
-    if let (Some(days), Some(expiry)) = (plan.tls.cert_min_days, earliest) {
-        let horizon = SystemTime::now() + Duration::from_secs(u64::from(days) * 86_400);
-        if expiry.not_after() <= horizon {
-            let when = if expiry.not_after() <= SystemTime::now() {
-                "expired"
-            } else {
-                "expires"
-            };
-            let detail = format!(
-                "certificate {} {when} {}, within cert_min_days = {days}",
-                expiry.subject,
-                expiry.date()
-            );
-            result.outcome = Outcome::Tls;
-            result.detail = Some(detail);
-        }
+    result.tls_version = verified.version();
+    if let Some(detail) = verified.expires_too_soon(&plan.tls) {
+        result.outcome = Outcome::Tls;
+        result.detail = Some(detail);
     }
     result
 }

@@ -1,0 +1,739 @@
+//! The `http` check: one HTTP/1.1 request, the answer's status and body judged, on a
+//! connection kept between checks.
+//!
+//! On the wire, for each check:
+//!
+//! 1. the connection kept from the previous check, when there is one and the kernel
+//!    says it is still open ([`connhealth::check`], one `poll`, nothing sent); else the
+//!    URL's host resolved, SYN, SYN-ACK, ACK, and for https a TLS handshake verified as
+//!    the `tls` kind verifies (`ca_file`, `insecure`, a pinned self-signed CA:TRUE
+//!    certificate, `cert_min_days`);
+//! 2. the request: `method`, the URL's path and query, `Host` (the URL's authority) and
+//!    `User-Agent: connhealth-watch/VERSION` unless `headers` set them, then `headers`,
+//!    then `body`;
+//! 3. the answer's head, then its body, read whole up to [`BODY_CAP`] bytes;
+//! 4. a redirect (301, 302, 303, 307, 308 with a Location) is followed when
+//!    `follow_redirects` says so, at most [`MAX_REDIRECTS`] times, as blackbox does: on
+//!    the same connection while the origin stays the same, else on a connection of its
+//!    own, closed after the check;
+//! 5. the last answer's status must be in `valid_status` (2xx when it is empty), then its
+//!    body must match `expect` when set;
+//! 6. with `reuse_connection`, the target's connection is kept, unless the server said
+//!    `Connection: close` or the answer was not read whole; else it is closed
+//!    gracefully: hyper's shutdown (TLS close_notify, a FIN), then the server's bytes
+//!    are read until its FIN, so the server sees an orderly close.
+//!
+//! A kept connection the server has closed since (an idle timeout, a restart) is found
+//! closed in step 1 and replaced, so it fails nothing. When the server closes it just as
+//! the request goes out, the request is sent once more on a new connection; only then,
+//! never after a timeout.
+//!
+//! Everything, name resolution included, happens within the check's timeout; a timeout
+//! names its phase (`no response within 1s`). The reported duration runs from the start
+//! of the check to the end of the last body, as blackbox's `probe_duration_seconds`:
+//! resolution, connection and TLS included when there were any.
+//!
+//! # Outcomes
+//!
+//! A status outside `valid_status` is `mismatch`, its detail naming the status (`status
+//! 500 Internal Server Error (expected 2xx)`): the server answered, and its answer is not
+//! what the check expects, which is what `mismatch` says for send-expect. It keeps
+//! `regex_failed` false: blackbox's `probe_failed_due_to_regex` is about the body only. A
+//! body that does not match `expect` is `mismatch` with `regex_failed` and the body's
+//! start in the detail. An answer that is not HTTP, too many redirects or a Location
+//! that is not a URL are `error`; a connection closed before the answer is `closed`; the
+//! rest as for the `tls` kind.
+
+mod conn;
+mod url;
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ::http::{Method, Request, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use tokio::time::{timeout_at, Instant};
+
+use self::conn::{Body, Conn, Opened};
+use self::url::Origin;
+use super::tls::TlsClient;
+use super::{first_answer, resolve, CheckResult, Outcome};
+use crate::config::{HttpPlan, StatusRange, TlsPlan};
+use crate::human::Rounded;
+
+/// The most body bytes read from one answer. The rest is not read: the body is judged on
+/// what was, and the connection, with unread bytes in it, is not kept.
+pub const BODY_CAP: usize = 1 << 20;
+
+/// The most redirects followed, as blackbox (and Go's client): the answer to the 11th
+/// is a failure.
+pub const MAX_REDIRECTS: u32 = 10;
+
+/// How much of an unmatched body a failure's detail shows.
+const SHOWN: usize = 80;
+
+/// `valid_status` when a plan leaves it empty.
+const DEFAULT_VALID_STATUS: [StatusRange; 1] = [StatusRange {
+    low: 200,
+    high: 299,
+}];
+
+/// Request headers that go only to the target's own origin, never along a redirect to
+/// another (Go's client drops the same).
+const OWN_ORIGIN_ONLY: [HeaderName; 4] = [
+    header::HOST,
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// A target's http checker: holds the connection kept between its checks.
+///
+/// `/probe` makes one for a single check; the scheduler keeps one per target. Checks of
+/// one target never overlap, but they may: a check takes the kept connection for its
+/// time, so a check that overlaps opens a connection of its own, and whichever ends last
+/// is kept. A check that is cancelled (its future dropped) closes what it held.
+/// Dropping the `Http` closes the kept connection.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use connhealth_watch::checks::http::Http;
+/// use connhealth_watch::config::{HttpPlan, StatusRange, TlsPlan};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // A server for the example, on loopback: it answers each request with "ok".
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let url = format!("http://{}/healthz", listener.local_addr().unwrap());
+/// tokio::spawn(async move {
+///     let (mut conn, _) = listener.accept().await.unwrap();
+///     let mut request = [0; 1024];
+///     while conn.read(&mut request).await.unwrap_or(0) > 0 {
+///         let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+///         conn.write_all(answer.as_bytes()).await.unwrap();
+///     }
+/// });
+///
+/// let plan = HttpPlan {
+///     url: url.parse().unwrap(),
+///     method: http::Method::GET,
+///     headers: Vec::new(),
+///     body: Vec::new(),
+///     valid_status: vec![StatusRange { low: 200, high: 299 }],
+///     expect: None,
+///     follow_redirects: true,
+///     reuse_connection: true,
+/// };
+/// let http = Http::new();
+/// for _ in 0..3 {
+///     // One connection for the three checks: the server accepts only one.
+///     let result = http.check(&plan, &TlsPlan::default(), Duration::from_secs(1)).await;
+///     assert!(result.is_ok(), "{result:?}");
+/// }
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct Http {
+    kept: Mutex<Option<Conn>>,
+}
+
+/// What an http check found: its result, and what blackbox's http prober reports
+/// besides (`probe_http_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpReport {
+    /// The verdict.
+    pub result: CheckResult,
+    /// The last answer's status code, when an answer came.
+    pub status_code: Option<u16>,
+    /// The last answer's HTTP version.
+    pub version: Option<Version>,
+    /// Redirects followed.
+    pub redirects: u32,
+    /// The last answer's `Content-Length`, when it had one.
+    pub content_length: Option<u64>,
+    /// The bytes of the last answer's body that were read (at most [`BODY_CAP`]).
+    pub body_length: u64,
+    /// The last answer came over TLS.
+    pub ssl: bool,
+    /// Where the time went, added up over the redirects.
+    pub phases: Phases,
+    /// What became of the connection kept from the previous check.
+    pub kept: Kept,
+}
+
+/// What became of the connection kept from the previous check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// None was kept: the first check, `reuse_connection = false`, or the previous
+    /// check did not keep its connection (`Connection: close`, a failure).
+    Nothing,
+    /// It carried the request.
+    Reused,
+    /// The kernel (or hyper) said the server had closed it: it was replaced before any
+    /// request went out.
+    FoundClosed,
+    /// The server closed it as the request went out: the request went again, once, on a
+    /// new connection.
+    ClosedUnderRequest,
+}
+
+/// A check's time by phase, as blackbox's `probe_http_duration_seconds{phase}`. A reused
+/// connection spends nothing in `resolve`, `connect` and `tls`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Name resolution.
+    pub resolve: Duration,
+    /// TCP handshakes.
+    pub connect: Duration,
+    /// TLS handshakes.
+    pub tls: Duration,
+    /// From sending a request to its answer's head.
+    pub processing: Duration,
+    /// Reading the bodies.
+    pub transfer: Duration,
+}
+
+impl Http {
+    /// A checker with no connection yet.
+    pub fn new() -> Http {
+        Http::default()
+    }
+
+    /// One check now, as `plan` says (https with `tls`'s trust), within `timeout`, name
+    /// resolution included.
+    pub async fn check(&self, plan: &HttpPlan, tls: &TlsPlan, timeout: Duration) -> CheckResult {
+        self.check_report(plan, tls, timeout).await.result
+    }
+
+    /// [`Http::check`], with what blackbox's http prober reports besides the verdict.
+    pub async fn check_report(
+        &self,
+        plan: &HttpPlan,
+        tls: &TlsPlan,
+        timeout: Duration,
+    ) -> HttpReport {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let own_origin = match url::Origin::of(&plan.url) {
+            Ok(origin) => origin,
+            Err(why) => {
+                let result = CheckResult::failed(Outcome::Error, Duration::ZERO, why);
+                return HttpReport::of(result);
+            }
+        };
+        // Taken out for the check's time: never held across an await, and a cancelled
+        // check drops (closes) what it took.
+        let kept = self.lock().take().filter(|_| plan.reuse_connection);
+        let kept = kept.map(|mut conn| {
+            conn.carried = true;
+            conn
+        });
+        let mut exchange = Exchange {
+            plan,
+            tls,
+            deadline,
+            timeout,
+            own_origin,
+            own: kept,
+            other: None,
+            closing: Vec::new(),
+            report: HttpReport::of(CheckResult::new(Outcome::Ok, Duration::ZERO)),
+            dns_time: Duration::ZERO,
+            last_addr: None,
+            last_tls: None,
+        };
+        let result = match exchange.run().await {
+            Ok(result) | Err(result) => result,
+        };
+        let report = exchange.finish(result, start.elapsed());
+
+        let Exchange {
+            own,
+            other,
+            closing,
+            ..
+        } = exchange;
+        let mut to_close = closing;
+        to_close.extend(other);
+        match own {
+            Some(conn) if plan.reuse_connection => {
+                // An overlapping check may have kept one since: the newer stays.
+                if let Some(older) = self.lock().replace(conn) {
+                    to_close.push(older);
+                }
+            }
+            own => to_close.extend(own),
+        }
+        for conn in to_close {
+            conn.close(deadline).await;
+        }
+        report
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Conn>> {
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl HttpReport {
+    fn of(result: CheckResult) -> HttpReport {
+        HttpReport {
+            result,
+            status_code: None,
+            version: None,
+            redirects: 0,
+            content_length: None,
+            body_length: 0,
+            ssl: false,
+            phases: Phases::default(),
+            kept: Kept::Nothing,
+        }
+    }
+}
+
+/// One check's state: the connections it holds, and what it has seen so far.
+struct Exchange<'a> {
+    plan: &'a HttpPlan,
+    tls: &'a TlsPlan,
+    deadline: Instant,
+    timeout: Duration,
+    own_origin: Origin,
+    /// The target's own connection (the kept one, or one opened by this check).
+    own: Option<Conn>,
+    /// A connection to another origin a redirect led to, for a chain that stays there.
+    other: Option<Conn>,
+    /// Connections answered and not to be kept, closed gracefully once judged.
+    closing: Vec<Conn>,
+    report: HttpReport,
+    dns_time: Duration,
+    last_addr: Option<std::net::SocketAddr>,
+    last_tls: Option<crate::checks::tls::Verified>,
+}
+
+/// An answer, read.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    /// False when the body went past [`BODY_CAP`].
+    whole: bool,
+}
+
+impl Exchange<'_> {
+    /// Steps 1 to 5: the verdict (`Err` for failures before a verdict could be made).
+    async fn run(&mut self) -> Result<CheckResult, CheckResult> {
+        let plan = self.plan;
+        let mut url = plan.url.clone();
+        let mut method = plan.method.clone();
+        let mut body = Bytes::from(plan.body.clone());
+        loop {
+            let answer = self.fetch(&url, &method, &body).await?;
+            let location = answer.headers.get(header::LOCATION);
+            let followed = matches!(answer.status.as_u16(), 301 | 302 | 303 | 307 | 308);
+            let location = match location {
+                Some(location) if plan.follow_redirects && followed => location,
+                _ => return Ok(self.judge(&answer)),
+            };
+            if self.report.redirects == MAX_REDIRECTS {
+                let detail = format!(
+                    "too many redirects: more than {MAX_REDIRECTS}, the last from {url} to \"{}\"",
+                    shown(location.as_bytes())
+                );
+                return Err(CheckResult::failed(Outcome::Error, Duration::ZERO, detail));
+            }
+            url = url::follow(&url, location.as_bytes()).map_err(|why| {
+                let detail = format!("redirect {} from {url}: {why}", answer.status.as_u16());
+                CheckResult::failed(Outcome::Error, Duration::ZERO, detail)
+            })?;
+            self.report.redirects += 1;
+            // 301, 302 and 303 turn a request into a GET without a body, as browsers and
+            // Go's client do; 307 and 308 repeat it as it was.
+            if matches!(answer.status.as_u16(), 301..=303)
+                && method != Method::GET
+                && method != Method::HEAD
+            {
+                method = Method::GET;
+                body = Bytes::new();
+            }
+        }
+    }
+
+    /// One request and its answer, on the connection for `url`'s origin.
+    async fn fetch(
+        &mut self,
+        url: &Uri,
+        method: &Method,
+        body: &Bytes,
+    ) -> Result<Answer, CheckResult> {
+        let origin = Origin::of(url)
+            .map_err(|why| CheckResult::failed(Outcome::Error, Duration::ZERO, why))?;
+        let (mut conn, mut reused) = self.connection(&origin).await?;
+        let carried = std::mem::take(&mut conn.carried);
+        let response = loop {
+            let request = self.request(url, &origin, method, body);
+            let sent = Instant::now();
+            self.last_addr = Some(conn.addr);
+            match timeout_at(self.deadline, conn.send(request)).await {
+                Ok(Ok(response)) => {
+                    self.report.phases.processing += sent.elapsed();
+                    break response;
+                }
+                Ok(Err(failure)) if reused && failure.closed_before_answer() => {
+                    if carried {
+                        self.report.kept = Kept::ClosedUnderRequest;
+                    }
+                    tracing::debug!(%origin, failure = ?failure, "http check: the kept connection was closed under the request; sending it on a new one");
+                    drop(conn);
+                    conn = self.open(&origin).await?;
+                    reused = false;
+                }
+                Ok(Err(failure)) => return Err(failure.result(Duration::ZERO)),
+                Err(_) => {
+                    let detail = format!("no response within {}", Rounded(self.timeout));
+                    return Err(CheckResult::failed(
+                        Outcome::Timeout,
+                        Duration::ZERO,
+                        detail,
+                    ));
+                }
+            }
+        };
+        self.last_tls = conn.tls.clone();
+        let (head, mut incoming) = response.into_parts();
+        self.report.status_code = Some(head.status.as_u16());
+        self.report.version = Some(head.version);
+        self.report.ssl = origin.https;
+        self.report.content_length = head
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.trim().parse().ok());
+        let transfer = Instant::now();
+        let read = read_body(&mut incoming, self.deadline, self.timeout).await;
+        self.report.phases.transfer += transfer.elapsed();
+        let (body, whole) = read?;
+        self.report.body_length = body.len() as u64;
+        drop(incoming);
+
+        let answer = Answer {
+            status: head.status,
+            headers: head.headers,
+            body,
+            whole,
+        };
+        if !answer.whole {
+            drop(conn); // unread bytes in it: no reuse, and no graceful close either
+        } else if closes_after(head.version, &answer.headers) {
+            self.closing.push(conn);
+        } else if origin == self.own_origin {
+            self.own = Some(conn);
+        } else {
+            self.other = Some(conn);
+        }
+        Ok(answer)
+    }
+
+    /// The connection for `origin`: the one held for it when the kernel says it is
+    /// still open (`true`: reused), else a new one.
+    async fn connection(&mut self, origin: &Origin) -> Result<(Conn, bool), CheckResult> {
+        let held = if *origin == self.own_origin {
+            self.own.take()
+        } else {
+            self.other.take()
+        };
+        if let Some(conn) = held {
+            if conn.origin != *origin {
+                self.closing.push(conn); // another origin's, now left behind
+            } else {
+                match conn.still_open() {
+                    Ok(()) => {
+                        if conn.carried {
+                            self.report.kept = Kept::Reused;
+                        }
+                        return Ok((conn, true));
+                    }
+                    Err(why) => {
+                        if conn.carried {
+                            self.report.kept = Kept::FoundClosed;
+                        }
+                        tracing::debug!(%origin, why, "http check: the kept connection is gone; opening another");
+                    }
+                }
+            }
+        }
+        Ok((self.open(origin).await?, false))
+    }
+
+    /// A new connection to `origin`: its name resolved, its addresses tried in order.
+    async fn open(&mut self, origin: &Origin) -> Result<Conn, CheckResult> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let target = origin
+            .target()
+            .map_err(|why| CheckResult::failed(Outcome::Error, Duration::ZERO, why))?;
+        let resolved = resolve(&target, left).await;
+        let resolved = resolved.inspect_err(|failed| self.dns_time += failed.dns_time)?;
+        self.dns_time += resolved.dns_time;
+        self.report.phases.resolve += resolved.dns_time;
+
+        let own = *origin == self.own_origin;
+        // The target's own server is named by `server_name`, else by the Host header the
+        // plan sets (as blackbox does: the URL often holds an address), else by the URL.
+        // Another origin is named by its URL, with the same trust.
+        let tls_plan = if own {
+            self.tls.clone()
+        } else {
+            TlsPlan {
+                server_name: None,
+                ..self.tls.clone()
+            }
+        };
+        let host_header = self
+            .plan
+            .headers
+            .iter()
+            .find(|(name, _)| *name == header::HOST)
+            .and_then(|(_, value)| value.to_str().ok())
+            .map(url::host_of_header)
+            .filter(|host| own && !host.is_empty());
+        let sni = host_header.unwrap_or(origin.bare_host());
+        let (deadline, timeout) = (self.deadline, self.timeout);
+        let opened: Mutex<Option<Opened>> = Mutex::new(None);
+        let result = first_answer(&resolved.addrs, deadline.into_std(), |addr, _left| {
+            let (opened, tls_plan) = (&opened, &tls_plan);
+            async move {
+                let client = if origin.https {
+                    match TlsClient::new(tls_plan, sni, deadline, timeout).await {
+                        Ok(client) => Some(client),
+                        Err(failed) => return failed,
+                    }
+                } else {
+                    None
+                };
+                match conn::open(origin, addr, client, deadline, timeout).await {
+                    Ok(conn) => {
+                        *opened.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn);
+                        CheckResult::new(Outcome::Ok, Duration::ZERO)
+                    }
+                    Err(failed) => failed,
+                }
+            }
+        })
+        .await;
+        match opened.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            Some(opened) => {
+                self.report.phases.connect += opened.connect;
+                self.report.phases.tls += opened.tls;
+                Ok(opened.conn)
+            }
+            None => Err(result),
+        }
+    }
+
+    /// The request for `url` on a connection to `origin`.
+    fn request(&self, url: &Uri, origin: &Origin, method: &Method, body: &Bytes) -> Request<Body> {
+        let own = *origin == self.own_origin;
+        let mut request = Request::new(Full::new(body.clone()));
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = url
+            .path_and_query()
+            .filter(|target| !target.as_str().is_empty())
+            .map_or_else(|| Uri::from_static("/"), |target| Uri::from(target.clone()));
+        let headers = request.headers_mut();
+        if let Some(authority) = url.authority() {
+            // Without the userinfo a URL may carry (`user:pass@`): it is no part of Host.
+            let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+            if let Ok(host) = HeaderValue::from_str(host) {
+                headers.insert(header::HOST, host);
+            }
+        }
+        headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        let sent = self
+            .plan
+            .headers
+            .iter()
+            .filter(|(name, _)| own || !OWN_ORIGIN_ONLY.contains(name));
+        for (name, _) in sent.clone() {
+            headers.remove(name);
+        }
+        for (name, value) in sent {
+            headers.append(name.clone(), value.clone());
+        }
+        request
+    }
+
+    /// Step 5: the status, then the body.
+    fn judge(&self, answer: &Answer) -> CheckResult {
+        let valid = if self.plan.valid_status.is_empty() {
+            &DEFAULT_VALID_STATUS[..]
+        } else {
+            &self.plan.valid_status[..]
+        };
+        let code = answer.status.as_u16();
+        if !valid.iter().any(|range| range.contains(code)) {
+            let detail = format!(
+                "status {} (expected {})",
+                status_text(answer.status),
+                expected(valid)
+            );
+            return CheckResult::failed(Outcome::Mismatch, Duration::ZERO, detail);
+        }
+        if let Some(expect) = &self.plan.expect {
+            if !expect.0.is_match(&answer.body) {
+                let within = if answer.whole {
+                    String::new()
+                } else {
+                    format!(" in its first {BODY_CAP} bytes")
+                };
+                let more = if answer.body.len() > SHOWN { "..." } else { "" };
+                let detail = format!(
+                    "status {}, but the body does not match \"{}\"{within}: {} bytes, \"{}\"{more}",
+                    status_text(answer.status),
+                    expect.0.as_str().escape_default(),
+                    answer.body.len(),
+                    shown(&answer.body),
+                );
+                return CheckResult {
+                    regex_failed: true,
+                    ..CheckResult::failed(Outcome::Mismatch, Duration::ZERO, detail)
+                };
+            }
+        }
+        CheckResult::new(Outcome::Ok, Duration::ZERO)
+    }
+
+    /// The report of a check that ended with `result` after `took`: the fields every
+    /// result carries, and `cert_min_days` judged on the connection's certificate.
+    fn finish(&mut self, mut result: CheckResult, took: Duration) -> HttpReport {
+        result.duration = took;
+        result.dns_time = self.dns_time;
+        if result.ip_protocol.is_none() {
+            result.ip_protocol = self.last_addr.map(super::ip_protocol);
+        }
+        if let Some(verified) = &self.last_tls {
+            result.cert_expiry = result.cert_expiry.or(verified.cert_expiry());
+            result.tls_version = result.tls_version.or(verified.version());
+            if result.is_ok() {
+                if let Some(detail) = verified.expires_too_soon(self.tls) {
+                    result.outcome = Outcome::Tls;
+                    result.detail = Some(detail);
+                }
+            }
+        }
+        let mut report = std::mem::replace(
+            &mut self.report,
+            HttpReport::of(CheckResult::new(Outcome::Ok, Duration::ZERO)),
+        );
+        report.result = result;
+        report
+    }
+}
+
+/// `connhealth-watch/VERSION`.
+const USER_AGENT: &str = concat!("connhealth-watch/", env!("CARGO_PKG_VERSION"));
+
+/// True when the server closes the connection after this answer: `Connection: close`,
+/// or HTTP/1.0 without `keep-alive`.
+fn closes_after(version: Version, headers: &HeaderMap) -> bool {
+    let has = |token: &str| {
+        headers.get_all(header::CONNECTION).iter().any(|value| {
+            value
+                .as_bytes()
+                .split(|&b| b == b',')
+                .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        })
+    };
+    has("close") || (version < Version::HTTP_11 && !has("keep-alive"))
+}
+
+/// Step 3: the body, whole (`true`) or its first [`BODY_CAP`] bytes (`false`), by
+/// `deadline`.
+async fn read_body(
+    body: &mut Incoming,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(Vec<u8>, bool), CheckResult> {
+    let mut read = Vec::new();
+    loop {
+        let frame = match timeout_at(deadline, body.frame()).await {
+            Ok(None) => return Ok((read, true)),
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(err))) => {
+                let (outcome, detail) = match conn::io_error(&err) {
+                    Some(io) => (
+                        Outcome::of_io_error(io),
+                        format!("body, after {} bytes: {io}", read.len()),
+                    ),
+                    None if err.is_incomplete_message() => (
+                        Outcome::Closed,
+                        format!(
+                            "the server closed the connection after {} bytes of the body",
+                            read.len()
+                        ),
+                    ),
+                    None => (
+                        Outcome::Error,
+                        format!("body, after {} bytes: {err}", read.len()),
+                    ),
+                };
+                return Err(CheckResult::failed(outcome, Duration::ZERO, detail));
+            }
+            Err(_) => {
+                let detail = format!(
+                    "the body did not arrive whole within {} ({} bytes read)",
+                    Rounded(timeout),
+                    read.len()
+                );
+                return Err(CheckResult::failed(
+                    Outcome::Timeout,
+                    Duration::ZERO,
+                    detail,
+                ));
+            }
+        };
+        // Trailers carry nothing the check reads.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let room = BODY_CAP - read.len();
+        if data.len() > room {
+            read.extend_from_slice(&data[..room]);
+            return Ok((read, false));
+        }
+        read.extend_from_slice(&data);
+    }
+}
+
+/// `500 Internal Server Error`, or the code alone when it has no standard reason.
+fn status_text(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// `valid_status` as the config writes it: `2xx`, `204`, `200-204`, joined by commas.
+fn expected(valid: &[StatusRange]) -> String {
+    let ranges: Vec<String> = valid
+        .iter()
+        .map(|range| {
+            if range.low == range.high {
+                range.low.to_string()
+            } else if range.low % 100 == 0 && range.high == range.low + 99 {
+                format!("{}xx", range.low / 100)
+            } else {
+                format!("{}-{}", range.low, range.high)
+            }
+        })
+        .collect();
+    ranges.join(", ")
+}
+
+/// The first [`SHOWN`] bytes of `bytes`, escaped: a body or a header is any bytes.
+fn shown(bytes: &[u8]) -> String {
+    bytes[..bytes.len().min(SHOWN)].escape_ascii().to_string()
+}
