@@ -293,6 +293,26 @@ async fn a_cancelled_check_leaves_the_checker_usable() {
 
 // --- The request -------------------------------------------------------------------
 
+#[test]
+fn checker_and_check_can_move_to_any_task() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let http = Http::new();
+    send_sync(&http);
+    let plan = plan("http://127.0.0.1:1/");
+    send(&http.check(&plan, &TlsPlan::default(), TIMEOUT));
+}
+
+#[tokio::test]
+async fn urls_without_a_path_ask_for_slash() {
+    let server = Server::http(|_| Reply::ok("ok"));
+    let port = server.addr.port();
+    assert_ok(&check(&Http::new(), &plan(&format!("http://127.0.0.1:{port}"))).await);
+    assert_eq!(server.stats.last_request().target, "/");
+    assert_ok(&check(&Http::new(), &plan(&format!("http://127.0.0.1:{port}?x=1"))).await);
+    assert_eq!(server.stats.last_request().target, "/?x=1");
+}
+
 #[tokio::test]
 async fn request_has_the_defaults_and_the_plans_method_headers_and_body() {
     let server = Server::http(|_| Reply::ok("ok"));
@@ -655,6 +675,20 @@ async fn https_cert_min_days_is_judged_at_every_check_of_a_kept_connection() {
     assert_eq!(result.outcome, Outcome::Tls, "{result:?}");
     assert!(result.detail.unwrap().contains("within cert_min_days = 30"));
     assert_eq!(server.stats.connections(), 1);
+}
+
+#[tokio::test]
+async fn https_kept_connection_is_verified_anew_when_the_trust_changes() {
+    let pki = ca_signed(SystemTime::now() + 90 * DAY);
+    let server = Server::https(server_config(&pki), |_| Reply::ok("ok"));
+    let http = Http::new();
+    let plan = plan(&server.https_url("/"));
+    assert_ok(&http.check(&plan, &trusting(&pki), TIMEOUT).await);
+    // A reload that drops the CA file: the kept connection was verified against it.
+    let result = http.check(&plan, &TlsPlan::default(), TIMEOUT).await;
+    assert_eq!(result.outcome, Outcome::Tls, "{result:?}");
+    assert_ok(&http.check(&plan, &trusting(&pki), TIMEOUT).await);
+    assert_eq!(server.stats.connections(), 3);
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ use super::url::Origin;
 use crate::checks::send_expect::{close_gracefully, close_now};
 use crate::checks::tls::{TlsClient, Verified};
 use crate::checks::{CheckResult, Outcome};
+use crate::config::TlsPlan;
 use crate::human::Rounded;
 
 /// The request body type: the plan's bytes, whole.
@@ -42,9 +43,36 @@ pub(super) struct Conn {
     pub(super) tls: Option<Verified>,
     /// Kept from an earlier check, and not used yet in this one.
     pub(super) carried: bool,
+    /// How it was verified (https): a kept connection serves only a check that would
+    /// verify it the same way.
+    pub(super) verified_for: Option<Trust>,
     sender: http1::SendRequest<Body>,
     driver: Driver,
     tcp: Arc<TcpStream>,
+}
+
+/// How an https connection is verified: the trust, and the name sent as SNI and
+/// verified (unless `plan.server_name` overrides it).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Trust {
+    pub(super) plan: TlsPlan,
+    pub(super) name: String,
+}
+
+impl Trust {
+    /// The same verification, whatever `cert_min_days` says (it is judged at each check).
+    pub(super) fn verifies_as(&self, other: &Trust) -> bool {
+        let TlsPlan {
+            server_name,
+            ca_file,
+            insecure,
+            cert_min_days: _,
+        } = &self.plan;
+        self.name == other.name
+            && *server_name == other.plan.server_name
+            && *ca_file == other.plan.ca_file
+            && *insecure == other.plan.insecure
+    }
 }
 
 /// What opening a connection took.
@@ -121,6 +149,7 @@ pub(super) async fn open(
                 addr,
                 tls: None,
                 carried: false,
+                verified_for: None,
                 sender,
                 driver,
                 tcp,
@@ -162,6 +191,7 @@ pub(super) async fn open(
             addr,
             tls: Some(verified),
             carried: false,
+            verified_for: None,
             sender,
             driver,
             tcp,

@@ -56,7 +56,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use tokio::time::{timeout_at, Instant};
 
-use self::conn::{Body, Conn, Opened};
+use self::conn::{Body, Conn, Opened, Trust};
 use self::url::Origin;
 use super::tls::TlsClient;
 use super::{first_answer, resolve, CheckResult, Outcome};
@@ -447,8 +447,15 @@ impl Exchange<'_> {
             self.other.take()
         };
         if let Some(conn) = held {
+            let verified_otherwise = match &conn.verified_for {
+                Some(was) => !was.verifies_as(&self.trust(origin)),
+                None => false,
+            };
             if conn.origin != *origin {
                 self.closing.push(conn); // another origin's, now left behind
+            } else if verified_otherwise {
+                // The plan's TLS settings changed (a reload): verify anew.
+                self.closing.push(conn);
             } else {
                 match conn.still_open() {
                     Ok(()) => {
@@ -480,31 +487,12 @@ impl Exchange<'_> {
         self.dns_time += resolved.dns_time;
         self.report.phases.resolve += resolved.dns_time;
 
-        let own = *origin == self.own_origin;
-        // The target's own server is named by `server_name`, else by the Host header the
-        // plan sets (as blackbox does: the URL often holds an address), else by the URL.
-        // Another origin is named by its URL, with the same trust.
-        let tls_plan = if own {
-            self.tls.clone()
-        } else {
-            TlsPlan {
-                server_name: None,
-                ..self.tls.clone()
-            }
-        };
-        let host_header = self
-            .plan
-            .headers
-            .iter()
-            .find(|(name, _)| *name == header::HOST)
-            .and_then(|(_, value)| value.to_str().ok())
-            .map(url::host_of_header)
-            .filter(|host| own && !host.is_empty());
-        let sni = host_header.unwrap_or(origin.bare_host());
+        let trust = self.trust(origin);
+        let (tls_plan, sni) = (&trust.plan, trust.name.as_str());
         let (deadline, timeout) = (self.deadline, self.timeout);
         let opened: Mutex<Option<Opened>> = Mutex::new(None);
         let result = first_answer(&resolved.addrs, deadline.into_std(), |addr, _left| {
-            let (opened, tls_plan) = (&opened, &tls_plan);
+            let opened = &opened;
             async move {
                 let client = if origin.https {
                     match TlsClient::new(tls_plan, sni, deadline, timeout).await {
@@ -525,13 +513,40 @@ impl Exchange<'_> {
         })
         .await;
         match opened.into_inner().unwrap_or_else(PoisonError::into_inner) {
-            Some(opened) => {
+            Some(mut opened) => {
                 self.report.phases.connect += opened.connect;
                 self.report.phases.tls += opened.tls;
+                opened.conn.verified_for = origin.https.then_some(trust);
                 Ok(opened.conn)
             }
             None => Err(result),
         }
+    }
+
+    /// How an https connection to `origin` is verified. The target's own server is
+    /// named by `server_name`, else by the Host header the plan sets (as blackbox does:
+    /// the URL often holds an address), else by the URL; another origin by its URL, with
+    /// the same trust.
+    fn trust(&self, origin: &Origin) -> Trust {
+        let own = *origin == self.own_origin;
+        let host_header = self
+            .plan
+            .headers
+            .iter()
+            .find(|(name, _)| *name == header::HOST)
+            .and_then(|(_, value)| value.to_str().ok())
+            .map(url::host_of_header)
+            .filter(|host| own && !host.is_empty());
+        let name = host_header.unwrap_or(origin.bare_host()).to_string();
+        let plan = if own {
+            self.tls.clone()
+        } else {
+            TlsPlan {
+                server_name: None,
+                ..self.tls.clone()
+            }
+        };
+        Trust { plan, name }
     }
 
     /// The request for `url` on a connection to `origin`.
@@ -539,10 +554,13 @@ impl Exchange<'_> {
         let own = *origin == self.own_origin;
         let mut request = Request::new(Full::new(body.clone()));
         *request.method_mut() = method.clone();
-        *request.uri_mut() = url
-            .path_and_query()
-            .filter(|target| !target.as_str().is_empty())
-            .map_or_else(|| Uri::from_static("/"), |target| Uri::from(target.clone()));
+        // The origin form (RFC 9112 §3.2.1): the path, `/` when the URL has none (also
+        // before a query: `http://host?x` asks for `/?x`), and the query.
+        let target = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        };
+        *request.uri_mut() = Uri::try_from(target).unwrap_or_else(|_| Uri::from_static("/"));
         let headers = request.headers_mut();
         if let Some(authority) = url.authority() {
             // Without the userinfo a URL may carry (`user:pass@`): it is no part of Host.
