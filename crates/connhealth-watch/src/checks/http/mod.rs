@@ -7,7 +7,10 @@
 //!    says it is still open ([`connhealth::check`], one `poll`, nothing sent); else the
 //!    URL's host resolved, SYN, SYN-ACK, ACK, and for https a TLS handshake verified as
 //!    the `tls` kind verifies (`ca_file`, `insecure`, a pinned self-signed CA:TRUE
-//!    certificate, `cert_min_days`);
+//!    certificate, `cert_min_days`), for `server_name`, else the host of a `Host` the
+//!    plan's `headers` set (as blackbox: the URL often holds an address), else the URL's
+//!    host (no SNI for an address). A kept https connection is reused only under the
+//!    same trust and name; `cert_min_days` is judged again at every check;
 //! 2. the request: `method`, the URL's path and query, `Host` (the URL's authority) and
 //!    `User-Agent: connhealth-watch/VERSION` unless `headers` set them, then `headers`,
 //!    then `body`;
