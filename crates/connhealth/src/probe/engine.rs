@@ -7,7 +7,8 @@
 //! 1. **Submission.** A front end (`probe_addr`, `probe_many`, the feed) wraps the address,
 //!    its [`Timing`](super::inbox::Timing) and its [`Reply`] in a [`Job`] and pushes it
 //!    into the [`Inbox`] (`inbox.rs`), in batches where it can; the engine's waker is
-//!    written only when the inbox goes from empty to non-empty.
+//!    written only when the inbox goes from empty to non-empty. A host name comes as a
+//!    [`NameProbe`] instead: see *Names* below.
 //! 2. **The engine's turn** ([`Engine::run`]) is one wait and four steps, always in this
 //!    order:
 //!    1. *close*: every socket the poller reported is read (`SO_ERROR`) and closed, and
@@ -36,8 +37,23 @@
 //! Probes live in a table of entries ([`Entry`]), reused through a free list. A probe is
 //! named by its [`ProbeId`], the entry's index and generation, in the poller's tokens, in
 //! the deadlines and in the queues; never by descriptor, since a closed descriptor is
-//! reused by the next `socket()` at once. Name resolutions for `probe` are entries too
+//! reused by the next `socket()` at once. Name lookups are entries too
 //! ([`Phase::Resolving`]), so that their deadlines are kept in the same place.
+//!
+//! # Names
+//!
+//! A host name (from `probe` or the feed's `push_target`) is one [`NameProbe`]
+//! (`name.rs`, where the rules live), which the engine moves from entry to entry. Its
+//! lookup is an entry in [`Phase::Resolving`], armed at the lookup's deadline, while a
+//! resolver thread runs `getaddrinfo` (`resolver.rs`) and answers through the inbox with
+//! [`Submission::Resolved`]. The answer's first address then joins the queue as an
+//! ordinary probe, the name riding in its [`Reply::Name`], under the same limits,
+//! deadlines and generations as any other. When that probe ends, [`Engine::deliver`]
+//! hands its [`Attempt`] to the name: a refusal or an unreachable address puts the next
+//! address at the front of the queue (it carries on a probe that has had its turn), and
+//! anything else, or no address or time left, reports to the caller. A dropped caller's
+//! name ends where any probe does: at its start, at the cancel of its future, at the
+//! feed's drop.
 //!
 //! # Deadlines
 //!
@@ -101,6 +117,7 @@ use socket2::Socket;
 use super::deadlines::Deadlines;
 use super::destination::{destination, Destination, Stall};
 use super::inbox::{Inbox, Job, ProbeId, ProbeResult, Reply, Submission};
+use super::name::{Attempt, NameProbe, Next};
 use super::resolver::{ResolveJob, Resolvers};
 use super::results::{FeedResult, SharedResults};
 use super::{Mode, ProbeError};
@@ -193,6 +210,13 @@ enum Gave {
     /// Nothing of its own: a place handed to it that it never used ([`Hold::Released`]),
     /// or room that opened otherwise (a stall that ended).
     Nothing,
+}
+
+/// Where a new probe joins the start queue.
+#[derive(Clone, Copy)]
+enum Place {
+    Back,
+    Front,
 }
 
 /// A probe taken out of the table, to be delivered.
@@ -572,15 +596,15 @@ impl Engine {
                     probe.phase = Phase::InFlight { socket, start };
                     probe.hold = Hold::Free;
                     // Hear of it if the caller goes away while the probe is in flight.
-                    let caller_gone = match &mut probe.reply {
-                        Reply::One(tx) => {
+                    let caller_gone = match probe.reply.future_mut() {
+                        Some(tx) => {
                             let cancel = std::task::Waker::from(Arc::new(CancelOnDrop {
                                 inbox: Arc::clone(inbox),
                                 id,
                             }));
                             tx.poll_closed(&mut Context::from_waker(&cancel)).is_ready()
                         }
-                        Reply::Many { .. } | Reply::Resolve(_) => false,
+                        None => false,
                     };
                     // The timeout runs from the SYN: a start_by armed while it waited
                     // gives way to SYN + timeout (its heap entry goes stale).
@@ -688,52 +712,8 @@ impl Engine {
 
     fn accept(&mut self, submission: Submission) {
         match submission {
-            Submission::Probe(job) => {
-                let Job {
-                    addr,
-                    timing,
-                    reply,
-                } = job;
-                let (deadline, from_syn) = timing.split();
-                let id = self.insert(Probe {
-                    addr,
-                    from_syn,
-                    deadline,
-                    reply,
-                    phase: Phase::Waiting,
-                    exhausted: None,
-                    hold: Hold::Free,
-                });
-                self.queue.push_back(id);
-            }
-            Submission::Resolve {
-                host,
-                port,
-                deadline,
-                reply,
-            } => {
-                let id = self.insert(Probe {
-                    addr: SocketAddr::from(([0, 0, 0, 0], port)),
-                    from_syn: None,
-                    deadline: Some(deadline),
-                    reply: Reply::Resolve(reply),
-                    phase: Phase::Resolving,
-                    exhausted: None,
-                    hold: Hold::Free,
-                });
-                // Off this thread; the deadline heap covers the entry, so the probe stops
-                // waiting at its deadline whatever the resolver does.
-                let job = ResolveJob {
-                    host,
-                    port,
-                    deadline,
-                    id,
-                };
-                if let Err(err) = self.resolvers.submit(job, &self.inbox) {
-                    let finished = self.take(id);
-                    self.deliver(finished, Err(ProbeError::Resolve(err)));
-                }
-            }
+            Submission::Probe(job) => self.enqueue(job, Place::Back),
+            Submission::Name { host, probe } => self.look_up(host, probe),
             Submission::Resolved { id, result } => {
                 let Some(probe) = self.probe_mut(id) else {
                     return; // it timed out already
@@ -741,18 +721,12 @@ impl Engine {
                 if !matches!(probe.phase, Phase::Resolving) {
                     return;
                 }
-                let Reply::Resolve(reply) = self.take(id).probe.reply else {
-                    return;
-                };
-                let result = match result {
-                    Ok(addrs) if addrs.is_empty() => Err(ProbeError::Resolve(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        "the name resolved to no address",
-                    ))),
-                    Ok(addrs) => Ok(addrs),
-                    Err(err) => Err(ProbeError::Resolve(err)),
-                };
-                let _ = reply.send(result);
+                let Finished { probe, .. } = self.take(id);
+                if let Reply::Name(name) = probe.reply {
+                    // The first address joins the queue as a probe pushed now would.
+                    let next = name.resolved(result, Instant::now());
+                    self.follow(next, Place::Back);
+                }
             }
             Submission::Cancelled { id } => {
                 if self.probe_mut(id).is_some() {
@@ -763,7 +737,8 @@ impl Engine {
                 for index in 0..self.entries.len() as u32 {
                     let entry = &self.entries[index as usize];
                     let abandoned = entry.probe.as_ref().is_some_and(|probe| {
-                        matches!(probe.phase, Phase::InFlight { .. }) && probe.reply.is_closed()
+                        matches!(probe.phase, Phase::InFlight { .. } | Phase::Resolving)
+                            && probe.reply.is_closed()
                     });
                     if abandoned {
                         let generation = entry.generation;
@@ -774,26 +749,118 @@ impl Engine {
         }
     }
 
+    /// A new probe joins the queue, at its back, or at its front for the next address of
+    /// a name, which carries on a probe that has had its turn.
+    fn enqueue(&mut self, job: Job, place: Place) {
+        let Job {
+            addr,
+            timing,
+            reply,
+        } = job;
+        let (deadline, from_syn) = timing.split();
+        let id = self.insert(Probe {
+            addr,
+            from_syn,
+            deadline,
+            reply,
+            phase: Phase::Waiting,
+            exhausted: None,
+            hold: Hold::Free,
+        });
+        match place {
+            Place::Back => self.queue.push_back(id),
+            Place::Front => self.queue.push_front(id),
+        }
+    }
+
+    /// Starts a name's lookup: an entry of its own, for its deadline, while a resolver
+    /// thread looks it up (off this thread: `getaddrinfo` blocks).
+    fn look_up(&mut self, host: String, mut name: Box<NameProbe>) {
+        let deadline = match name.start_lookup(Instant::now()) {
+            Ok(deadline) => deadline,
+            Err(late) => return self.send(Reply::Name(name), late, Duration::ZERO),
+        };
+        let port = name.unresolved().port();
+        let id = self.insert(Probe {
+            addr: name.unresolved(),
+            from_syn: None,
+            deadline: Some(deadline),
+            reply: Reply::Name(name),
+            phase: Phase::Resolving,
+            exhausted: None,
+            hold: Hold::Free,
+        });
+        // The deadline heap covers the entry, so the name stops waiting at its deadline
+        // whatever the resolver does.
+        let job = ResolveJob {
+            host,
+            port,
+            deadline,
+            id,
+        };
+        if let Err(err) = self.resolvers.submit(job, &self.inbox) {
+            let finished = self.take(id);
+            self.deliver(finished, Err(ProbeError::Resolve(err)));
+        }
+    }
+
+    /// What a name does next: probe another address, or report.
+    fn follow(&mut self, next: Next, place: Place) {
+        match next {
+            Next::Probe { name, addr, timing } => self.enqueue(
+                Job {
+                    addr,
+                    timing,
+                    reply: Reply::Name(name),
+                },
+                place,
+            ),
+            Next::Done {
+                reply,
+                attempt,
+                lookup,
+            } => self.send(reply, attempt, lookup),
+        }
+    }
+
+    /// A probe is over: its result goes to its caller, or, for an address of a name,
+    /// to the name, which may go on to its next address.
     fn deliver(&mut self, finished: Finished, result: ProbeResult) {
         let Finished { probe, sent } = finished;
+        let attempt = Attempt {
+            addr: probe.addr,
+            sent,
+            result,
+        };
         match probe.reply {
+            Reply::Name(name) => {
+                let next = name.answered(attempt, Instant::now());
+                self.follow(next, Place::Front);
+            }
+            reply => self.send(reply, attempt, Duration::ZERO),
+        }
+    }
+
+    fn send(&mut self, reply: Reply, attempt: Attempt, lookup: Duration) {
+        match reply {
             Reply::One(tx) => {
-                let _ = tx.send(result);
+                let _ = tx.send(attempt.result);
             }
             Reply::Many { shared, tag } => {
                 let result = FeedResult {
                     tag,
-                    addr: probe.addr,
-                    sent,
-                    result,
+                    addr: attempt.addr,
+                    sent: attempt.sent,
+                    lookup,
+                    result: attempt.result,
                 };
                 if shared.push(result) {
                     self.to_wake.push(shared);
                 }
             }
-            Reply::Resolve(tx) => {
-                let _ = tx.send(result.map(|_| vec![probe.addr]));
-            }
+            // A name that ended before its lookup started (its start_by passed, or the
+            // engine stopped): its own reply, never a name itself.
+            Reply::Name(name) => self.send(name.reply, attempt, lookup),
         }
     }
 
@@ -814,8 +881,13 @@ impl Engine {
         self.resolvers.close();
         for submission in self.inbox.close(why) {
             match submission {
-                Submission::Resolve { reply, .. } => {
-                    let _ = reply.send(Err(ProbeError::engine_stopped(why)));
+                Submission::Name { probe, .. } => {
+                    let failed = Attempt {
+                        addr: probe.unresolved(),
+                        sent: None,
+                        result: Err(ProbeError::engine_stopped(why)),
+                    };
+                    self.send(Reply::Name(probe), failed, Duration::ZERO);
                 }
                 Submission::Resolved { .. }
                 | Submission::Cancelled { .. }

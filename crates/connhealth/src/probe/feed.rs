@@ -4,7 +4,8 @@
 //! probes go to the engine in batches (one lock, at most one wake per flush) and come back
 //! in batches through the same [`SharedResults`] (at most one wake per engine turn). The
 //! stream takes its probes from an iterator and reports addresses; the feed takes them
-//! as a checker's schedule makes them due, and reports the caller's tag with each.
+//! as a checker's schedule makes them due, and reports the caller's tag with each. Host
+//! names go through the engine too (`name.rs`): the caller never resolves one itself.
 
 use std::fmt;
 use std::future::poll_fn;
@@ -13,8 +14,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::inbox::{Job, Reply, Submission, Timing};
+use super::name::NameProbe;
 use super::results::{FeedResult, SharedResults};
-use super::Prober;
+use super::{Prober, Target};
 use crate::sync::Arc;
 
 /// A long-lived feed of tagged probes: push probes as they fall due, [`flush`] them to the
@@ -34,6 +36,10 @@ use crate::sync::Arc;
 /// problem, not the target's.
 ///
 /// Dropping the feed closes its probes' sockets at once and drops the probes not yet sent.
+///
+/// A target may be a host name ([`push_target`]): the prober resolves it on its own
+/// resolver threads and tries its addresses in order, and the name's `timeout` then
+/// counts from the start of its lookup.
 ///
 /// ```
 /// use std::net::TcpListener;
@@ -67,7 +73,40 @@ use crate::sync::Arc;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 ///
+/// A host name, as a checker reads it from its configuration: the result names the
+/// address that answered and the time the lookup took.
+///
+/// ```
+/// use std::net::TcpListener;
+/// use std::time::Duration;
+/// use connhealth::probe::Target;
+/// use connhealth::Prober;
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// // On 127.0.0.1 only: where "localhost" is ::1 first, ::1 refuses, and 127.0.0.1 is next.
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let target = Target::parse(&format!("localhost:{}", listener.local_addr()?.port()))?;
+///
+/// let prober = Prober::new();
+/// let mut feed = prober.feed();
+/// // 5 s from the start of the lookup, the lookup included.
+/// feed.push_target(1, &target, Duration::from_secs(5), None);
+/// feed.flush();
+/// let mut results = Vec::new();
+/// while feed.outstanding() > 0 {
+///     feed.done(&mut results).await;
+/// }
+/// let result = &results[0];
+/// assert!(result.result.is_ok());
+/// assert_eq!(result.addr, listener.local_addr()?); // the address that answered
+/// assert!(result.lookup > Duration::ZERO); // zero for an address
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// [`flush`]: ProbeFeed::flush
+/// [`push_target`]: ProbeFeed::push_target
 pub struct ProbeFeed {
     prober: Prober,
     shared: Arc<SharedResults>,
@@ -103,6 +142,10 @@ impl ProbeFeed {
     /// with [`ProbeError::Exhausted`](super::ProbeError::Exhausted) (saying which limit
     /// held it) and `sent: None`.
     /// `None`: it waits for a place as long as it takes.
+    ///
+    /// The hot path of a checker: no allocation once the feed's buffer has grown to a
+    /// tick's probes. For a target that may be a host name, see
+    /// [`push_target`](Self::push_target).
     pub fn push(
         &mut self,
         tag: u64,
@@ -123,6 +166,54 @@ impl ProbeFeed {
         }));
     }
 
+    /// Queues a probe of `target`, handed to the engine at the next
+    /// [`flush`](Self::flush). An address ([`Target::Addr`]) is exactly
+    /// [`push`](Self::push). A host name ([`Target::Name`]) is resolved on the prober's
+    /// resolver threads, never on the caller's thread nor the engine's, and its addresses
+    /// are tried in the resolver's order: a refusal or an unreachable address moves on to
+    /// the next, with what is left of the timeout; the first answer (or a timeout) is the
+    /// result, and when no address answered, the first refusal is.
+    ///
+    /// For a name, `timeout` counts from the moment its lookup starts: the lookup is
+    /// part of the check, as a health checker's timeout means. Each address's probe gets
+    /// what the lookup and the addresses refused before it left of it, from its own SYN
+    /// (waiting for a place under the limits spends none). `start_by` bounds when the
+    /// lookup may start, else the result is
+    /// [`ProbeError::Exhausted`](super::ProbeError::Exhausted); each address's `start_by`
+    /// is moved on by the time already spent, so that the result comes by `start_by` +
+    /// `timeout`, as an address's does. A name that does not resolve in time ends with
+    /// [`ProbeError::Resolve`](super::ProbeError::Resolve).
+    ///
+    /// The [`FeedResult`] carries the address whose answer it reports (`0.0.0.0:port`
+    /// for a name that never resolved), when its SYN left, and the time the lookup took
+    /// (`lookup`, zero for an address). Each address probed counts under
+    /// `max_in_flight_per_destination` as any probe of it would, and `timeout` is capped
+    /// at the [`DeadPeer`](crate::DeadPeer) bound as `push`'s is.
+    pub fn push_target(
+        &mut self,
+        tag: u64,
+        target: &Target,
+        timeout: Duration,
+        start_by: Option<Instant>,
+    ) {
+        let (host, port) = match target {
+            Target::Addr(addr) => return self.push(tag, *addr, timeout, start_by),
+            Target::Name { host, port } => (host, *port),
+        };
+        let timing = Timing::FromSyn {
+            timeout: self.prober.bounded(timeout),
+            start_by,
+        };
+        let reply = Reply::Many {
+            shared: Arc::clone(&self.shared),
+            tag,
+        };
+        self.queued.push(Submission::Name {
+            host: host.clone(),
+            probe: NameProbe::new(port, timing, reply),
+        });
+    }
+
     /// Hands every queued probe to the engine in one batch (one lock, at most one wake).
     /// If the engine is not running, each becomes an error result, delivered by
     /// [`poll_done`](Self::poll_done).
@@ -139,12 +230,12 @@ impl ProbeFeed {
             Ok(()) => self.handed += count,
             Err(_) => {
                 for item in self.queued.drain(..) {
-                    if let Submission::Probe(Job {
-                        addr,
-                        reply: Reply::Many { tag, .. },
-                        ..
-                    }) = item
-                    {
+                    let (addr, reply) = match item {
+                        Submission::Probe(job) => (job.addr, job.reply),
+                        Submission::Name { probe, .. } => (probe.unresolved(), probe.reply),
+                        _ => continue,
+                    };
+                    if let Reply::Many { tag, .. } = reply {
                         self.not_handed.push(FeedResult::not_handed_over(tag, addr));
                     }
                 }

@@ -2,9 +2,9 @@
 //! only part of the engine that other threads touch.
 //!
 //! Every front end ([`Prober::probe`](super::Prober::probe), `probe_addr`, `probe_many`,
-//! the feed), the resolver threads and the cancel wakers push here, under one mutex. The
-//! engine is woken only when the inbox goes from empty to non-empty, and takes
-//! everything in it at the start of each turn.
+//! the feed, with addresses or names), the resolver threads and the cancel wakers push
+//! here, under one mutex. The engine is woken only when the inbox goes from empty to
+//! non-empty, and takes everything in it at the start of each turn.
 
 use std::io;
 use std::mem;
@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::name::NameProbe;
 use super::results::SharedResults;
 use super::ProbeError;
 use crate::sync::{Arc, Mutex};
 use crate::sys::probe::Waker;
 
 pub(crate) type ProbeResult = Result<Duration, ProbeError>;
-pub(crate) type ResolveResult = Result<Vec<SocketAddr>, ProbeError>;
 
 /// Names one probe in the engine's table: the index of its entry, and the entry's
 /// generation when the probe was put there. The poller's tokens and the deadlines carry
@@ -56,8 +56,10 @@ pub(crate) enum Reply {
         shared: Arc<SharedResults>,
         tag: u64,
     },
-    /// A name resolution for `probe`.
-    Resolve(oneshot::Sender<ResolveResult>),
+    /// A probe of a host name, on its way to `One` or `Many`: its lookup, or one of its
+    /// addresses, with what the name needs to go on to the next (`name.rs`). Boxed, so
+    /// that a reply, and a probe's entry, is no larger for it.
+    Name(Box<NameProbe>),
 }
 
 impl Reply {
@@ -66,7 +68,17 @@ impl Reply {
         match self {
             Reply::One(tx) => tx.is_closed(),
             Reply::Many { shared, .. } => shared.is_closed(),
-            Reply::Resolve(tx) => tx.is_closed(),
+            Reply::Name(name) => name.reply.is_closed(),
+        }
+    }
+
+    /// The future waiting for this probe, if one is (`probe`, `probe_addr`): the engine
+    /// hears through it when the future is dropped.
+    pub(crate) fn future_mut(&mut self) -> Option<&mut oneshot::Sender<ProbeResult>> {
+        match self {
+            Reply::One(tx) => Some(tx),
+            Reply::Many { .. } => None,
+            Reply::Name(name) => name.reply.future_mut(),
         }
     }
 }
@@ -86,7 +98,8 @@ pub(crate) enum Timing {
     Until(Instant),
     /// `probe_many` and the feed: `timeout` runs from the moment the SYN leaves, so a
     /// probe queued behind the limits is not timed out before it is tried. One not sent
-    /// by `start_by` is not sent at all (`None`: it waits as long as it takes).
+    /// by `start_by` is not sent at all (`None`: it waits as long as it takes). (A name's
+    /// timeout counts from its lookup instead; `name.rs` says how.)
     FromSyn {
         timeout: Duration,
         start_by: Option<Instant>,
@@ -107,11 +120,10 @@ impl Timing {
 /// What callers hand the engine.
 pub(crate) enum Submission {
     Probe(Job),
-    Resolve {
+    /// A host name to resolve on the resolver threads, then probe address by address.
+    Name {
         host: String,
-        port: u16,
-        deadline: Instant,
-        reply: oneshot::Sender<ResolveResult>,
+        probe: Box<NameProbe>,
     },
     /// From a resolver thread: the answer for the resolution `id`.
     Resolved {

@@ -114,7 +114,10 @@
 //! the finished probes' [`FeedResult`]s in batches. Each probe's timeout runs from its own
 //! SYN; an optional `start_by` says how late it may leave, after which it ends as
 //! [`ProbeError::Exhausted`] without being sent: a checker whose queue is long reports
-//! its own trouble, not a dead target.
+//! its own trouble, not a dead target. A target may be a host name
+//! ([`ProbeFeed::push_target`]): the feed resolves it on the prober's resolver threads and
+//! tries its addresses in order, as [`Prober::probe`] does, and reports the address that
+//! answered and the time the lookup took.
 //!
 //! ```
 //! use std::net::TcpListener;
@@ -152,16 +155,18 @@
 //! name resolution, waiting for a free place in flight, and the handshake. For
 //! [`Prober::probe_many`] and [`ProbeFeed::push`] it runs from the moment each probe's
 //! SYN leaves, so probes queued behind `max_in_flight` do not time out before they are
-//! tried; a feed's `start_by` bounds the wait instead. (In the engine, a waiting probe's
-//! deadline is its `start_by`; at its SYN it is re-armed for SYN + timeout, and the
-//! deadline heap skips the entry it leaves behind.)
+//! tried; a feed's `start_by` bounds the wait instead. A host name pushed with
+//! [`ProbeFeed::push_target`] counts its timeout from the start of its lookup: the lookup
+//! spends from it, and each address gets what is left, from its own SYN. (In the engine,
+//! a waiting probe's deadline is its `start_by`; at its SYN it is re-armed for SYN +
+//! timeout, and the deadline heap skips the entry it leaves behind.)
 //!
 //! Name resolution uses the system resolver (`getaddrinfo`), which blocks and cannot be
-//! cancelled. It runs on resolver threads, at most 16 per prober, started on demand and
-//! gone after 5 s without work; at the deadline the probe stops waiting and returns
-//! [`ProbeError::Resolve`], and the thread finishes on its own. A hung resolver therefore
-//! cannot hold a probe past its timeout, and a burst of names does not start a thread
-//! each.
+//! cancelled. It runs neither on the caller's thread nor on the engine's, but on resolver
+//! threads, at most 16 per prober, started on demand and gone after 5 s without work; at
+//! the deadline the probe stops waiting and returns [`ProbeError::Resolve`], and the
+//! thread finishes on its own. A hung resolver therefore cannot hold a probe past its
+//! timeout, and a burst of names does not start a thread each.
 
 use std::future::Future;
 use std::io;
@@ -183,6 +188,7 @@ mod feed;
 mod handle;
 mod inbox;
 mod many;
+mod name;
 mod resolver;
 mod results;
 mod target;
@@ -195,7 +201,8 @@ pub use self::results::FeedResult;
 pub use self::target::Target;
 
 use self::handle::EngineHandle;
-use self::inbox::{Inbox, Job, Reply, Submission, Timing};
+use self::inbox::{Inbox, Job, ProbeResult, Reply, Submission, Timing};
+use self::name::NameProbe;
 
 /// Probes TCP endpoints: is something listening there? See the [module docs](self) for
 /// how, and for the engine behind it.
@@ -299,9 +306,12 @@ impl Prober {
     /// Probes `target`, a `host:port` string: `"127.0.0.1:80"`, `"[::1]:80"` or
     /// `"localhost:6379"`.
     ///
-    /// A host name is resolved first, within the same `timeout`; its addresses are tried
-    /// in order until one answers with a SYN-ACK or the timeout passes. `Ok` carries the
-    /// time from the SYN to the SYN-ACK. A string that is not `host:port` returns
+    /// A host name is resolved first, on the prober's resolver threads, within the same
+    /// `timeout`; its addresses are tried in order: a refusal or an unreachable address
+    /// moves on to the next, until one answers with a SYN-ACK or the timeout passes, and
+    /// when none answers, the first refusal is returned (the engine does this, for the
+    /// feed's names too: [`ProbeFeed::push_target`]). `Ok` carries the time from the SYN
+    /// to the SYN-ACK. A string that is not `host:port` returns
     /// [`ProbeError::InvalidTarget`] with the reason, without touching the network.
     ///
     /// ```
@@ -318,26 +328,18 @@ impl Prober {
     pub async fn probe(&self, target: &str, timeout: Duration) -> Result<Duration, ProbeError> {
         let timeout = self.bounded(timeout);
         let deadline = deadline_after(Instant::now(), timeout);
-        let (host, port) = match Target::parse(target)? {
-            Target::Addr(addr) => return self.probe_until(addr, deadline).await,
-            Target::Name { host, port } => (host, port),
-        };
-        let addrs = self.resolve(host, port, deadline).await?;
-        let mut first_refusal = None;
-        for addr in addrs {
-            match self.probe_until(addr, deadline).await {
-                Ok(rtt) => return Ok(rtt),
-                // Another address of the same name may answer ("localhost" is often ::1
-                // first, with the server on 127.0.0.1 only).
-                Err(err @ (ProbeError::Refused | ProbeError::Unreachable(_))) => {
-                    first_refusal.get_or_insert(err);
-                }
-                // A timeout spent the whole deadline; local errors say nothing about
-                // the next address.
-                Err(err) => return Err(err),
+        match Target::parse(target)? {
+            Target::Addr(addr) => self.probe_until(addr, deadline).await,
+            // Resolved and tried address by address in the engine, as the feed's names
+            // are (`name.rs`).
+            Target::Name { host, port } => {
+                self.one(move |reply| Submission::Name {
+                    host,
+                    probe: NameProbe::new(port, Timing::Until(deadline), reply),
+                })
+                .await
             }
         }
-        Err(first_refusal.unwrap_or(ProbeError::TimedOut))
     }
 
     /// Probes one address. `Ok` carries the time from the SYN to the SYN-ACK.
@@ -373,37 +375,30 @@ impl Prober {
         &self,
         addr: SocketAddr,
         deadline: Instant,
-    ) -> impl Future<Output = Result<Duration, ProbeError>> + Send + 'static {
-        let (tx, rx) = oneshot::channel();
-        let submitted = self.inbox().and_then(|inbox| {
-            inbox.submit_one(Submission::Probe(Job {
+    ) -> impl Future<Output = ProbeResult> + Send + 'static {
+        self.one(move |reply| {
+            Submission::Probe(Job {
                 addr,
                 timing: Timing::Until(deadline),
-                reply: Reply::One(tx),
-            }))
-        });
+                reply,
+            })
+        })
+    }
+
+    /// Submits the one probe `submission` makes with its reply, and waits for its result.
+    fn one(
+        &self,
+        submission: impl FnOnce(Reply) -> Submission,
+    ) -> impl Future<Output = ProbeResult> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let submitted = self
+            .inbox()
+            .and_then(|inbox| inbox.submit_one(submission(Reply::One(tx))));
         async move {
             submitted?;
             rx.await
                 .unwrap_or_else(|_| Err(ProbeError::engine_stopped("it stopped before answering")))
         }
-    }
-
-    async fn resolve(
-        &self,
-        host: String,
-        port: u16,
-        deadline: Instant,
-    ) -> Result<Vec<SocketAddr>, ProbeError> {
-        let (tx, rx) = oneshot::channel();
-        self.inbox()?.submit_one(Submission::Resolve {
-            host,
-            port,
-            deadline,
-            reply: tx,
-        })?;
-        rx.await
-            .unwrap_or_else(|_| Err(ProbeError::engine_stopped("it stopped before answering")))
     }
 
     /// Probes every address of `addrs`, and yields `(address, result)` as each probe

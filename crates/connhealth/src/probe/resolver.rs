@@ -1,4 +1,5 @@
-//! The resolver threads behind [`Prober::probe`](super::Prober::probe)'s host names.
+//! The resolver threads behind host names, [`Prober::probe`](super::Prober::probe)'s
+//! and [`ProbeFeed::push_target`](super::ProbeFeed::push_target)'s alike.
 //!
 //! `getaddrinfo` blocks and cannot be cancelled, so it runs off the engine thread, on at
 //! most [`RESOLVERS`] threads, started on demand and gone after [`RESOLVER_IDLE`] without

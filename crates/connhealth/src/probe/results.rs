@@ -17,11 +17,20 @@ use crate::sync::Mutex;
 pub struct FeedResult {
     /// The tag the probe was pushed with.
     pub tag: u64,
-    /// The address probed.
+    /// The address probed, whose answer `result` is. For a host name
+    /// ([`ProbeFeed::push_target`](super::ProbeFeed::push_target)): the address that
+    /// answered or timed out; when every address tried refused or was unreachable, the
+    /// first of them, whose error `result` carries; and when the name never resolved (or
+    /// its lookup never started), `0.0.0.0` with the target's port, the unspecified
+    /// address: no probe went anywhere.
     pub addr: SocketAddr,
-    /// When its SYN left (`None` if it never did: not sent by its `start_by`, local
-    /// exhaustion, or the engine was not running).
+    /// When the SYN to `addr` left (`None` if it never did: not sent by its `start_by`,
+    /// local exhaustion, a name that did not resolve, or the engine was not running).
     pub sent: Option<Instant>,
+    /// How long a host name's lookup took, from when the prober started it to the
+    /// resolver's answer (or to the timeout, when it gave none in time). Zero for an
+    /// address, and for a name whose lookup never started.
+    pub lookup: Duration,
     /// The time from the SYN to the SYN-ACK, or why the probe did not find the endpoint
     /// alive.
     pub result: Result<Duration, ProbeError>,
@@ -34,6 +43,7 @@ impl FeedResult {
             tag,
             addr,
             sent: None,
+            lookup: Duration::ZERO,
             result: Err(ProbeError::engine_stopped("it stopped, or could not start")),
         }
     }
