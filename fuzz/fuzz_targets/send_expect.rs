@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use connhealth_watch::checks::send_expect::READ_CAP;
 use connhealth_watch::checks::Outcome;
-use connhealth_watch::config::{CheckKind, CheckPlan};
+use connhealth_watch::config::{Pattern, SendExpectPlan};
 use connhealth_watch::fuzzing::{self, Ending};
 use libfuzzer_sys::fuzz_target;
 use regex::bytes::Regex;
@@ -145,11 +145,10 @@ fuzz_target!(|data: &[u8]| {
     let end = [End::Fin, End::Silence, End::ResetOnRead, End::ResetOnWrite][usize::from(flags & 3)];
     let send = (flags & 4 != 0).then(|| b"PING\r\n".to_vec());
     let expect = (flags & 8 == 0).then_some(expect);
-    let plan = CheckPlan {
-        kind: CheckKind::SendExpect,
+    let plan = SendExpectPlan {
         send: send.clone(),
-        expect: expect.clone(),
-        ..CheckPlan::default()
+        expect: expect.clone().map(Pattern),
+        quit: None,
     };
     let reply = reply.repeat(usize::from(repeat % 64) + 1);
     let chunk = if *chunk == 0 {

@@ -1,7 +1,6 @@
 //! `connhealth watch`: the health-check daemon. A thin wrapper: the daemon is the
 //! `connhealth-watch` crate.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,9 +17,16 @@ pub(crate) struct Args {
     /// The TOML config: [defaults], [[targets]], [modules.NAME], [[file_sd]].
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// Where HTTP listens: /metrics, /probe, /status, /-/reload, /-/healthy, /-/ready.
-    #[arg(long, value_name = "ADDR", default_value = connhealth_watch::config::DEFAULT_LISTEN)]
-    listen: SocketAddr,
+    /// Where HTTP listens, HOST:PORT: /metrics, /probe, /status, /-/reload, /-/healthy,
+    /// /-/ready. HOST is an address ([::1] for IPv6, 0.0.0.0 for every IPv4 interface)
+    /// or a name, bound at the first of its addresses that can be (localhost:9717).
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = connhealth_watch::config::DEFAULT_LISTEN,
+        value_parser = listen_address
+    )]
+    listen: String,
     /// Validate the config and exit: 0 and a one-line summary, or 2 and every error as
     /// FILE:LINE:COLUMN: message.
     #[arg(long)]
@@ -62,6 +68,27 @@ and at INFO when it comes up; start, reload and shutdown are at INFO. The level 
 info by default; RUST_LOG sets it (tracing's EnvFilter syntax):
   RUST_LOG=warn connhealth watch --config watch.toml    # only targets going down, and errors
   RUST_LOG=connhealth_watch=debug connhealth watch ...  # and debug lines: a held connection that closed, say";
+
+/// `--listen`: HOST:PORT, with a port; the host is looked up when the daemon binds.
+fn listen_address(text: &str) -> Result<String, String> {
+    let example = "write HOST:PORT, e.g. 127.0.0.1:9717, [::1]:9717 or localhost:9717";
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("no port in {text:?}; {example}"));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(format!("{port:?} is not a port (0 to 65535); {example}"));
+    }
+    let bare_v6 = host.contains(':') && !(host.starts_with('[') && host.ends_with(']'));
+    if host.is_empty() || bare_v6 {
+        let why = if bare_v6 {
+            "an IPv6 address needs brackets"
+        } else {
+            "no host"
+        };
+        return Err(format!("{why} in {text:?}; {example}"));
+    }
+    Ok(text.to_owned())
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormatArg {

@@ -225,6 +225,65 @@ fn a_taken_listen_address_exits_1_with_the_reason() {
         stderr.contains("cannot listen on") && stderr.contains("--listen"),
         "{stderr}"
     );
+    assert_eq!(
+        stderr.matches("cannot listen on").count(),
+        1,
+        "once: {stderr}"
+    );
+}
+
+#[test]
+fn listen_takes_a_host_name() {
+    let dir = temp_dir("listen-name");
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = write_config(&dir, &one_target(server.local_addr().unwrap()));
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = watch(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        &format!("localhost:{port}"),
+    ])
+    .spawn()
+    .unwrap();
+    // localhost is ::1 or 127.0.0.1, whichever resolves first and binds.
+    let answered = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        ["127.0.0.1", "[::1]"].iter().any(|host| {
+            std::net::TcpStream::connect(format!("{host}:{port}")).is_ok_and(|mut conn| {
+                use std::io::{Read, Write};
+                let _ = conn
+                    .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let mut reply = String::new();
+                let _ = conn.read_to_string(&mut reply);
+                reply.starts_with("HTTP/1.1 200")
+            })
+        })
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answered, "nothing answered on localhost:{port}");
+}
+
+#[test]
+fn a_listen_address_without_a_port_is_a_usage_error() {
+    let dir = temp_dir("listen-no-port");
+    let config = write_config(&dir, "");
+    let output = watch(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        "localhost",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no port in \"localhost\""), "{stderr}");
 }
 
 #[test]

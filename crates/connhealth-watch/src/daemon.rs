@@ -40,16 +40,26 @@ pub fn run(options: Options) -> ExitCode {
         }
     };
     if options.check_config {
+        for warning in &plan.warnings {
+            eprintln!("warning: {warning}");
+        }
         println!("{}", summary(&options, &plan));
         return ExitCode::SUCCESS;
     }
-    let _log_guard = log::init_logging(options.log_format);
+    let log_guard = log::init_logging(options.log_format);
+    for warning in &plan.warnings {
+        tracing::warn!("{warning}");
+    }
     let plan = plan.sharded(options.shard);
     match serve(options, plan) {
         Ok(()) => ExitCode::SUCCESS,
         Err(why) => {
-            tracing::error!("{why}");
-            eprintln!("connhealth watch: {why}");
+            // Once: through the log when it is set up (it writes to stderr), else plainly.
+            if log_guard.is_some() {
+                tracing::error!("connhealth watch: {why}");
+            } else {
+                eprintln!("connhealth watch: {why}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -103,7 +113,7 @@ fn serve(options: Options, plan: Plan) -> Result<(), String> {
 /// let plan = config::load(&path).map_err(std::io::Error::other)?;
 /// let options = Options {
 ///     config: path,
-///     listen: "127.0.0.1:0".parse().unwrap(), // any free port; see `listen()`
+///     listen: "127.0.0.1:0".into(), // any free port; see `listen()`
 ///     check_config: false,
 ///     shard: None,
 ///     log_format: Default::default(),
@@ -167,13 +177,13 @@ impl Daemon {
             .enable_all()
             .build()
             .map_err(|err| format!("cannot start the HTTP runtime: {err}"))?;
-        let wanted = shared.options().listen;
+        let wanted = shared.options().listen.as_str();
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind(wanted))
-            .map_err(|err| {
-                format!("cannot listen on {wanted}: {err}; pick another address with --listen")
-            })?;
-        let listen = listener.local_addr().unwrap_or(wanted);
+            .and_then(|listener| Ok((listener.local_addr()?, listener)));
+        let (listen, listener) = listener.map_err(|err| {
+            format!("cannot listen on {wanted}: {err}; pick another address with --listen")
+        })?;
         let checks = schedule::spawn(probers, sinks, fleet, scheduler_rx)
             .map_err(|err| format!("cannot start the scheduler thread: {err}"))?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::checks::send_expect;
 use crate::checks::CheckResult;
-use crate::config::{CheckPlan, ConfigError};
+use crate::config::{ConfigError, SendExpectPlan};
 use crate::http::probe::{ProbeRequest, PARAMS, SCRAPE_TIMEOUT_HEADER};
 use crate::http::Params;
 use crate::state::Fleet;
@@ -93,7 +93,11 @@ pub fn probe(
             module: request.module.to_owned(),
             module_timeout: request.plan.timeout,
             timeout: request.timeout,
-            server_name: request.plan.tls.server_name.clone(),
+            server_name: request
+                .plan
+                .check
+                .tls()
+                .and_then(|tls| tls.server_name.clone()),
         })
     });
     Some(read)
@@ -116,7 +120,7 @@ pub enum Ending {
 /// `plan.expect` matches, within `timeout`.
 pub async fn send_expect<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
-    plan: &CheckPlan,
+    plan: &SendExpectPlan,
     timeout: Duration,
 ) -> (CheckResult, Ending) {
     let start = Instant::now();

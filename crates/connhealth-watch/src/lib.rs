@@ -1,18 +1,22 @@
 //! # connhealth-watch: a health-check daemon for fleets of TCP endpoints
 //!
-//! The engine behind `connhealth watch`. Data flows one way, one module per stage:
+//! The engine behind `connhealth watch`. Data flows one way, one module per stage, each
+//! importing only the stages before it:
 //!
 //! * [`config`]: TOML and file_sd in, a validated [`config::Plan`] out, every error with
-//!   its file, line and column;
+//!   its file, line and column; each check kind's own settings in `config/kinds`;
+//! * [`checks`]: one module per check kind, what a check reports, and what a kind keeps
+//!   between checks;
+//! * [`state`]: HAProxy's rise/fall state machine, counters and transitions, per target;
+//! * [`sinks`]: the one seam every result goes through, to the target's state, then to
+//!   the log and any other sink on threads of their own; [`sinks::metrics`] and
+//!   [`sinks::status`] render the state at request time;
 //! * [`schedule`]: due times, jitter and intervals by state, and the loop that starts each
 //!   check on time and hands half-open and connect probes to the library's
 //!   [`connhealth::Prober`] in batches;
-//! * [`checks`]: one module per check kind, and what a check reports;
-//! * [`state`]: HAProxy's rise/fall state machine, counters and transitions;
-//! * the sinks: [`metrics`] (rendered at scrape time from per-target counters),
-//!   [`status`] (`/status` JSON) and the log line of each transition;
-//! * [`http`]: the HTTP server, which only reads the state; [`daemon`] wires the stages
-//!   together, and reloads by building a new plan and swapping it in.
+//! * [`reload`]: a new config read and swapped in, keeping each unchanged target's state;
+//! * [`http`]: the HTTP server, which only reads the state;
+//! * [`daemon`]: the wiring, which nothing imports.
 
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(rust_2018_idioms, unreachable_pub)]

@@ -164,6 +164,9 @@ impl Shared {
             }
         };
         *self.file_sd.lock().unwrap_or_else(PoisonError::into_inner) = seen;
+        for warning in &plan.warnings {
+            tracing::warn!(reload = why, "{warning}");
+        }
         let plan = plan.sharded(self.options.shard);
         let now = SystemTime::now();
         let fleet = Arc::new(Fleet::build(plan, Some(&self.fleet()), now));

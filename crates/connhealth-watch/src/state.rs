@@ -48,6 +48,9 @@ pub struct Transition {
     pub why: String,
     /// The deciding check's own time.
     pub check_time: Duration,
+    /// What the deciding check found, for a failure: the error as the system or the
+    /// peer gave it (`status 500 Internal Server Error (expected 2xx)`).
+    pub detail: Option<String>,
 }
 
 /// The last check of a target.
@@ -159,6 +162,7 @@ impl TargetState {
             at: now,
             why,
             check_time: result.duration,
+            detail: result.detail.clone().filter(|_| to == Health::Down),
         };
         self.health = to;
         self.since = now;

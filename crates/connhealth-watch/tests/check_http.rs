@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use connhealth_watch::checks::http::{Http, HttpReport, Kept, BODY_CAP};
 use connhealth_watch::checks::{CheckResult, Outcome};
 use connhealth_watch::config::{HttpPlan, Pattern, StatusRange, TlsPlan};
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderName, HeaderValue, Method, Uri};
 
 use http_servers::{
     ca_signed, self_signed_ca, server_config, End, Nginx, Pki, Reply, Server, Then,
@@ -23,27 +23,50 @@ use http_servers::{
 const TIMEOUT: Duration = Duration::from_secs(2);
 const DAY: Duration = Duration::from_secs(86_400);
 
-fn plan(url: &str) -> HttpPlan {
-    HttpPlan {
-        url: url.parse().unwrap(),
-        method: Method::GET,
-        headers: Vec::new(),
-        body: Vec::new(),
-        valid_status: vec![StatusRange {
-            low: 200,
-            high: 299,
-        }],
-        expect: None,
-        follow_redirects: true,
-        reuse_connection: true,
+/// A check as these tests write it: the URL (a target's address) and its settings.
+#[derive(Debug, Clone)]
+struct Req {
+    url: Uri,
+    plan: HttpPlan,
+}
+
+impl std::ops::Deref for Req {
+    type Target = HttpPlan;
+
+    fn deref(&self) -> &HttpPlan {
+        &self.plan
     }
 }
 
-fn no_reuse(url: &str) -> HttpPlan {
-    HttpPlan {
-        reuse_connection: false,
-        ..plan(url)
+impl std::ops::DerefMut for Req {
+    fn deref_mut(&mut self) -> &mut HttpPlan {
+        &mut self.plan
     }
+}
+
+fn plan(url: &str) -> Req {
+    Req {
+        url: url.parse().unwrap(),
+        plan: HttpPlan {
+            method: Method::GET,
+            headers: Vec::new(),
+            body: Vec::new(),
+            valid_status: vec![StatusRange {
+                low: 200,
+                high: 299,
+            }],
+            expect: None,
+            follow_redirects: true,
+            reuse_connection: true,
+            tls: TlsPlan::default(),
+        },
+    }
+}
+
+fn no_reuse(url: &str) -> Req {
+    let mut req = plan(url);
+    req.reuse_connection = false;
+    req
 }
 
 fn trusting(pki: &Pki) -> TlsPlan {
@@ -53,21 +76,33 @@ fn trusting(pki: &Pki) -> TlsPlan {
     }
 }
 
-async fn check(http: &Http, plan: &HttpPlan) -> CheckResult {
-    http.check(plan, &TlsPlan::default(), TIMEOUT).await
+/// One check of `req` by `http`, https trusting `tls`.
+async fn go(http: &Http, req: &Req, tls: &TlsPlan, timeout: Duration) -> CheckResult {
+    go_report(http, req, tls, timeout).await.result
+}
+
+/// [`go`], reported.
+async fn go_report(http: &Http, req: &Req, tls: &TlsPlan, timeout: Duration) -> HttpReport {
+    let plan = HttpPlan {
+        tls: tls.clone(),
+        ..req.plan.clone()
+    };
+    http.check_report(&req.url, &plan, timeout).await
+}
+
+async fn check(http: &Http, req: &Req) -> CheckResult {
+    go(http, req, &TlsPlan::default(), TIMEOUT).await
 }
 
 /// One check of `http`, reported: what became of its kept connection, and the result.
-async fn kept(http: &Http, plan: &HttpPlan) -> Kept {
-    let report = http.check_report(plan, &TlsPlan::default(), TIMEOUT).await;
+async fn kept(http: &Http, req: &Req) -> Kept {
+    let report = go_report(http, req, &TlsPlan::default(), TIMEOUT).await;
     assert_ok(&report.result);
     report.kept
 }
 
-async fn report(plan: &HttpPlan) -> HttpReport {
-    Http::new()
-        .check_report(plan, &TlsPlan::default(), TIMEOUT)
-        .await
+async fn report(req: &Req) -> HttpReport {
+    go_report(&Http::new(), req, &TlsPlan::default(), TIMEOUT).await
 }
 
 fn assert_ok(result: &CheckResult) {
@@ -226,9 +261,13 @@ async fn silent_server_times_out_naming_the_phase_and_gets_one_request() {
     let server = Server::http(|_| Reply::silent());
     let timeout = Duration::from_millis(300);
     let start = Instant::now();
-    let result = Http::new()
-        .check(&plan(&server.url("/")), &TlsPlan::default(), timeout)
-        .await;
+    let result = go(
+        &Http::new(),
+        &plan(&server.url("/")),
+        &TlsPlan::default(),
+        timeout,
+    )
+    .await;
     assert!(start.elapsed() < timeout + Duration::from_secs(1));
     assert_eq!(result.outcome, Outcome::Timeout, "{result:?}");
     assert_eq!(result.detail.as_deref(), Some("no response within 300ms"));
@@ -248,7 +287,7 @@ async fn after_a_timeout_the_next_check_uses_a_new_connection() {
     let http = Http::new();
     let plan = plan(&server.url("/"));
     let timeout = Duration::from_millis(200);
-    let first = http.check(&plan, &TlsPlan::default(), timeout).await;
+    let first = go(&http, &plan, &TlsPlan::default(), timeout).await;
     assert_eq!(first.outcome, Outcome::Timeout);
     assert_ok(&check(&http, &plan).await);
     assert_eq!(server.stats.connections(), 2);
@@ -299,7 +338,7 @@ fn checker_and_check_can_move_to_any_task() {
     let http = Http::new();
     send_sync(&http);
     let plan = plan("http://127.0.0.1:1/");
-    send(&http.check(&plan, &TlsPlan::default(), TIMEOUT));
+    send(&go(&http, &plan, &TlsPlan::default(), TIMEOUT));
 }
 
 #[tokio::test]
@@ -326,7 +365,8 @@ async fn request_has_the_defaults_and_the_plans_method_headers_and_body() {
     let agent = format!("connhealth-watch/{}", env!("CARGO_PKG_VERSION"));
     assert_eq!(seen.header("User-Agent"), Some(agent.as_str()));
 
-    let custom = HttpPlan {
+    let mut custom = plan(&server.url("/api"));
+    custom.plan = HttpPlan {
         method: Method::POST,
         headers: vec![
             (
@@ -343,7 +383,7 @@ async fn request_has_the_defaults_and_the_plans_method_headers_and_body() {
             ),
         ],
         body: b"{\"ping\":1}".to_vec(),
-        ..plan(&server.url("/api"))
+        ..custom.plan.clone()
     };
     assert_ok(&check(&Http::new(), &custom).await);
     let seen = server.stats.last_request();
@@ -438,7 +478,7 @@ async fn body_that_matches_is_ok_and_non_utf8_bodies_are_shown_escaped() {
         regex::bytes::Regex::new("\"status\":\"up\"").unwrap(),
     ));
     assert_ok(&check(&Http::new(), &up).await);
-    let binary = HttpPlan {
+    let binary = Req {
         url: server.url("/binary").parse().unwrap(),
         ..up
     };
@@ -452,7 +492,7 @@ async fn huge_body_is_read_up_to_the_cap_and_its_connection_not_kept() {
     let server = Server::http(|_| Reply::ok(&"y".repeat(3 * BODY_CAP)));
     let http = Http::new();
     let plan = plan(&server.url("/"));
-    let report = http.check_report(&plan, &TlsPlan::default(), TIMEOUT).await;
+    let report = go_report(&http, &plan, &TlsPlan::default(), TIMEOUT).await;
     assert_ok(&report.result);
     assert_eq!(report.body_length, BODY_CAP as u64);
     assert_eq!(report.content_length, Some(3 * BODY_CAP as u64));
@@ -586,11 +626,9 @@ async fn see_other_turns_a_post_into_a_get() {
         "/form" => Reply::redirect("303 See Other", "/done"),
         _ => Reply::ok("done"),
     });
-    let plan = HttpPlan {
-        method: Method::POST,
-        body: b"a=1".to_vec(),
-        ..plan(&server.url("/form"))
-    };
+    let mut plan = plan(&server.url("/form"));
+    plan.method = Method::POST;
+    plan.body = b"a=1".to_vec();
     assert_ok(&check(&Http::new(), &plan).await);
     let last = server.stats.last_request();
     assert_eq!((last.method.as_str(), last.body.len()), ("GET", 0));
@@ -602,9 +640,13 @@ async fn see_other_turns_a_post_into_a_get() {
 async fn https_with_an_expired_certificate_is_tls() {
     let pki = ca_signed(SystemTime::now() - 2 * DAY);
     let server = Server::https(server_config(&pki), |_| Reply::ok("ok"));
-    let result = Http::new()
-        .check(&plan(&server.https_url("/")), &trusting(&pki), TIMEOUT)
-        .await;
+    let result = go(
+        &Http::new(),
+        &plan(&server.https_url("/")),
+        &trusting(&pki),
+        TIMEOUT,
+    )
+    .await;
     assert_eq!(result.outcome, Outcome::Tls, "{result:?}");
     assert!(result.detail.unwrap().contains("expired"));
     assert_eq!(result.cert_expiry, Some(pki.not_after));
@@ -615,17 +657,25 @@ async fn https_with_an_expired_certificate_is_tls() {
 async fn https_with_a_self_signed_ca_true_certificate_pinned_in_ca_file_is_ok() {
     let pki = self_signed_ca();
     let server = Server::https(server_config(&pki), |_| Reply::ok("ok"));
-    let report = Http::new()
-        .check_report(&plan(&server.https_url("/")), &trusting(&pki), TIMEOUT)
-        .await;
+    let report = go_report(
+        &Http::new(),
+        &plan(&server.https_url("/")),
+        &trusting(&pki),
+        TIMEOUT,
+    )
+    .await;
     assert_ok(&report.result);
     assert!(report.ssl);
     assert_eq!(report.result.tls_version, Some("TLS 1.3"));
     assert_eq!(report.result.cert_expiry, Some(pki.not_after));
     // Untrusted without the pin.
-    let result = Http::new()
-        .check(&plan(&server.https_url("/")), &TlsPlan::default(), TIMEOUT)
-        .await;
+    let result = go(
+        &Http::new(),
+        &plan(&server.https_url("/")),
+        &TlsPlan::default(),
+        TIMEOUT,
+    )
+    .await;
     assert_eq!(result.outcome, Outcome::Tls, "{result:?}");
 }
 
@@ -636,7 +686,7 @@ async fn https_five_checks_with_reuse_make_one_handshake() {
     let http = Http::new();
     let plan = plan(&server.https_url("/"));
     for _ in 0..5 {
-        let result = http.check(&plan, &trusting(&pki), TIMEOUT).await;
+        let result = go(&http, &plan, &trusting(&pki), TIMEOUT).await;
         assert_ok(&result);
         // Each result carries the kept connection's certificate and version.
         assert_eq!(result.cert_expiry, Some(pki.not_after));
@@ -653,7 +703,7 @@ async fn https_without_reuse_closes_each_connection_with_close_notify_and_a_fin(
     let http = Http::new();
     let plan = no_reuse(&server.https_url("/"));
     for _ in 0..3 {
-        assert_ok(&http.check(&plan, &trusting(&pki), TIMEOUT).await);
+        assert_ok(&go(&http, &plan, &trusting(&pki), TIMEOUT).await);
     }
     assert_eq!(server.stats.connections(), 3);
     assert_eq!(wait_for_ends(&server, 3).await, vec![End::Fin; 3]);
@@ -665,12 +715,12 @@ async fn https_cert_min_days_is_judged_at_every_check_of_a_kept_connection() {
     let server = Server::https(server_config(&pki), |_| Reply::ok("ok"));
     let http = Http::new();
     let plan = plan(&server.https_url("/"));
-    assert_ok(&http.check(&plan, &trusting(&pki), TIMEOUT).await);
+    assert_ok(&go(&http, &plan, &trusting(&pki), TIMEOUT).await);
     let strict = TlsPlan {
         cert_min_days: Some(30),
         ..trusting(&pki)
     };
-    let result = http.check(&plan, &strict, TIMEOUT).await;
+    let result = go(&http, &plan, &strict, TIMEOUT).await;
     assert_eq!(result.outcome, Outcome::Tls, "{result:?}");
     assert!(result.detail.unwrap().contains("within cert_min_days = 30"));
     assert_eq!(server.stats.connections(), 1);
@@ -682,11 +732,11 @@ async fn https_kept_connection_is_verified_anew_when_the_trust_changes() {
     let server = Server::https(server_config(&pki), |_| Reply::ok("ok"));
     let http = Http::new();
     let plan = plan(&server.https_url("/"));
-    assert_ok(&http.check(&plan, &trusting(&pki), TIMEOUT).await);
+    assert_ok(&go(&http, &plan, &trusting(&pki), TIMEOUT).await);
     // A reload that drops the CA file: the kept connection was verified against it.
-    let result = http.check(&plan, &TlsPlan::default(), TIMEOUT).await;
+    let result = go(&http, &plan, &TlsPlan::default(), TIMEOUT).await;
     assert_eq!(result.outcome, Outcome::Tls, "{result:?}");
-    assert_ok(&http.check(&plan, &trusting(&pki), TIMEOUT).await);
+    assert_ok(&go(&http, &plan, &trusting(&pki), TIMEOUT).await);
     assert_eq!(server.stats.connections(), 3);
 }
 
@@ -696,27 +746,21 @@ async fn https_server_name_and_host_header_name_the_server_for_an_ip_url() {
     let server = Server::https(server_config(&pki), |_| Reply::ok("ok"));
     let by_ip = format!("https://127.0.0.1:{}/", server.addr.port());
     // The certificate names 127.0.0.1 too: no SNI, verified against the IP.
-    assert_ok(
-        &Http::new()
-            .check(&plan(&by_ip), &trusting(&pki), TIMEOUT)
-            .await,
-    );
+    assert_ok(&go(&Http::new(), &plan(&by_ip), &trusting(&pki), TIMEOUT).await);
     // A Host header names the server (as blackbox): `wrong.example` is not in it.
     let mut with_host = plan(&by_ip);
     with_host.headers = vec![(
         HeaderName::from_static("host"),
         HeaderValue::from_static("wrong.example"),
     )];
-    let result = Http::new()
-        .check(&with_host, &trusting(&pki), TIMEOUT)
-        .await;
+    let result = go(&Http::new(), &with_host, &trusting(&pki), TIMEOUT).await;
     assert_eq!(result.outcome, Outcome::Tls, "{result:?}");
     // server_name wins over both.
     let named = TlsPlan {
         server_name: Some("localhost".into()),
         ..trusting(&pki)
     };
-    assert_ok(&Http::new().check(&with_host, &named, TIMEOUT).await);
+    assert_ok(&go(&Http::new(), &with_host, &named, TIMEOUT).await);
 }
 
 // --- A real nginx ------------------------------------------------------------------
@@ -774,7 +818,7 @@ async fn nginx_https_with_ca_file_is_ok_on_one_connection() {
     let url = format!("https://localhost:{}/healthz", nginx.https.port());
     let healthz = plan(&url);
     for _ in 0..3 {
-        let report = http.check_report(&healthz, &trusting(&pki), TIMEOUT).await;
+        let report = go_report(&http, &healthz, &trusting(&pki), TIMEOUT).await;
         assert_ok(&report.result);
         assert!(report.ssl);
         assert_eq!(report.result.cert_expiry, Some(pki.not_after));
@@ -783,8 +827,6 @@ async fn nginx_https_with_ca_file_is_ok_on_one_connection() {
     assert_eq!(log.len(), 3, "{log:?}");
     assert!(log[2].contains(" 3 200 GET /healthz"), "{log:?}");
     // Untrusted without the CA file.
-    let result = Http::new()
-        .check(&healthz, &TlsPlan::default(), TIMEOUT)
-        .await;
+    let result = go(&Http::new(), &healthz, &TlsPlan::default(), TIMEOUT).await;
     assert_eq!(result.outcome, Outcome::Tls, "{result:?}");
 }

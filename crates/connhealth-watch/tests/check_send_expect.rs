@@ -10,24 +10,22 @@ use std::time::{Duration, Instant};
 
 use connhealth_testkit::{require, wait_until, Redis, TempDir};
 use connhealth_watch::checks::{send_expect, Outcome};
-use connhealth_watch::config::{CheckKind, CheckPlan};
+use connhealth_watch::config::{Pattern, SendExpectPlan};
 use regex::bytes::Regex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-fn plan(send: Option<&[u8]>, expect: &str, quit: Option<&[u8]>) -> CheckPlan {
-    CheckPlan {
-        kind: CheckKind::SendExpect,
+fn plan(send: Option<&[u8]>, expect: &str, quit: Option<&[u8]>) -> SendExpectPlan {
+    SendExpectPlan {
         send: send.map(<[u8]>::to_vec),
-        expect: Some(Regex::new(expect).expect("a valid regex")),
+        expect: Some(Pattern(Regex::new(expect).expect("a valid regex"))),
         quit: quit.map(<[u8]>::to_vec),
-        ..CheckPlan::default()
     }
 }
 
-fn redis_ping(quit: Option<&[u8]>) -> CheckPlan {
+fn redis_ping(quit: Option<&[u8]>) -> SendExpectPlan {
     plan(Some(b"PING\r\n"), r"^\+PONG", quit)
 }
 
@@ -365,7 +363,7 @@ async fn connected_server_with_no_expect_is_ok_once_sent() {
         conn.read_to_end(&mut got).await.unwrap();
         got
     });
-    let plan = CheckPlan {
+    let plan = SendExpectPlan {
         expect: None,
         ..plan(Some(b"hello\n"), "", None)
     };

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use connhealth_testkit::TempDir;
 use connhealth_watch::checks::{tls, CheckResult, Outcome};
-use connhealth_watch::config::{CheckKind, CheckPlan, TlsPlan};
+use connhealth_watch::config::TlsPlan;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -195,12 +195,8 @@ async fn tls13_server(pki: &Pki) -> (SocketAddr, mpsc::UnboundedReceiver<ServerS
     tls_server(server_config(pki, &[&rustls::version::TLS13])).await
 }
 
-fn plan(tls: TlsPlan) -> CheckPlan {
-    CheckPlan {
-        kind: CheckKind::Tls,
-        tls,
-        ..CheckPlan::default()
-    }
+fn plan(tls: TlsPlan) -> TlsPlan {
+    tls
 }
 
 fn trusting(pki: &Pki) -> TlsPlan {
@@ -420,7 +416,10 @@ async fn run_once_checks_an_ip_target_against_its_ip_san_and_a_name_against_its_
     let probers = connhealth_watch::checks::Probers::new(16);
     let pki = pki(&["127.0.0.1", "localhost"], 90 * DAY);
     let (addr, _seen) = tls13_server(&pki).await;
-    let plan = plan(trusting(&pki));
+    let plan = connhealth_watch::config::CheckPlan {
+        check: connhealth_watch::config::Check::Tls(trusting(&pki)),
+        ..Default::default()
+    };
     for address in [addr.to_string(), format!("localhost:{}", addr.port())] {
         let result = connhealth_watch::checks::run_once(&probers, &address, &plan, TIMEOUT).await;
         assert_eq!(result.outcome, Outcome::Ok, "{address}: {result:?}");

@@ -115,7 +115,7 @@ mod config {
             &[
                 "unknown key `lables` in [[targets]]",
                 "did you mean `labels`?",
-                "name, address, labels",
+                "name, address, url, labels",
             ],
         );
     }
@@ -447,6 +447,63 @@ mod config {
     }
 
     #[test]
+    fn an_http_target_takes_a_url_and_the_others_an_address() {
+        let errors = errors(
+            "http_url",
+            "[[targets]]\n\
+         check = \"http\"\n\
+         address = \"127.0.0.1:80\"\n\
+         [[targets]]\n\
+         url = \"http://127.0.0.1/\"\n\
+         [[targets]]\n\
+         check = \"http\"\n\
+         url = \"ftp://127.0.0.1/\"\n\
+         [[targets]]\n\
+         check = \"http\"\n\
+         url = \"/healthz\"\n\
+         [[targets]]\n\
+         check = \"http\"\n\
+         url = \"http://127.0.0.1/\"\n\
+         valid_status = [\"2xx\", 600]\n\
+         method = \"\"\n",
+        );
+        assert_eq!(errors.len(), 6, "{errors:?}");
+        assert_at(
+            &errors[0],
+            "watch.toml",
+            3,
+            11,
+            &[
+                "an http target has a `url`, not an `address`",
+                "url = \"https://",
+            ],
+        );
+        assert_at(
+            &errors[1],
+            "watch.toml",
+            5,
+            1,
+            &["`url` is for check = \"http\"", "address = \"host:port\""],
+        );
+        assert_at(
+            &errors[2],
+            "watch.toml",
+            8,
+            7,
+            &["has the scheme \"ftp\"", "http:// or https://"],
+        );
+        assert_at(&errors[3], "watch.toml", 11, 7, &["has no scheme"]);
+        assert_at(
+            &errors[4],
+            "watch.toml",
+            15,
+            16,
+            &["600 in `valid_status` is neither a status code (100 to 599) nor a class"],
+        );
+        assert_at(&errors[5], "watch.toml", 16, 10, &["is not an HTTP method"]);
+    }
+
+    #[test]
     fn kind_specific_keys_need_their_kind() {
         let errors = errors(
             "kind_keys",
@@ -472,7 +529,7 @@ mod config {
             6,
             1,
             &[
-                "`expect` is read by check = \"send-expect\" only",
+                "`expect` is read by check = \"send-expect\" and check = \"http\"",
                 "this target is checked with \"half-open\"",
                 "remove `expect`, or set check = \"send-expect\"",
             ],
@@ -483,7 +540,7 @@ mod config {
             10,
             1,
             &[
-                "`insecure` is read by check = \"tls\" only",
+                "`insecure` is read by check = \"tls\" and check = \"http\"",
                 "checked with \"connect\"",
                 "or set check = \"tls\"",
             ],

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use connhealth_testkit::TempDir;
-use connhealth_watch::config::{file_sd_paths, load, CheckKind, CheckPlan, Plan, TargetPlan};
+use connhealth_watch::config::{
+    file_sd_paths, load, Check, CheckKind, CheckPlan, Pattern, Plan, TargetPlan,
+};
 
 /// A fresh folder, removed at the end.
 struct Fixture {
@@ -102,7 +104,7 @@ mod config {
         assert_eq!(plan.source, fixture.dir.join("watch.toml"));
         let defaults = &plan.defaults;
         assert_eq!(defaults, &CheckPlan::default());
-        assert_eq!(defaults.kind, CheckKind::HalfOpen);
+        assert_eq!(defaults.kind(), CheckKind::HalfOpen);
         assert_eq!(defaults.interval, Duration::from_secs(2));
         assert_eq!(defaults.fast_interval, Duration::from_millis(500));
         assert_eq!(defaults.down_interval, Duration::from_secs(2));
@@ -125,10 +127,12 @@ mod config {
         let cache = target(&plan, "cache-a");
         assert_eq!(cache.address, "127.0.0.1:6379");
         assert_eq!(cache.labels, labels(&[("service", "cache")]));
-        assert_eq!(cache.check.kind, CheckKind::SendExpect);
-        assert_eq!(cache.check.send.as_deref(), Some(&b"PING\r\n"[..]));
-        assert_eq!(cache.check.quit.as_deref(), Some(&b"QUIT\r\n"[..]));
-        let expect = cache.check.expect.as_ref().unwrap();
+        let Check::SendExpect(ping) = &cache.check.check else {
+            panic!("{:?}", cache.check);
+        };
+        assert_eq!(ping.send.as_deref(), Some(&b"PING\r\n"[..]));
+        assert_eq!(ping.quit.as_deref(), Some(&b"QUIT\r\n"[..]));
+        let Pattern(expect) = ping.expect.as_ref().unwrap();
         assert_eq!(expect.as_str(), "^\\+PONG");
         assert!(expect.is_match(b"+PONG\r\n"));
         assert_eq!(cache.check.interval, Duration::from_secs(2));
@@ -136,10 +140,15 @@ mod config {
 
         let module = &plan.modules["redis_ping"];
         assert_eq!(plan.modules.len(), 1);
-        assert_eq!(module.kind, CheckKind::SendExpect);
+        let Check::SendExpect(module) = &module.check else {
+            panic!("{module:?}");
+        };
         assert_eq!(module.send.as_deref(), Some(&b"PING\r\n"[..]));
         assert_eq!(module.quit, None);
-        assert_eq!(module.expect.as_ref().map(|r| r.as_str()), Some("^\\+PONG"));
+        assert_eq!(
+            module.expect.as_ref().map(|r| r.0.as_str()),
+            Some("^\\+PONG")
+        );
 
         assert_eq!(plan.file_sd.len(), 1);
         let sd = &plan.file_sd[0];
@@ -207,10 +216,10 @@ fall = 1
         assert_eq!(first.down_interval, Duration::from_secs(5));
         assert_eq!(first.rise, 4);
         assert_eq!(first.fall, 3);
-        assert_eq!(first.kind, CheckKind::HalfOpen);
+        assert_eq!(first.kind(), CheckKind::HalfOpen);
 
         let second = &target(&plan, "127.0.0.1:2").check;
-        assert_eq!(second.kind, CheckKind::Connect);
+        assert_eq!(second.kind(), CheckKind::Connect);
         assert_eq!(second.interval, Duration::from_secs(10));
         assert_eq!(second.down_interval, Duration::from_secs(10));
         assert_eq!(second.rise, 4);
@@ -230,7 +239,7 @@ fall = 1
             [fixture.dir.join("sd/a.json")],
             "each file once"
         );
-        assert_eq!(sd.check.kind, CheckKind::Hold);
+        assert_eq!(sd.check.kind(), CheckKind::Hold);
         assert_eq!(sd.check.fall, 1);
         assert_eq!(sd.check.rise, 4);
         let from_file = target(&plan, "10.0.0.9:22");
@@ -271,7 +280,7 @@ check = "connect"
                     t.name.as_str(),
                     t.address.as_str(),
                     t.labels.get("env").map(String::as_str),
-                    t.check.kind,
+                    t.check.kind(),
                 )
             })
             .collect();
@@ -368,21 +377,25 @@ insecure = true
 address = "127.0.0.1:80"
 "#,
         );
-        let redis = &target(&plan, "127.0.0.1:6379").check;
+        // Each plan holds its own kind's settings, and no other's: the type says so.
+        let redis = &target(&plan, "127.0.0.1:6379").check.check;
+        let Check::SendExpect(redis) = redis else {
+            panic!("{redis:?}");
+        };
         assert_eq!(redis.send.as_deref(), Some(&b"PING\r\n"[..]));
         assert!(redis.expect.is_some());
-        assert_eq!(redis.tls, Default::default());
 
-        let tls = &target(&plan, "127.0.0.1:443").check;
-        assert_eq!(tls.kind, CheckKind::Tls);
-        assert_eq!(tls.tls.server_name.as_deref(), Some("localhost"));
+        let tls = &target(&plan, "127.0.0.1:443").check.check;
+        let Check::Tls(tls) = tls else {
+            panic!("{tls:?}");
+        };
+        assert_eq!(tls.server_name.as_deref(), Some("localhost"));
         assert_eq!(
-            tls.tls.ca_file.as_deref(),
+            tls.ca_file.as_deref(),
             Some(fixture.dir.join("ca/root.pem").as_path())
         );
-        assert!(tls.tls.insecure);
-        assert_eq!(tls.tls.cert_min_days, Some(14));
-        assert_eq!(tls.send, None);
+        assert!(tls.insecure);
+        assert_eq!(tls.cert_min_days, Some(14));
 
         // A half-open target carries neither: it compares equal to the built-in plan.
         assert_eq!(target(&plan, "127.0.0.1:80").check, CheckPlan::default());
@@ -457,5 +470,52 @@ file_sd = [{ files = [] }]
             .unwrap();
         assert_eq!(plan.targets.len(), 1);
         assert_eq!(plan.source, path);
+    }
+
+    #[test]
+    fn a_timeout_longer_than_its_interval_is_a_warning_where_it_is_written() {
+        let fixture = Fixture::new("timeout-warning");
+        let plan = fixture.load(
+            r#"[defaults]
+interval = "2s"
+timeout = "5s"
+
+[[targets]]
+address = "127.0.0.1:1"
+
+[[targets]]
+address = "127.0.0.1:2"
+interval = "10s"
+
+[[targets]]
+address = "127.0.0.1:3"
+interval = "1s"
+timeout = "1s"
+"#,
+        );
+        // Once in [defaults], where it is written; not again for the target that
+        // inherits it, nor for those that fix it.
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+        let warning = plan.warnings[0].to_string();
+        assert!(
+            warning.contains("watch.toml:3:11: timeout 5s is longer than interval 2s"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("connhealth_checks_late_total"),
+            "{warning}"
+        );
+        // It still loads: a warning, not an error.
+        assert_eq!(plan.targets.len(), 3);
+
+        let plan = fixture.load("[[targets]]\naddress = \"127.0.0.1:1\"\ninterval = \"500ms\"\n");
+        assert_eq!(
+            plan.warnings.len(),
+            1,
+            "the built-in 1s timeout, over a 500ms interval"
+        );
+        assert!(plan.warnings[0]
+            .to_string()
+            .contains(":3:12: timeout 1s is longer than interval 500ms"));
     }
 }

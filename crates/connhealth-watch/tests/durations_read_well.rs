@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use connhealth_watch::checks::{send_expect, tls, Outcome};
-use connhealth_watch::config::{CheckKind, CheckPlan, TlsPlan};
+use connhealth_watch::config::{Pattern, SendExpectPlan, TlsPlan};
 use regex::bytes::Regex;
 
 /// 300 ms less a few hundred nanoseconds: what is left of a 300-ms timeout after a
@@ -19,11 +19,10 @@ const LEFT: Duration = Duration::from_nanos(299_999_409);
 #[tokio::test]
 async fn send_expect_says_no_reply_within_a_rounded_timeout() {
     let addr = connhealth_testkit::silent_server(Duration::from_secs(10));
-    let plan = CheckPlan {
-        kind: CheckKind::SendExpect,
+    let plan = SendExpectPlan {
         send: Some(b"PING\r\n".to_vec()),
-        expect: Some(Regex::new(r"^\+PONG").unwrap()),
-        ..CheckPlan::default()
+        expect: Some(Pattern(Regex::new(r"^\+PONG").unwrap())),
+        quit: None,
     };
     let result = send_expect::check(addr, &plan, LEFT).await;
     assert_eq!(result.outcome, Outcome::Timeout, "{result:?}");
@@ -33,13 +32,9 @@ async fn send_expect_says_no_reply_within_a_rounded_timeout() {
 #[tokio::test]
 async fn tls_says_no_handshake_within_a_rounded_timeout() {
     let addr = connhealth_testkit::silent_server(Duration::from_secs(10));
-    let plan = CheckPlan {
-        kind: CheckKind::Tls,
-        tls: TlsPlan {
-            insecure: true,
-            ..TlsPlan::default()
-        },
-        ..CheckPlan::default()
+    let plan = TlsPlan {
+        insecure: true,
+        ..TlsPlan::default()
     };
     // Long enough that the trusted roots load in a debug build; still not round.
     let left = Duration::from_nanos(1_999_999_409);

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, SystemTime};
 
 use connhealth_testkit::{in_ci, wait_until, Redis};
-use connhealth_watch::config::{CheckKind, CheckPlan};
+use connhealth_watch::config::{Check, CheckKind, CheckPlan};
 use connhealth_watch::state::Health;
 use support::{became, plan, start, status, target, wait_health};
 
@@ -39,7 +39,7 @@ fn info(addr: SocketAddr, field: &str) -> u64 {
 
 fn schedule(kind: CheckKind) -> CheckPlan {
     CheckPlan {
-        kind,
+        check: Check::from(kind),
         interval: Duration::from_secs(1),
         fast_interval: Duration::from_millis(200),
         down_interval: Duration::from_millis(500),
@@ -47,7 +47,6 @@ fn schedule(kind: CheckKind) -> CheckPlan {
         rise: 1,
         fall: 3,
         jitter: 0.0,
-        ..CheckPlan::default()
     }
 }
 

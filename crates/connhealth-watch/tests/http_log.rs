@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use connhealth_watch::config::{CheckKind, CheckPlan, TargetPlan};
+use connhealth_watch::config::{Check, CheckPlan, TargetPlan};
 use connhealth_watch::sinks::log::{init_logging, log_transition};
 use connhealth_watch::state::{Health, Transition};
 use connhealth_watch::LogFormat;
@@ -34,7 +34,7 @@ fn log_child() {
         address: "127.0.0.1:6379".into(),
         labels: [("service".to_owned(), "cache".to_owned())].into(),
         check: CheckPlan {
-            kind: CheckKind::HalfOpen,
+            check: Check::HalfOpen,
             ..CheckPlan::default()
         },
     };
@@ -50,6 +50,7 @@ fn log_child() {
                 "3 failures: refused".into()
             },
             check_time: Duration::from_micros(412),
+            detail: None,
         },
     );
     drop(guard); // flushes the non-blocking writer

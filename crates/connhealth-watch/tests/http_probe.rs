@@ -6,7 +6,7 @@ mod http_support;
 use std::time::{Duration, UNIX_EPOCH};
 
 use connhealth_watch::checks::{CheckResult, Outcome};
-use connhealth_watch::config::{CheckKind, CheckPlan};
+use connhealth_watch::config::{Check, CheckKind, CheckPlan, Pattern, SendExpectPlan};
 use connhealth_watch::http::probe::{probe_timeout, render};
 use http_support::{fleet, sample, Server};
 
@@ -17,9 +17,11 @@ fn closed_port() -> u16 {
 
 fn redis_ping() -> CheckPlan {
     CheckPlan {
-        kind: CheckKind::SendExpect,
-        send: Some(b"PING\r\n".to_vec()),
-        expect: Some(regex::bytes::Regex::new("^\\+PONG").unwrap()),
+        check: Check::SendExpect(SendExpectPlan {
+            send: Some(b"PING\r\n".to_vec()),
+            expect: Some(Pattern(regex::bytes::Regex::new("^\\+PONG").unwrap())),
+            quit: None,
+        }),
         ..CheckPlan::default()
     }
 }
@@ -155,7 +157,7 @@ async fn every_request_it_cannot_run_is_a_400_that_says_what_to_write() {
         (
             "/probe?target=127.0.0.1:80&module=foo",
             &[],
-            "unknown module \"foo\"; modules: half_open, connect, tcp_connect, redis_ping\n",
+            "unknown module \"foo\"; modules: half_open, connect, tcp_connect, http_2xx, redis_ping\n",
         ),
         (
             "/probe?target=127.0.0.1:80&modul=connect",

@@ -66,6 +66,7 @@ async fn every_target_in_config_order_with_its_state_and_history() {
             "to": "down",
             "at": {"rfc3339": "2025-12-01T20:41:39.250Z", "unix": 1764621699.25},
             "why": "1 failure: refused",
+            "detail": "a refused failure",
             "check_seconds": 0.0,
         })
     );

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use connhealth_testkit::{require, Netns};
 use connhealth_watch::checks::Outcome;
-use connhealth_watch::config::{CheckKind, CheckPlan};
+use connhealth_watch::config::{Check, CheckKind, CheckPlan, Pattern, SendExpectPlan};
 use connhealth_watch::state::Health;
 use support::{became, plan, start, start_limited, status, target, wait_health};
 
@@ -20,10 +20,19 @@ use support::{became, plan, start, start_limited, status, target, wait_health};
 /// due (the timer's millisecond, the probe's loopback round trip, a busy core).
 const SLACK: Duration = Duration::from_millis(60);
 
+/// `PING`, and a `+PONG` expected.
+fn redis_ping() -> SendExpectPlan {
+    SendExpectPlan {
+        send: Some(b"PING\r\n".to_vec()),
+        expect: Some(Pattern(regex::bytes::Regex::new(r"^\+PONG").unwrap())),
+        quit: None,
+    }
+}
+
 /// A `kind` check every `interval`, at 20 ms while unknown or changing, with no jitter.
 fn quick(kind: CheckKind, interval: Duration) -> CheckPlan {
     CheckPlan {
-        kind,
+        check: Check::from(kind),
         interval,
         fast_interval: Duration::from_millis(20),
         jitter: 0.0,
@@ -33,7 +42,7 @@ fn quick(kind: CheckKind, interval: Duration) -> CheckPlan {
 
 fn flapping_plan() -> CheckPlan {
     CheckPlan {
-        kind: CheckKind::HalfOpen,
+        check: Check::from(CheckKind::HalfOpen),
         interval: Duration::from_millis(300),
         fast_interval: Duration::from_millis(100),
         down_interval: Duration::from_millis(400),
@@ -41,7 +50,6 @@ fn flapping_plan() -> CheckPlan {
         rise: 2,
         fall: 3,
         jitter: 0.0,
-        ..CheckPlan::default()
     }
 }
 
@@ -122,7 +130,7 @@ fn intervals_run_from_the_due_time_not_from_the_end_of_the_check() {
         }
     });
     let check = CheckPlan {
-        kind: CheckKind::SendExpect,
+        check: Check::SendExpect(redis_ping()),
         interval: Duration::from_millis(100),
         fast_interval: Duration::from_millis(100),
         down_interval: Duration::from_millis(100),
@@ -130,9 +138,6 @@ fn intervals_run_from_the_due_time_not_from_the_end_of_the_check() {
         rise: 1,
         fall: 1,
         jitter: 0.0,
-        send: Some(b"PING\r\n".to_vec()),
-        expect: Some(regex::bytes::Regex::new(r"^\+PONG").unwrap()),
-        ..CheckPlan::default()
     };
     let daemon = start(plan(vec![target("slow", addr, check)]));
     wait_health(&daemon, "slow", Health::Up, Duration::from_secs(3)).expect("up");
@@ -147,6 +152,82 @@ fn intervals_run_from_the_due_time_not_from_the_end_of_the_check() {
     let late = daemon.shared().sinks.late_checks();
     assert!(late <= checks / 10, "{late} of {checks} checks late");
     daemon.stop();
+}
+
+#[test]
+fn a_check_that_overlaps_its_successor_counts_the_successor_late() {
+    // A server that never answers, a 300 ms timeout and a 100 ms interval: each check
+    // runs past the next one's due time, which then starts when it ends, 200 ms late.
+    let addr = connhealth_testkit::silent_server(Duration::from_secs(30));
+    let check = CheckPlan {
+        check: Check::SendExpect(redis_ping()),
+        interval: Duration::from_millis(100),
+        fast_interval: Duration::from_millis(100),
+        down_interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(300),
+        rise: 1,
+        fall: 1,
+        jitter: 0.0,
+    };
+    let daemon = start(plan(vec![target("overlapping", addr, check)]));
+    std::thread::sleep(Duration::from_millis(1600));
+    let checks = status(&daemon, "overlapping").total_checks();
+    let late = daemon.shared().sinks.late_checks();
+    daemon.stop();
+    assert!(checks >= 3, "{checks} checks in 1.6 s at a 300 ms timeout");
+    // Every check but the first was started late by the one before it.
+    assert!(late + 1 >= checks, "{late} late of {checks} checks");
+}
+
+#[test]
+fn after_a_recovery_the_fleet_is_checked_at_its_own_places_in_the_interval() {
+    // Ten targets of one server, spread over a 1 s interval, checked every 500 ms while
+    // down: they come back up within one 500 ms window. Then each must return to its own
+    // place in the interval, or the next failure waits for the bunch (up to a whole
+    // interval, not half of one on average).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let check = CheckPlan {
+        check: Check::HalfOpen,
+        interval: Duration::from_secs(1),
+        fast_interval: Duration::from_millis(200),
+        down_interval: Duration::from_millis(500),
+        timeout: Duration::from_millis(200),
+        rise: 1,
+        fall: 1,
+        jitter: 0.0,
+    };
+    let names: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
+    let daemon = start(plan(
+        names
+            .iter()
+            .map(|name| target(name, addr, check.clone()))
+            .collect(),
+    ));
+    let all = |health| {
+        for name in &names {
+            wait_health(&daemon, name, health, Duration::from_secs(5)).expect("every target");
+        }
+    };
+    all(Health::Up);
+    drop(listener);
+    all(Health::Down);
+    std::thread::sleep(Duration::from_millis(1200));
+    let _listener = TcpListener::bind(addr).expect("the same port again");
+    all(Health::Up);
+    // Two intervals later, the last checks of the ten span the interval again.
+    std::thread::sleep(Duration::from_millis(2100));
+    let last: Vec<SystemTime> = names
+        .iter()
+        .map(|name| status(&daemon, name).last_check.unwrap().at)
+        .collect();
+    daemon.stop();
+    let first = *last.iter().min().unwrap();
+    let span = last.iter().max().unwrap().duration_since(first).unwrap();
+    assert!(
+        span >= Duration::from_millis(700),
+        "the ten last checks span {span:?} of the 1 s interval"
+    );
 }
 
 #[test]
@@ -248,9 +329,10 @@ fn a_name_is_resolved_and_its_next_address_tried_after_a_refusal() {
         }
     });
     let check = |kind| CheckPlan {
-        send: Some(b"PING\r\n".to_vec()).filter(|_| kind == CheckKind::SendExpect),
-        expect: (kind == CheckKind::SendExpect)
-            .then(|| regex::bytes::Regex::new(r"^\+PONG").unwrap()),
+        check: match kind {
+            CheckKind::SendExpect => Check::SendExpect(redis_ping()),
+            other => Check::from(other),
+        },
         ..quick(kind, Duration::from_millis(100))
     };
     let address = format!("dual.test:{port}");

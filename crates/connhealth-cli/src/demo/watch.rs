@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use connhealth_watch::config::Options;
-use connhealth_watch::config::{CheckKind, CheckPlan, Plan, TargetPlan};
+use connhealth_watch::config::{Check, CheckKind, CheckPlan, Plan, TargetPlan};
 use connhealth_watch::daemon::Daemon;
 use connhealth_watch::state::{Health, Transition};
 
@@ -44,7 +44,7 @@ pub(crate) fn run() -> io::Result<()> {
         address: addr.to_string(),
         labels: BTreeMap::new(),
         check: CheckPlan {
-            kind,
+            check: Check::from(kind),
             ..schedule.clone()
         },
     };
@@ -58,10 +58,11 @@ pub(crate) fn run() -> io::Result<()> {
         modules: BTreeMap::new(),
         file_sd: Vec::new(),
         read_at: SystemTime::now(),
+        warnings: Vec::new(),
     };
     let options = Options {
         config: PathBuf::from("(demo)"),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        listen: "127.0.0.1:0".into(),
         check_config: false,
         shard: None,
         log_format: Default::default(),

@@ -112,7 +112,7 @@ pub fn child_main(config: &Path) -> ExitCode {
     let _log = connhealth_watch::sinks::log::init_logging(LogFormat::Text);
     let options = Options {
         config: config.to_owned(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        listen: "127.0.0.1:0".into(),
         check_config: false,
         shard: None,
         log_format: LogFormat::Text,

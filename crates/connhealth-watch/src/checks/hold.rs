@@ -29,6 +29,9 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::CheckResult;
+use crate::config::CheckPlan;
+
 /// A target's held connection: a task that connects when asked, watches the connection
 /// and calls `on_close` when it closes. Dropping it closes the connection.
 #[derive(Debug)]
@@ -63,6 +66,31 @@ impl Hold {
         let hold = Hold { control, task };
         hold.reconnect();
         hold
+    }
+
+    /// [`Hold::spawn`] for a target checked as `plan` says: each connect within its
+    /// timeout, the connection bounded by [`dead_peer_bound`] of its interval and `fall`.
+    pub fn for_plan(
+        address: Target,
+        plan: &CheckPlan,
+        on_close: impl Fn(String) + Send + 'static,
+    ) -> Hold {
+        let bound = dead_peer_bound(plan.interval, plan.fall);
+        Hold::spawn(address, plan.timeout, bound, on_close)
+    }
+
+    /// A probe of the held target ended with `result`: after a success, connect again if
+    /// nothing is held (the close was an idle cut, or the server came back). A
+    /// `confirming` probe, made the moment the held connection closed, that fails is
+    /// conclusive: the server is gone, and the target is down at once, whatever `fall`
+    /// says, rather than after `fall` scheduled checks.
+    pub fn after_probe(&self, result: &mut CheckResult, confirming: bool) {
+        if result.is_ok() {
+            self.reconnect();
+        }
+        if confirming {
+            result.conclusive = result.outcome.is_failure();
+        }
     }
 
     /// True while a connection is established and open.

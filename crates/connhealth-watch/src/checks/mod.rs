@@ -5,18 +5,22 @@
 //! `tls` and `send-expect` are a task per check ([`tls`], [`send_expect`]).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use connhealth::probe::Target;
 use connhealth::{Mode, Prober};
 
-use crate::config::{CheckKind, CheckPlan};
+use crate::config::{Check, CheckPlan};
 use crate::human::Rounded;
 
 pub mod hold;
 pub mod http;
 pub mod send_expect;
 pub mod tls;
+
+use self::hold::Hold;
+use self::http::Http;
 
 /// The two probers every half-open and connect check goes through: the scheduler feeds
 /// them in batches, and `/probe` calls them one probe at a time.
@@ -44,32 +48,136 @@ impl Probers {
     }
 }
 
+/// How the scheduler runs a kind's scheduled checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    /// Batched through the half-open prober's feed (`half-open`, and `hold`'s probes).
+    HalfOpen,
+    /// Batched through the connect prober's feed.
+    Connect,
+    /// A task per check ([`run`]): `tls`, `send-expect`, `http`.
+    Task,
+}
+
+impl Runner {
+    /// The runner of `check`'s kind.
+    pub fn of(check: &Check) -> Runner {
+        match check {
+            Check::HalfOpen | Check::Hold => Runner::HalfOpen,
+            Check::Connect => Runner::Connect,
+            Check::Tls(_) | Check::SendExpect(_) | Check::Http(_) => Runner::Task,
+        }
+    }
+}
+
+/// What a kind keeps for a target between its checks: `hold`'s held connection, or
+/// `http`'s kept-alive one. Dropping it closes what it keeps.
+#[derive(Debug, Default)]
+pub enum Kept {
+    /// The kind keeps nothing.
+    #[default]
+    Nothing,
+    /// `hold`: the held connection, which reports its close.
+    Hold(Hold),
+    /// `http`: the connection kept alive between checks.
+    Http(Arc<Http>),
+}
+
+impl Kept {
+    /// What `plan`'s kind keeps for a target at `endpoint`: `on_close` is told when a
+    /// held connection closes (`hold` only). Call it on a runtime: a held connection is
+    /// a task.
+    pub fn start(
+        plan: &CheckPlan,
+        endpoint: &Endpoint,
+        on_close: impl Fn(String) + Send + 'static,
+    ) -> Kept {
+        match (&plan.check, endpoint) {
+            (Check::Hold, Endpoint::Tcp(target)) => {
+                Kept::Hold(Hold::for_plan(target.clone(), plan, on_close))
+            }
+            (Check::Http(_), _) => Kept::Http(Arc::new(Http::new())),
+            _ => Kept::Nothing,
+        }
+    }
+
+    /// The held connection, for `hold`.
+    pub fn hold(&self) -> Option<&Hold> {
+        match self {
+            Kept::Hold(hold) => Some(hold),
+            _ => None,
+        }
+    }
+}
+
+/// What a check is aimed at: `host:port` for every kind but `http`, whose target is a
+/// URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `host:port` or `[v6]:port`.
+    Tcp(Target),
+    /// `http://` or `https://`, with a host.
+    Url(::http::Uri),
+}
+
+impl Endpoint {
+    /// `address` as `check`'s kind takes it; the reason, when it does not.
+    pub fn parse(address: &str, check: &Check) -> Result<Endpoint, String> {
+        match check {
+            Check::Http(_) => crate::config::parse_url(address).map(Endpoint::Url),
+            _ => Target::parse(address)
+                .map(Endpoint::Tcp)
+                .map_err(|err| err.to_string()),
+        }
+    }
+}
+
 /// Runs one check of `address` now, as `plan` says, within `timeout` (name resolution
-/// included): what `/probe` does. A string that is not `host:port` is an `error` result
-/// that says why.
+/// included): what `/probe` does. A string that is not what the kind takes (`host:port`,
+/// or a URL for `http`) is an `error` result that says why.
 pub async fn run_once(
     probers: &Probers,
     address: &str,
     plan: &CheckPlan,
     timeout: Duration,
 ) -> CheckResult {
-    match Target::parse(address) {
-        Ok(target) => run(probers, &target, plan, timeout).await,
-        Err(err) => CheckResult::failed(Outcome::Error, Duration::ZERO, err.to_string()),
+    match Endpoint::parse(address, &plan.check) {
+        Ok(endpoint) => run(probers, &endpoint, plan, &Kept::Nothing, timeout).await,
+        Err(why) => CheckResult::failed(Outcome::Error, Duration::ZERO, why),
     }
 }
 
-/// Checks `target` as `plan` says, within `timeout` from now, name resolution included,
-/// trying a name's addresses in order until one answers. The scheduler runs `tls` and
-/// `send-expect` checks through here, and `/probe` every kind; `hold` has no connection
-/// to hold here, so it probes half-open, as its scheduled checks do. (The scheduler
-/// hands its half-open and connect probes to the engine in batches instead.)
+/// Checks `endpoint` as `plan` says, within `timeout` from now, name resolution included,
+/// trying a name's addresses in order until one answers, with what the kind keeps for the
+/// target (`kept`: an http connection to reuse). The scheduler runs `tls`, `send-expect`
+/// and `http` checks through here, and `/probe` every kind; `hold` has no connection to
+/// hold here, so it probes half-open, as its scheduled checks do. (The scheduler hands its
+/// half-open and connect probes to the engine in batches instead.)
+///
+/// This is the one match on the kind for running a check.
 pub async fn run(
     probers: &Probers,
-    target: &Target,
+    endpoint: &Endpoint,
     plan: &CheckPlan,
+    kept: &Kept,
     timeout: Duration,
 ) -> CheckResult {
+    let target = match (endpoint, &plan.check) {
+        (Endpoint::Url(url), Check::Http(http)) => {
+            return match kept {
+                Kept::Http(client) => client.check(url, http, timeout).await,
+                _ => Http::new().check(url, http, timeout).await,
+            };
+        }
+        (Endpoint::Tcp(target), _) => target,
+        (Endpoint::Url(url), _) => {
+            let detail = format!(
+                "{url} is a URL; check = \"{}\" takes host:port",
+                plan.kind().name()
+            );
+            return CheckResult::failed(Outcome::Error, Duration::ZERO, detail);
+        }
+    };
     let deadline = Instant::now() + timeout;
     let resolved = match resolve(target, timeout).await {
         Ok(resolved) => resolved,
@@ -80,13 +188,15 @@ pub async fn run(
         // SNI and the name verified: the name as written, or else the address's IP.
         let host = host.clone().unwrap_or_else(|| addr.ip().to_string());
         async move {
-            match plan.kind {
-                CheckKind::HalfOpen | CheckKind::Hold => {
-                    one_probe(&probers.half_open, addr, left).await
+            match &plan.check {
+                Check::HalfOpen | Check::Hold => one_probe(&probers.half_open, addr, left).await,
+                Check::Connect => one_probe(&probers.connect, addr, left).await,
+                Check::Tls(tls) => tls::check(addr, &host, tls, left).await,
+                Check::SendExpect(send_expect) => send_expect::check(addr, send_expect, left).await,
+                Check::Http(_) => {
+                    let detail = format!("{addr} is not a URL; check = \"http\" takes one");
+                    CheckResult::failed(Outcome::Error, Duration::ZERO, detail)
                 }
-                CheckKind::Connect => one_probe(&probers.connect, addr, left).await,
-                CheckKind::Tls => tls::check(addr, &host, plan, left).await,
-                CheckKind::SendExpect => send_expect::check(addr, plan, left).await,
             }
         }
     })

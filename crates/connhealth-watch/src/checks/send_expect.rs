@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use super::{CheckResult, Outcome};
-use crate::config::CheckPlan;
+use crate::config::{Pattern, SendExpectPlan};
 use crate::human::Rounded;
 
 /// The most reply bytes kept for matching. Past it the check stops reading, fails with
@@ -57,7 +57,7 @@ const SHOWN: usize = 80;
 /// when the peer closed, the timeout passed after some bytes, or [`READ_CAP`] bytes came
 /// without a match; `Timeout` when nothing came at all; connect, write and read errors as
 /// [`Outcome::of_io_error`] maps them.
-pub async fn check(addr: SocketAddr, plan: &CheckPlan, timeout: Duration) -> CheckResult {
+pub async fn check(addr: SocketAddr, plan: &SendExpectPlan, timeout: Duration) -> CheckResult {
     let start = Instant::now();
     let deadline = start + timeout;
     let mut stream = match timeout_at(deadline, TcpStream::connect(addr)).await {
@@ -120,7 +120,7 @@ pub(crate) enum Ending {
 /// fuzz targets can give it any reply, cut anywhere, without a socket.
 pub(crate) async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
-    plan: &CheckPlan,
+    plan: &SendExpectPlan,
     start: Instant,
     deadline: Instant,
     timeout: Duration,
@@ -143,7 +143,7 @@ pub(crate) async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Ok(())) => {}
         }
     }
-    let Some(expect) = &plan.expect else {
+    let Some(Pattern(expect)) = &plan.expect else {
         return (CheckResult::new(Outcome::Ok, start.elapsed()), Ending::Open);
     };
     let mut reply = Vec::with_capacity(READ_CHUNK);

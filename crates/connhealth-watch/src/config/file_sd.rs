@@ -303,9 +303,11 @@ fn group_targets(
             );
             continue;
         };
+        // A URL too, for a block of http checks: the block's kind is checked by the
+        // caller, which knows it.
         match address_problem(address) {
-            Some(problem) => report.error(source, item.at, problem),
-            None => addresses.push((address.clone(), item.at)),
+            Some(problem) if parse_url(address).is_err() => report.error(source, item.at, problem),
+            _ => addresses.push((address.clone(), item.at)),
         }
     }
     addresses
@@ -369,6 +371,32 @@ pub(crate) fn address_problem(address: &str) -> Option<String> {
         Err(other) => Some(format!(
             "address {address:?} is not host:port ({other}); write e.g. \"127.0.0.1:6379\" or \"[::1]:80\""
         )),
+    }
+}
+
+/// `url`, an http target's: `http://` or `https://` with a host, as hyper takes it; the
+/// port defaults to the scheme's. The reason, when it is not one.
+pub fn parse_url(url: &str) -> Result<http::Uri, String> {
+    const EXAMPLE: &str = "\"https://api.internal:8443/healthz\"";
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|err| format!("url {url:?} is not a URL ({err}); write e.g. {EXAMPLE}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => {
+            return Err(format!(
+                "url {url:?} has the scheme {other:?}; an http check takes http:// or https://, e.g. {EXAMPLE}"
+            ))
+        }
+        None => {
+            return Err(format!(
+                "url {url:?} has no scheme; start it with http:// or https://, e.g. {EXAMPLE}"
+            ))
+        }
+    }
+    match uri.host() {
+        Some(host) if !host.is_empty() => Ok(uri),
+        _ => Err(format!("url {url:?} has no host; write e.g. {EXAMPLE}")),
     }
 }
 

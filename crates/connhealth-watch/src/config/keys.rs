@@ -2,9 +2,11 @@
 //! them: which keys are allowed there, the closest one when it looks like a typo, and the
 //! right section when it belongs elsewhere.
 
-/// The check settings: the keys of `[defaults]`, and of every target, module and
-/// `[[file_sd]]` block.
-pub(crate) const SETTINGS: [&str; 15] = [
+use super::kinds;
+
+/// The settings every kind reads: with the kinds' own ([`kinds::keys`]), the keys of
+/// `[defaults]`, and of every target, module and `[[file_sd]]` block.
+const COMMON_SETTINGS: [&str; 8] = [
     "check",
     "interval",
     "fast_interval",
@@ -13,23 +15,19 @@ pub(crate) const SETTINGS: [&str; 15] = [
     "rise",
     "fall",
     "jitter",
-    "send",
-    "expect",
-    "quit",
-    "server_name",
-    "ca_file",
-    "insecure",
-    "cert_min_days",
 ];
 
-/// The settings only `check = "send-expect"` reads.
-pub(crate) const SEND_EXPECT_SETTINGS: [&str; 3] = ["send", "expect", "quit"];
+/// Every check setting: the common ones, then each kind's, in the order the docs list
+/// them.
+pub(crate) fn settings() -> impl Iterator<Item = &'static str> + Clone {
+    COMMON_SETTINGS
+        .into_iter()
+        .chain(kinds::keys().map(|key| key.name))
+}
 
-/// The settings only `check = "tls"` reads.
-pub(crate) const TLS_SETTINGS: [&str; 4] = ["server_name", "ca_file", "insecure", "cert_min_days"];
-
-/// The keys of a target besides the settings.
-const TARGET_KEYS: [&str; 3] = ["name", "address", "labels"];
+/// The keys of a target besides the settings: `url` for `check = "http"`, `address` for
+/// the others.
+const TARGET_KEYS: [&str; 4] = ["name", "address", "url", "labels"];
 
 /// The keys of a `[[file_sd]]` block besides the settings.
 const FILE_SD_KEYS: [&str; 2] = ["files", "labels"];
@@ -67,11 +65,11 @@ impl Section {
             Section::Target => &TARGET_KEYS,
             Section::FileSd => &FILE_SD_KEYS,
         };
-        let settings: &[&str] = match self {
-            Section::Root | Section::FileSdGroup => &[],
-            _ => &SETTINGS,
-        };
-        own.iter().chain(settings).copied().collect()
+        let mut keys: Vec<&'static str> = own.to_vec();
+        if !matches!(self, Section::Root | Section::FileSdGroup) {
+            keys.extend(settings());
+        }
+        keys
     }
 
     /// How a message says where: "in [defaults]".
@@ -133,7 +131,7 @@ fn belongs_in(key: &str, section: Section) -> Option<&'static str> {
         "in a [[file_sd]] table"
     } else if ROOT_KEYS.contains(&key) {
         "at the top level, as its own section"
-    } else if SETTINGS.contains(&key) {
+    } else if settings().any(|setting| setting == key) {
         "in [defaults], or in a [[targets]], [modules.NAME] or [[file_sd]] table"
     } else {
         return None;
@@ -152,40 +150,13 @@ pub(crate) fn closest<'a>(
     let limit = if word.chars().count() <= 4 { 1 } else { 2 };
     candidates
         .into_iter()
-        .map(|candidate| (edit_distance(&word_normal, &normal(candidate)), candidate))
+        .map(|candidate| {
+            let distance = strsim::levenshtein(&word_normal, &normal(candidate));
+            (distance, candidate)
+        })
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
-}
-
-/// Levenshtein distance, counted in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = Vec::with_capacity(b.len() + 1);
-        current.push(i + 1);
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous
-                .get(j)
-                .copied()
-                .unwrap_or(usize::MAX)
-                .saturating_add(usize::from(ca != *cb));
-            let delete = previous
-                .get(j + 1)
-                .copied()
-                .unwrap_or(usize::MAX)
-                .saturating_add(1);
-            let insert = current
-                .last()
-                .copied()
-                .unwrap_or(usize::MAX)
-                .saturating_add(1);
-            current.push(substitute.min(delete).min(insert));
-        }
-        previous = current;
-    }
-    previous.last().copied().unwrap_or(0)
 }
 
 /// An example of `key` written right, for a message that says what to write.
@@ -199,22 +170,16 @@ pub(crate) fn example(key: &str) -> &'static str {
         "rise" => "rise = 2",
         "fall" => "fall = 3",
         "jitter" => "jitter = 0.1",
-        "send" => "send = \"PING\\r\\n\"",
-        "expect" => "expect = \"^\\\\+PONG\"",
-        "quit" => "quit = \"QUIT\\r\\n\"",
-        "server_name" => "server_name = \"example.com\"",
-        "ca_file" => "ca_file = \"/etc/ssl/certs/ca.pem\"",
-        "insecure" => "insecure = true",
-        "cert_min_days" => "cert_min_days = 14",
         "name" => "name = \"cache-a\"",
         "address" => "address = \"127.0.0.1:6379\"",
+        "url" => "url = \"https://api.internal:8443/healthz\"",
         "labels" => "labels = { service = \"cache\" }",
         "files" => "files = [\"targets/*.json\"]",
         "defaults" => "[defaults] with interval = \"2s\" below it",
         "targets" => "[[targets]] (two brackets) before each target's keys",
         "modules" => "[modules.NAME] before each module's keys",
         "file_sd" => "[[file_sd]] (two brackets) with files = [\"targets/*.json\"] below it",
-        _ => "",
+        _ => kinds::key(key).map_or("", |key| key.example),
     }
 }
 
@@ -237,14 +202,11 @@ pub(crate) enum Written {
 /// tables, arrays and keys the config does not take.
 pub(crate) fn written(key: &str) -> Option<Written> {
     Some(match key {
-        "rise" | "fall" | "cert_min_days" => Written::Integer,
+        "rise" | "fall" => Written::Integer,
         "jitter" => Written::Number,
         "interval" | "fast_interval" | "down_interval" | "timeout" => Written::Duration,
-        "check" | "send" | "expect" | "quit" | "server_name" | "ca_file" | "name" | "address" => {
-            Written::String
-        }
-        "insecure" => Written::Boolean,
-        _ => return None,
+        "check" | "name" | "address" | "url" => Written::String,
+        _ => return kinds::key(key)?.written,
     })
 }
 
@@ -263,17 +225,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn edit_distance_counts_edits() {
-        assert_eq!(edit_distance("interval", "interval"), 0);
-        assert_eq!(edit_distance("intervall", "interval"), 1);
-        assert_eq!(edit_distance("timeot", "timeout"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("ü", "u"), 1);
-    }
-
-    #[test]
     fn typos_find_their_key() {
-        let settings = SETTINGS.iter().copied();
+        let settings = settings();
         assert_eq!(closest("intervall", settings.clone()), Some("interval"));
         assert_eq!(
             closest("fast-interval", settings.clone()),
@@ -291,15 +244,18 @@ mod tests {
         let message = unknown_key("intervl", Section::Target);
         assert!(message.contains("did you mean `interval`?"), "{message}");
         assert!(
-            message.contains("name, address, labels, check"),
+            message.contains("name, address, url, labels, check"),
             "{message}"
         );
     }
 
     #[test]
     fn every_setting_says_how_it_is_written() {
-        for key in SETTINGS.iter().chain(&["name", "address"]) {
-            assert!(written(key).is_some(), "{key}");
+        for key in settings().chain(["name", "address", "url"]) {
+            // A table or an array is written as itself, with no quoting to get wrong.
+            if !matches!(key, "headers" | "valid_status") {
+                assert!(written(key).is_some(), "{key}");
+            }
         }
         assert_eq!(written("labels"), None);
     }

@@ -14,7 +14,7 @@
 //!
 //! ```toml
 //! [defaults]                 # every key of [defaults] may be set per target, per module
-//! check = "half-open"        # and per [[file_sd]]: half-open | connect | hold | tls | send-expect
+//! check = "half-open"        # and per [[file_sd]]: half-open|connect|hold|tls|send-expect|http
 //! interval = "2s"            # between checks while up
 //! fast_interval = "500ms"    # while unknown, or after a result that starts a change
 //! down_interval = "2s"       # while down; defaults to the effective interval
@@ -36,13 +36,25 @@
 //! [[targets]]
 //! address = "db.internal:5432"
 //! check = "tls"
-//! server_name = "db.internal" # tls only: SNI and the name verified
-//! ca_file = "ca.pem"          # tls only: PEM CAs, relative to this file's folder
-//! insecure = false            # tls only: verify nothing, still read the chain
-//! cert_min_days = 14          # tls only: fail when a certificate expires sooner
+//! server_name = "db.internal" # tls (and https): SNI and the name verified
+//! ca_file = "ca.pem"          # tls (and https): PEM CAs, relative to this file's folder
+//! insecure = false            # tls (and https): verify nothing, still read the chain
+//! cert_min_days = 14          # tls (and https): fail when a certificate expires sooner
 //!
-//! [modules.redis_ping]       # for /probe?module=redis_ping; not half_open, connect
-//! check = "send-expect"      # or tcp_connect, which are built in
+//! [[targets]]
+//! name = "api"
+//! check = "http"
+//! url = "https://api.internal:8443/healthz"  # http only, instead of address
+//! method = "GET"              # http only: the default
+//! headers = { Host = "api.internal" }   # http only: sent as written
+//! body = ""                   # http only: the request body
+//! valid_status = ["2xx"]      # http only: codes (204) and classes ("2xx"); the default
+//! expect = "\"ok\""           # http too: a regex the body must match
+//! follow_redirects = true     # http only: at most 10; the default
+//! reuse_connection = true     # http only: keep the connection, check() it before reuse
+//!
+//! [modules.redis_ping]       # for /probe?module=redis_ping; not half_open, connect,
+//! check = "send-expect"      # tcp_connect or http_2xx, which are built in
 //! send = "PING\r\n"
 //! expect = "^\\+PONG"
 //!
@@ -71,12 +83,12 @@
 //! * Settings are inherited: built-in ([`CheckPlan::default`]) ← `[defaults]` ← the
 //!   target's, module's or `[[file_sd]]` block's own.
 //! * Unknown keys are errors, and so is a kind-specific key (`send`, `expect`, `quit` for
-//!   `send-expect`; `server_name`, `ca_file`, `insecure`, `cert_min_days` for `tls`) in a
-//!   table whose kind does not read it. In `[defaults]` they are allowed: they serve the
-//!   targets of that kind.
-//! * A plan keeps kind-specific settings only when its kind reads them (`send`, `expect`
-//!   and `quit` are `None` and `tls` is the default otherwise), so two plans of one kind
-//!   are equal exactly when their checks behave alike. `ca_file` is stored joined to the
+//!   `send-expect`; `server_name`, `ca_file`, `insecure`, `cert_min_days` for `tls`; the
+//!   http keys, `expect` and the tls keys for `http`) in a table whose kind does not read
+//!   it. In `[defaults]` they are allowed: they serve the targets of that kind.
+//! * A plan holds the settings of its own kind and no other ([`Check`]), so two plans of
+//!   one kind are equal exactly when their checks behave alike.
+//! * A timeout longer than its table's interval is a warning ([`Plan::warnings`]). `ca_file` is stored joined to the
 //!   config's folder, and the file was readable and held PEM certificates at load time.
 //! * Target names are unique across the config and every file_sd file: two `[[targets]]`
 //!   tables of one name are an error, a file_sd target is renamed as above.
@@ -87,6 +99,7 @@ use std::path::{Path, PathBuf};
 mod file_sd;
 mod json;
 mod keys;
+mod kinds;
 mod labels;
 mod names;
 mod options;
@@ -98,9 +111,11 @@ mod syntax;
 mod validate;
 mod values;
 
+pub use self::file_sd::parse_url;
 pub use self::options::{LogFormat, Options, DEFAULT_LISTEN};
 pub use self::plan::{
-    CheckKind, CheckPlan, FileSdPlan, HttpPlan, Pattern, Plan, StatusRange, TargetPlan, TlsPlan,
+    built_in_module, Check, CheckKind, CheckPlan, FileSdPlan, HttpPlan, Pattern, Plan,
+    SendExpectPlan, StatusRange, TargetPlan, TlsPlan, BUILT_IN_MODULES,
 };
 
 use self::names::Names;
@@ -228,6 +243,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
     let base = path.parent().unwrap_or(Path::new(""));
     let document = validate::document(&root, base, source, &mut report);
     let defaults = settings::resolve(&[&document.defaults]);
+    settings::check_timeout(&document.defaults, &defaults, &source, &mut report);
 
     let mut names = Names::default();
     let mut targets = Vec::new();
@@ -263,6 +279,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
             let sd = file_sd::read(file, seq, &mut report);
             for target in &sd.targets {
                 let source = sd.source();
+                let problem = if block.check.kind() == CheckKind::Http {
+                    parse_url(&target.address).err()
+                } else {
+                    file_sd::address_problem(&target.address)
+                };
+                if let Some(problem) = problem {
+                    report.error(&source, target.at, problem);
+                    continue;
+                }
                 let name = if names.take(&target.address, &source, target.at) {
                     target.address.clone()
                 } else {
@@ -306,5 +331,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
         modules: document.modules,
         file_sd,
         read_at,
+        warnings: report.sorted_warnings(),
     })
 }

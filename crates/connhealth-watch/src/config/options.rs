@@ -1,7 +1,6 @@
 //! What `connhealth watch` was asked to do on its command line: the options the config
 //! file does not hold.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::shard::Shard;
@@ -21,8 +20,12 @@ pub enum LogFormat {
 pub struct Options {
     /// The TOML config.
     pub config: PathBuf,
-    /// Where HTTP listens (default `127.0.0.1:9717`).
-    pub listen: SocketAddr,
+    /// Where HTTP listens, as `host:port` (default `127.0.0.1:9717`): an address, or a
+    /// host name, which is bound at the first of its addresses that can be (`localhost`
+    /// is `::1` or `127.0.0.1`). Port 0 picks a free port ([`Daemon::listen`] says which).
+    ///
+    /// [`Daemon::listen`]: crate::daemon::Daemon::listen
+    pub listen: String,
     /// Validate the config and exit: 0 and a summary, or 2 and every error.
     pub check_config: bool,
     /// Watch only this shard's targets.

@@ -27,6 +27,9 @@ pub struct Plan {
     /// When the files were about to be read: a file_sd file modified since may have
     /// changed after it was read, and is read again.
     pub read_at: SystemTime,
+    /// What loads but is likely not what was meant, each at its place (a timeout longer
+    /// than its interval): logged at start and at each reload.
+    pub warnings: Vec<super::ConfigError>,
 }
 
 impl Plan {
@@ -39,6 +42,7 @@ impl Plan {
             modules: BTreeMap::new(),
             file_sd: Vec::new(),
             read_at: SystemTime::now(),
+            warnings: Vec::new(),
         }
     }
 
@@ -73,16 +77,17 @@ impl TargetPlan {
     pub fn is_same_target(&self, other: &TargetPlan) -> bool {
         self.name == other.name
             && self.address == other.address
-            && self.check.kind == other.check.kind
+            && self.check.kind() == other.check.kind()
     }
 }
 
-/// How one target (or one `/probe` module) is checked: the kind, its settings and the
-/// schedule. Two plans are equal when every setting is, which is what a reload compares.
-#[derive(Debug, Clone)]
+/// How one target (or one `/probe` module) is checked: the kind with its own settings,
+/// and the schedule. Two plans are equal when every setting is, which is what a reload
+/// compares.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckPlan {
-    /// The check kind.
-    pub kind: CheckKind,
+    /// The check kind, with the settings only that kind reads.
+    pub check: Check,
     /// Between checks while up (HAProxy's `inter`).
     pub interval: Duration,
     /// While unknown, or after a result that starts a change (`fastinter`).
@@ -97,30 +102,12 @@ pub struct CheckPlan {
     pub fall: u32,
     /// Each wait is drawn from `interval × (1 ± jitter)`; 0 to 1.
     pub jitter: f64,
-    /// send-expect: bytes sent after connecting.
-    pub send: Option<Vec<u8>>,
-    /// send-expect: the reply must match.
-    pub expect: Option<Regex>,
-    /// send-expect: sent before the graceful close.
-    pub quit: Option<Vec<u8>>,
-    /// tls: the settings (defaults when the kind is not tls).
-    pub tls: TlsPlan,
 }
 
-impl PartialEq for CheckPlan {
-    fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind
-            && self.interval == other.interval
-            && self.fast_interval == other.fast_interval
-            && self.down_interval == other.down_interval
-            && self.timeout == other.timeout
-            && self.rise == other.rise
-            && self.fall == other.fall
-            && self.jitter.to_bits() == other.jitter.to_bits()
-            && self.send == other.send
-            && self.expect.as_ref().map(Regex::as_str) == other.expect.as_ref().map(Regex::as_str)
-            && self.quit == other.quit
-            && self.tls == other.tls
+impl CheckPlan {
+    /// The kind, without its settings.
+    pub fn kind(&self) -> CheckKind {
+        self.check.kind()
     }
 }
 
@@ -129,7 +116,7 @@ impl Default for CheckPlan {
     /// fall 3, jitter 0.1.
     fn default() -> Self {
         CheckPlan {
-            kind: CheckKind::HalfOpen,
+            check: Check::HalfOpen,
             interval: Duration::from_secs(2),
             fast_interval: Duration::from_millis(500),
             down_interval: Duration::from_secs(2),
@@ -137,12 +124,84 @@ impl Default for CheckPlan {
             rise: 2,
             fall: 3,
             jitter: 0.1,
-            send: None,
-            expect: None,
-            quit: None,
-            tls: TlsPlan::default(),
         }
     }
+}
+
+/// A check kind and the settings only it reads, as blackbox_exporter keeps a module's
+/// prober settings: a plan holds the settings of its own kind and no other.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// `half-open`.
+    HalfOpen,
+    /// `connect`.
+    Connect,
+    /// `hold`.
+    Hold,
+    /// `tls`.
+    Tls(TlsPlan),
+    /// `send-expect`.
+    SendExpect(SendExpectPlan),
+    /// `http`.
+    Http(Box<HttpPlan>),
+}
+
+impl Check {
+    /// The kind, without its settings.
+    pub fn kind(&self) -> CheckKind {
+        match self {
+            Check::HalfOpen => CheckKind::HalfOpen,
+            Check::Connect => CheckKind::Connect,
+            Check::Hold => CheckKind::Hold,
+            Check::Tls(_) => CheckKind::Tls,
+            Check::SendExpect(_) => CheckKind::SendExpect,
+            Check::Http(_) => CheckKind::Http,
+        }
+    }
+
+    /// The TLS settings, for the kinds that have them (`tls`, and `http` for https).
+    pub fn tls(&self) -> Option<&TlsPlan> {
+        match self {
+            Check::Tls(tls) => Some(tls),
+            Check::Http(http) => Some(&http.tls),
+            _ => None,
+        }
+    }
+
+    /// [`Check::tls`], to change.
+    pub fn tls_mut(&mut self) -> Option<&mut TlsPlan> {
+        match self {
+            Check::Tls(tls) => Some(tls),
+            Check::Http(http) => Some(&mut http.tls),
+            _ => None,
+        }
+    }
+}
+
+impl From<CheckKind> for Check {
+    /// `kind` with its default settings (a `send-expect` check without `expect` matches
+    /// any reply).
+    fn from(kind: CheckKind) -> Check {
+        match kind {
+            CheckKind::HalfOpen => Check::HalfOpen,
+            CheckKind::Connect => Check::Connect,
+            CheckKind::Hold => Check::Hold,
+            CheckKind::Tls => Check::Tls(TlsPlan::default()),
+            CheckKind::SendExpect => Check::SendExpect(SendExpectPlan::default()),
+            CheckKind::Http => Check::Http(Box::default()),
+        }
+    }
+}
+
+/// The `send-expect` kind's settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SendExpectPlan {
+    /// Bytes sent after connecting.
+    pub send: Option<Vec<u8>>,
+    /// The reply must match (the config requires it).
+    pub expect: Option<Pattern>,
+    /// Sent before the graceful close.
+    pub quit: Option<Vec<u8>>,
 }
 
 /// The check kinds, by their config names.
@@ -158,16 +217,19 @@ pub enum CheckKind {
     Tls,
     /// `send-expect`: bytes sent, the reply matched against a regex, a graceful close.
     SendExpect,
+    /// `http`: a request, its status and body judged; the connection kept between checks.
+    Http,
 }
 
 impl CheckKind {
     /// Every kind, in the order the docs list them.
-    pub const ALL: [CheckKind; 5] = [
+    pub const ALL: [CheckKind; 6] = [
         CheckKind::HalfOpen,
         CheckKind::Connect,
         CheckKind::Hold,
         CheckKind::Tls,
         CheckKind::SendExpect,
+        CheckKind::Http,
     ];
 
     /// The name in the config and in the `check` label.
@@ -178,6 +240,7 @@ impl CheckKind {
             CheckKind::Hold => "hold",
             CheckKind::Tls => "tls",
             CheckKind::SendExpect => "send-expect",
+            CheckKind::Http => "http",
         }
     }
 
@@ -200,12 +263,11 @@ pub struct TlsPlan {
     pub cert_min_days: Option<u32>,
 }
 
-/// The `http` kind's settings (`url`, `method`, `headers`, `body`, `valid_status`,
-/// `expect`, `follow_redirects`, `reuse_connection`); https also reads [`TlsPlan`].
+/// The `http` kind's settings (`method`, `headers`, `body`, `valid_status`, `expect`,
+/// `follow_redirects`, `reuse_connection`, and the tls keys for https). The URL is the
+/// target's address.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpPlan {
-    /// `http://` or `https://`, with a host; the port defaults to 80 or 443.
-    pub url: http::Uri,
     /// Default `GET`.
     pub method: http::Method,
     /// Sent as written, after the defaults (`Host`, `User-Agent`), which they replace.
@@ -220,6 +282,54 @@ pub struct HttpPlan {
     pub follow_redirects: bool,
     /// Keep the connection between checks, `check()`ed before each reuse (default true).
     pub reuse_connection: bool,
+    /// https: `server_name`, `ca_file`, `insecure`, `cert_min_days`, as for `tls`.
+    pub tls: TlsPlan,
+}
+
+impl Default for HttpPlan {
+    /// `GET`, any 2xx, redirects followed, the connection kept, the system's roots.
+    fn default() -> Self {
+        HttpPlan {
+            method: http::Method::GET,
+            headers: Vec::new(),
+            body: Vec::new(),
+            valid_status: vec![StatusRange {
+                low: 200,
+                high: 299,
+            }],
+            expect: None,
+            follow_redirects: true,
+            reuse_connection: true,
+            tls: TlsPlan::default(),
+        }
+    }
+}
+
+/// The `/probe` modules built in, in the order a 400 lists them: a `[modules.NAME]`
+/// cannot take their names.
+pub const BUILT_IN_MODULES: [&str; 4] = ["half_open", "connect", "tcp_connect", "http_2xx"];
+
+/// The built-in `/probe` module `name`: `[defaults]`' schedule and timeout with the
+/// module's kind (`half_open`: half-open; `connect` and blackbox's `tcp_connect`: connect;
+/// blackbox's `http_2xx`: http with its defaults, and `[defaults]`' tls settings when it
+/// has them). `None` for any other name.
+pub fn built_in_module(name: &str, defaults: &CheckPlan) -> Option<CheckPlan> {
+    let check = match name {
+        "half_open" => Check::HalfOpen,
+        "connect" | "tcp_connect" => Check::Connect,
+        "http_2xx" => match &defaults.check {
+            Check::Http(http) => Check::Http(http.clone()),
+            other => Check::Http(Box::new(HttpPlan {
+                tls: other.tls().cloned().unwrap_or_default(),
+                ..HttpPlan::default()
+            })),
+        },
+        _ => return None,
+    };
+    Some(CheckPlan {
+        check,
+        ..defaults.clone()
+    })
 }
 
 /// One entry of `valid_status`: a code (`204`, `low == high`) or a class (`"2xx"`,

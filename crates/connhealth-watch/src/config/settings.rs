@@ -3,18 +3,15 @@
 //! written, then layered (built-in ← `[defaults]` ← the table) into a [`CheckPlan`], and
 //! the rules that tie settings to the check kind.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use regex::bytes::Regex;
-
-use super::keys::{self, example, SEND_EXPECT_SETTINGS, TLS_SETTINGS};
-use super::plan::{CheckKind, CheckPlan, TlsPlan};
+use super::keys::{self, example};
+use super::kinds::{self, KindSettings, Layers};
+use super::plan::{CheckKind, CheckPlan};
 use super::raw::Entry;
 use super::span::{Report, Source};
-use super::values::{
-    boolean, bytes, ca_file, count, days, duration, jitter, kind, regex, server_name,
-};
+use super::values::{count, duration, jitter, kind};
 
 /// A value as written: the value, and where it is.
 #[derive(Debug, Clone)]
@@ -26,7 +23,7 @@ pub(crate) struct Written<T> {
 }
 
 /// The settings one table sets, each field for the key of its name (`kind` for
-/// `check`); unset ones are inherited.
+/// `check`), and the kinds' own ([`kinds`]); unset ones are inherited.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Settings {
     pub(crate) kind: Option<Written<CheckKind>>,
@@ -37,13 +34,8 @@ pub(crate) struct Settings {
     pub(crate) rise: Option<Written<u32>>,
     pub(crate) fall: Option<Written<u32>>,
     pub(crate) jitter: Option<Written<f64>>,
-    pub(crate) send: Option<Written<Vec<u8>>>,
-    pub(crate) expect: Option<Written<Regex>>,
-    pub(crate) quit: Option<Written<Vec<u8>>>,
-    pub(crate) server_name: Option<Written<String>>,
-    pub(crate) ca_file: Option<Written<PathBuf>>,
-    pub(crate) insecure: Option<Written<bool>>,
-    pub(crate) cert_min_days: Option<Written<u32>>,
+    /// The settings of the check kinds.
+    pub(crate) of_kinds: KindSettings,
     /// Every setting key the table has, good or bad, with where it is.
     written: Vec<(&'static str, usize)>,
     /// The keys whose value was bad (and reported): later checks stay quiet about them.
@@ -84,7 +76,7 @@ impl Settings {
         source: &Source<'_>,
         report: &mut Report,
     ) -> bool {
-        let Some(&key) = keys::SETTINGS.iter().find(|k| **k == entry.key) else {
+        let Some(key) = keys::settings().find(|k| *k == entry.key) else {
             return false;
         };
         self.written.push((key, entry.key_at));
@@ -106,14 +98,13 @@ impl Settings {
                 count(key, node, "down without a single failure"),
             ),
             "jitter" => store(&mut self.jitter, entry, jitter(node)),
-            "send" => store(&mut self.send, entry, bytes(key, node)),
-            "expect" => store(&mut self.expect, entry, regex(node)),
-            "quit" => store(&mut self.quit, entry, bytes(key, node)),
-            "server_name" => store(&mut self.server_name, entry, server_name(node)),
-            "ca_file" => store(&mut self.ca_file, entry, ca_file(node, base)),
-            "insecure" => store(&mut self.insecure, entry, boolean(key, node)),
-            "cert_min_days" => store(&mut self.cert_min_days, entry, days(node)),
-            _ => Ok(()),
+            _ => match kinds::key(key) {
+                Some(of_kind) => (of_kind.read)(node, base).map(|value| {
+                    let at = node.at;
+                    self.of_kinds.set(key, Written { value, at });
+                }),
+                None => Ok(()),
+            },
         };
         if let Err(message) = ok {
             self.broken.push(key);
@@ -141,38 +132,67 @@ fn store<T>(
 
 /// The plan of a table: the built-in defaults, then each layer in order (`[defaults]`,
 /// then the table's own). `down_interval` is the effective `interval` unless a layer sets
-/// it. Kind-specific settings are kept only for the kind that reads them, so that two
-/// plans of one kind compare equal exactly when the check would behave the same.
+/// it. The kind's own settings are read by the kind ([`kinds::build`]), so a plan holds
+/// the settings of its kind and no other.
 pub(crate) fn resolve(layers: &[&Settings]) -> CheckPlan {
     let mut plan = CheckPlan::default();
+    let mut kind = CheckKind::HalfOpen;
     let mut down_interval = None;
     for layer in layers {
-        set(&mut plan.kind, &layer.kind);
+        set(&mut kind, &layer.kind);
         set(&mut plan.interval, &layer.interval);
         set(&mut plan.fast_interval, &layer.fast_interval);
         set(&mut plan.timeout, &layer.timeout);
         set(&mut plan.rise, &layer.rise);
         set(&mut plan.fall, &layer.fall);
         set(&mut plan.jitter, &layer.jitter);
-        set_some(&mut plan.send, &layer.send);
-        set_some(&mut plan.expect, &layer.expect);
-        set_some(&mut plan.quit, &layer.quit);
-        set_some(&mut plan.tls.server_name, &layer.server_name);
-        set_some(&mut plan.tls.ca_file, &layer.ca_file);
-        set(&mut plan.tls.insecure, &layer.insecure);
-        set_some(&mut plan.tls.cert_min_days, &layer.cert_min_days);
         set_some(&mut down_interval, &layer.down_interval);
     }
     plan.down_interval = down_interval.unwrap_or(plan.interval);
-    if plan.kind != CheckKind::SendExpect {
-        plan.send = None;
-        plan.expect = None;
-        plan.quit = None;
-    }
-    if plan.kind != CheckKind::Tls {
-        plan.tls = TlsPlan::default();
-    }
+    let of_kinds: Vec<&KindSettings> = layers.iter().map(|layer| &layer.of_kinds).collect();
+    plan.check = kinds::build(kind, Layers(&of_kinds));
     plan
+}
+
+/// Warns when `plan`, the plan of a table whose own settings are `own`, has a timeout
+/// longer than its interval, at the table's `timeout` (or `interval`) if it sets one: a
+/// table that inherits both is warned about where they are written. Such a check can
+/// still run when the next is due; the next then starts when it ends, and counts late.
+pub(crate) fn check_timeout(
+    own: &Settings,
+    plan: &CheckPlan,
+    source: &Source<'_>,
+    report: &mut Report,
+) {
+    if plan.timeout <= plan.interval {
+        return;
+    }
+    let Some(at) = own.timeout.as_ref().or(own.interval.as_ref()).map(|w| w.at) else {
+        return;
+    };
+    report.warn(
+        source,
+        at,
+        format!(
+            "timeout {} is longer than interval {}: a check can still be running when the next is due, which then starts late (connhealth_checks_late_total); make timeout at most the interval",
+            crate::human::Rounded(plan.timeout),
+            crate::human::Rounded(plan.interval),
+        ),
+    );
+}
+
+/// The kind a table checks with: its own `check`, else `[defaults]`', else half-open.
+/// `None` when either `check` was written wrong (which kind was meant is unknown).
+pub(crate) fn effective_kind(own: &Settings, defaults: &Settings) -> Option<CheckKind> {
+    if own.is_broken("check") || defaults.is_broken("check") {
+        return None;
+    }
+    Some(
+        own.kind
+            .as_ref()
+            .or(defaults.kind.as_ref())
+            .map_or(CheckKind::HalfOpen, |w| w.value),
+    )
 }
 
 fn set<T: Clone>(target: &mut T, written: &Option<Written<T>>) {
@@ -197,52 +217,53 @@ pub(crate) fn check_kind(
     source: &Source<'_>,
     report: &mut Report,
 ) {
-    if own.is_broken("check") || defaults.is_broken("check") {
+    let Some(kind) = effective_kind(own, defaults) else {
         return; // Which kind was meant is unknown, and already reported.
-    }
-    let kind = own
-        .kind
-        .as_ref()
-        .or(defaults.kind.as_ref())
-        .map_or(CheckKind::HalfOpen, |w| w.value);
+    };
     if owner != Owner::Defaults {
         for &(key, key_at) in &own.written {
-            let reader = if SEND_EXPECT_SETTINGS.contains(&key) {
-                CheckKind::SendExpect
-            } else if TLS_SETTINGS.contains(&key) {
-                CheckKind::Tls
-            } else {
+            let Some(readers) = kinds::key(key).map(|k| k.readers) else {
                 continue;
             };
-            if reader != kind {
+            if !readers.contains(&kind) {
+                let names: Vec<String> = readers
+                    .iter()
+                    .map(|reader| format!("check = \"{}\"", reader.name()))
+                    .collect();
+                let only = if names.len() == 1 { " only" } else { "" };
                 report.error(
                     source,
                     key_at,
                     format!(
-                        "`{key}` is read by check = \"{reader}\" only, and {} is checked with \"{kind}\"; remove `{key}`, or set check = \"{reader}\"",
+                        "`{key}` is read by {}{only}, and {} is checked with \"{kind}\"; remove `{key}`, or set {}",
+                        names.join(" and "),
                         owner.this(),
-                        reader = reader.name(),
+                        names[0],
                         kind = kind.name(),
                     ),
                 );
             }
         }
     }
-    let expect_written = own.expect.is_some()
-        || defaults.expect.is_some()
-        || own.is_broken("expect")
-        || defaults.is_broken("expect");
-    // Reported where `check = "send-expect"` is written: a table that inherits the kind
-    // from [defaults] inherits the error too, and [defaults] reports it once.
-    if kind == CheckKind::SendExpect && !expect_written {
-        if let Some(check) = &own.kind {
+    // Reported where `check = "..."` is written: a table that inherits the kind from
+    // [defaults] inherits the error too, and [defaults] reports it once.
+    let Some(check) = &own.kind else {
+        return;
+    };
+    for &(key, what) in kinds::required(kind) {
+        let written = own.of_kinds.get(key).is_some()
+            || defaults.of_kinds.get(key).is_some()
+            || own.is_broken(key)
+            || defaults.is_broken(key);
+        if !written {
             report.error(
                 source,
                 check.at,
                 format!(
-                    "check = \"send-expect\" needs `expect`, the regex the reply must match; add it to {}, e.g. {}",
+                    "check = \"{}\" needs `{key}`, {what}; add it to {}, e.g. {}",
+                    kind.name(),
                     owner.this(),
-                    example("expect")
+                    example(key)
                 ),
             );
         }

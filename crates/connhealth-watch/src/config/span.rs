@@ -97,6 +97,8 @@ fn one_line(message: String) -> String {
 #[derive(Debug, Default)]
 pub(crate) struct Report {
     errors: Vec<Located>,
+    /// What loads, but likely not as meant (a timeout longer than the interval).
+    warnings: Vec<Located>,
 }
 
 #[derive(Debug)]
@@ -120,6 +122,28 @@ impl Report {
                 message: one_line(message.into()),
             },
         });
+    }
+
+    /// Records the warning `message` at byte `offset` of `source`: the config loads, and
+    /// the warning is logged.
+    pub(crate) fn warn(&mut self, source: &Source<'_>, offset: usize, message: impl Into<String>) {
+        let LineColumn { line, column } = line_column(source.text, offset);
+        self.warnings.push(Located {
+            seq: source.seq,
+            offset,
+            error: ConfigError {
+                file: source.path.to_owned(),
+                line,
+                column,
+                message: one_line(message.into()),
+            },
+        });
+    }
+
+    /// The warnings, in file order.
+    pub(crate) fn sorted_warnings(&mut self) -> Vec<ConfigError> {
+        self.warnings.sort_by_key(|e| (e.seq, e.offset));
+        self.warnings.drain(..).map(|e| e.error).collect()
     }
 
     /// Records `message` at the top of `path`, for a file that has no text to point into

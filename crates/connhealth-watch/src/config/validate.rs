@@ -5,16 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::file_sd::{address_problem, glob_problem};
+use super::file_sd::{address_problem, glob_problem, parse_url};
 use super::keys::{self, Section};
 use super::labels;
-use super::plan::{CheckPlan, TargetPlan};
+use super::plan::{CheckKind, CheckPlan, TargetPlan, BUILT_IN_MODULES};
 use super::raw::{Entry, Node, Value};
 use super::settings::{self, Owner, Settings};
 use super::span::{Report, Source};
-
-/// The `/probe` modules built in: a `[modules.NAME]` cannot take their names.
-pub(crate) const BUILT_IN_MODULES: [&str; 3] = ["half_open", "connect", "tcp_connect"];
 
 /// What the TOML says, checked: everything but file_sd's files and name uniqueness.
 #[derive(Debug, Default)]
@@ -176,6 +173,8 @@ fn target(
     let mut settings = Settings::default();
     let mut name: Option<(String, usize)> = None;
     let mut address: Option<(String, usize)> = None;
+    // The url as written, where its value is, and where its key is.
+    let mut url: Option<(String, usize, usize)> = None;
     let mut labels = BTreeMap::new();
     // A bad name or address is reported; the target is then left out of the plan (and
     // of the duplicate check), and a missing address is not reported on top.
@@ -213,6 +212,19 @@ fn target(
                     walk.wrong_type("address", "a \"host:port\" string", value);
                 }
             },
+            "url" => match &value.value {
+                Value::String(s) => match parse_url(s) {
+                    Err(problem) => {
+                        broken = true;
+                        walk.error(value.at, problem);
+                    }
+                    Ok(_) => url = Some((s.clone(), value.at, entry.key_at)),
+                },
+                _ => {
+                    broken = true;
+                    walk.wrong_type("url", "a \"http://host/path\" string", value);
+                }
+            },
             "labels" => labels = own_labels(walk, value),
             _ => walk.setting(&mut settings, entry, Section::Target),
         }
@@ -224,19 +236,56 @@ fn target(
         &walk.source,
         walk.report,
     );
+    // An http target is aimed at its url, every other kind at its address.
+    let http = settings::effective_kind(&settings, defaults) == Some(CheckKind::Http);
+    match (&url, &address) {
+        (Some((_, _, key_at)), _) if !http => {
+            broken = true;
+            walk.error(
+                *key_at,
+                "`url` is for check = \"http\"; write the address as address = \"host:port\", or set check = \"http\"",
+            );
+        }
+        (Some(_), Some((_, address_at))) => {
+            broken = true;
+            walk.error(
+                *address_at,
+                "an http target has a `url`, not an `address`; remove `address`",
+            );
+        }
+        _ => {}
+    }
     if broken {
         return None;
     }
-    let Some((address, address_at)) = address else {
-        walk.error(
-            node.at,
-            format!(
-                "this target has no `address`; add one, e.g. {}",
-                keys::example("address")
-            ),
-        );
-        return None;
+    let address = match (address, url) {
+        (_, Some((url, url_at, _))) => (url, url_at),
+        (Some((address, address_at)), None) if !http => (address, address_at),
+        (Some((_, address_at)), None) => {
+            walk.error(
+                address_at,
+                format!(
+                    "an http target has a `url`, not an `address`; write e.g. {}",
+                    keys::example("url")
+                ),
+            );
+            return None;
+        }
+        (None, None) => {
+            let key = if http { "url" } else { "address" };
+            walk.error(
+                node.at,
+                format!(
+                    "this target has no `{key}`; add one, e.g. {}",
+                    keys::example(key)
+                ),
+            );
+            return None;
+        }
     };
+    let (address, address_at) = address;
+    let check = settings::resolve(&[defaults, &settings]);
+    settings::check_timeout(&settings, &check, &walk.source, walk.report);
     let named = name.is_some();
     let (name, name_at) = name.unwrap_or_else(|| (address.clone(), address_at));
     Some(TomlTarget {
@@ -244,7 +293,7 @@ fn target(
             name,
             address,
             labels,
-            check: settings::resolve(&[defaults, &settings]),
+            check,
         },
         name_at,
         named,
@@ -337,7 +386,9 @@ fn modules(
             walk.report,
         );
         if name_ok {
-            modules.insert(name.to_owned(), settings::resolve(&[defaults, &settings]));
+            let plan = settings::resolve(&[defaults, &settings]);
+            settings::check_timeout(&settings, &plan, &walk.source, walk.report);
+            modules.insert(name.to_owned(), plan);
         }
     }
     modules
@@ -374,10 +425,12 @@ fn file_sd(
             ),
         );
     }
+    let check = settings::resolve(&[defaults, &settings]);
+    settings::check_timeout(&settings, &check, &walk.source, walk.report);
     FileSdBlock {
         files: files.unwrap_or_default(),
         labels,
-        check: settings::resolve(&[defaults, &settings]),
+        check,
     }
 }
 

@@ -22,14 +22,12 @@ use axum::response::{IntoResponse, Response};
 use prometheus::proto::{MetricFamily, MetricType};
 
 use super::{bad_request, Params};
+use crate::checks::http::{Http, HttpReport};
 use crate::checks::{self, CheckResult};
-use crate::config::{CheckKind, CheckPlan};
+use crate::config::{built_in_module, Check, CheckKind, CheckPlan, BUILT_IN_MODULES};
 use crate::reload::Shared;
 use crate::sinks::metrics::{encode, family, label, metric, unix_seconds, CONTENT_TYPE};
 use crate::state::Fleet;
-
-/// The built-in modules, in the order a 400 lists them; the config's follow.
-pub const BUILT_IN_MODULES: [&str; 3] = ["half_open", "connect", "tcp_connect"];
 
 /// The module used when none is given.
 pub const DEFAULT_MODULE: &str = "half_open";
@@ -58,13 +56,24 @@ pub(super) async fn handle(
         Err(why) => return bad_request(why),
     };
     let start = Instant::now();
-    let result = checks::run_once(
-        &shared.probers,
-        request.target,
-        &request.plan,
-        request.timeout,
-    )
-    .await;
+    let endpoint = checks::Endpoint::parse(request.target, &request.plan.check);
+    let (result, http) = match (&request.plan.check, endpoint) {
+        // An http module reports blackbox's `probe_http_*` series besides the verdict.
+        (Check::Http(plan), Ok(checks::Endpoint::Url(url))) => {
+            let report = Http::new().check_report(&url, plan, request.timeout).await;
+            (report.result.clone(), Some(report))
+        }
+        _ => {
+            let result = checks::run_once(
+                &shared.probers,
+                request.target,
+                &request.plan,
+                request.timeout,
+            )
+            .await;
+            (result, None)
+        }
+    };
     let took = start.elapsed();
     tracing::debug!(
         target = request.target,
@@ -75,7 +84,7 @@ pub(super) async fn handle(
     );
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        render(&result, request.plan.kind, took),
+        render_with(&result, request.plan.kind(), took, http.as_ref()),
     )
         .into_response()
 }
@@ -100,7 +109,6 @@ impl<'a> ProbeRequest<'a> {
             "missing target: write /probe?target=HOST:PORT&module=NAME, \
              e.g. /probe?target=127.0.0.1:6379&module=half_open",
         )?;
-        connhealth::probe::Target::parse(target).map_err(|err| err.to_string())?;
         let module = params.get("module").unwrap_or(DEFAULT_MODULE);
         let mut plan = module_plan(fleet, module).ok_or_else(|| {
             format!(
@@ -108,9 +116,17 @@ impl<'a> ProbeRequest<'a> {
                 module_names(fleet).join(", ")
             )
         })?;
+        // host:port, or a URL for an http module.
+        checks::Endpoint::parse(target, &plan.check)?;
         if let Some(hostname) = params.get("hostname") {
-            if plan.tls.server_name.is_none() {
-                plan.to_mut().tls.server_name = Some(hostname.to_owned());
+            if plan
+                .check
+                .tls()
+                .is_some_and(|tls| tls.server_name.is_none())
+            {
+                if let Some(tls) = plan.to_mut().check.tls_mut() {
+                    tls.server_name = Some(hostname.to_owned());
+                }
             }
         }
         let scrape_timeout = match headers.get(SCRAPE_TIMEOUT_HEADER) {
@@ -144,16 +160,7 @@ pub fn module_plan<'a>(fleet: &'a Fleet, name: &str) -> Option<Cow<'a, CheckPlan
     if let Some(plan) = fleet.modules.get(name) {
         return Some(Cow::Borrowed(plan));
     }
-    let kind = match name {
-        "half_open" => CheckKind::HalfOpen,
-        "connect" | "tcp_connect" => CheckKind::Connect,
-        _ => return None,
-    };
-    let mut plan = Cow::Borrowed(&fleet.defaults);
-    if plan.kind != kind {
-        plan.to_mut().kind = kind;
-    }
-    Some(plan)
+    built_in_module(name, &fleet.defaults).map(Cow::Owned)
 }
 
 /// Every module `/probe` offers: the built-in ones, then the config's.
@@ -212,6 +219,18 @@ pub fn probe_timeout(module: Duration, scrape_timeout_seconds: Option<f64>) -> D
 /// assert!(text.contains("\nprobe_ip_protocol 4\n"));
 /// ```
 pub fn render(result: &CheckResult, kind: CheckKind, duration: Duration) -> String {
+    render_with(result, kind, duration, None)
+}
+
+/// [`render`], with an http check's `probe_http_*` series from its report: the status
+/// code (0 when no answer came), the HTTP version, whether it was https, the redirects
+/// followed, the content length (-1 when not given, as blackbox), and the time by phase.
+pub fn render_with(
+    result: &CheckResult,
+    kind: CheckKind,
+    duration: Duration,
+    http: Option<&HttpReport>,
+) -> String {
     let gauge = |name: &str, help: &str, value: f64| -> MetricFamily {
         family(
             name,
@@ -232,12 +251,15 @@ pub fn render(result: &CheckResult, kind: CheckKind, duration: Duration) -> Stri
         "Returns how long the probe took to complete in seconds",
         duration.as_secs_f64(),
     ));
-    if kind == CheckKind::SendExpect {
+    if matches!(kind, CheckKind::SendExpect | CheckKind::Http) {
         families.push(gauge(
             "probe_failed_due_to_regex",
             "Indicates if probe failed due to regex",
             flag(result.regex_failed),
         ));
+    }
+    if let Some(report) = http {
+        families.extend(http_families(report));
     }
     if let Some(version) = result.ip_protocol {
         families.push(gauge(
@@ -276,4 +298,79 @@ pub fn render(result: &CheckResult, kind: CheckKind, duration: Duration) -> Stri
         encode(family, &mut out).expect("writing to a Vec does not fail");
     }
     String::from_utf8(out).expect("the text encoder writes UTF-8")
+}
+
+/// The `probe_http_*` families of `report`, in name order.
+fn http_families(report: &HttpReport) -> Vec<MetricFamily> {
+    let gauge = |name: &str, help: &str, value: f64| -> MetricFamily {
+        family(
+            name,
+            help,
+            MetricType::GAUGE,
+            vec![metric(Vec::new(), MetricType::GAUGE, value)],
+        )
+    };
+    let phases = &report.phases;
+    let by_phase = [
+        ("resolve", phases.resolve),
+        ("connect", phases.connect),
+        ("tls", phases.tls),
+        ("processing", phases.processing),
+        ("transfer", phases.transfer),
+    ]
+    .into_iter()
+    .map(|(phase, took)| {
+        metric(
+            vec![label("phase", phase)],
+            MetricType::GAUGE,
+            took.as_secs_f64(),
+        )
+    })
+    .collect();
+    let version = match report.version {
+        Some(http::Version::HTTP_09) => 0.9,
+        Some(http::Version::HTTP_10) => 1.0,
+        Some(http::Version::HTTP_11) => 1.1,
+        Some(http::Version::HTTP_2) => 2.0,
+        Some(http::Version::HTTP_3) => 3.0,
+        _ => 0.0,
+    };
+    vec![
+        gauge(
+            "probe_http_content_length",
+            "Length of http content response",
+            report.content_length.map_or(-1.0, |length| length as f64),
+        ),
+        family(
+            "probe_http_duration_seconds",
+            "Duration of http request by phase, summed over all redirects",
+            MetricType::GAUGE,
+            by_phase,
+        ),
+        gauge(
+            "probe_http_redirects",
+            "The number of redirects",
+            f64::from(report.redirects),
+        ),
+        gauge(
+            "probe_http_ssl",
+            "Indicates if SSL was used for the final redirect",
+            if report.ssl { 1.0 } else { 0.0 },
+        ),
+        gauge(
+            "probe_http_status_code",
+            "Response HTTP status code",
+            f64::from(report.status_code.unwrap_or(0)),
+        ),
+        gauge(
+            "probe_http_uncompressed_body_length",
+            "Length of uncompressed response body",
+            report.body_length as f64,
+        ),
+        gauge(
+            "probe_http_version",
+            "Returns the version of HTTP of the probe response",
+            version,
+        ),
+    ]
 }

@@ -2,12 +2,15 @@
 //! time.
 //!
 //! One task on a current-thread runtime of its own owns every target's schedule: a heap
-//! of due times, one entry per target. Each turn it starts everything due, hands the
-//! half-open and connect probes to the library's [`Prober`](connhealth::Prober) engine in
-//! one batch per prober ([`ProbeFeed`]), and takes their results back in batches. `tls`
-//! and `send-expect` checks are a task each on the same runtime, and `hold` keeps a task
-//! per target ([`Hold`]). Nothing on this path takes a lock shared by all targets: each
-//! result takes its own target's status lock, once.
+//! of due times, one entry per target (`slots.rs`). Each turn it starts everything due,
+//! hands the half-open and connect probes (host names included: the library resolves
+//! them on its own threads) to the library's [`Prober`](connhealth::Prober) engine in one
+//! batch per prober ([`ProbeFeed`]), and takes their results back in batches. `tls`,
+//! `send-expect` and `http` checks are a task each on the same runtime. What a kind keeps
+//! between checks (`hold`'s held connection, `http`'s kept-alive one) is the kind's own
+//! ([`Kept`]); the scheduler only holds it. Every result goes to the sinks' seam
+//! ([`Sinks::record`]), which takes its own target's state lock, once: nothing on this
+//! path takes a lock shared by all targets.
 //!
 //! Timing, as HAProxy does it and as the pitfalls demand:
 //!
@@ -24,7 +27,7 @@
 //!   `exhausted`: counted, and late, but never a failure of the target.
 //! * **Late checks.** A check that starts (its SYN leaves, or its task starts) more than
 //!   max(10 ms, 10 % of its wait) after it was due counts in
-//!   `connhealth_checks_late_total`.
+//!   `connhealth_checks_late_total` (`timing.rs`).
 //!
 //! [`TargetState::next_wait`]: crate::state::TargetState::next_wait
 
@@ -32,29 +35,23 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::future::{poll_fn, Future};
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use connhealth::probe::{FeedResult, ProbeFeed, Target as Address};
+use connhealth::probe::{FeedResult, ProbeFeed};
 use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
-use crate::checks::hold::{self, Hold};
-use crate::checks::{self, CheckResult, Outcome, Probers};
-use crate::config::{CheckKind, CheckPlan};
+use self::slots::{Entry, Key, Slots, Tag};
+use self::timing::{due_after_reload, is_late, jittered, on_grid, EARLY};
+use crate::checks::{self, CheckResult, Endpoint, Kept, Outcome, Probers, Runner};
 use crate::sinks::Sinks;
 use crate::state::{Fleet, TargetState, Watched};
 
-/// When the scheduler wakes for a check, it also starts the checks due within this much
-/// after it. Every check then costs a share of one wake-up of the scheduler and of the
-/// probe engine, rather than one each: at 10k checks/s, wakes carry about 50 checks
-/// instead of one, and the cross-thread wake-ups were a third of the daemon's CPU. A
-/// check never starts late for it, only a few milliseconds early, and its next check is
-/// still due one wait after this one was *due*, so nothing drifts.
-const EARLY: Duration = Duration::from_millis(5);
+mod slots;
+mod timing;
 
 /// What the daemon tells the scheduler.
 #[derive(Debug)]
@@ -79,7 +76,8 @@ impl SchedulerThread {
 }
 
 /// Starts the scheduler on a thread (and a current-thread runtime) of its own, watching
-/// `fleet` until [`Command::Stop`].
+/// `fleet` until [`Command::Stop`]: its probes go through `probers`, its results to
+/// `sinks`.
 pub fn spawn(
     probers: Probers,
     sinks: Sinks,
@@ -103,85 +101,14 @@ pub fn spawn(
     Ok(SchedulerThread { thread })
 }
 
-/// A slot's key in the heap and in probe tags: its index and the generation of the
-/// target in it, so that a result for a target removed by a reload misses the target
-/// that took its slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Key {
-    index: u32,
-    generation: u32,
-}
-
-/// A probe's tag: the key, and whether it confirms a held connection's close.
-#[derive(Debug, Clone, Copy)]
-struct Tag {
-    key: Key,
-    confirm: bool,
-}
-
-impl Tag {
-    const CONFIRM: u64 = 1 << 63;
-
-    fn encode(self) -> u64 {
-        let confirm = if self.confirm { Tag::CONFIRM } else { 0 };
-        u64::from(self.key.index) | u64::from(self.key.generation & 0x7fff_ffff) << 32 | confirm
-    }
-
-    fn decode(tag: u64) -> Tag {
-        Tag {
-            key: Key {
-                index: tag as u32,
-                generation: (tag >> 32) as u32 & 0x7fff_ffff,
-            },
-            confirm: tag & Tag::CONFIRM != 0,
-        }
-    }
-}
-
-/// One watched target, as the scheduler sees it.
-struct Entry {
-    target: Arc<Watched>,
-    address: Address,
-    /// The target's kind, timeout and jitter, copied here: every check reads them, and
-    /// reading them through the `Arc` cost a cache miss per check (6 % of the daemon's
-    /// CPU at 10k checks/s).
-    kind: CheckKind,
-    timeout: Duration,
-    jitter: f64,
-    generation: u32,
-    /// When the current (or next) scheduled check is due.
-    due: Instant,
-    /// The wait that made it due: what lateness is measured against.
-    wait: Duration,
-    /// A scheduled check is under way; the next is scheduled when it ends.
-    running: bool,
-    /// The time name resolution took for the check under way.
-    dns_time: Duration,
-    /// A name's other addresses, for the probe under way to try next after a refusal,
-    /// last one first; and when that probe's time is up.
-    fallback: Vec<SocketAddr>,
-    deadline: Instant,
-    /// `hold`: the held connection.
-    hold: Option<Hold>,
-}
-
-/// What check tasks, resolvers and held connections report.
+/// What check tasks and held connections report.
 enum Event {
-    /// A `tls` or `send-expect` check ended.
+    /// A `tls`, `send-expect` or `http` check ended.
     Done {
         key: Key,
         started: Instant,
         result: CheckResult,
     },
-    /// The name of a probed target resolved: probe its addresses now, in order.
-    Resolved {
-        key: Key,
-        resolved: checks::Resolved,
-        /// When the check's timeout, which counts from the start of the lookup, is up.
-        deadline: Instant,
-    },
-    /// A name did not resolve in time.
-    Unresolved { key: Key, result: CheckResult },
     /// A held connection closed: confirm with a half-open probe now.
     HoldClosed { key: Key, why: String },
 }
@@ -189,9 +116,7 @@ enum Event {
 struct Scheduler {
     probers: Probers,
     sinks: Sinks,
-    slots: Vec<Option<Entry>>,
-    generations: Vec<u32>,
-    free: Vec<u32>,
+    slots: Slots,
     due: BinaryHeap<Reverse<(Instant, Key)>>,
     half_open: ProbeFeed,
     connect: ProbeFeed,
@@ -211,9 +136,7 @@ impl Scheduler {
         Scheduler {
             probers,
             sinks,
-            slots: Vec::new(),
-            generations: Vec::new(),
-            free: Vec::new(),
+            slots: Slots::default(),
             due: BinaryHeap::new(),
             half_open,
             connect,
@@ -255,12 +178,7 @@ impl Scheduler {
             worked = true;
         }
         let mut results = std::mem::take(&mut self.results);
-        for feed in [0, 1] {
-            let feed = if feed == 0 {
-                &mut self.half_open
-            } else {
-                &mut self.connect
-            };
+        for feed in [&mut self.half_open, &mut self.connect] {
             if feed.poll_done(cx, &mut results).is_ready() {
                 worked = true;
             }
@@ -295,17 +213,15 @@ impl Scheduler {
     }
 
     /// Watches `fleet` from now on. A target carried over from the last fleet (the same
-    /// `Arc`: unchanged by the reload) keeps its schedule and its held connection; one
-    /// whose settings changed (a new `Arc` sharing the old one's status) keeps its slot
+    /// `Arc`: unchanged by the reload) keeps its schedule and what its kind keeps; one
+    /// whose settings changed (a new `Arc` sharing the old one's state) keeps its slot
     /// and takes the new settings ([`Scheduler::retarget`]); new ones get their first
-    /// check spread over their interval; removed ones are dropped, closing their held
-    /// connections.
+    /// check spread over their interval; removed ones are dropped, closing what their
+    /// kind kept.
     fn swap(&mut self, fleet: &Fleet, now: Instant) {
         let mut old: HashMap<*const Mutex<TargetState>, u32> = HashMap::new();
-        for (index, slot) in self.slots.iter().enumerate() {
-            if let Some(entry) = slot {
-                old.insert(entry.target.state_id(), index as u32);
-            }
+        for (index, entry) in self.slots.iter() {
+            old.insert(entry.target.state_id(), index);
         }
         let count = fleet.targets.len().max(1) as f64;
         for (position, target) in fleet.targets.iter().enumerate() {
@@ -313,17 +229,21 @@ impl Scheduler {
                 self.retarget(index, target, now);
                 continue;
             }
-            let Ok(address) = Address::parse(&target.plan.address) else {
-                // The config validated it; a target that does not parse is never checked.
-                tracing::error!(target = %target.plan.name, "unparsable address; not checked");
-                continue;
+            let endpoint = match Endpoint::parse(&target.plan.address, &target.plan.check.check) {
+                Ok(endpoint) => endpoint,
+                Err(why) => {
+                    // The config validated it; a target that does not parse is never
+                    // checked.
+                    tracing::error!(target = %target.plan.name, "{why}; not checked");
+                    continue;
+                }
             };
             let interval = target.plan.check.interval;
             let offset = interval.mul_f64(position as f64 / count);
-            self.insert(Arc::clone(target), address, now + offset, interval);
+            self.insert(Arc::clone(target), endpoint, now + offset, interval);
         }
         for (_, index) in old {
-            self.remove(index);
+            self.slots.remove(index);
         }
     }
 
@@ -332,13 +252,14 @@ impl Scheduler {
     /// slot, its key and any check under way stay; the check under way ends with the old
     /// settings and is recorded with the new ones.
     ///
-    /// The next check is due one *new* wait after the last one was due (never before
-    /// now): a reload from 1 h to 10 s does not wait out the hour, and one from 10 s to
-    /// 1 h does not check again at 10 s. A held connection is opened again with the new
-    /// timeout and dead-peer bound; a `tls` or `send-expect` check reads its settings
-    /// from the target when it starts, so the next one uses the new ones.
+    /// The next check is due one *new* wait after the last one was due, never before
+    /// now ([`due_after_reload`]). What the kind keeps is started again with the new
+    /// settings (a held connection with the new timeout and dead-peer bound); a task
+    /// kind reads its settings from the target when it starts, so the next check uses
+    /// the new ones.
     fn retarget(&mut self, index: u32, target: &Arc<Watched>, now: Instant) {
-        let Some(Some(entry)) = self.slots.get_mut(index as usize) else {
+        let events = self.events_tx.clone();
+        let Some(entry) = self.slots.at_mut(index) else {
             return;
         };
         if Arc::ptr_eq(&entry.target, target) {
@@ -352,21 +273,17 @@ impl Scheduler {
             index,
             generation: entry.generation,
         };
-        if settings_changed && entry.hold.is_some() {
-            // Dropping the old one aborts its task and closes its connection, without a
-            // close event: the new one connects at once with the new settings.
-            entry.hold = Some(held(&self.events_tx, key, entry.address.clone(), check));
+        if settings_changed {
+            // Dropping the old one closes what it kept (a held connection, without a
+            // close event): the new one starts at once with the new settings.
+            entry.kept = Arc::new(keep(&events, key, &entry.endpoint, check));
         }
-        let Some(entry) = self.entry(key) else {
-            return;
-        };
         if !settings_changed || entry.running {
             // A check under way schedules the next one, with the new wait, when it ends.
             return;
         }
         let wait = entry.target.state().next_wait(&entry.target.plan.check);
-        let last_due = entry.due.checked_sub(entry.wait).unwrap_or(entry.due);
-        let due = (last_due + wait).max(now);
+        let due = due_after_reload(entry.due, entry.wait, wait, now);
         if due != entry.due {
             entry.due = due;
             entry.wait = wait;
@@ -374,53 +291,25 @@ impl Scheduler {
         }
     }
 
-    fn insert(&mut self, target: Arc<Watched>, address: Address, due: Instant, wait: Duration) {
-        let index = match self.free.pop() {
-            Some(index) => index,
-            None => {
-                self.slots.push(None);
-                self.generations.push(0);
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let generation = self.generations[index as usize];
-        let key = Key { index, generation };
-        let hold = (target.plan.check.kind == CheckKind::Hold)
-            .then(|| held(&self.events_tx, key, address.clone(), &target.plan.check));
+    fn insert(&mut self, target: Arc<Watched>, endpoint: Endpoint, due: Instant, wait: Duration) {
+        let key = self.slots.next_key();
         let check = &target.plan.check;
-        let (kind, timeout, jitter) = (check.kind, check.timeout, check.jitter);
-        self.slots[index as usize] = Some(Entry {
+        let kept = Arc::new(keep(&self.events_tx, key, &endpoint, check));
+        let (runner, timeout, jitter) = (Runner::of(&check.check), check.timeout, check.jitter);
+        self.slots.insert(Entry {
             target,
-            address,
-            kind,
+            endpoint,
+            runner,
             timeout,
             jitter,
-            generation,
+            generation: key.generation,
             due,
             wait,
+            slot: due,
             running: false,
-            dns_time: Duration::ZERO,
-            fallback: Vec::new(),
-            deadline: due,
-            hold,
+            kept,
         });
         self.due.push(Reverse((due, key)));
-    }
-
-    fn remove(&mut self, index: u32) {
-        // Dropping the entry drops its held connection; stale heap entries, results and
-        // events miss it by generation.
-        self.slots[index as usize] = None;
-        let generation = &mut self.generations[index as usize];
-        *generation = generation.wrapping_add(1) & 0x7fff_ffff;
-        self.free.push(index);
-    }
-
-    fn entry(&mut self, key: Key) -> Option<&mut Entry> {
-        self.slots
-            .get_mut(key.index as usize)?
-            .as_mut()
-            .filter(|entry| entry.generation == key.generation)
     }
 
     /// Starts every check due by `now`, and those due within [`EARLY`] after it.
@@ -437,79 +326,48 @@ impl Scheduler {
                 break;
             }
             self.due.pop();
-            let Some(entry) = self.entry(key) else {
+            let Some(entry) = self.slots.get_mut(key) else {
                 continue;
             };
             if entry.running || entry.due != at {
                 continue;
             }
             entry.running = true;
-            entry.dns_time = Duration::ZERO;
-            entry.fallback.clear();
-            let (kind, timeout, wait) = (entry.kind, entry.timeout, entry.wait);
+            let (runner, timeout, wait) = (entry.runner, entry.timeout, entry.wait);
             // Not sent by the time the next check would be due: give up, `exhausted`.
             let start_by = at + wait.max(timeout);
-            // An address is copied; only a name is cloned, to be resolved.
-            let address = match &entry.address {
-                Address::Addr(addr) => Ok(*addr),
-                named => Err(named.clone()),
+            let feed = match runner {
+                Runner::HalfOpen => &mut self.half_open,
+                Runner::Connect => &mut self.connect,
+                Runner::Task => {
+                    self.spawn_check(key, now);
+                    continue;
+                }
             };
-            match (kind, address) {
-                (CheckKind::HalfOpen | CheckKind::Connect | CheckKind::Hold, Ok(addr)) => {
-                    let tag = Tag {
-                        key,
-                        confirm: false,
-                    };
-                    self.feed(kind)
-                        .push(tag.encode(), addr, timeout, Some(start_by));
-                }
-                (CheckKind::HalfOpen | CheckKind::Connect | CheckKind::Hold, Err(named)) => {
-                    self.resolve_then_probe(key, named, timeout);
-                }
-                (CheckKind::Tls | CheckKind::SendExpect, address) => {
-                    let address = address.map_or_else(|named| named, Address::Addr);
-                    self.spawn_check(key, address, now);
-                }
-            }
+            let Endpoint::Tcp(target) = &entry.endpoint else {
+                continue; // never: a probed kind's endpoint is host:port
+            };
+            let tag = Tag {
+                key,
+                confirm: false,
+            };
+            feed.push_target(tag.encode(), target, timeout, Some(start_by));
         }
     }
 
-    fn feed(&mut self, kind: CheckKind) -> &mut ProbeFeed {
-        match kind {
-            CheckKind::Connect => &mut self.connect,
-            _ => &mut self.half_open,
-        }
-    }
-
-    /// A probed target named by a host name: resolve it (within the timeout) off the
-    /// scheduler's turn, then probe what it resolved to with what is left.
-    fn resolve_then_probe(&self, key: Key, address: Address, timeout: Duration) {
-        let events = self.events_tx.clone();
-        tokio::spawn(async move {
-            let deadline = Instant::now() + timeout;
-            let event = match checks::resolve(&address, timeout).await {
-                Ok(resolved) => Event::Resolved {
-                    key,
-                    resolved,
-                    deadline,
-                },
-                Err(result) => Event::Unresolved { key, result },
-            };
-            let _ = events.send(event);
-        });
-    }
-
-    /// A `tls` or `send-expect` check: a task of its own, reporting back.
-    fn spawn_check(&self, key: Key, address: Address, now: Instant) {
-        let Some(Some(entry)) = self.slots.get(key.index as usize) else {
+    /// A `tls`, `send-expect` or `http` check: a task of its own, reporting back.
+    fn spawn_check(&self, key: Key, now: Instant) {
+        let Some(entry) = self.slots.get(key) else {
             return;
         };
         let target = Arc::clone(&entry.target);
+        let endpoint = entry.endpoint.clone();
+        let kept = Arc::clone(&entry.kept);
         let (probers, events) = (self.probers.clone(), self.events_tx.clone());
         tokio::spawn(async move {
             let started = Instant::now().max(now);
             let plan = &target.plan.check;
-            let result = checks::run(&probers, &address, plan, plan.timeout).await;
+            let result = checks::run(&probers, &endpoint, plan, &kept, plan.timeout).await;
             let _ = events.send(Event::Done {
                 key,
                 started,
@@ -525,101 +383,52 @@ impl Scheduler {
                 started,
                 result,
             } => self.finish(key, Some(started), result),
-            Event::Resolved {
-                key,
-                resolved,
-                deadline,
-            } => {
-                let Some(entry) = self.entry(key) else {
-                    return;
-                };
-                let mut addrs = resolved.addrs;
-                addrs.reverse();
-                let Some(first) = addrs.pop() else {
-                    return;
-                };
-                entry.dns_time = resolved.dns_time;
-                entry.fallback = addrs;
-                entry.deadline = deadline;
-                let (kind, start_by) = (entry.kind, entry.due + entry.wait);
-                let timeout = deadline.saturating_duration_since(Instant::now());
-                let tag = Tag {
-                    key,
-                    confirm: false,
-                };
-                self.feed(kind)
-                    .push(tag.encode(), first, timeout, Some(start_by));
-            }
-            Event::Unresolved { key, result } => self.finish(key, None, result),
             Event::HoldClosed { key, why } => {
-                let Some(entry) = self.entry(key) else {
+                let Some(entry) = self.slots.get(key) else {
+                    return;
+                };
+                let Endpoint::Tcp(target) = &entry.endpoint else {
                     return;
                 };
                 tracing::debug!(target = %entry.target.plan.name, "{why}; confirming with a probe");
-                let timeout = entry.timeout;
-                match entry.address.clone() {
-                    Address::Addr(addr) => {
-                        let tag = Tag { key, confirm: true };
-                        self.half_open.push(tag.encode(), addr, timeout, None);
-                    }
-                    // A name: the next scheduled check resolves and probes it.
-                    _ => {
-                        if let Some(hold) = &entry.hold {
-                            hold.reconnect();
-                        }
-                    }
-                }
+                let tag = Tag { key, confirm: true };
+                self.half_open
+                    .push_target(tag.encode(), target, entry.timeout, None);
             }
         }
     }
 
     fn on_probe(&mut self, done: FeedResult) {
         let tag = Tag::decode(done.tag);
-        let Some(entry) = self.entry(tag.key) else {
+        let Some(entry) = self.slots.get(tag.key) else {
             return;
         };
-        let refused =
-            matches!(&done.result, Err(err) if Outcome::of_probe_error(err).tries_next_address());
-        if refused && !tag.confirm && !entry.fallback.is_empty() {
-            // A name's next address may answer ("localhost": ::1 first, the server on
-            // 127.0.0.1 only), within what is left of the check's time.
-            let left = entry.deadline.saturating_duration_since(Instant::now());
-            if let (Some(next), false) = (entry.fallback.pop(), left.is_zero()) {
-                let kind = entry.kind;
-                self.feed(kind).push(done.tag, next, left, None);
-                return;
-            }
-        }
         let mut result = CheckResult::of_probe(&done.result);
-        result.dns_time = entry.dns_time;
-        result.ip_protocol = Some(checks::ip_protocol(done.addr));
-        if let Some(hold) = &entry.hold {
-            if result.is_ok() {
-                hold.reconnect();
-            }
+        result.dns_time = done.lookup;
+        if result.outcome != Outcome::Resolve {
+            result.ip_protocol = Some(checks::ip_protocol(done.addr));
+        }
+        if let Some(hold) = entry.kept.hold() {
+            hold.after_probe(&mut result, tag.confirm);
         }
         if tag.confirm {
-            // The held connection closed and nothing answers: the server is gone, and
-            // there is no reason to wait for `fall` scheduled checks to say so.
-            result.conclusive = result.outcome.is_failure();
+            // Not a scheduled check: recorded, and the schedule stays as it is.
             self.record(tag.key, result);
             return;
         }
-        let sent = done.sent;
-        self.finish(tag.key, sent, result);
+        self.finish(tag.key, done.sent, result);
     }
 
     /// A scheduled check ended: count it, record it, schedule the next one from this
     /// one's due time.
     fn finish(&mut self, key: Key, started: Option<Instant>, result: CheckResult) {
         let now = Instant::now();
-        let Some(entry) = self.entry(key) else {
+        let Some(entry) = self.slots.get_mut(key) else {
             return;
         };
         entry.running = false;
-        let late_after = (entry.wait / 10).max(Duration::from_millis(10));
         let late = match started {
-            Some(started) => started.saturating_duration_since(entry.due) > late_after,
+            Some(started) => is_late(entry.due, entry.wait, started),
             // Never started: the checker's own fault, so late by definition.
             None => result.outcome == Outcome::Exhausted,
         };
@@ -629,11 +438,22 @@ impl Scheduler {
         let Some(wait) = self.record(key, result) else {
             return;
         };
-        let jitter = self.jitter(key, wait);
-        let Some(entry) = self.entry(key) else {
+        let Some(entry) = self.slots.get_mut(key) else {
             return;
         };
-        let due = (entry.due + jitter).max(now);
+        // Back to `interval` after a change: to the target's own place in the interval.
+        let wait = if wait == entry.target.plan.check.interval && entry.wait != wait {
+            on_grid(entry.slot, wait, entry.due + wait).saturating_duration_since(entry.due)
+        } else {
+            wait
+        };
+        let next = entry.due + jittered(&mut self.rng, wait, entry.jitter);
+        if next < now {
+            // This check ran past its successor's due time (a timeout longer than the
+            // interval): the successor starts now, late by the overlap.
+            self.sinks.late_check();
+        }
+        let due = next.max(now);
         entry.due = due;
         entry.wait = wait;
         self.due.push(Reverse((due, key)));
@@ -642,80 +462,21 @@ impl Scheduler {
     /// Hands `result` to the sinks' seam (the target's state, then the sinks), and
     /// returns the wait before the next check.
     fn record(&mut self, key: Key, result: CheckResult) -> Option<Duration> {
-        let entry = self.slots.get(key.index as usize)?.as_ref()?;
-        let target = (entry.generation == key.generation).then_some(&entry.target)?;
-        Some(self.sinks.record(target, result))
-    }
-
-    /// The target's `wait × (1 ± jitter)`.
-    fn jitter(&mut self, key: Key, wait: Duration) -> Duration {
-        let jitter = self
-            .slots
-            .get(key.index as usize)
-            .and_then(Option::as_ref)
-            .map_or(0.0, |entry| entry.jitter);
-        jittered(&mut self.rng, wait, jitter)
+        let entry = self.slots.get(key)?;
+        Some(self.sinks.record(&entry.target, result))
     }
 }
 
-/// A held connection for the target in slot `key`, with `check`'s timeout and dead-peer
-/// bound, reporting its closes to the scheduler.
-fn held(
+/// What `check`'s kind keeps for the target in slot `key` at `endpoint`, reporting a held
+/// connection's close to the scheduler.
+fn keep(
     events: &mpsc::UnboundedSender<Event>,
     key: Key,
-    address: Address,
-    check: &CheckPlan,
-) -> Hold {
+    endpoint: &Endpoint,
+    check: &crate::config::CheckPlan,
+) -> Kept {
     let events = events.clone();
-    Hold::spawn(
-        address,
-        check.timeout,
-        hold::dead_peer_bound(check.interval, check.fall),
-        move |why| {
-            let _ = events.send(Event::HoldClosed { key, why });
-        },
-    )
-}
-
-/// `wait × (1 ± jitter)`, drawn uniformly.
-fn jittered(rng: &mut fastrand::Rng, wait: Duration, jitter: f64) -> Duration {
-    if jitter <= 0.0 {
-        return wait;
-    }
-    let factor = 1.0 + jitter * (rng.f64() * 2.0 - 1.0);
-    wait.mul_f64(factor.max(0.0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn waits_are_jittered_within_the_bound() {
-        let wait = Duration::from_millis(1000);
-        let mut rng = fastrand::Rng::with_seed(7);
-        let (mut low, mut high) = (wait, wait);
-        for _ in 0..1000 {
-            let jittered = jittered(&mut rng, wait, 0.1);
-            assert!((900..=1100).contains(&jittered.as_millis()), "{jittered:?}");
-            low = low.min(jittered);
-            high = high.max(jittered);
-        }
-        assert!(low < Duration::from_millis(920) && high > Duration::from_millis(1080));
-        assert_eq!(jittered(&mut rng, wait, 0.0), wait);
-    }
-
-    #[test]
-    fn tags_round_trip() {
-        for (index, generation, confirm) in
-            [(0, 0, false), (7, 3, true), (u32::MAX, 0x7fff_ffff, true)]
-        {
-            let tag = Tag {
-                key: Key { index, generation },
-                confirm,
-            };
-            let back = Tag::decode(tag.encode());
-            assert_eq!((back.key, back.confirm), (tag.key, confirm));
-        }
-    }
+    Kept::start(check, endpoint, move |why| {
+        let _ = events.send(Event::HoldClosed { key, why });
+    })
 }

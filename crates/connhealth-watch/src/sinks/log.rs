@@ -146,13 +146,18 @@ macro_rules! warn_if {
 /// at INFO otherwise.
 ///
 /// Text: `2026-12-01T20:41:39.120Z  WARN target cache-a (127.0.0.1:6379) up -> down: 3
-/// failures: refused (check 0.4ms)`. JSON: the same sentence as `message`, and the
-/// fields `target`, `address`, `check` (the kind), `labels` (the target's own, as an
-/// object), `from`, `to`, `why` and `check_ms` as keys.
+/// failures: refused (check 0.4ms)`, and what the deciding check found when it failed
+/// (`target api (https://api/healthz) up -> down: 3 failures: mismatch (check 12ms):
+/// status 500 Internal Server Error (expected 2xx)`). JSON: the same sentence as
+/// `message`, and the fields `target`, `address`, `check` (the kind), `labels` (the
+/// target's own, as an object), `from`, `to`, `why`, `detail` (for a failure) and
+/// `check_ms` as keys.
 pub fn log_transition(target: &TargetPlan, transition: &Transition) {
     let (from, to) = (transition.from.name(), transition.to.name());
     let down = transition.to == Health::Down;
     let check = Rounded(transition.check_time);
+    let detail = transition.detail.as_deref().unwrap_or_default();
+    let colon = if detail.is_empty() { "" } else { ": " };
     if JSON_LOG.load(Ordering::Relaxed) {
         // Rounded to the microsecond: more digits are noise.
         let check_ms = (transition.check_time.as_secs_f64() * 1e6).round() / 1e3;
@@ -162,13 +167,14 @@ pub fn log_transition(target: &TargetPlan, transition: &Transition) {
             down,
             target = %target.name,
             address = %target.address,
-            check = target.check.kind.name(),
+            check = target.check.kind().name(),
             labels,
             from,
             to,
             why = %transition.why,
+            detail,
             check_ms,
-            "target {} ({}) {from} -> {to}: {} (check {check})",
+            "target {} ({}) {from} -> {to}: {} (check {check}){colon}{detail}",
             target.name,
             target.address,
             transition.why,
@@ -176,7 +182,7 @@ pub fn log_transition(target: &TargetPlan, transition: &Transition) {
     } else {
         warn_if!(
             down,
-            "target {} ({}) {from} -> {to}: {} (check {check})",
+            "target {} ({}) {from} -> {to}: {} (check {check}){colon}{detail}",
             target.name,
             target.address,
             transition.why,

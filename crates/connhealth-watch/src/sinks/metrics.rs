@@ -231,7 +231,7 @@ impl TargetFamily {
                 .map(|last| last.duration.as_secs_f64()),
             TargetFamily::CertExpiry => status
                 .cert_expiry
-                .filter(|_| plan.check.kind == CheckKind::Tls)
+                .filter(|_| plan.check.kind() == CheckKind::Tls)
                 .map(unix_seconds),
         }
     }
@@ -436,7 +436,7 @@ fn target_label_pairs(plan: &TargetPlan) -> impl Iterator<Item = (&str, &str)> {
     let daemon = [
         ("target", plan.name.as_str()),
         ("address", plan.address.as_str()),
-        ("check", plan.check.kind.name()),
+        ("check", plan.check.kind().name()),
     ];
     // The config rejects the names left out; a name that slipped through would make the
     // whole scrape unparseable (a duplicate or malformed label).

@@ -139,12 +139,18 @@ struct Queue {
 }
 
 impl Sinks {
-    /// Starts a thread per sink (named `connhealth-sink-NAME`).
+    /// Starts a thread per sink (named `connhealth-sink-NAME`), each behind a queue of
+    /// [`QUEUE_CAPACITY`] events.
     pub fn start(sinks: Vec<Box<dyn Sink>>) -> io::Result<Sinks> {
+        Sinks::with_capacity(sinks, QUEUE_CAPACITY)
+    }
+
+    /// [`Sinks::start`], each queue holding at most `capacity` events (at least 1).
+    pub fn with_capacity(sinks: Vec<Box<dyn Sink>>, capacity: usize) -> io::Result<Sinks> {
         let mut queues = Vec::with_capacity(sinks.len());
         for mut sink in sinks {
             let (name, wants_results) = (sink.name(), sink.wants_results());
-            let (sender, events) = mpsc::sync_channel::<Event>(QUEUE_CAPACITY);
+            let (sender, events) = mpsc::sync_channel::<Event>(capacity.max(1));
             let thread = std::thread::Builder::new()
                 .name(format!("connhealth-sink-{name}"))
                 .spawn(move || {

@@ -137,7 +137,7 @@ impl<'a> TargetJson<'a> {
         TargetJson {
             name: &target.plan.name,
             address: &target.plan.address,
-            check: target.plan.check.kind.name(),
+            check: target.plan.check.kind().name(),
             labels: &target.plan.labels,
             state: status.health.name(),
             since: Time(status.since),
@@ -202,6 +202,9 @@ struct TransitionJson<'a> {
     to: &'static str,
     at: Time,
     why: &'a str,
+    /// What the deciding check found, for a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
     check_seconds: f64,
 }
 
@@ -212,6 +215,7 @@ impl<'a> TransitionJson<'a> {
             to: transition.to.name(),
             at: Time(transition.at),
             why: &transition.why,
+            detail: transition.detail.as_deref(),
             check_seconds: transition.check_time.as_secs_f64(),
         }
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use connhealth_watch::checks::{CheckResult, Outcome};
 use connhealth_watch::config::Options;
-use connhealth_watch::config::{CheckKind, CheckPlan, TargetPlan};
+use connhealth_watch::config::{Check, CheckKind, CheckPlan, TargetPlan};
 use connhealth_watch::reload::Shared;
 use connhealth_watch::state::Fleet;
 use connhealth_watch::state::Watched;
@@ -30,7 +30,7 @@ pub fn plan(name: &str, address: &str, kind: CheckKind, labels: &[(&str, &str)])
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         check: CheckPlan {
-            kind,
+            check: Check::from(kind),
             rise: 1,
             fall: 1,
             ..CheckPlan::default()
@@ -70,7 +70,7 @@ pub fn result(outcome: Outcome, millis: u64) -> CheckResult {
 pub fn options(config: PathBuf) -> Options {
     Options {
         config,
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: "127.0.0.1:0".into(),
         check_config: false,
         shard: None,
         log_format: LogFormat::Text,

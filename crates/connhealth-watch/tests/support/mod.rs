@@ -22,6 +22,7 @@ pub fn plan(targets: Vec<TargetPlan>) -> Plan {
         modules: BTreeMap::new(),
         file_sd: Vec::new(),
         read_at: SystemTime::now(),
+        warnings: Vec::new(),
     }
 }
 
@@ -39,7 +40,7 @@ pub fn target(name: &str, address: impl ToString, check: CheckPlan) -> TargetPla
 pub fn options(config: PathBuf) -> Options {
     Options {
         config,
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        listen: "127.0.0.1:0".into(),
         check_config: false,
         shard: None,
         log_format: Default::default(),

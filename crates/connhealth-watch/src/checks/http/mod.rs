@@ -106,7 +106,7 @@ const OWN_ORIGIN_ONLY: [HeaderName; 4] = [
 /// use std::time::Duration;
 ///
 /// use connhealth_watch::checks::http::Http;
-/// use connhealth_watch::config::{HttpPlan, StatusRange, TlsPlan};
+/// use connhealth_watch::config::HttpPlan;
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -123,20 +123,12 @@ const OWN_ORIGIN_ONLY: [HeaderName; 4] = [
 ///     }
 /// });
 ///
-/// let plan = HttpPlan {
-///     url: url.parse().unwrap(),
-///     method: http::Method::GET,
-///     headers: Vec::new(),
-///     body: Vec::new(),
-///     valid_status: vec![StatusRange { low: 200, high: 299 }],
-///     expect: None,
-///     follow_redirects: true,
-///     reuse_connection: true,
-/// };
+/// let url: http::Uri = url.parse().unwrap();
+/// let plan = HttpPlan::default(); // GET, any 2xx, the connection kept
 /// let http = Http::new();
 /// for _ in 0..3 {
 ///     // One connection for the three checks: the server accepts only one.
-///     let result = http.check(&plan, &TlsPlan::default(), Duration::from_secs(1)).await;
+///     let result = http.check(&url, &plan, Duration::from_secs(1)).await;
 ///     assert!(result.is_ok(), "{result:?}");
 /// }
 /// # }
@@ -208,22 +200,17 @@ impl Http {
         Http::default()
     }
 
-    /// One check now, as `plan` says (https with `tls`'s trust), within `timeout`, name
-    /// resolution included.
-    pub async fn check(&self, plan: &HttpPlan, tls: &TlsPlan, timeout: Duration) -> CheckResult {
-        self.check_report(plan, tls, timeout).await.result
+    /// One check of `url` now, as `plan` says (https with `plan.tls`'s trust), within
+    /// `timeout`, name resolution included.
+    pub async fn check(&self, url: &Uri, plan: &HttpPlan, timeout: Duration) -> CheckResult {
+        self.check_report(url, plan, timeout).await.result
     }
 
     /// [`Http::check`], with what blackbox's http prober reports besides the verdict.
-    pub async fn check_report(
-        &self,
-        plan: &HttpPlan,
-        tls: &TlsPlan,
-        timeout: Duration,
-    ) -> HttpReport {
+    pub async fn check_report(&self, url: &Uri, plan: &HttpPlan, timeout: Duration) -> HttpReport {
         let start = Instant::now();
         let deadline = start + timeout;
-        let own_origin = match url::Origin::of(&plan.url) {
+        let own_origin = match url::Origin::of(url) {
             Ok(origin) => origin,
             Err(why) => {
                 let result = CheckResult::failed(Outcome::Error, Duration::ZERO, why);
@@ -238,8 +225,9 @@ impl Http {
             conn
         });
         let mut exchange = Exchange {
+            url,
             plan,
-            tls,
+            tls: &plan.tls,
             deadline,
             timeout,
             own_origin,
@@ -302,6 +290,7 @@ impl HttpReport {
 
 /// One check's state: the connections it holds, and what it has seen so far.
 struct Exchange<'a> {
+    url: &'a Uri,
     plan: &'a HttpPlan,
     tls: &'a TlsPlan,
     deadline: Instant,
@@ -332,7 +321,7 @@ impl Exchange<'_> {
     /// Steps 1 to 5: the verdict (`Err` for failures before a verdict could be made).
     async fn run(&mut self) -> Result<CheckResult, CheckResult> {
         let plan = self.plan;
-        let mut url = plan.url.clone();
+        let mut url = self.url.clone();
         let mut method = plan.method.clone();
         let mut body = Bytes::from(plan.body.clone());
         loop {

@@ -47,11 +47,11 @@ use rustls::{ClientConfig, ProtocolVersion};
 use self::verify::ChainRecorder;
 use super::send_expect::{close_gracefully, close_now, DISCARD_CAP};
 use super::{CheckResult, Outcome};
-use crate::config::CheckPlan;
+use crate::config::TlsPlan;
 use crate::human::Rounded;
 
 /// Connects to `addr`, completes a TLS handshake with `host` as the SNI (unless
-/// `plan.tls.server_name` overrides it), verifies the chain, reports its earliest expiry
+/// `plan.server_name` overrides it), verifies the chain, reports its earliest expiry
 /// and the negotiated version, and closes with close_notify then FIN, all within
 /// `timeout` (loading the trusted roots included).
 ///
@@ -59,14 +59,9 @@ use crate::human::Rounded;
 /// handshake fails, the chain does not verify, or a certificate expires within
 /// `cert_min_days`; `Timeout`; connect errors as [`Outcome::of_io_error`] maps them;
 /// `Error` for a bad server name or CA file (the checker's configuration, not the peer).
-pub async fn check(
-    addr: SocketAddr,
-    host: &str,
-    plan: &CheckPlan,
-    timeout: Duration,
-) -> CheckResult {
+pub async fn check(addr: SocketAddr, host: &str, plan: &TlsPlan, timeout: Duration) -> CheckResult {
     let deadline = Instant::now() + timeout;
-    let client = match TlsClient::new(&plan.tls, host, deadline, timeout).await {
+    let client = match TlsClient::new(plan, host, deadline, timeout).await {
         Ok(client) => client,
         Err(failed) => return failed,
     };
@@ -141,10 +136,10 @@ fn client_config(recorder: Arc<ChainRecorder>) -> Result<ClientConfig, String> {
 
 /// The result of a completed handshake: `Ok`, unless a certificate expires within
 /// `cert_min_days`.
-fn judge(verified: &Verified, took: Duration, plan: &CheckPlan) -> CheckResult {
+fn judge(verified: &Verified, took: Duration, plan: &TlsPlan) -> CheckResult {
     let mut result = CheckResult::new(Outcome::Ok, took);
     result.tls_version = verified.version();
-    if let Some(detail) = verified.expires_too_soon(&plan.tls) {
+    if let Some(detail) = verified.expires_too_soon(plan) {
         result.outcome = Outcome::Tls;
         result.detail = Some(detail);
     }
