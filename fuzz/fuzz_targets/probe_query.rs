@@ -21,7 +21,8 @@
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use connhealth_watch::daemon::Fleet;
+use connhealth_watch::config::Endpoint;
+use connhealth_watch::state::Fleet;
 use connhealth_watch::fuzzing;
 use connhealth_watch::http::probe::{module_names, module_plan};
 use libfuzzer_sys::fuzz_target;
@@ -78,14 +79,15 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     assert!(
-        connhealth::probe::Target::parse(&probe.target).is_ok(),
-        "{text:?}: {probe:?}"
-    );
-    assert!(
         module_names(fleet).contains(&probe.module.as_str()),
         "{text:?}: {probe:?}"
     );
     let plan = module_plan(fleet, &probe.module).expect("a module offered has a plan");
+    // host:port, or a URL for an http module.
+    assert!(
+        Endpoint::parse(&probe.target, &plan.check).is_ok(),
+        "{text:?}: {probe:?}"
+    );
     assert_eq!(probe.module_timeout, plan.timeout, "{text:?}");
     assert!(probe.timeout <= probe.module_timeout, "{text:?}: {probe:?}");
     let scrape: Option<f64> = header.map(|h| h.trim().parse().expect("a header read is a number"));
@@ -99,12 +101,15 @@ fuzz_target!(|data: &[u8]| {
             "{text:?}: {probe:?}"
         ),
     }
-    match &plan.tls.server_name {
-        Some(name) => assert_eq!(probe.server_name.as_ref(), Some(name)),
-        None => {
+    // `hostname` names the server of a kind that has one (tls, http), when its module
+    // does not.
+    match plan.check.tls().map(|tls| &tls.server_name) {
+        Some(Some(name)) => assert_eq!(probe.server_name.as_ref(), Some(name)),
+        Some(None) => {
             let hostname = query_has_value(query, "hostname");
             assert_eq!(probe.server_name.is_some(), hostname, "{text:?}: {probe:?}");
         }
+        None => assert_eq!(probe.server_name, None, "{text:?}: {probe:?}"),
     }
 });
 

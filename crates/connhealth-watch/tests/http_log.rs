@@ -29,15 +29,16 @@ fn log_child() {
         _ => (Health::Up, Health::Down),
     };
     let guard = init_logging(format).expect("the first subscriber of this process");
-    let plan = TargetPlan {
-        name: "cache-a".into(),
-        address: "127.0.0.1:6379".into(),
-        labels: [("service".to_owned(), "cache".to_owned())].into(),
-        check: CheckPlan {
+    let plan = TargetPlan::new(
+        "cache-a",
+        "127.0.0.1:6379",
+        [("service".to_owned(), "cache".to_owned())].into(),
+        CheckPlan {
             check: Check::HalfOpen,
             ..CheckPlan::default()
         },
-    };
+    )
+    .unwrap();
     log_transition(
         &plan,
         &Transition {

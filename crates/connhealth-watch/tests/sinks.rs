@@ -110,12 +110,7 @@ fn a_full_queue_drops_the_sinks_own_events_and_counts_them() {
         seen: Arc::default(),
     };
     let sinks = Sinks::with_capacity(vec![Box::new(slow)], 4).unwrap();
-    let plan = TargetPlan {
-        name: "web".into(),
-        address: "127.0.0.1:1".into(),
-        labels: Default::default(),
-        check: flapping(1),
-    };
+    let plan = TargetPlan::new("web", "127.0.0.1:1", Default::default(), flapping(1)).unwrap();
     let web = Arc::new(Watched::new(plan, SystemTime::now()));
     let started = Instant::now();
     for i in 0..100 {

@@ -39,21 +39,19 @@ pub(crate) fn run() -> io::Result<()> {
         jitter: 0.0,
         ..CheckPlan::default()
     };
-    let target = |name: &str, kind| TargetPlan {
-        name: name.to_owned(),
-        address: addr.to_string(),
-        labels: BTreeMap::new(),
-        check: CheckPlan {
+    let target = |name: &str, kind| {
+        let check = CheckPlan {
             check: Check::from(kind),
             ..schedule.clone()
-        },
+        };
+        TargetPlan::new(name, addr.to_string(), BTreeMap::new(), check).map_err(io::Error::other)
     };
     let plan = Plan {
         source: PathBuf::from("(demo)"),
         defaults: schedule.clone(),
         targets: vec![
-            target("hold", CheckKind::Hold),
-            target("half-open", CheckKind::HalfOpen),
+            target("hold", CheckKind::Hold)?,
+            target("half-open", CheckKind::HalfOpen)?,
         ],
         modules: BTreeMap::new(),
         file_sd: Vec::new(),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use connhealth::probe::Target;
 use connhealth::{Mode, Prober};
 
+pub use crate::config::Endpoint;
 use crate::config::{Check, CheckPlan};
 use crate::human::Rounded;
 
@@ -106,28 +107,6 @@ impl Kept {
         match self {
             Kept::Hold(hold) => Some(hold),
             _ => None,
-        }
-    }
-}
-
-/// What a check is aimed at: `host:port` for every kind but `http`, whose target is a
-/// URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `host:port` or `[v6]:port`.
-    Tcp(Target),
-    /// `http://` or `https://`, with a host.
-    Url(::http::Uri),
-}
-
-impl Endpoint {
-    /// `address` as `check`'s kind takes it; the reason, when it does not.
-    pub fn parse(address: &str, check: &Check) -> Result<Endpoint, String> {
-        match check {
-            Check::Http(_) => crate::config::parse_url(address).map(Endpoint::Url),
-            _ => Target::parse(address)
-                .map(Endpoint::Tcp)
-                .map_err(|err| err.to_string()),
         }
     }
 }

@@ -114,7 +114,7 @@ mod values;
 pub use self::file_sd::parse_url;
 pub use self::options::{LogFormat, Options, DEFAULT_LISTEN};
 pub use self::plan::{
-    built_in_module, Check, CheckKind, CheckPlan, FileSdPlan, HttpPlan, Pattern, Plan,
+    built_in_module, Check, CheckKind, CheckPlan, Endpoint, FileSdPlan, HttpPlan, Pattern, Plan,
     SendExpectPlan, StatusRange, TargetPlan, TlsPlan, BUILT_IN_MODULES,
 };
 
@@ -279,15 +279,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
             let sd = file_sd::read(file, seq, &mut report);
             for target in &sd.targets {
                 let source = sd.source();
-                let problem = if block.check.kind() == CheckKind::Http {
-                    parse_url(&target.address).err()
+                // The group's reader took a host:port or a URL; the block's kind says which.
+                let endpoint = if block.check.kind() == CheckKind::Http {
+                    parse_url(&target.address).map(Endpoint::Url)
                 } else {
-                    file_sd::address_problem(&target.address)
+                    match file_sd::address_problem(&target.address) {
+                        Some(problem) => Err(problem),
+                        None => Endpoint::parse(&target.address, &block.check.check),
+                    }
                 };
-                if let Some(problem) = problem {
-                    report.error(&source, target.at, problem);
-                    continue;
-                }
+                let endpoint = match endpoint {
+                    Ok(endpoint) => endpoint,
+                    Err(problem) => {
+                        report.error(&source, target.at, problem);
+                        continue;
+                    }
+                };
                 let name = if names.take(&target.address, &source, target.at) {
                     target.address.clone()
                 } else {
@@ -308,6 +315,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
                 targets.push(TargetPlan {
                     name,
                     address: target.address.clone(),
+                    endpoint,
                     labels,
                     check: block.check.clone(),
                 });

@@ -60,15 +60,69 @@ impl Plan {
 pub struct TargetPlan {
     /// Unique in the plan: the `target` label. Defaults to the address.
     pub name: String,
-    /// `host:port` or `[v6]:port`, as written; a host name is resolved at every check.
+    /// `host:port` or `[v6]:port` (a URL for `http`), as written: the `address` label.
     pub address: String,
+    /// The address, parsed once, here: a host name is resolved at every check.
+    pub endpoint: Endpoint,
     /// Added to every series of this target.
     pub labels: BTreeMap<String, String>,
     /// How it is checked.
     pub check: CheckPlan,
 }
 
+/// What a check is aimed at: `host:port` for every kind but `http`, whose target is a
+/// URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `host:port` or `[v6]:port`.
+    Tcp(connhealth::probe::Target),
+    /// `http://` or `https://`, with a host.
+    Url(http::Uri),
+}
+
+impl Endpoint {
+    /// `address` as `check`'s kind takes it: a URL for `http`, `host:port` for the
+    /// others; the reason, when it is not one.
+    pub fn parse(address: &str, check: &Check) -> Result<Endpoint, String> {
+        match check {
+            Check::Http(_) => super::parse_url(address).map(Endpoint::Url),
+            _ => connhealth::probe::Target::parse(address)
+                .map(Endpoint::Tcp)
+                .map_err(|err| err.to_string()),
+        }
+    }
+}
+
 impl TargetPlan {
+    /// A target named `name`, checked at `address` as `check` says, with `labels`; the
+    /// reason when `address` is not what the kind takes (a URL for `http`, `host:port`
+    /// for the others).
+    ///
+    /// ```
+    /// use connhealth_watch::config::{CheckPlan, TargetPlan};
+    ///
+    /// let web = TargetPlan::new("web", "127.0.0.1:80", Default::default(), CheckPlan::default());
+    /// assert!(web.is_ok());
+    /// let typo = TargetPlan::new("web", "127.0.0.1", Default::default(), CheckPlan::default());
+    /// assert!(typo.unwrap_err().contains("port"));
+    /// ```
+    pub fn new(
+        name: impl Into<String>,
+        address: impl Into<String>,
+        labels: BTreeMap<String, String>,
+        check: CheckPlan,
+    ) -> Result<TargetPlan, String> {
+        let address = address.into();
+        let endpoint = Endpoint::parse(&address, &check.check)?;
+        Ok(TargetPlan {
+            name: name.into(),
+            address,
+            endpoint,
+            labels,
+            check,
+        })
+    }
+
     /// True when `other` is the same thing to watch: the same name, address and check
     /// kind. A reload carries such a target's state, counters and transitions over,
     /// whatever else changed (labels, the schedule, rise and fall, timeout, the check's

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::file_sd::{address_problem, glob_problem, parse_url};
 use super::keys::{self, Section};
 use super::labels;
-use super::plan::{CheckKind, CheckPlan, TargetPlan, BUILT_IN_MODULES};
+use super::plan::{CheckKind, CheckPlan, Endpoint, TargetPlan, BUILT_IN_MODULES};
 use super::raw::{Entry, Node, Value};
 use super::settings::{self, Owner, Settings};
 use super::span::{Report, Source};
@@ -286,12 +286,21 @@ fn target(
     let (address, address_at) = address;
     let check = settings::resolve(&[defaults, &settings]);
     settings::check_timeout(&settings, &check, &walk.source, walk.report);
+    // Checked above as what the kind takes: parsed once, here, for every check after.
+    let endpoint = match Endpoint::parse(&address, &check.check) {
+        Ok(endpoint) => endpoint,
+        Err(problem) => {
+            walk.error(address_at, problem);
+            return None;
+        }
+    };
     let named = name.is_some();
     let (name, name_at) = name.unwrap_or_else(|| (address.clone(), address_at));
     Some(TomlTarget {
         plan: TargetPlan {
             name,
             address,
+            endpoint,
             labels,
             check,
         },

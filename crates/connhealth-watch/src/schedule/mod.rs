@@ -229,15 +229,7 @@ impl Scheduler {
                 self.retarget(index, target, now);
                 continue;
             }
-            let endpoint = match Endpoint::parse(&target.plan.address, &target.plan.check.check) {
-                Ok(endpoint) => endpoint,
-                Err(why) => {
-                    // The config validated it; a target that does not parse is never
-                    // checked.
-                    tracing::error!(target = %target.plan.name, "{why}; not checked");
-                    continue;
-                }
-            };
+            let endpoint = target.plan.endpoint.clone();
             let interval = target.plan.check.interval;
             let offset = interval.mul_f64(position as f64 / count);
             self.insert(Arc::clone(target), endpoint, now + offset, interval);

@@ -75,12 +75,8 @@ impl Default for ReloadState {
 /// use connhealth_watch::sinks::metrics::{render, DaemonCounters};
 /// use connhealth_watch::state::{Fleet, Watched};
 ///
-/// let plan = TargetPlan {
-///     name: "cache-a".into(),
-///     address: "127.0.0.1:6379".into(),
-///     labels: [("service".to_string(), "cache".to_string())].into(),
-///     check: CheckPlan::default(),
-/// };
+/// let labels = [("service".to_string(), "cache".to_string())].into();
+/// let plan = TargetPlan::new("cache-a", "127.0.0.1:6379", labels, CheckPlan::default())?;
 /// let fleet = Fleet {
 ///     targets: vec![Arc::new(Watched::new(plan, SystemTime::now()))],
 ///     modules: Default::default(),

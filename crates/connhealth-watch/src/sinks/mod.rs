@@ -40,12 +40,8 @@
 //!
 //! let seen = Arc::new(Mutex::new(Vec::new()));
 //! let sinks = Sinks::start(vec![Box::new(Seen(Arc::clone(&seen)))])?;
-//! let plan = TargetPlan {
-//!     name: "web".into(),
-//!     address: "127.0.0.1:80".into(),
-//!     labels: Default::default(),
-//!     check: CheckPlan { rise: 1, ..CheckPlan::default() },
-//! };
+//! let check = CheckPlan { rise: 1, ..CheckPlan::default() };
+//! let plan = TargetPlan::new("web", "127.0.0.1:80", Default::default(), check).unwrap();
 //! let web = Arc::new(Watched::new(plan, SystemTime::now()));
 //! sinks.record(&web, CheckResult::new(Outcome::Ok, Duration::from_millis(1)));
 //! assert_eq!(web.state().health, Health::Up); // the live view took it at once

@@ -22,20 +22,17 @@ use tokio::net::TcpStream;
 
 /// A target plan with the default check settings of `kind`.
 pub fn plan(name: &str, address: &str, kind: CheckKind, labels: &[(&str, &str)]) -> TargetPlan {
-    TargetPlan {
-        name: name.to_owned(),
-        address: address.to_owned(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        check: CheckPlan {
-            check: Check::from(kind),
-            rise: 1,
-            fall: 1,
-            ..CheckPlan::default()
-        },
-    }
+    let labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let check = CheckPlan {
+        check: Check::from(kind),
+        rise: 1,
+        fall: 1,
+        ..CheckPlan::default()
+    };
+    TargetPlan::new(name, address, labels, check).expect("a valid address")
 }
 
 /// A fleet of `targets`, no modules, the default `[defaults]`.

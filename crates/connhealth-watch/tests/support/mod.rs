@@ -28,12 +28,7 @@ pub fn plan(targets: Vec<TargetPlan>) -> Plan {
 
 /// A target named `name` at `address`, checked as `check` says.
 pub fn target(name: &str, address: impl ToString, check: CheckPlan) -> TargetPlan {
-    TargetPlan {
-        name: name.to_owned(),
-        address: address.to_string(),
-        labels: BTreeMap::new(),
-        check,
-    }
+    TargetPlan::new(name, address.to_string(), BTreeMap::new(), check).expect("a valid address")
 }
 
 /// Options for a daemon of `config` listening on a free loopback port.
