@@ -6,7 +6,7 @@ pub(crate) const RESERVED: [&str; 4] = ["target", "address", "check", "result"];
 
 /// `None` when `name` can be a target's own label; otherwise what is wrong and what to
 /// write instead.
-pub(crate) fn problem(name: &str) -> Option<String> {
+pub fn problem(name: &str) -> Option<String> {
     if let Some(rest) = name.strip_prefix("__") {
         let plain = rest.trim_start_matches('_');
         let plain = if plain.is_empty() || !is_label_name(plain) {

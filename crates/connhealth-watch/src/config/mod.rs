@@ -112,6 +112,7 @@ mod validate;
 mod values;
 
 pub use self::file_sd::parse_url;
+pub use self::labels::problem as label_problem;
 pub use self::options::{LogFormat, Options, DEFAULT_LISTEN};
 pub use self::plan::{
     built_in_module, Check, CheckKind, CheckPlan, Endpoint, FileSdPlan, HttpPlan, Pattern, Plan,

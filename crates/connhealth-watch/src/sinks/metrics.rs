@@ -470,13 +470,11 @@ fn write_help_and_type<W: Write>(which: TargetFamily, out: &mut W) -> io::Result
     writeln!(out, "# TYPE {} {kind}", which.name())
 }
 
-/// True for a label name a target may add: Prometheus' syntax, not reserved (`__`), and
-/// not one the daemon sets itself.
+/// True for a label name a target may add: the config's rule
+/// ([`config::label_problem`](crate::config::label_problem)), Prometheus' syntax, not
+/// reserved (`__`), and not one the daemon sets itself.
 pub fn is_target_label_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    let valid = matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    valid && !name.starts_with("__") && !TARGET_LABELS.contains(&name) && name != "result"
+    crate::config::label_problem(name).is_none()
 }
 
 pub(crate) fn label(name: &str, value: &str) -> LabelPair {
