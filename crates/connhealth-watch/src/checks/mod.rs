@@ -15,6 +15,7 @@ pub use crate::config::Endpoint;
 use crate::config::{Check, CheckPlan};
 use crate::human::Rounded;
 
+pub mod close;
 pub mod hold;
 pub mod http;
 pub mod send_expect;

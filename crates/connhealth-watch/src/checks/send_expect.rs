@@ -10,7 +10,7 @@
 //!    have arrived, or the timeout passes;
 //! 4. `quit`, when set and the peer has not closed, then a FIN (`shutdown(SHUT_WR)`);
 //! 5. the checker reads and discards until the peer's FIN, within what remains of the
-//!    timeout and at most [`DISCARD_CAP`] bytes, and only then closes the socket.
+//!    timeout and at most [`DISCARD_CAP`](super::close::DISCARD_CAP) bytes, and only then closes the socket.
 //!
 //! Step 5 is the point. A socket closed with unread bytes in its receive queue, or one
 //! that receives data after it was closed, answers with an RST, and the server logs a
@@ -22,8 +22,7 @@
 //!
 //! Without `expect`, the check succeeds once it is connected and `send` is written.
 
-use std::io::Read as _;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use socket2::SockRef;
@@ -31,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
+use super::close::{close_gracefully, close_now};
 use super::{CheckResult, Outcome};
 use crate::config::{Pattern, SendExpectPlan};
 use crate::human::Rounded;
@@ -38,11 +38,6 @@ use crate::human::Rounded;
 /// The most reply bytes kept for matching. Past it the check stops reading, fails with
 /// `mismatch` ("no match in the first 65536 bytes"), and closes as usual.
 pub const READ_CAP: usize = 64 * 1024;
-
-/// The most bytes read and thrown away while waiting for the peer's FIN at close. A peer
-/// that sends more is still sending: the close then resets the connection, the only
-/// way to stop it.
-pub const DISCARD_CAP: usize = 64 * 1024;
 
 /// Reply bytes read per call: most replies fit in one.
 const READ_CHUNK: usize = 4096;
@@ -207,49 +202,5 @@ fn no_match(reply: &[u8], why: &str, start: Instant) -> CheckResult {
     CheckResult {
         regex_failed: true,
         ..CheckResult::failed(Outcome::Mismatch, start.elapsed(), detail)
-    }
-}
-
-/// Closes `stream` so that the peer sees FIN, never RST: sends a FIN, reads and discards
-/// until the peer's FIN (until `deadline`, at most [`DISCARD_CAP`] bytes), then reads
-/// whatever has already arrived. The caller drops the stream afterwards.
-///
-/// Shared with the `tls` check, which runs it on the TCP stream under a failed
-/// handshake.
-pub(super) async fn close_gracefully(stream: &mut TcpStream, deadline: Instant) {
-    let _ = SockRef::from(&*stream).shutdown(Shutdown::Write);
-    let mut scratch = [0u8; 2048];
-    let mut discarded = 0;
-    while discarded < DISCARD_CAP {
-        match timeout_at(deadline, stream.read(&mut scratch)).await {
-            // The peer's FIN, or its reset: nothing can be left unread.
-            Ok(Ok(0)) | Ok(Err(_)) => return,
-            Ok(Ok(n)) => discarded += n,
-            Err(_) => break,
-        }
-    }
-    drain_now(stream);
-}
-
-/// The part of a close that never waits: a FIN (if none was sent yet), then a
-/// non-blocking read of what has already arrived, so that bytes queued at this moment
-/// do not turn the close into an RST.
-pub(super) fn close_now(stream: &TcpStream) {
-    let _ = SockRef::from(stream).shutdown(Shutdown::Write);
-    drain_now(stream);
-}
-
-/// Reads and discards what the kernel holds for `stream` now, at most [`DISCARD_CAP`]
-/// bytes. It asks the kernel directly (the socket is non-blocking): tokio's cached
-/// readiness may not know yet of bytes that have just arrived.
-fn drain_now(stream: &TcpStream) {
-    let socket = SockRef::from(stream);
-    let mut scratch = [0u8; 2048];
-    let mut discarded = 0;
-    while discarded < DISCARD_CAP {
-        match (&*socket).read(&mut scratch) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => discarded += n,
-        }
     }
 }

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 
 use super::url::Origin;
-use crate::checks::send_expect::{close_gracefully, close_now};
+use crate::checks::close::{close_gracefully, close_now};
 use crate::checks::tls::{TlsClient, Verified};
 use crate::checks::{CheckResult, Outcome};
 use crate::config::TlsPlan;

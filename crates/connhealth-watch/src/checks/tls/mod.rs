@@ -45,7 +45,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ProtocolVersion};
 
 use self::verify::ChainRecorder;
-use super::send_expect::{close_gracefully, close_now, DISCARD_CAP};
+use super::close::{close_gracefully, close_now, DISCARD_CAP};
 use super::{CheckResult, Outcome};
 use crate::config::TlsPlan;
 use crate::human::Rounded;
