@@ -50,6 +50,7 @@ pub async fn serve(
 const PATHS: &str = "\
 GET  /metrics
 GET  /probe?target=HOST:PORT&module=NAME
+GET  /probe?target=URL&module=http_2xx
 GET  /status
 GET  /status?state=up|down|unknown[,...]&target=NAME[&target=NAME...]
 POST /-/reload

@@ -1,11 +1,14 @@
 //! `/probe?target=HOST:PORT&module=NAME`: one check now, answered as blackbox_exporter
 //! answers, so that a Prometheus job written for blackbox works when pointed here.
 //!
-//! The module is `[modules.NAME]` from the config, or a built-in one: `half_open` (the
-//! default), `connect`, and `tcp_connect` (blackbox's name for connect), which take
-//! `[defaults]` with their kind. The check's timeout is the module's, capped as blackbox
-//! caps it by Prometheus' `X-Prometheus-Scrape-Timeout-Seconds` less half a second.
-//! `hostname=NAME`, as in blackbox, sets a tls module's server name when it has none.
+//! The module is `[modules.NAME]` from the config, or a built-in one
+//! ([`config::built_in_module`](crate::config::built_in_module)): `half_open` (the
+//! default), `connect`, `tcp_connect` (blackbox's name for connect), which take
+//! `[defaults]` with their kind, and `http_2xx` (blackbox's name), an `http` check whose
+//! target is a URL, answered with blackbox's `probe_http_*` series besides. The check's
+//! timeout is the module's, capped as blackbox caps it by Prometheus'
+//! `X-Prometheus-Scrape-Timeout-Seconds` less half a second. `hostname=NAME`, as in
+//! blackbox, sets the server name of a tls or http module when it has none.
 //!
 //! The answer is built as a handful of [`prometheus::proto::MetricFamily`] values and
 //! encoded with the text encoder: no registry, no collectors, no descriptors per
