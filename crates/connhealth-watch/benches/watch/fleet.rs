@@ -135,7 +135,7 @@ fn measure_ours(
 /// `/metrics`, scraped after a window, counts what the daemon's own status counts: the
 /// sum of `connhealth_target_checks_total` lies between two counts taken around it, and
 /// `connhealth_checks_late_total` too.
-fn metrics_agree(daemon: &mut Ours, what: &str, report: &mut Report) -> io::Result<()> {
+pub fn metrics_agree(daemon: &mut Ours, what: &str, report: &mut Report) -> io::Result<()> {
     let before = daemon.counts()?;
     let text = http_get(daemon.listen(), "/metrics")?;
     let after = daemon.counts()?;

@@ -1,13 +1,13 @@
 //! The daemon against its peers, measured in the same run.
 //!
-//! `cargo bench -p connhealth-watch` (about 3½ minutes; as root, so that it can install
+//! `cargo bench -p connhealth-watch` (about 4 minutes; as root, so that it can install
 //! the peers and run in a network namespace of its own)
 //!
 //! This 2-core machine's speed drifts 3 x from day to day, so every line is a ratio to a
 //! peer measured in the same run, one after the other (never at once). The bench installs
-//! what is missing with apt-get (`haproxy`, `prometheus-blackbox-exporter`, `wrk`),
-//! moves itself into a network namespace with only a loopback interface, and opens 100
-//! loopback listeners that accept and count whatever reaches `accept()`.
+//! what is missing with apt-get (`haproxy`, `prometheus-blackbox-exporter`, `wrk`,
+//! `nginx`), moves itself into a network namespace with only a loopback interface, and
+//! opens 100 loopback listeners that accept and count whatever reaches `accept()`.
 //!
 //! Our daemon runs in a child process (this binary, run again as `__daemon CONFIG`), as
 //! HAProxy and blackbox_exporter do, so all three are measured from outside in the same
@@ -41,18 +41,37 @@
 //!   against `/probe?target=...&module=tcp_connect`, then the same load against ours,
 //!   with `tcp_connect` and with `half_open`: the server's CPU ÷ the requests wrk
 //!   completed, as a ratio to blackbox_exporter's.
-//! * `detection`: one server killed and restarted 5 times at random phases (its
+//! * `detection`: one server killed and restarted 8 times at random phases (its
 //!   listener and every accepted connection closed at once, as SIGKILL does), watched at
-//!   once by HAProxy (`check inter 1s fastinter 500ms downinter 1s rise 2 fall 3`, a
+//!   once by HAProxy (`check inter 1s fastinter 200ms downinter 500ms rise 2 fall 3`, a
 //!   fresh process for each kill, its failed checks and state changes read from its log
 //!   as they arrive) and by our daemon with the same schedule (jitter 0), through 50
 //!   entries each. `half-open` is compared by the expected detection of a failure at a
 //!   random time, `inter/2 +` the mean time from the first failed check to down, as a
 //!   ratio to HAProxy's (HAProxy's checks of its 50 servers bunch together, so the plain
-//!   mean of 5 kills is mostly the luck of their timing; the plain means are printed
-//!   too, see `detection.rs`); `hold` by its mean and max time from kill to down.
+//!   mean of 8 kills is mostly the luck of their timing; the plain means are printed
+//!   too, see `detection.rs`), and by our plain mean from kill to down against the
+//!   theory, `inter/2 + (fall - 1) x fastinter`; `hold` by its mean and max time from
+//!   kill to down.
 //!
-//! `WATCH_BENCH_ONLY=10k,saturation,100k,probe,detection` (any of them) runs only those.
+//! * `https`: 1000 https URLs (`https://127.0.0.1:PORT/t/N`, `200 ok`) on one nginx
+//!   (one process, 4096 connections, keep-alive 120 s and 100k requests, a certificate
+//!   for 127.0.0.1 signed by a CA that rcgen makes for the run), checked once a second,
+//!   one checker after the other: blackbox_exporter's `http_2xx` (trusting that CA),
+//!   its `/probe` driven from this process at 1000 requests/s over 250 keep-alive
+//!   connections, each URL once a second as Prometheus scraping 1k targets at 1 s
+//!   would; then our daemon with 1000 `http` targets at `interval = "1s"`,
+//!   `reuse_connection = true` (the default) and then `false`. Each gets a 10 s window
+//!   after its warm-up (3 s for blackbox_exporter; ours until every target is up, then
+//!   2 s): its CPU ÷ the checks it completed (blackbox's failed probes make the run
+//!   `FAIL:`). Ours kept is compared with blackbox_exporter (target <= 0.2 x) and with
+//!   ours not kept (what reuse saves, no target). nginx's `stub_status` must count one
+//!   request per check, and, kept, about 1000 open connections and next to no new ones;
+//!   not kept, one new connection per check. `WATCH_BENCH_ONLY=https cargo bench -p
+//!   connhealth-watch` runs it alone (about 1 minute).
+//!
+//! `WATCH_BENCH_ONLY=10k,saturation,100k,probe,detection,https` (any of them) runs only
+//! those.
 //!
 //! Each line ends with its target; a missed one says `below target`. A run that did not
 //! measure what it claims (checks missing from the wire, a half-open check accepted, a
@@ -60,6 +79,7 @@
 
 mod detection;
 mod fleet;
+mod http;
 mod listeners;
 mod net;
 mod ours;
@@ -121,12 +141,13 @@ fn main() -> ExitCode {
     };
 
     let mut report = Report::default();
-    let parts: [(&str, &Part); 5] = [
+    let parts: [(&str, &Part); 6] = [
         ("10k", &|r| fleet::ten_k(&listeners, &dir, r)),
         ("saturation", &|r| fleet::saturation(&listeners, &dir, r)),
         ("100k", &|r| fleet::hundred_k(&listeners, &dir, r)),
         ("probe", &|r| probe_load::probe(&listeners, &dir, r)),
         ("detection", &|r| detection::detection(&dir, r)),
+        ("https", &|r| http::https(&dir, r)),
     ];
     // `WATCH_BENCH_ONLY=10k,detection` runs only those parts (to profile one, say).
     let only = std::env::var("WATCH_BENCH_ONLY").ok();

@@ -72,12 +72,11 @@ pub fn spread(count: usize, addrs: &[SocketAddr]) -> Vec<TargetSpec> {
         .collect()
 }
 
-/// The TOML config of `targets` with `schedule` as `[defaults]`, as a user would write it.
-pub fn config_toml(schedule: &Schedule, targets: &[TargetSpec]) -> String {
+/// `[defaults]` with `check` and `schedule`.
+fn defaults_toml(toml: &mut String, check: CheckKind, schedule: &Schedule) {
     let ms = |d: Duration| format!("\"{}ms\"", d.as_millis());
-    let mut toml = String::with_capacity(64 * targets.len() + 256);
     let _ = writeln!(toml, "[defaults]");
-    let _ = writeln!(toml, "check = \"half-open\"");
+    let _ = writeln!(toml, "check = \"{}\"", check.name());
     let _ = writeln!(toml, "interval = {}", ms(schedule.interval));
     let _ = writeln!(toml, "fast_interval = {}", ms(schedule.fast_interval));
     let _ = writeln!(toml, "down_interval = {}", ms(schedule.down_interval));
@@ -85,6 +84,12 @@ pub fn config_toml(schedule: &Schedule, targets: &[TargetSpec]) -> String {
     let _ = writeln!(toml, "rise = {}", schedule.rise);
     let _ = writeln!(toml, "fall = {}", schedule.fall);
     let _ = writeln!(toml, "jitter = {:?}", schedule.jitter);
+}
+
+/// The TOML config of `targets` with `schedule` as `[defaults]`, as a user would write it.
+pub fn config_toml(schedule: &Schedule, targets: &[TargetSpec]) -> String {
+    let mut toml = String::with_capacity(64 * targets.len() + 256);
+    defaults_toml(&mut toml, CheckKind::HalfOpen, schedule);
     for target in targets {
         let _ = writeln!(toml, "\n[[targets]]");
         let _ = writeln!(toml, "name = \"{}\"", target.name);
@@ -92,6 +97,18 @@ pub fn config_toml(schedule: &Schedule, targets: &[TargetSpec]) -> String {
         if target.check != CheckKind::HalfOpen {
             let _ = writeln!(toml, "check = \"{}\"", target.check.name());
         }
+    }
+    toml
+}
+
+/// The TOML config of `http` targets `t0`, `t1`, ... on `urls`, with `schedule` and
+/// the lines of `http_defaults` (`ca_file`, `reuse_connection`) as `[defaults]`.
+pub fn http_config_toml(schedule: &Schedule, http_defaults: &str, urls: &[String]) -> String {
+    let mut toml = String::with_capacity(64 * urls.len() + 256);
+    defaults_toml(&mut toml, CheckKind::Http, schedule);
+    toml.push_str(http_defaults);
+    for (i, url) in urls.iter().enumerate() {
+        let _ = writeln!(toml, "\n[[targets]]\nname = \"t{i}\"\nurl = \"{url}\"");
     }
     toml
 }

@@ -1,7 +1,8 @@
 //! The peers, run as their users run them: HAProxy (Debian's `haproxy`) and
 //! blackbox_exporter (Debian's `prometheus-blackbox-exporter`), each a child process on
-//! loopback ports of the bench's namespace, and `wrk` for the `/probe` load. Each is
-//! installed with apt-get when missing and the bench runs as root.
+//! loopback ports of the bench's namespace, `wrk` for the `/probe` load, and nginx
+//! (Debian's `nginx`) as the https server of the `https` part. Each is installed with
+//! apt-get when missing and the bench runs as root.
 
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader};
@@ -12,13 +13,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The Debian package of each peer command, for the messages.
-pub const COMMANDS: [(&str, &str); 3] = [
+pub const COMMANDS: [(&str, &str); 4] = [
     ("haproxy", "haproxy"),
     (
         "prometheus-blackbox-exporter",
         "prometheus-blackbox-exporter",
     ),
     ("wrk", "wrk"),
+    ("nginx", "nginx"),
 ];
 
 /// Makes sure every peer is on the PATH (installing its package when root).
@@ -226,18 +228,25 @@ pub struct Blackbox {
 impl Blackbox {
     /// Writes `dir/blackbox.yml` and starts it on a free loopback port.
     pub fn start(dir: &Path) -> io::Result<Blackbox> {
-        let listen = free_addr()?;
-        let config = dir.join("blackbox.yml");
-        std::fs::write(
-            &config,
+        Blackbox::start_with(
+            dir,
+            "blackbox",
             "modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 1s\n",
-        )?;
+        )
+    }
+
+    /// Writes `modules` (a blackbox.yml) to `dir/NAME.yml` and starts it on a free
+    /// loopback port, its stderr in `dir/NAME.stderr`.
+    pub fn start_with(dir: &Path, name: &str, modules: &str) -> io::Result<Blackbox> {
+        let listen = free_addr()?;
+        let config = dir.join(format!("{name}.yml"));
+        std::fs::write(&config, modules)?;
         let mut peer = Peer::spawn(
             "blackbox_exporter",
             Command::new("prometheus-blackbox-exporter")
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!("--web.listen-address={listen}")),
-            &dir.join("blackbox.stderr"),
+            &dir.join(format!("{name}.stderr")),
         )?;
         peer.wait_serving(listen, Duration::from_secs(30))?;
         Ok(Blackbox { peer, listen })
@@ -251,6 +260,133 @@ impl Blackbox {
     /// Where it serves `/probe`.
     pub fn listen(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// Stops it.
+    pub fn stop(self) {
+        self.peer.stop();
+    }
+}
+
+/// nginx serving `200 ok` on `https://127.0.0.1:PORT/t/...`, one process (`master_process
+/// off`), as a fleet's web server is tuned for many long-lived clients: 4096
+/// connections, kept 120 s idle and for 100k requests each. Its `stub_status` is on a
+/// plain-HTTP port of its own, so that reading it touches no https counter but its own
+/// request.
+pub struct Nginx {
+    peer: Peer,
+    https: SocketAddr,
+    status: SocketAddr,
+}
+
+/// nginx's `stub_status` counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NginxStatus {
+    /// Client connections open now, the status request's own included.
+    pub active: u64,
+    /// Connections accepted so far.
+    pub accepts: u64,
+    /// Requests so far.
+    pub requests: u64,
+}
+
+impl std::ops::Sub for NginxStatus {
+    type Output = NginxStatus;
+    /// Accepts and requests between two readings, less the later reading's own
+    /// connection and request; `active` is the later one's, less its own.
+    fn sub(self, earlier: NginxStatus) -> NginxStatus {
+        NginxStatus {
+            active: self.active.saturating_sub(1),
+            accepts: self.accepts.saturating_sub(earlier.accepts + 1),
+            requests: self.requests.saturating_sub(earlier.requests + 1),
+        }
+    }
+}
+
+impl Nginx {
+    /// Writes `dir/nginx.conf` for the certificate chain and key in `cert` and `key` (PEM
+    /// files), starts `nginx` on it, and waits until it serves.
+    pub fn start(dir: &Path, cert: &Path, key: &Path) -> io::Result<Nginx> {
+        let (https, status) = (free_addr()?, free_addr()?);
+        let prefix = dir.join("nginx");
+        std::fs::create_dir_all(&prefix)?;
+        let p = |name: &str| prefix.join(name).display().to_string();
+        let (cert, key) = (cert.display(), key.display());
+        let conf = [
+            "daemon off;".to_owned(),
+            "master_process off;".to_owned(),
+            "worker_rlimit_nofile 16384;".to_owned(),
+            format!("pid {};", p("nginx.pid")),
+            format!("error_log {} warn;", p("error.log")),
+            "events { worker_connections 4096; }".to_owned(),
+            "http {".to_owned(),
+            "    access_log off;".to_owned(),
+            "    keepalive_timeout 120s;".to_owned(),
+            "    keepalive_requests 100000;".to_owned(),
+            format!("    client_body_temp_path {};", p("client_body")),
+            format!("    proxy_temp_path {};", p("proxy")),
+            "    server {".to_owned(),
+            format!("        listen {https} ssl;"),
+            format!("        ssl_certificate {cert};"),
+            format!("        ssl_certificate_key {key};"),
+            "        location /t/ { return 200 \"ok\"; }".to_owned(),
+            "    }".to_owned(),
+            "    server {".to_owned(),
+            format!("        listen {status};"),
+            "        location = /status { stub_status; }".to_owned(),
+            "    }".to_owned(),
+            "}\n".to_owned(),
+        ]
+        .join("\n");
+        let path = prefix.join("nginx.conf");
+        std::fs::write(&path, conf)?;
+        let mut peer = Peer::spawn(
+            "nginx",
+            Command::new("nginx")
+                .arg("-p")
+                .arg(&prefix)
+                .arg("-e")
+                .arg(prefix.join("startup.log"))
+                .arg("-c")
+                .arg(&path),
+            &prefix.join("stderr"),
+        )?;
+        peer.wait_serving(status, Duration::from_secs(30))?;
+        peer.wait_serving(https, Duration::from_secs(5))?;
+        Ok(Nginx {
+            peer,
+            https,
+            status,
+        })
+    }
+
+    /// Its process.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// Its https address.
+    pub fn https(&self) -> SocketAddr {
+        self.https
+    }
+
+    /// Its `stub_status` now.
+    pub fn status(&self) -> io::Result<NginxStatus> {
+        let text = http_get(self.status, "/status")?;
+        let numbers: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|word| word.parse().ok())
+            .collect();
+        // `Active connections: A`, `server accepts handled requests`, `ACC HAND REQ`,
+        // then Reading, Writing and Waiting.
+        match numbers[..] {
+            [active, accepts, _handled, requests, ..] => Ok(NginxStatus {
+                active,
+                accepts,
+                requests,
+            }),
+            _ => Err(io::Error::other(format!("unreadable stub_status: {text}"))),
+        }
     }
 
     /// Stops it.
