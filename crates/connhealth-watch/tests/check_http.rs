@@ -11,7 +11,7 @@ mod http_servers;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use connhealth_watch::checks::http::{Http, HttpReport, Kept, BODY_CAP};
+use connhealth_watch::checks::http::{Http, HttpReport, Reuse, BODY_CAP};
 use connhealth_watch::checks::{CheckResult, Outcome};
 use connhealth_watch::config::{HttpPlan, Pattern, StatusRange, TlsPlan};
 use http::{HeaderName, HeaderValue, Method, Uri};
@@ -95,10 +95,10 @@ async fn check(http: &Http, req: &Req) -> CheckResult {
 }
 
 /// One check of `http`, reported: what became of its kept connection, and the result.
-async fn kept(http: &Http, req: &Req) -> Kept {
+async fn kept(http: &Http, req: &Req) -> Reuse {
     let report = go_report(http, req, &TlsPlan::default(), TIMEOUT).await;
     assert_ok(&report.result);
-    report.kept
+    report.reuse
 }
 
 async fn report(req: &Req) -> HttpReport {
@@ -127,9 +127,9 @@ async fn five_checks_with_reuse_use_one_connection() {
     let server = Server::http(|_| Reply::ok("ok"));
     let http = Http::new();
     let plan = plan(&server.url("/healthz"));
-    assert_eq!(kept(&http, &plan).await, Kept::Nothing);
+    assert_eq!(kept(&http, &plan).await, Reuse::Nothing);
     for _ in 0..4 {
-        assert_eq!(kept(&http, &plan).await, Kept::Reused);
+        assert_eq!(kept(&http, &plan).await, Reuse::Reused);
     }
     assert_eq!(server.stats.connections(), 1);
     assert_eq!(server.stats.requests(), 5);
@@ -143,7 +143,7 @@ async fn five_checks_without_reuse_use_five_connections_each_closed_with_a_fin()
     let http = Http::new();
     let plan = no_reuse(&server.url("/healthz"));
     for _ in 0..5 {
-        assert_eq!(kept(&http, &plan).await, Kept::Nothing);
+        assert_eq!(kept(&http, &plan).await, Reuse::Nothing);
     }
     assert_eq!(server.stats.connections(), 5);
     // Each closed by the checker, gracefully: a FIN, never an RST.
@@ -183,10 +183,10 @@ async fn server_that_just_closes_after_every_answer_stays_ok() {
     let server = Server::http(|_| Reply::ok("ok").then(Then::Close));
     let http = Http::new();
     let plan = plan(&server.url("/"));
-    assert_eq!(kept(&http, &plan).await, Kept::Nothing);
+    assert_eq!(kept(&http, &plan).await, Reuse::Nothing);
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(kept(&http, &plan).await, Kept::FoundClosed);
+        assert_eq!(kept(&http, &plan).await, Reuse::FoundClosed);
     }
     assert_eq!(server.stats.connections(), 5);
     assert_eq!(server.stats.requests(), 5);
@@ -198,10 +198,10 @@ async fn kept_connection_closed_by_the_server_while_idle_is_replaced() {
         Server::http(|_| Reply::ok("ok").then(Then::CloseWhenIdleFor(Duration::from_millis(50))));
     let http = Http::new();
     let plan = plan(&server.url("/"));
-    assert_eq!(kept(&http, &plan).await, Kept::Nothing);
+    assert_eq!(kept(&http, &plan).await, Reuse::Nothing);
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(kept(&http, &plan).await, Kept::FoundClosed);
+        assert_eq!(kept(&http, &plan).await, Reuse::FoundClosed);
     }
     assert_eq!(server.stats.connections(), 3);
     assert_eq!(server.stats.requests(), 3);
@@ -217,13 +217,13 @@ async fn kept_connection_the_server_has_sent_its_fin_on_gets_no_request() {
         Server::http(|_| Reply::ok("ok").then(Then::HalfCloseAfter(Duration::from_millis(200))));
     let http = Http::new();
     let plan = plan(&server.url("/"));
-    assert_eq!(kept(&http, &plan).await, Kept::Nothing);
+    assert_eq!(kept(&http, &plan).await, Reuse::Nothing);
     connhealth_testkit::wait_until(Duration::from_secs(5), || {
         server.stats.fin_sent.load(Ordering::SeqCst)
     })
     .expect("the server's FIN");
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(kept(&http, &plan).await, Kept::FoundClosed);
+    assert_eq!(kept(&http, &plan).await, Reuse::FoundClosed);
     assert_eq!(server.stats.requests_after_fin.load(Ordering::SeqCst), 0);
     assert_eq!(server.stats.connections(), 2);
 }
@@ -241,8 +241,8 @@ async fn request_on_a_kept_connection_closed_under_it_is_sent_once_more() {
     });
     let http = Http::new();
     let plan = plan(&server.url("/"));
-    assert_eq!(kept(&http, &plan).await, Kept::Nothing);
-    assert_eq!(kept(&http, &plan).await, Kept::ClosedUnderRequest);
+    assert_eq!(kept(&http, &plan).await, Reuse::Nothing);
+    assert_eq!(kept(&http, &plan).await, Reuse::ClosedUnderRequest);
     assert_eq!(server.stats.connections(), 2);
     assert_eq!(server.stats.requests(), 3);
 }

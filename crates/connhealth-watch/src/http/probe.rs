@@ -59,21 +59,16 @@ pub(super) async fn handle(
         Err(why) => return bad_request(why),
     };
     let start = Instant::now();
-    let endpoint = checks::Endpoint::parse(request.target, &request.plan.check);
-    let (result, http) = match (&request.plan.check, endpoint) {
+    let (result, http) = match (&request.plan.check, &request.endpoint) {
         // An http module reports blackbox's `probe_http_*` series besides the verdict.
-        (Check::Http(plan), Ok(checks::Endpoint::Url(url))) => {
-            let report = Http::new().check_report(&url, plan, request.timeout).await;
+        (Check::Http(plan), checks::Endpoint::Url(url)) => {
+            let report = Http::new().check_report(url, plan, request.timeout).await;
             (report.result.clone(), Some(report))
         }
-        _ => {
-            let result = checks::run_once(
-                &shared.probers,
-                request.target,
-                &request.plan,
-                request.timeout,
-            )
-            .await;
+        (_, endpoint) => {
+            let (plan, timeout) = (&request.plan, request.timeout);
+            let kept = checks::Kept::Nothing;
+            let result = checks::run(&shared.probers, endpoint, plan, &kept, timeout).await;
             (result, None)
         }
     };
@@ -98,6 +93,8 @@ pub(crate) struct ProbeRequest<'a> {
     pub(crate) target: &'a str,
     pub(crate) module: &'a str,
     pub(crate) plan: Cow<'a, CheckPlan>,
+    /// The target, parsed as the module's kind takes it.
+    pub(crate) endpoint: checks::Endpoint,
     pub(crate) timeout: Duration,
 }
 
@@ -120,7 +117,7 @@ impl<'a> ProbeRequest<'a> {
             )
         })?;
         // host:port, or a URL for an http module.
-        checks::Endpoint::parse(target, &plan.check)?;
+        let endpoint = checks::Endpoint::parse(target, &plan.check)?;
         if let Some(hostname) = params.get("hostname") {
             if plan
                 .check
@@ -152,6 +149,7 @@ impl<'a> ProbeRequest<'a> {
             target,
             module,
             plan,
+            endpoint,
             timeout,
         })
     }

@@ -159,12 +159,12 @@ pub struct HttpReport {
     /// Where the time went, added up over the redirects.
     pub phases: Phases,
     /// What became of the connection kept from the previous check.
-    pub kept: Kept,
+    pub reuse: Reuse,
 }
 
 /// What became of the connection kept from the previous check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kept {
+pub enum Reuse {
     /// None was kept: the first check, `reuse_connection = false`, or the previous
     /// check did not keep its connection (`Connection: close`, a failure).
     Nothing,
@@ -283,7 +283,7 @@ impl HttpReport {
             body_length: 0,
             ssl: false,
             phases: Phases::default(),
-            kept: Kept::Nothing,
+            reuse: Reuse::Nothing,
         }
     }
 }
@@ -378,7 +378,7 @@ impl Exchange<'_> {
                 }
                 Ok(Err(failure)) if reused && failure.closed_before_answer() => {
                     if carried {
-                        self.report.kept = Kept::ClosedUnderRequest;
+                        self.report.reuse = Reuse::ClosedUnderRequest;
                     }
                     tracing::debug!(%origin, failure = ?failure, "http check: the kept connection was closed under the request; sending it on a new one");
                     drop(conn);
@@ -452,13 +452,13 @@ impl Exchange<'_> {
                 match conn.still_open() {
                     Ok(()) => {
                         if conn.carried {
-                            self.report.kept = Kept::Reused;
+                            self.report.reuse = Reuse::Reused;
                         }
                         return Ok((conn, true));
                     }
                     Err(why) => {
                         if conn.carried {
-                            self.report.kept = Kept::FoundClosed;
+                            self.report.reuse = Reuse::FoundClosed;
                         }
                         tracing::debug!(%origin, why, "http check: the kept connection is gone; opening another");
                     }
