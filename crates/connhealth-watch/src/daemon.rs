@@ -21,6 +21,9 @@ use crate::schedule;
 use crate::sinks::{log, Sink, Sinks};
 use crate::sys;
 
+/// How long a stop waits for the sinks to deliver what they hold.
+const SINKS_GRACE: Duration = Duration::from_millis(300);
+
 /// Runs `connhealth watch` to the end and returns its exit code: 0 after SIGTERM or
 /// SIGINT, 2 for a bad config at start, 1 for a failure at run time (the listen address
 /// is taken, say), with the reason on stderr.
@@ -222,8 +225,8 @@ impl Daemon {
     }
 
     /// Stops everything and waits, briefly: in-flight HTTP requests get 300 ms, idle
-    /// connections and hung resolvers are not waited for, so the process can exit within
-    /// a second of SIGTERM. The sinks deliver what they hold first.
+    /// connections and hung resolvers are not waited for, and the sinks get 300 ms to
+    /// deliver what they hold, so the process can exit within a second of SIGTERM.
     pub fn stop(self) {
         let _ = self.stop.send(true);
         let http = self.http;
@@ -232,7 +235,13 @@ impl Daemon {
             .block_on(async { tokio::time::timeout(Duration::from_millis(300), http).await });
         self.shared.stop_scheduler();
         self.checks.join();
-        self.shared.sinks.stop();
+        for sink in self.shared.sinks.stop(SINKS_GRACE) {
+            tracing::warn!(
+                sink,
+                "the {sink} sink did not finish delivering within {}; not waited for",
+                crate::human::Rounded(SINKS_GRACE)
+            );
+        }
         self.runtime.shutdown_timeout(Duration::from_millis(100));
     }
 }

@@ -45,7 +45,7 @@
 //! let web = Arc::new(Watched::new(plan, SystemTime::now()));
 //! sinks.record(&web, CheckResult::new(Outcome::Ok, Duration::from_millis(1)));
 //! assert_eq!(web.state().health, Health::Up); // the live view took it at once
-//! sinks.stop(); // waits for every sink to drain its queue
+//! sinks.stop(Duration::from_secs(1)); // waits (that long at most) for the sinks to drain
 //! assert_eq!(*seen.lock().unwrap(), [Health::Up]);
 //! # Ok::<(), std::io::Error>(())
 //! ```
@@ -232,17 +232,34 @@ impl Sinks {
             .collect()
     }
 
-    /// Closes every queue and waits for each sink to deliver what it holds. Events
-    /// recorded after this reach the targets' states only.
-    pub fn stop(&self) {
+    /// Closes every queue and waits, for at most `grace`, for each sink to deliver what
+    /// it holds; a sink still busy then (a receiver that hangs) is left to the process's
+    /// exit, so that a stop is never held up by it. Events recorded after this reach the
+    /// targets' states only. Returns the names of the sinks that did not finish in time.
+    pub fn stop(&self, grace: Duration) -> Vec<&'static str> {
         for queue in &self.inner.queues {
             drop(lock(&queue.sender).take());
         }
+        let deadline = std::time::Instant::now() + grace;
+        let mut late = Vec::new();
         for queue in &self.inner.queues {
-            if let Some(thread) = lock(&queue.thread).take() {
-                let _ = thread.join();
+            let mut thread = lock(&queue.thread);
+            let Some(handle) = thread.as_ref() else {
+                continue;
+            };
+            // std has no join with a timeout: look, and sleep briefly between looks.
+            while !handle.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if handle.is_finished() {
+                if let Some(handle) = thread.take() {
+                    let _ = handle.join();
+                }
+            } else {
+                late.push(queue.name);
             }
         }
+        late
     }
 
     fn hand_over(&self, event: Event, wanted: impl Fn(&Queue) -> bool) {
