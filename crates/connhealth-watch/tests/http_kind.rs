@@ -70,8 +70,14 @@ fn without_reuse_every_check_opens_its_own_connection() {
     wait_health(&daemon, "api", Health::Up, Duration::from_secs(3)).expect("up");
     std::thread::sleep(Duration::from_millis(400));
     daemon.stop();
-    assert_eq!(server.stats.connections(), server.stats.requests());
-    assert!(server.stats.connections() >= 3);
+    // A connection per request: the check under way at the stop may have connected
+    // without its request counted yet.
+    let (connections, requests) = (server.stats.connections(), server.stats.requests());
+    assert!(requests >= 3, "{requests} requests");
+    assert!(
+        (requests..=requests + 1).contains(&connections),
+        "{connections} connections for {requests} requests"
+    );
 }
 
 #[test]
