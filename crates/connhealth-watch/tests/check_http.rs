@@ -47,19 +47,8 @@ impl std::ops::DerefMut for Req {
 fn plan(url: &str) -> Req {
     Req {
         url: url.parse().unwrap(),
-        plan: HttpPlan {
-            method: Method::GET,
-            headers: Vec::new(),
-            body: Vec::new(),
-            valid_status: vec![StatusRange {
-                low: 200,
-                high: 299,
-            }],
-            expect: None,
-            follow_redirects: true,
-            reuse_connection: true,
-            tls: TlsPlan::default(),
-        },
+        // GET, any 2xx, redirects followed, the connection kept.
+        plan: HttpPlan::default(),
     }
 }
 

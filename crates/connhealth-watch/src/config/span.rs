@@ -108,36 +108,35 @@ struct Located {
     error: ConfigError,
 }
 
-impl Report {
-    /// Records `message` at byte `offset` of `source`.
-    pub(crate) fn error(&mut self, source: &Source<'_>, offset: usize, message: impl Into<String>) {
+impl Located {
+    /// `message` at byte `offset` of `source`, on one line.
+    fn at(source: &Source<'_>, offset: usize, message: String) -> Located {
         let LineColumn { line, column } = line_column(source.text, offset);
-        self.errors.push(Located {
+        Located {
             seq: source.seq,
             offset,
             error: ConfigError {
                 file: source.path.to_owned(),
                 line,
                 column,
-                message: one_line(message.into()),
+                message: one_line(message),
             },
-        });
+        }
+    }
+}
+
+impl Report {
+    /// Records `message` at byte `offset` of `source`.
+    pub(crate) fn error(&mut self, source: &Source<'_>, offset: usize, message: impl Into<String>) {
+        self.errors
+            .push(Located::at(source, offset, message.into()));
     }
 
     /// Records the warning `message` at byte `offset` of `source`: the config loads, and
     /// the warning is logged.
     pub(crate) fn warn(&mut self, source: &Source<'_>, offset: usize, message: impl Into<String>) {
-        let LineColumn { line, column } = line_column(source.text, offset);
-        self.warnings.push(Located {
-            seq: source.seq,
-            offset,
-            error: ConfigError {
-                file: source.path.to_owned(),
-                line,
-                column,
-                message: one_line(message.into()),
-            },
-        });
+        self.warnings
+            .push(Located::at(source, offset, message.into()));
     }
 
     /// The warnings, in file order.

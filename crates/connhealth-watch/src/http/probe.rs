@@ -232,14 +232,6 @@ pub fn render_with(
     duration: Duration,
     http: Option<&HttpReport>,
 ) -> String {
-    let gauge = |name: &str, help: &str, value: f64| -> MetricFamily {
-        family(
-            name,
-            help,
-            MetricType::GAUGE,
-            vec![metric(Vec::new(), MetricType::GAUGE, value)],
-        )
-    };
     let flag = |yes: bool| if yes { 1.0 } else { 0.0 };
     let mut families = Vec::with_capacity(7);
     families.push(gauge(
@@ -303,14 +295,6 @@ pub fn render_with(
 
 /// The `probe_http_*` families of `report`, in name order.
 fn http_families(report: &HttpReport) -> Vec<MetricFamily> {
-    let gauge = |name: &str, help: &str, value: f64| -> MetricFamily {
-        family(
-            name,
-            help,
-            MetricType::GAUGE,
-            vec![metric(Vec::new(), MetricType::GAUGE, value)],
-        )
-    };
     let phases = &report.phases;
     let by_phase = [
         ("resolve", phases.resolve),
@@ -374,4 +358,14 @@ fn http_families(report: &HttpReport) -> Vec<MetricFamily> {
             version,
         ),
     ]
+}
+
+/// A family of one gauge with no labels.
+fn gauge(name: &str, help: &str, value: f64) -> MetricFamily {
+    family(
+        name,
+        help,
+        MetricType::GAUGE,
+        vec![metric(Vec::new(), MetricType::GAUGE, value)],
+    )
 }
