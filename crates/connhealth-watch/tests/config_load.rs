@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use connhealth_testkit::TempDir;
 use connhealth_watch::config::{
-    file_sd_paths, load, Check, CheckKind, CheckPlan, Pattern, Plan, TargetPlan,
+    file_sd_paths, load, Check, CheckKind, CheckPlan, Endpoint, Pattern, Plan, TargetPlan,
 };
 
 /// A fresh folder, removed at the end.
@@ -517,5 +517,38 @@ timeout = "1s"
         assert!(plan.warnings[0]
             .to_string()
             .contains(":3:12: timeout 1s is longer than interval 500ms"));
+    }
+
+    #[test]
+    fn a_file_sd_block_of_http_checks_lists_urls() {
+        let fixture = Fixture::new("file-sd-http");
+        fixture.write(
+            "sd/web.json",
+            r#"[{"targets": ["http://127.0.0.1:8080/healthz", "https://localhost/"]}]"#,
+        );
+        let plan = fixture.load("[[file_sd]]\nfiles = [\"sd/*.json\"]\ncheck = \"http\"\n");
+        let endpoints: Vec<&Endpoint> = plan.targets.iter().map(|t| &t.endpoint).collect();
+        assert!(
+            endpoints.iter().all(|e| matches!(e, Endpoint::Url(_))),
+            "{endpoints:?}"
+        );
+        assert_eq!(plan.targets[0].name, "http://127.0.0.1:8080/healthz");
+
+        // host:port in a block of http checks, a URL in one of half-open checks: each is
+        // an error at its place in the file.
+        fixture.write("sd/web.json", r#"[{"targets": ["127.0.0.1:8080"]}]"#);
+        fixture.write("sd2/tcp.json", r#"[{"targets": ["http://127.0.0.1/"]}]"#);
+        let path = fixture.write(
+            "watch.toml",
+            "[[file_sd]]\nfiles = [\"sd/*.json\"]\ncheck = \"http\"\n\n[[file_sd]]\nfiles = [\"sd2/*.json\"]\n",
+        );
+        let errors = load(&path).unwrap_err().0;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].message.contains("has no scheme"), "{}", errors[0]);
+        assert!(
+            errors[1].message.contains("is not host:port"),
+            "{}",
+            errors[1]
+        );
     }
 }

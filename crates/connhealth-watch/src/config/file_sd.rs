@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::json::{self, JsonNode, JsonValue};
 use super::keys::{self, Section};
 use super::labels;
+use super::plan::Endpoint;
 use super::span::{self, Report, Source};
 
 /// The files that `globs` match now, sorted and each once. A relative glob is relative
@@ -98,6 +99,8 @@ pub(crate) struct SdTarget {
     pub(crate) labels: BTreeMap<String, String>,
     /// Where the address string starts.
     pub(crate) at: usize,
+    /// The address, parsed: `host:port`, or a URL (for a block of http checks).
+    pub(crate) endpoint: Endpoint,
     /// The 1-based rank of its group in the file.
     pub(crate) group: usize,
 }
@@ -233,7 +236,7 @@ fn group(group: &JsonNode, rank: usize, source: &Source<'_>, report: &mut Report
         );
         return Vec::new();
     };
-    let mut addresses: Vec<(String, usize)> = Vec::new();
+    let mut addresses: Vec<(String, usize, Endpoint)> = Vec::new();
     let mut labels = BTreeMap::new();
     let mut seen: Vec<&str> = Vec::new();
     for member in members {
@@ -265,10 +268,11 @@ fn group(group: &JsonNode, rank: usize, source: &Source<'_>, report: &mut Report
     }
     addresses
         .into_iter()
-        .map(|(address, at)| SdTarget {
+        .map(|(address, at, endpoint)| SdTarget {
             address,
             labels: labels.clone(),
             at,
+            endpoint,
             group: rank,
         })
         .collect()
@@ -278,7 +282,7 @@ fn group_targets(
     node: &JsonNode,
     source: &Source<'_>,
     report: &mut Report,
-) -> Vec<(String, usize)> {
+) -> Vec<(String, usize, Endpoint)> {
     let JsonValue::Array(items) = &node.value else {
         report.error(
             source,
@@ -305,10 +309,17 @@ fn group_targets(
         };
         // A URL too, for a block of http checks: the block's kind is checked by the
         // caller, which knows it.
-        match address_problem(address) {
-            Some(problem) if parse_url(address).is_err() => report.error(source, item.at, problem),
-            _ => addresses.push((address.clone(), item.at)),
-        }
+        let endpoint = match parse_address(address) {
+            Ok(target) => Endpoint::Tcp(target),
+            Err(problem) => match parse_url(address) {
+                Ok(url) => Endpoint::Url(url),
+                Err(_) => {
+                    report.error(source, item.at, problem);
+                    continue;
+                }
+            },
+        };
+        addresses.push((address.clone(), item.at, endpoint));
     }
     addresses
 }
@@ -362,16 +373,15 @@ fn group_labels(
 
 /// What is wrong with `address` as a target, in [`connhealth::probe::Target::parse`]'s
 /// words, if anything.
-pub(crate) fn address_problem(address: &str) -> Option<String> {
-    match connhealth::probe::Target::parse(address) {
-        Ok(_) => None,
-        Err(connhealth::ProbeError::InvalidTarget { reason, .. }) => {
-            Some(format!("address {address:?} is not host:port: {reason}"))
+pub(crate) fn parse_address(address: &str) -> Result<connhealth::probe::Target, String> {
+    connhealth::probe::Target::parse(address).map_err(|err| match err {
+        connhealth::ProbeError::InvalidTarget { reason, .. } => {
+            format!("address {address:?} is not host:port: {reason}")
         }
-        Err(other) => Some(format!(
+        other => format!(
             "address {address:?} is not host:port ({other}); write e.g. \"127.0.0.1:6379\" or \"[::1]:80\""
-        )),
-    }
+        ),
+    })
 }
 
 /// `url`, an http target's: `http://` or `https://` with a host, as hyper takes it; the
@@ -426,9 +436,9 @@ mod tests {
 
     #[test]
     fn addresses_use_the_probe_rules() {
-        assert!(address_problem("10.0.0.1:80").is_none());
-        assert!(address_problem("[::1]:80").is_none());
-        let problem = address_problem("10.0.0.1").unwrap();
+        assert!(parse_address("10.0.0.1:80").is_ok());
+        assert!(parse_address("[::1]:80").is_ok());
+        let problem = parse_address("10.0.0.1").unwrap_err();
         assert!(problem.contains("no port"), "{problem}");
     }
 }

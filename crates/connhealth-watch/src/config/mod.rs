@@ -280,18 +280,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
             let sd = file_sd::read(file, seq, &mut report);
             for target in &sd.targets {
                 let source = sd.source();
-                // The group's reader took a host:port or a URL; the block's kind says which.
-                let endpoint = if block.check.kind() == CheckKind::Http {
-                    parse_url(&target.address).map(Endpoint::Url)
-                } else {
-                    match file_sd::address_problem(&target.address) {
-                        Some(problem) => Err(problem),
-                        None => Endpoint::parse(&target.address, &block.check.check),
-                    }
-                };
-                let endpoint = match endpoint {
-                    Ok(endpoint) => endpoint,
-                    Err(problem) => {
+                // The group's reader took a host:port or a URL; the block's kind says
+                // which it must be (and, when it is the other, why).
+                let http = block.check.kind() == CheckKind::Http;
+                let endpoint = match (&target.endpoint, http) {
+                    (Endpoint::Url(_), true) | (Endpoint::Tcp(_), false) => target.endpoint.clone(),
+                    _ => {
+                        let problem = Endpoint::parse(&target.address, &block.check.check)
+                            .err()
+                            .unwrap_or_default();
                         report.error(&source, target.at, problem);
                         continue;
                     }

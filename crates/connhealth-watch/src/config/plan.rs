@@ -86,9 +86,7 @@ impl Endpoint {
     pub fn parse(address: &str, check: &Check) -> Result<Endpoint, String> {
         match check {
             Check::Http(_) => super::parse_url(address).map(Endpoint::Url),
-            _ => connhealth::probe::Target::parse(address)
-                .map(Endpoint::Tcp)
-                .map_err(|err| err.to_string()),
+            _ => super::file_sd::parse_address(address).map(Endpoint::Tcp),
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::file_sd::{address_problem, glob_problem, parse_url};
+use super::file_sd::{glob_problem, parse_address, parse_url};
 use super::keys::{self, Section};
 use super::labels;
 use super::plan::{CheckKind, CheckPlan, Endpoint, TargetPlan, BUILT_IN_MODULES};
@@ -172,9 +172,10 @@ fn target(
 ) -> Option<TomlTarget> {
     let mut settings = Settings::default();
     let mut name: Option<(String, usize)> = None;
-    let mut address: Option<(String, usize)> = None;
-    // The url as written, where its value is, and where its key is.
-    let mut url: Option<(String, usize, usize)> = None;
+    // The address as written, where its value is, and it parsed.
+    let mut address: Option<(String, usize, Endpoint)> = None;
+    // The url as written, where its value is, where its key is, and it parsed.
+    let mut url: Option<(String, usize, usize, http::Uri)> = None;
     let mut labels = BTreeMap::new();
     // A bad name or address is reported; the target is then left out of the plan (and
     // of the duplicate check), and a missing address is not reported on top.
@@ -200,12 +201,12 @@ fn target(
                 }
             },
             "address" => match &value.value {
-                Value::String(s) => match address_problem(s) {
-                    Some(problem) => {
+                Value::String(s) => match parse_address(s) {
+                    Err(problem) => {
                         broken = true;
                         walk.error(value.at, problem);
                     }
-                    None => address = Some((s.clone(), value.at)),
+                    Ok(target) => address = Some((s.clone(), value.at, Endpoint::Tcp(target))),
                 },
                 _ => {
                     broken = true;
@@ -218,7 +219,7 @@ fn target(
                         broken = true;
                         walk.error(value.at, problem);
                     }
-                    Ok(_) => url = Some((s.clone(), value.at, entry.key_at)),
+                    Ok(parsed) => url = Some((s.clone(), value.at, entry.key_at, parsed)),
                 },
                 _ => {
                     broken = true;
@@ -239,14 +240,14 @@ fn target(
     // An http target is aimed at its url, every other kind at its address.
     let http = settings::effective_kind(&settings, defaults) == Some(CheckKind::Http);
     match (&url, &address) {
-        (Some((_, _, key_at)), _) if !http => {
+        (Some((_, _, key_at, _)), _) if !http => {
             broken = true;
             walk.error(
                 *key_at,
                 "`url` is for check = \"http\"; write the address as address = \"host:port\", or set check = \"http\"",
             );
         }
-        (Some(_), Some((_, address_at))) => {
+        (Some(_), Some((_, address_at, _))) => {
             broken = true;
             walk.error(
                 *address_at,
@@ -259,9 +260,9 @@ fn target(
         return None;
     }
     let address = match (address, url) {
-        (_, Some((url, url_at, _))) => (url, url_at),
-        (Some((address, address_at)), None) if !http => (address, address_at),
-        (Some((_, address_at)), None) => {
+        (_, Some((url, url_at, _, parsed))) => (url, url_at, Endpoint::Url(parsed)),
+        (Some(address), None) if !http => address,
+        (Some((_, address_at, _)), None) => {
             walk.error(
                 address_at,
                 format!(
@@ -283,17 +284,9 @@ fn target(
             return None;
         }
     };
-    let (address, address_at) = address;
+    let (address, address_at, endpoint) = address;
     let check = settings::resolve(&[defaults, &settings]);
     settings::check_timeout(&settings, &check, &walk.source, walk.report);
-    // Checked above as what the kind takes: parsed once, here, for every check after.
-    let endpoint = match Endpoint::parse(&address, &check.check) {
-        Ok(endpoint) => endpoint,
-        Err(problem) => {
-            walk.error(address_at, problem);
-            return None;
-        }
-    };
     let named = name.is_some();
     let (name, name_at) = name.unwrap_or_else(|| (address.clone(), address_at));
     Some(TomlTarget {
