@@ -286,10 +286,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
                 let endpoint = match (&target.endpoint, http) {
                     (Endpoint::Url(_), true) | (Endpoint::Tcp(_), false) => target.endpoint.clone(),
                     _ => {
-                        let problem = Endpoint::parse(&target.address, &block.check.check)
-                            .err()
-                            .unwrap_or_default();
-                        report.error(&source, target.at, problem);
+                        let problem = if http {
+                            parse_url(&target.address).err()
+                        } else {
+                            file_sd::parse_address(&target.address).err()
+                        };
+                        report.error(&source, target.at, problem.unwrap_or_default());
                         continue;
                     }
                 };

@@ -86,7 +86,9 @@ impl Endpoint {
     pub fn parse(address: &str, check: &Check) -> Result<Endpoint, String> {
         match check {
             Check::Http(_) => super::parse_url(address).map(Endpoint::Url),
-            _ => super::file_sd::parse_address(address).map(Endpoint::Tcp),
+            _ => connhealth::probe::Target::parse(address)
+                .map(Endpoint::Tcp)
+                .map_err(|err| err.to_string()),
         }
     }
 }
