@@ -135,28 +135,23 @@ pub(super) async fn open(
     let tcp = Arc::new(tcp);
     let shared = SharedTcp(Arc::clone(&tcp));
 
+    let opened = |tls: Option<Verified>, (sender, driver), tcp, tls_time| Opened {
+        conn: Conn {
+            origin: origin.clone(),
+            addr,
+            tls,
+            carried: false,
+            verified_for: None,
+            sender,
+            driver,
+            tcp,
+        },
+        connect,
+        tls: tls_time,
+    };
     let Some(client) = tls else {
-        let (sender, driver) = start_hyper(shared).await.map_err(|err| {
-            CheckResult::failed(
-                Outcome::Error,
-                start.elapsed(),
-                format!("HTTP setup: {err}"),
-            )
-        })?;
-        return Ok(Opened {
-            conn: Conn {
-                origin: origin.clone(),
-                addr,
-                tls: None,
-                carried: false,
-                verified_for: None,
-                sender,
-                driver,
-                tcp,
-            },
-            connect,
-            tls: Duration::ZERO,
-        });
+        let hyper = start_hyper(shared, start).await?;
+        return Ok(opened(None, hyper, tcp, Duration::ZERO));
     };
 
     let handshake_start = Instant::now();
@@ -178,35 +173,25 @@ pub(super) async fn open(
     };
     let tls_time = handshake_start.elapsed();
     let verified = client.verified(stream.get_ref().1);
-    let (sender, driver) = start_hyper(stream).await.map_err(|err| {
-        CheckResult::failed(
-            Outcome::Error,
-            start.elapsed(),
-            format!("HTTP setup: {err}"),
-        )
-    })?;
-    Ok(Opened {
-        conn: Conn {
-            origin: origin.clone(),
-            addr,
-            tls: Some(verified),
-            carried: false,
-            verified_for: None,
-            sender,
-            driver,
-            tcp,
-        },
-        connect,
-        tls: tls_time,
-    })
+    let hyper = start_hyper(stream, start).await?;
+    Ok(opened(Some(verified), hyper, tcp, tls_time))
 }
 
 /// hyper's HTTP/1.1 client on `io`, its connection driven by a task of its own.
-async fn start_hyper<IO>(io: IO) -> hyper::Result<(http1::SendRequest<Body>, Driver)>
+async fn start_hyper<IO>(
+    io: IO,
+    start: Instant,
+) -> Result<(http1::SendRequest<Body>, Driver), CheckResult>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, connection) = http1::Builder::new().handshake(TokioIo::new(io)).await?;
+    let (sender, connection) = http1::Builder::new()
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|err| {
+            let detail = format!("HTTP setup: {err}");
+            CheckResult::failed(Outcome::Error, start.elapsed(), detail)
+        })?;
     let driver = tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::debug!(%err, "http check: the connection ended with an error");
