@@ -105,6 +105,7 @@ mod names;
 mod options;
 mod plan;
 mod raw;
+pub mod services;
 mod settings;
 mod span;
 mod syntax;

@@ -27,8 +27,9 @@ pub struct Plan {
     /// `/probe?module=NAME` (the built-in modules are not listed unless the blackbox file
     /// redefines them).
     pub modules: BTreeMap<String, Module>,
-    /// The modules of `blackbox_config` whose prober connhealth does not run (`icmp`,
-    /// `dns`, `grpc`): name, prober. `/probe?module=NAME` answers 400 naming the prober.
+    /// The modules of `blackbox_config` that use what connhealth does not run (the
+    /// `icmp`, `dns` and `grpc` probers, a few settings): name, a phrase naming what it
+    /// uses. `/probe?module=NAME` answers 400 with it.
     pub unsupported_modules: BTreeMap<String, String>,
     /// `blackbox_config`, resolved against the config's folder, when set.
     pub blackbox_config: Option<PathBuf>,
@@ -100,6 +101,12 @@ impl Endpoint {
         match check {
             Check::Http(_) => super::parse_url(address).map(Endpoint::Url),
             _ => connhealth::probe::Target::parse(address)
+                .or_else(|err| {
+                    // A service name as the port (`mail:smtp`), as Go's dialer takes it.
+                    super::services::with_port_number(address)
+                        .and_then(|numbered| connhealth::probe::Target::parse(&numbered).ok())
+                        .ok_or(err)
+                })
                 .map(Endpoint::Tcp)
                 .map_err(|err| err.to_string()),
         }

@@ -112,11 +112,11 @@ impl<'a> ProbeRequest<'a> {
             .first("module")
             .filter(|m| !m.is_empty())
             .unwrap_or(DEFAULT_MODULE);
-        if let Some(prober) = fleet.unsupported_modules.get(module_name) {
+        if let Some(what) = fleet.unsupported_modules.get(module_name) {
             return Err(format!(
-                "module {module_name:?} uses blackbox's {prober} prober, which connhealth does \
-                 not run; connhealth runs the tcp and http probers (and its own half_open, \
-                 connect), so probe it with blackbox_exporter or change the module's prober"
+                "module {module_name:?} uses {what}, which connhealth does not run; \
+                 connhealth runs blackbox's tcp and http probers and its own half_open and \
+                 connect: probe this module with blackbox_exporter, or change it"
             ));
         }
         let mut module = find_module(fleet, module_name).ok_or_else(|| {
