@@ -238,7 +238,13 @@ pub async fn resolve(
     else {
         return Ok(resolved);
     };
-    let of = |family: u8| resolved.addrs.iter().copied().find(|a| ip_protocol(*a) == family);
+    let of = |family: u8| {
+        resolved
+            .addrs
+            .iter()
+            .copied()
+            .find(|a| ip_protocol(*a) == family)
+    };
     let other = if preferred == 4 { 6 } else { 4 };
     let chosen = of(preferred).or_else(|| if fallback { of(other) } else { None });
     match chosen {
@@ -251,9 +257,8 @@ pub async fn resolve(
                 Target::Name { host, .. } => host.clone(),
                 _ => resolved.addrs[0].ip().to_string(),
             };
-            let detail = format!(
-                "{host} has no IPv{preferred} address, and ip_protocol_fallback is off"
-            );
+            let detail =
+                format!("{host} has no IPv{preferred} address, and ip_protocol_fallback is off");
             Err(CheckResult {
                 dns_time: resolved.dns_time,
                 ..CheckResult::failed(Outcome::Resolve, resolved.dns_time, detail)

@@ -172,7 +172,10 @@ impl Talk<'_> {
     }
 
     /// Reads lines until one matches `expect`.
-    async fn matching_line(&mut self, expect: &regex::bytes::Regex) -> Result<Vec<u8>, CheckResult> {
+    async fn matching_line(
+        &mut self,
+        expect: &regex::bytes::Regex,
+    ) -> Result<Vec<u8>, CheckResult> {
         let mut last: Option<Vec<u8>> = None;
         loop {
             let read = match &mut self.stream {
@@ -375,7 +378,10 @@ mod tests {
         let got = lines_of(&[b"220 mail ESMTP\r\n250-a", b"\r\n250 b\nlast"]).await;
         let want: Vec<&[u8]> = vec![b"220 mail ESMTP", b"250-a", b"250 b", b"last"];
         assert_eq!(got, want);
-        assert_eq!(lines_of(&[b"\n\r\n"]).await, vec![b"".to_vec(), b"".to_vec()]);
+        assert_eq!(
+            lines_of(&[b"\n\r\n"]).await,
+            vec![b"".to_vec(), b"".to_vec()]
+        );
         assert!(lines_of(&[]).await.is_empty());
     }
 

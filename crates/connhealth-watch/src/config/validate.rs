@@ -337,11 +337,7 @@ fn own_labels(walk: &mut Walk<'_, '_>, node: &Node) -> BTreeMap<String, String> 
     labels
 }
 
-fn modules(
-    walk: &mut Walk<'_, '_>,
-    node: &Node,
-    defaults: &Settings,
-) -> BTreeMap<String, Module> {
+fn modules(walk: &mut Walk<'_, '_>, node: &Node, defaults: &Settings) -> BTreeMap<String, Module> {
     let mut modules = BTreeMap::new();
     let Value::Table(entries) = &node.value else {
         walk.wrong_type("modules", "a table of modules", node);
@@ -392,8 +388,8 @@ fn modules(
             settings::check_timeout(&settings, &plan, &walk.source, walk.report);
             // A timeout written here or in [defaults] is the module's; without one, the
             // scrape's decides, as for blackbox.
-            let timeout = (settings.timeout.is_some() || defaults.timeout.is_some())
-                .then_some(plan.timeout);
+            let timeout =
+                (settings.timeout.is_some() || defaults.timeout.is_some()).then_some(plan.timeout);
             modules.insert(
                 name.to_owned(),
                 Module {

@@ -264,5 +264,4 @@ impl Params {
             .filter(move |(given, value)| given == name && !value.is_empty())
             .map(|(_, value)| value.as_str())
     }
-
 }
