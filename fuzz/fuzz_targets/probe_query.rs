@@ -1,5 +1,5 @@
 //! `/probe`'s reading of a request (`http/probe.rs`, through `connhealth_watch::fuzzing`):
-//! the query string as axum extracts it, `Params::parse`, and the module and timeout
+//! the query string as axum extracts it, `Params::lenient`, and the module and timeout
 //! worked out from it and from the `X-Prometheus-Scrape-Timeout-Seconds` header. Nothing
 //! is probed.
 //!
@@ -8,12 +8,14 @@
 //! are skipped.
 //!
 //! Properties, beyond not panicking:
-//! * a request read is for a probe target; each parameter was known and given once; the
-//!   module is one `/probe` offers, with its own timeout;
-//! * the timeout is the module's, or shorter: without the header, or with one of 0, it is
-//!   the module's (each module here is under blackbox's 119.5 s); a header of S > 0.5 s
-//!   makes it at most S - 0.5 s;
-//! * `hostname` becomes the server name of a module that has none;
+//! * a request read is for a probe target; the module is one `/probe` offers, with its
+//!   own timeout (or none);
+//! * a module's own timeout is the timeout, or shorter: without the header, or with one
+//!   of 0, it is the module's (each module here is under blackbox's 119.5 s); a header
+//!   of S > 0.5 s makes it at most S - 0.5 s; a module without one takes S - 0.5 s
+//!   (119.5 s without the header), as blackbox;
+//! * `hostname` becomes the server name of a tls module that has none (an http module
+//!   takes it as its `Host` header instead);
 //! * a 400's reason is not empty.
 
 #![no_main]
@@ -24,7 +26,8 @@ use std::time::SystemTime;
 use connhealth_watch::config::Endpoint;
 use connhealth_watch::state::Fleet;
 use connhealth_watch::fuzzing;
-use connhealth_watch::http::probe::{module_names, module_plan};
+use connhealth_watch::config::Check;
+use connhealth_watch::http::probe::{find_module, module_names};
 use libfuzzer_sys::fuzz_target;
 
 /// Modules of every kind, with and without a server name and with their own timeouts.
@@ -82,44 +85,54 @@ fuzz_target!(|data: &[u8]| {
         module_names(fleet).contains(&probe.module.as_str()),
         "{text:?}: {probe:?}"
     );
-    let plan = module_plan(fleet, &probe.module).expect("a module offered has a plan");
-    // host:port, or a URL for an http module.
-    assert!(
-        Endpoint::parse(&probe.target, &plan.check).is_ok(),
-        "{text:?}: {probe:?}"
-    );
-    assert_eq!(probe.module_timeout, plan.timeout, "{text:?}");
-    assert!(probe.timeout <= probe.module_timeout, "{text:?}: {probe:?}");
+    let module = find_module(fleet, &probe.module).expect("a module offered is found");
+    // A target the kind cannot take is answered with probe_success 0, not refused.
+    if !matches!(module.check, Check::Http(_)) {
+        assert_eq!(
+            Endpoint::parse(&probe.target, &module.check).is_ok(),
+            probe.target_ok,
+            "{text:?}: {probe:?}"
+        );
+    }
+    assert_eq!(probe.module_timeout, module.timeout, "{text:?}");
     let scrape: Option<f64> = header.map(|h| h.trim().parse().expect("a header read is a number"));
-    match scrape {
-        None => assert_eq!(probe.timeout, probe.module_timeout, "{text:?}"),
-        Some(s) if s == 0.0 || s < 0.5 => {
-            assert_eq!(probe.timeout, probe.module_timeout, "{text:?}")
+    let max = scrape.filter(|s| *s != 0.0).unwrap_or(120.0) - 0.5;
+    match probe.module_timeout {
+        Some(own) => {
+            assert!(probe.timeout <= own, "{text:?}: {probe:?}");
+            if max >= 0.0 && own.as_secs_f64() < max {
+                assert_eq!(probe.timeout, own, "{text:?}");
+            } else if max >= 0.0 {
+                assert!(probe.timeout.as_secs_f64() <= max + 1e-9, "{text:?}: {probe:?}");
+            }
         }
-        Some(s) => assert!(
-            probe.timeout.as_secs_f64() <= s - 0.5 + 1e-9 || probe.timeout == probe.module_timeout,
+        None if max >= 0.0 => assert!(
+            (probe.timeout.as_secs_f64() - max).abs() < 1e-6,
             "{text:?}: {probe:?}"
         ),
+        None => assert!(probe.timeout.is_zero(), "{text:?}: {probe:?}"),
     }
-    // `hostname` names the server of a kind that has one (tls, http), when its module
-    // does not.
-    match plan.check.tls().map(|tls| &tls.server_name) {
+    // `hostname` names the server of a tls module, when its module does not.
+    match module.check.tls().map(|tls| &tls.server_name) {
         Some(Some(name)) => assert_eq!(probe.server_name.as_ref(), Some(name)),
+        Some(None) if matches!(module.check, Check::Http(_)) => {
+            assert_eq!(probe.server_name, None, "{text:?}: {probe:?}")
+        }
         Some(None) => {
-            let hostname = query_has_value(query, "hostname");
+            let hostname = first_value(query, "hostname").is_some_and(|v| !v.is_empty());
             assert_eq!(probe.server_name.is_some(), hostname, "{text:?}: {probe:?}");
         }
         None => assert_eq!(probe.server_name, None, "{text:?}: {probe:?}"),
     }
 });
 
-/// True when `query` gives `name` a value that is not empty, decoded as axum decodes it
-/// (`Params::get` skips empty values).
-fn query_has_value(query: &str, name: &str) -> bool {
+/// The first value of `name` in `query`, decoded as axum decodes it (`Params::first`).
+fn first_value(query: &str, name: &str) -> Option<String> {
     // A '#' starts the fragment, which is not part of the query.
     let query = query.split('#').next().unwrap_or_default();
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
     pairs
-        .iter()
-        .any(|(key, value)| key == name && !value.is_empty())
+        .into_iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value)
 }

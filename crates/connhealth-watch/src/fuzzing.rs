@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::checks::send_expect;
 use crate::checks::CheckResult;
 use crate::config::{ConfigError, SendExpectPlan};
-use crate::http::probe::{ProbeRequest, PARAMS, SCRAPE_TIMEOUT_HEADER};
+use crate::http::probe::{ProbeRequest, SCRAPE_TIMEOUT_HEADER};
 use crate::http::Params;
 use crate::state::Fleet;
 
@@ -63,8 +63,10 @@ pub struct Probe {
     pub target: String,
     /// The module's name (`half_open` when none was given).
     pub module: String,
-    /// The module's own timeout.
-    pub module_timeout: Duration,
+    /// The module's own timeout, when it has one.
+    pub module_timeout: Option<Duration>,
+    /// The target was what the module's kind takes (else the answer is `probe_success 0`).
+    pub target_ok: bool,
     /// The check's timeout: the module's, capped by the scrape timeout header.
     pub timeout: Duration,
     /// The tls server name: the module's, or else `hostname`.
@@ -87,14 +89,15 @@ pub fn probe(
     }
     // The same extraction as the handler's `Result<Query<_>, QueryRejection>` argument.
     let query = Query::<Vec<(String, String)>>::try_from_uri(&uri);
-    let read = Params::parse("/probe", query, &PARAMS).and_then(|params| {
+    let read = Params::lenient("/probe", query).and_then(|params| {
         ProbeRequest::new(fleet, &params, &headers).map(|request| Probe {
             target: request.target.to_owned(),
-            module: request.module.to_owned(),
-            module_timeout: request.plan.timeout,
+            module: request.module_name.to_owned(),
+            module_timeout: request.module.timeout,
+            target_ok: request.endpoint.is_ok(),
             timeout: request.timeout,
             server_name: request
-                .plan
+                .module
                 .check
                 .tls()
                 .and_then(|tls| tls.server_name.clone()),

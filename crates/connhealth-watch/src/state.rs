@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crate::checks::{CheckResult, Outcome};
-use crate::config::{CheckPlan, Plan, TargetPlan};
+use crate::config::{CheckPlan, Module, Plan, TargetPlan};
 
 /// How many transitions `/status` keeps per target.
 pub const TRANSITIONS_KEPT: usize = 10;
@@ -275,10 +275,12 @@ impl Watched {
 pub struct Fleet {
     /// Every target this instance watches (its shard's), in config order.
     pub targets: Vec<Arc<Watched>>,
-    /// `[modules.NAME]`.
-    pub modules: BTreeMap<String, CheckPlan>,
-    /// `[defaults]`: the settings of the built-in `/probe` modules.
-    pub defaults: CheckPlan,
+    /// `[modules.NAME]` and `blackbox_config`'s modules.
+    pub modules: BTreeMap<String, Module>,
+    /// `blackbox_config`'s modules of probers connhealth does not run: name, prober.
+    pub unsupported_modules: BTreeMap<String, String>,
+    /// `[defaults]`' timeout, when set: the built-in `half_open` and `connect` modules'.
+    pub defaults_timeout: Option<std::time::Duration>,
 }
 
 impl Fleet {
@@ -310,7 +312,8 @@ impl Fleet {
         Fleet {
             targets,
             modules: plan.modules,
-            defaults: plan.defaults,
+            unsupported_modules: plan.unsupported_modules,
+            defaults_timeout: plan.defaults_timeout,
         }
     }
 }

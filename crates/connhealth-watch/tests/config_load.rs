@@ -230,8 +230,7 @@ fall = 1
         assert_eq!(third.jitter, 0.0);
 
         let slow = &plan.modules["slow"];
-        assert_eq!(slow.timeout, Duration::from_secs(3));
-        assert_eq!(slow.rise, 4);
+        assert_eq!(slow.timeout, Some(Duration::from_secs(3)));
 
         let sd = &plan.file_sd[0];
         assert_eq!(
@@ -435,7 +434,10 @@ file_sd = [{ files = [] }]
             labels(&[("service", "a")])
         );
         assert_eq!(target(&plan, "two").address, "127.0.0.1:2");
-        assert_eq!(plan.modules["quick"].timeout, Duration::from_millis(100));
+        assert_eq!(
+            plan.modules["quick"].timeout,
+            Some(Duration::from_millis(100))
+        );
         assert!(plan.file_sd[0].matched.is_empty());
     }
 

@@ -6,7 +6,7 @@ mod http_support;
 use std::time::{Duration, UNIX_EPOCH};
 
 use connhealth_watch::checks::{CheckResult, Outcome};
-use connhealth_watch::config::{Check, CheckKind, CheckPlan, Pattern, SendExpectPlan};
+use connhealth_watch::config::{Check, CheckKind, Module, Pattern, SendExpectPlan};
 use connhealth_watch::http::probe::{probe_timeout, render};
 use http_support::{fleet, sample, Server};
 
@@ -15,14 +15,14 @@ fn closed_port() -> u16 {
     connhealth_testkit::closed_port().port()
 }
 
-fn redis_ping() -> CheckPlan {
-    CheckPlan {
+fn redis_ping() -> Module {
+    Module {
         check: Check::SendExpect(SendExpectPlan {
             send: Some(b"PING\r\n".to_vec()),
             expect: Some(Pattern(regex::bytes::Regex::new("^\\+PONG").unwrap())),
             quit: None,
         }),
-        ..CheckPlan::default()
+        timeout: Some(Duration::from_secs(1)),
     }
 }
 

@@ -53,10 +53,7 @@ pub(crate) fn run() -> io::Result<()> {
             target("hold", CheckKind::Hold)?,
             target("half-open", CheckKind::HalfOpen)?,
         ],
-        modules: BTreeMap::new(),
-        file_sd: Vec::new(),
-        read_at: SystemTime::now(),
-        warnings: Vec::new(),
+        ..Plan::empty()
     };
     let options = Options {
         config: PathBuf::from("(demo)"),

@@ -44,13 +44,13 @@ const DRIVERS: usize = 250;
 
 /// The CA's PEM (what the checkers trust) and nginx's certificate chain and key, made
 /// by rcgen: a CA, and a leaf it signs for 127.0.0.1 and localhost.
-struct Pki {
+pub(crate) struct Pki {
     ca: PathBuf,
-    chain: PathBuf,
-    key: PathBuf,
+    pub(crate) chain: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
-fn pki(dir: &Path) -> io::Result<Pki> {
+pub(crate) fn pki(dir: &Path) -> io::Result<Pki> {
     let rcgen = |err: rcgen::Error| io::Error::other(format!("rcgen: {err}"));
     let ca_key = KeyPair::generate().map_err(rcgen)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(rcgen)?;

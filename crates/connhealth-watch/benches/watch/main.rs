@@ -40,7 +40,8 @@
 //! * `/probe`: blackbox_exporter (`tcp_connect` module) under `wrk -t2 -c32 -d10s`
 //!   against `/probe?target=...&module=tcp_connect`, then the same load against ours,
 //!   with `tcp_connect` and with `half_open`: the server's CPU ÷ the requests wrk
-//!   completed, as a ratio to blackbox_exporter's.
+//!   completed, as a ratio to blackbox_exporter's. Then the same with `http_2xx` (a GET
+//!   of one nginx URL over plain HTTP, a new connection per probe) on both.
 //! * `detection`: one server killed and restarted 8 times at random phases (its
 //!   listener and every accepted connection closed at once, as SIGKILL does), watched at
 //!   once by HAProxy (`check inter 1s fastinter 200ms downinter 500ms rise 2 fall 3`, a

@@ -334,6 +334,7 @@ impl Nginx {
             "    server {".to_owned(),
             format!("        listen {status};"),
             "        location = /status { stub_status; }".to_owned(),
+            "        location /t/ { return 200 \"ok\"; }".to_owned(),
             "    }".to_owned(),
             "}\n".to_owned(),
         ]
@@ -368,6 +369,11 @@ impl Nginx {
     /// Its https address.
     pub fn https(&self) -> SocketAddr {
         self.https
+    }
+
+    /// Its plain-HTTP address (`stub_status`, and `200 ok` on `/t/...`).
+    pub fn http(&self) -> SocketAddr {
+        self.status
     }
 
     /// Its `stub_status` now.

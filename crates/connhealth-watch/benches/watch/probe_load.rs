@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::listeners::Listeners;
 use crate::ours::{self, Ours, Schedule};
-use crate::peers::{http_get, wrk, Blackbox, WrkRun};
+use crate::peers::{http_get, wrk, Blackbox, Nginx, WrkRun};
 use crate::process::{Mark, Window};
 use crate::report::{below, Report};
 
@@ -34,6 +34,19 @@ fn load(
     pid: u32,
     server: SocketAddr,
     target: SocketAddr,
+    module: &str,
+    listeners: &Listeners,
+) -> io::Result<Loaded> {
+    load_target(report, what, pid, server, &target.to_string(), module, listeners)
+}
+
+/// [`load`], of any target.
+fn load_target(
+    report: &mut Report,
+    what: &str,
+    pid: u32,
+    server: SocketAddr,
+    target: &str,
     module: &str,
     listeners: &Listeners,
 ) -> io::Result<Loaded> {
@@ -150,5 +163,59 @@ pub fn probe(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Resu
         half_open.run.requests as f64 / half_open.window.wall.as_secs_f64(),
         half_open.window.cores(),
     );
+    probe_http(listeners, dir, report)
+}
+
+/// `/probe` with blackbox's `http_2xx` (a GET wanting a 2xx, a new connection per probe)
+/// of one nginx URL, blackbox_exporter then ours, each under `wrk -t2 -c32 -d10s`. Only
+/// the probing server's CPU is counted, not nginx's.
+fn probe_http(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Result<()> {
+    let pki = crate::http::pki(dir)?;
+    let nginx = Nginx::start(dir, &pki.chain, &pki.key)?;
+    let url = format!("http://{}/t/1", nginx.http());
+    let blackbox = Blackbox::start_with(
+        dir,
+        "blackbox-probe-http",
+        "modules:\n  http_2xx:\n    prober: http\n",
+    )?;
+    let theirs = load_target(
+        report,
+        "blackbox_exporter /probe http_2xx",
+        blackbox.peer().pid(),
+        blackbox.listen(),
+        &url,
+        "http_2xx",
+        listeners,
+    )?;
+    blackbox.stop();
+    let toml = ours::config_toml(&Schedule::every(std::time::Duration::from_secs(1)), &[]);
+    let daemon = Ours::start(dir, "ours-probe-http", &toml)?;
+    let ours = load_target(
+        report,
+        "our /probe http_2xx",
+        daemon.pid(),
+        daemon.listen(),
+        &url,
+        "http_2xx",
+        listeners,
+    )?;
+    daemon.stop()?;
+    nginx.stop();
+    let base = theirs.cpu_per_probe_us();
+    let ratio = ours.cpu_per_probe_us() / base;
+    println!(
+        "/probe under wrk -t2 -c32 -d{SECONDS}s, http_2xx: {:.1} us CPU per probe = {ratio:.2} x \
+         blackbox_exporter http_2xx ({base:.0} us; target <= 0.2){}",
+        ours.cpu_per_probe_us(),
+        below(ratio <= 0.2),
+    );
+    println!(
+        "  probes/s: blackbox_exporter {:.0} on {:.2} cores; ours {:.0} on {:.2} cores",
+        theirs.run.requests as f64 / theirs.window.wall.as_secs_f64(),
+        theirs.window.cores(),
+        ours.run.requests as f64 / ours.window.wall.as_secs_f64(),
+        ours.window.cores(),
+    );
+    report.target("/probe http_2xx <= 0.2 x blackbox_exporter", ratio <= 0.2);
     Ok(())
 }

@@ -12,13 +12,14 @@ use connhealth::probe::Target;
 use connhealth::{Mode, Prober};
 
 pub use crate::config::Endpoint;
-use crate::config::{Check, CheckPlan};
+use crate::config::{Check, CheckPlan, IpChoice};
 use crate::human::Rounded;
 
 pub mod close;
 pub mod hold;
 pub mod http;
 pub mod send_expect;
+pub mod tcp;
 pub mod tls;
 
 use self::hold::Hold;
@@ -67,7 +68,7 @@ impl Runner {
         match check {
             Check::HalfOpen | Check::Hold => Runner::HalfOpen,
             Check::Connect => Runner::Connect,
-            Check::Tls(_) | Check::SendExpect(_) | Check::Http(_) => Runner::Task,
+            Check::Tls(_) | Check::SendExpect(_) | Check::Http(_) | Check::Tcp(_) => Runner::Task,
         }
     }
 }
@@ -159,7 +160,7 @@ pub async fn run(
         }
     };
     let deadline = Instant::now() + timeout;
-    let resolved = match resolve(target, timeout).await {
+    let resolved = match resolve(target, timeout, plan.check.ip_choice()).await {
         Ok(resolved) => resolved,
         Err(failed) => return failed,
     };
@@ -173,6 +174,7 @@ pub async fn run(
                 Check::Connect => one_probe(&probers.connect, addr, left).await,
                 Check::Tls(tls) => tls::check(addr, &host, tls, left).await,
                 Check::SendExpect(send_expect) => send_expect::check(addr, send_expect, left).await,
+                Check::Tcp(tcp) => tcp::check(addr, &host, tcp, &probers.connect, left).await,
                 Check::Http(_) => {
                     let detail = format!("{addr} is not a URL; check = \"http\" takes one");
                     CheckResult::failed(Outcome::Error, Duration::ZERO, detail)
@@ -222,8 +224,50 @@ pub struct Resolved {
 }
 
 /// The addresses to check: `target` itself, or its name resolved within `timeout` by the
-/// system resolver.
-pub async fn resolve(target: &Target, timeout: Duration) -> Result<Resolved, CheckResult> {
+/// system resolver; with [`IpChoice::Prefer`], only the one address chosen.
+pub async fn resolve(
+    target: &Target,
+    timeout: Duration,
+    ip: IpChoice,
+) -> Result<Resolved, CheckResult> {
+    let resolved = resolve_every(target, timeout).await?;
+    let IpChoice::Prefer {
+        preferred,
+        fallback,
+    } = ip
+    else {
+        return Ok(resolved);
+    };
+    let of = |family: u8| {
+        resolved
+            .addrs
+            .iter()
+            .copied()
+            .find(|a| ip_protocol(*a) == family)
+    };
+    let other = if preferred == 4 { 6 } else { 4 };
+    let chosen = of(preferred).or_else(|| if fallback { of(other) } else { None });
+    match chosen {
+        Some(addr) => Ok(Resolved {
+            addrs: vec![addr],
+            dns_time: resolved.dns_time,
+        }),
+        None => {
+            let host = match target {
+                Target::Name { host, .. } => host.clone(),
+                _ => resolved.addrs[0].ip().to_string(),
+            };
+            let detail =
+                format!("{host} has no IPv{preferred} address, and ip_protocol_fallback is off");
+            Err(CheckResult {
+                dns_time: resolved.dns_time,
+                ..CheckResult::failed(Outcome::Resolve, resolved.dns_time, detail)
+            })
+        }
+    }
+}
+
+async fn resolve_every(target: &Target, timeout: Duration) -> Result<Resolved, CheckResult> {
     let (host, port) = match target {
         Target::Addr(addr) => {
             return Ok(Resolved {
@@ -284,6 +328,7 @@ where
         let left = deadline.saturating_duration_since(Instant::now());
         let mut result = check(addr, left).await;
         result.ip_protocol = Some(ip_protocol(addr));
+        result.ip = Some(addr.ip());
         if !result.outcome.tries_next_address() {
             return result; // an answer: a success, or a failure no other address changes
         }
@@ -405,6 +450,24 @@ impl Outcome {
     }
 }
 
+/// What blackbox reports of a TLS peer's chain besides its earliest expiry:
+/// `probe_ssl_last_chain_expiry_timestamp_seconds` and `probe_ssl_last_chain_info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainInfo {
+    /// The earliest `notAfter` of the verified chain (leaf to trust anchor), in Unix
+    /// seconds; Go's zero time, -62135596800, when nothing was verified (`insecure`), as
+    /// blackbox reports it.
+    pub last_chain_expiry: i64,
+    /// The leaf's SHA-256, in lowercase hex.
+    pub fingerprint_sha256: String,
+    /// The leaf's subject, as Go writes a name (`CN=example.com,O=Example`).
+    pub subject: String,
+    /// The leaf's issuer, written the same way.
+    pub issuer: String,
+    /// The leaf's DNS names, joined by commas.
+    pub subject_alternative: String,
+}
+
 /// What one check found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckResult {
@@ -424,6 +487,10 @@ pub struct CheckResult {
     pub cert_expiry: Option<SystemTime>,
     /// tls: the negotiated version, as blackbox names it (`TLS 1.3`).
     pub tls_version: Option<&'static str>,
+    /// tls: the rest of what blackbox reports of the chain, once a handshake completed.
+    pub chain: Option<Box<ChainInfo>>,
+    /// The address checked, once one was chosen (`probe_ip_addr_hash`).
+    pub ip: Option<std::net::IpAddr>,
     /// send-expect: the reply was read but did not match.
     pub regex_failed: bool,
     /// A conclusive failure: the held connection closed and nothing listens any more.
@@ -442,6 +509,8 @@ impl CheckResult {
             detail: None,
             cert_expiry: None,
             tls_version: None,
+            chain: None,
+            ip: None,
             regex_failed: false,
             conclusive: false,
         }

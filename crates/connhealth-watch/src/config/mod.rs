@@ -105,6 +105,7 @@ mod names;
 mod options;
 mod plan;
 mod raw;
+pub mod services;
 mod settings;
 mod span;
 mod syntax;
@@ -115,9 +116,12 @@ pub use self::file_sd::parse_url;
 pub use self::labels::problem as label_problem;
 pub use self::options::{LogFormat, Options, DEFAULT_LISTEN};
 pub use self::plan::{
-    built_in_module, Check, CheckKind, CheckPlan, Endpoint, FileSdPlan, HttpPlan, Pattern, Plan,
-    SendExpectPlan, StatusRange, TargetPlan, TlsPlan, BUILT_IN_MODULES,
+    built_in_module, Check, CheckKind, CheckPlan, ClientCert, Endpoint, FileSdPlan, HeaderMatch,
+    HttpPlan, IpChoice, Module, Pattern, Plan, QueryStep, SendExpectPlan, StatusRange, TargetPlan,
+    TcpPlan, TlsPlan, TlsVersion, BUILT_IN_MODULES,
 };
+
+use std::collections::BTreeMap;
 
 use self::names::Names;
 use self::span::{Report, Source};
@@ -244,6 +248,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
     let base = path.parent().unwrap_or(Path::new(""));
     let document = validate::document(&root, base, source, &mut report);
     let defaults = settings::resolve(&[&document.defaults]);
+    let defaults_timeout = document.defaults.timeout.as_ref().map(|w| w.value);
     settings::check_timeout(&document.defaults, &defaults, &source, &mut report);
 
     let mut names = Names::default();
@@ -335,8 +340,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
     Ok(Plan {
         source: path.to_owned(),
         defaults,
+        defaults_timeout,
         targets,
         modules: document.modules,
+        unsupported_modules: BTreeMap::new(),
+        blackbox_config: None,
         file_sd,
         read_at,
         warnings: report.sorted_warnings(),

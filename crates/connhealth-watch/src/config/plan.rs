@@ -16,12 +16,23 @@ use crate::shard::Shard;
 pub struct Plan {
     /// The config file it came from.
     pub source: PathBuf,
-    /// `[defaults]` over the built-in defaults: what the built-in `/probe` modules use.
+    /// `[defaults]` over the built-in defaults.
     pub defaults: CheckPlan,
+    /// `[defaults]`' `timeout` when it sets one: the timeout of the built-in `half_open`
+    /// and `connect` modules (else the scrape's decides).
+    pub defaults_timeout: Option<Duration>,
     /// Every target, from `[[targets]]` then from file_sd, names unique.
     pub targets: Vec<TargetPlan>,
-    /// `[modules.NAME]`, for `/probe?module=NAME` (the built-in modules are not listed).
-    pub modules: BTreeMap<String, CheckPlan>,
+    /// `[modules.NAME]` and the `tcp` and `http` modules of `blackbox_config`, for
+    /// `/probe?module=NAME` (the built-in modules are not listed unless the blackbox file
+    /// redefines them).
+    pub modules: BTreeMap<String, Module>,
+    /// The modules of `blackbox_config` that use what connhealth does not run (the
+    /// `icmp`, `dns` and `grpc` probers, a few settings): name, a phrase naming what it
+    /// uses. `/probe?module=NAME` answers 400 with it.
+    pub unsupported_modules: BTreeMap<String, String>,
+    /// `blackbox_config`, resolved against the config's folder, when set.
+    pub blackbox_config: Option<PathBuf>,
     /// The file_sd globs, and the files they matched when the plan was built.
     pub file_sd: Vec<FileSdPlan>,
     /// When the files were about to be read: a file_sd file modified since may have
@@ -38,8 +49,11 @@ impl Plan {
         Plan {
             source: PathBuf::new(),
             defaults: CheckPlan::default(),
+            defaults_timeout: None,
             targets: Vec::new(),
             modules: BTreeMap::new(),
+            unsupported_modules: BTreeMap::new(),
+            blackbox_config: None,
             file_sd: Vec::new(),
             read_at: SystemTime::now(),
             warnings: Vec::new(),
@@ -87,6 +101,12 @@ impl Endpoint {
         match check {
             Check::Http(_) => super::parse_url(address).map(Endpoint::Url),
             _ => connhealth::probe::Target::parse(address)
+                .or_else(|err| {
+                    // A service name as the port (`mail:smtp`), as Go's dialer takes it.
+                    super::services::with_port_number(address)
+                        .and_then(|numbered| connhealth::probe::Target::parse(&numbered).ok())
+                        .ok_or(err)
+                })
                 .map(Endpoint::Tcp)
                 .map_err(|err| err.to_string()),
         }
@@ -198,6 +218,10 @@ pub enum Check {
     SendExpect(SendExpectPlan),
     /// `http`.
     Http(Box<HttpPlan>),
+    /// blackbox_exporter's `tcp` prober, from a `blackbox_config` module (and the
+    /// built-in `tcp_connect`): a connection, TLS from the start or after a STARTTLS
+    /// step, and a `query_response` dialogue matched line by line.
+    Tcp(Box<TcpPlan>),
 }
 
 impl Check {
@@ -210,6 +234,7 @@ impl Check {
             Check::Tls(_) => CheckKind::Tls,
             Check::SendExpect(_) => CheckKind::SendExpect,
             Check::Http(_) => CheckKind::Http,
+            Check::Tcp(_) => CheckKind::Tcp,
         }
     }
 
@@ -218,7 +243,18 @@ impl Check {
         match self {
             Check::Tls(tls) => Some(tls),
             Check::Http(http) => Some(&http.tls),
+            Check::Tcp(tcp) => Some(&tcp.tls_config),
             _ => None,
+        }
+    }
+
+    /// Which of a name's addresses are checked: one, as blackbox chooses it, for its
+    /// `tcp` prober and a blackbox `http` module; each in turn for the others.
+    pub fn ip_choice(&self) -> IpChoice {
+        match self {
+            Check::Tcp(tcp) => tcp.ip,
+            Check::Http(http) => http.ip,
+            _ => IpChoice::Every,
         }
     }
 
@@ -227,6 +263,7 @@ impl Check {
         match self {
             Check::Tls(tls) => Some(tls),
             Check::Http(http) => Some(&mut http.tls),
+            Check::Tcp(tcp) => Some(&mut tcp.tls_config),
             _ => None,
         }
     }
@@ -243,6 +280,7 @@ impl From<CheckKind> for Check {
             CheckKind::Tls => Check::Tls(TlsPlan::default()),
             CheckKind::SendExpect => Check::SendExpect(SendExpectPlan::default()),
             CheckKind::Http => Check::Http(Box::default()),
+            CheckKind::Tcp => Check::Tcp(Box::default()),
         }
     }
 }
@@ -273,6 +311,9 @@ pub enum CheckKind {
     SendExpect,
     /// `http`: a request, its status and body judged; the connection kept between checks.
     Http,
+    /// blackbox_exporter's `tcp` prober: only a `blackbox_config` module has it (a
+    /// config cannot name it, so it is not in [`CheckKind::ALL`]).
+    Tcp,
 }
 
 impl CheckKind {
@@ -295,6 +336,7 @@ impl CheckKind {
             CheckKind::Tls => "tls",
             CheckKind::SendExpect => "send-expect",
             CheckKind::Http => "http",
+            CheckKind::Tcp => "tcp",
         }
     }
 
@@ -315,6 +357,31 @@ pub struct TlsPlan {
     pub insecure: bool,
     /// Fail when a certificate in the chain expires within this many days.
     pub cert_min_days: Option<u32>,
+    /// A client certificate (PEM chain) and its key, for servers that ask for one
+    /// (blackbox's `tls_config` `cert_file` and `key_file`).
+    pub client_cert: Option<ClientCert>,
+    /// The lowest TLS version offered (default 1.2; rustls speaks 1.2 and 1.3).
+    pub min_version: Option<TlsVersion>,
+    /// The highest TLS version offered (default 1.3).
+    pub max_version: Option<TlsVersion>,
+}
+
+/// A client certificate chain and its private key, both PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+/// A TLS version a check may offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
 }
 
 /// The `http` kind's settings (`method`, `headers`, `body`, `valid_status`, `expect`,
@@ -332,6 +399,24 @@ pub struct HttpPlan {
     pub valid_status: Vec<StatusRange>,
     /// A regex the body must match.
     pub expect: Option<Pattern>,
+    /// The body must match none of these (blackbox's `fail_if_body_matches_regexp`).
+    pub fail_if_body_matches: Vec<Pattern>,
+    /// The body must match each of these (blackbox's `fail_if_body_not_matches_regexp`).
+    pub fail_if_body_not_matches: Vec<Pattern>,
+    /// A header must not match (blackbox's `fail_if_header_matches`).
+    pub fail_if_header_matches: Vec<HeaderMatch>,
+    /// A header must match (blackbox's `fail_if_header_not_matches`).
+    pub fail_if_header_not_matches: Vec<HeaderMatch>,
+    /// The answer's version must be one of these, as Go writes them (`HTTP/1.1`,
+    /// `HTTP/2.0`); empty: any.
+    pub valid_http_versions: Vec<String>,
+    /// Fail when the last answer came over TLS.
+    pub fail_if_ssl: bool,
+    /// Fail when the last answer did not come over TLS.
+    pub fail_if_not_ssl: bool,
+    /// Which of the URL's host's addresses are tried (a blackbox module's
+    /// `preferred_ip_protocol`: one).
+    pub ip: IpChoice,
     /// Follow redirects, at most 10 (default true).
     pub follow_redirects: bool,
     /// Keep the connection between checks, `check()`ed before each reuse (default true).
@@ -352,6 +437,14 @@ impl Default for HttpPlan {
                 high: 299,
             }],
             expect: None,
+            fail_if_body_matches: Vec::new(),
+            fail_if_body_not_matches: Vec::new(),
+            fail_if_header_matches: Vec::new(),
+            fail_if_header_not_matches: Vec::new(),
+            valid_http_versions: Vec::new(),
+            fail_if_ssl: false,
+            fail_if_not_ssl: false,
+            ip: IpChoice::Every,
             follow_redirects: true,
             reuse_connection: true,
             tls: TlsPlan::default(),
@@ -359,30 +452,122 @@ impl Default for HttpPlan {
     }
 }
 
+/// One of blackbox's `fail_if_header_matches` / `fail_if_header_not_matches` entries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderMatch {
+    /// The header (every value of it is matched).
+    pub header: http::HeaderName,
+    /// The regex.
+    pub regexp: Pattern,
+    /// A missing header passes (blackbox's `allow_missing`).
+    pub allow_missing: bool,
+}
+
+/// blackbox_exporter's `tcp` prober settings (`tcp:` in a module).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpPlan {
+    /// `preferred_ip_protocol` and `ip_protocol_fallback`.
+    pub ip: IpChoice,
+    /// `tls: true`: TLS from the first byte, with `tls_config`.
+    pub tls: bool,
+    /// `tls_config`: for `tls`, and for a `starttls` step.
+    pub tls_config: TlsPlan,
+    /// `query_response`, in order.
+    pub query_response: Vec<QueryStep>,
+}
+
+impl Default for TcpPlan {
+    /// blackbox's defaults: a connection to one address, IPv6 preferred; nothing sent.
+    fn default() -> Self {
+        TcpPlan {
+            ip: IpChoice::BLACKBOX,
+            tls: false,
+            tls_config: TlsPlan::default(),
+            query_response: Vec::new(),
+        }
+    }
+}
+
+/// One `query_response` entry: read lines until `expect` matches one, then send `send`
+/// (its `${1}`s expanded from that match) with a newline, then upgrade to TLS when
+/// `starttls`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueryStep {
+    /// Matched against each line read (without its `\n` or `\r\n`).
+    pub expect: Option<Pattern>,
+    /// Sent with `\n` after it; empty: nothing.
+    pub send: String,
+    /// A TLS handshake after `send`.
+    pub starttls: bool,
+}
+
+/// A `/probe` module: the check, and its timeout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Module {
+    /// The check kind and its settings.
+    pub check: Check,
+    /// The module's own timeout; `None`: Prometheus' scrape timeout less half a second
+    /// (120 s without one), as blackbox.
+    pub timeout: Option<Duration>,
+}
+
+/// Which of a name's addresses a check is made on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IpChoice {
+    /// Each in the resolver's order until one answers (a refusal or an unreachable
+    /// address moves on): connhealth's own kinds.
+    #[default]
+    Every,
+    /// One address, as blackbox chooses it: the first of the `preferred` family
+    /// (`preferred_ip_protocol`, 6 unless set), else, with `fallback`
+    /// (`ip_protocol_fallback`, on unless set), the first of the other.
+    Prefer {
+        /// 4 or 6.
+        preferred: u8,
+        /// Take the other family when the preferred has no address.
+        fallback: bool,
+    },
+}
+
+impl IpChoice {
+    /// blackbox's default: IPv6 preferred, IPv4 taken when there is none.
+    pub const BLACKBOX: IpChoice = IpChoice::Prefer {
+        preferred: 6,
+        fallback: true,
+    };
+}
+
 /// The `/probe` modules built in, in the order a 400 lists them: a `[modules.NAME]`
 /// cannot take their names.
 pub const BUILT_IN_MODULES: [&str; 4] = ["half_open", "connect", "tcp_connect", "http_2xx"];
 
-/// The built-in `/probe` module `name`: `[defaults]`' schedule and timeout with the
-/// module's kind (`half_open`: half-open; `connect` and blackbox's `tcp_connect`: connect;
-/// blackbox's `http_2xx`: http with its defaults, and `[defaults]`' tls settings when it
-/// has them). `None` for any other name.
-pub fn built_in_module(name: &str, defaults: &CheckPlan) -> Option<CheckPlan> {
-    let check = match name {
-        "half_open" => Check::HalfOpen,
-        "connect" | "tcp_connect" => Check::Connect,
-        "http_2xx" => match &defaults.check {
-            Check::Http(http) => Check::Http(http.clone()),
-            other => Check::Http(Box::new(HttpPlan {
-                tls: other.tls().cloned().unwrap_or_default(),
+/// The built-in `/probe` module `name`, `None` for any other name: `half_open` and
+/// `connect` are ours, with `[defaults]`' timeout when it sets one (`defaults_timeout`);
+/// `tcp_connect` and `http_2xx` are blackbox's, as its own `blackbox.yml` defines them (a
+/// connection; a GET wanting a 2xx), with its choice of address and no timeout of their
+/// own.
+pub fn built_in_module(name: &str, defaults_timeout: Option<Duration>) -> Option<Module> {
+    Some(match name {
+        "half_open" => Module {
+            check: Check::HalfOpen,
+            timeout: defaults_timeout,
+        },
+        "connect" => Module {
+            check: Check::Connect,
+            timeout: defaults_timeout,
+        },
+        "tcp_connect" => Module {
+            check: Check::Tcp(Box::default()),
+            timeout: None,
+        },
+        "http_2xx" => Module {
+            check: Check::Http(Box::new(HttpPlan {
+                ip: IpChoice::BLACKBOX,
                 ..HttpPlan::default()
             })),
+            timeout: None,
         },
         _ => return None,
-    };
-    Some(CheckPlan {
-        check,
-        ..defaults.clone()
     })
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::file_sd::{glob_problem, parse_address, parse_url};
 use super::keys::{self, Section};
 use super::labels;
-use super::plan::{CheckKind, CheckPlan, Endpoint, TargetPlan, BUILT_IN_MODULES};
+use super::plan::{CheckKind, CheckPlan, Endpoint, Module, TargetPlan, BUILT_IN_MODULES};
 use super::raw::{Entry, Node, Value};
 use super::settings::{self, Owner, Settings};
 use super::span::{Report, Source};
@@ -21,7 +21,7 @@ pub(crate) struct Document {
     /// The `[[targets]]` that are valid, in file order.
     pub(crate) targets: Vec<TomlTarget>,
     /// `[modules.NAME]`.
-    pub(crate) modules: BTreeMap<String, CheckPlan>,
+    pub(crate) modules: BTreeMap<String, Module>,
     /// The `[[file_sd]]` blocks.
     pub(crate) file_sd: Vec<FileSdBlock>,
 }
@@ -337,11 +337,7 @@ fn own_labels(walk: &mut Walk<'_, '_>, node: &Node) -> BTreeMap<String, String> 
     labels
 }
 
-fn modules(
-    walk: &mut Walk<'_, '_>,
-    node: &Node,
-    defaults: &Settings,
-) -> BTreeMap<String, CheckPlan> {
+fn modules(walk: &mut Walk<'_, '_>, node: &Node, defaults: &Settings) -> BTreeMap<String, Module> {
     let mut modules = BTreeMap::new();
     let Value::Table(entries) = &node.value else {
         walk.wrong_type("modules", "a table of modules", node);
@@ -390,7 +386,17 @@ fn modules(
         if name_ok {
             let plan = settings::resolve(&[defaults, &settings]);
             settings::check_timeout(&settings, &plan, &walk.source, walk.report);
-            modules.insert(name.to_owned(), plan);
+            // A timeout written here or in [defaults] is the module's; without one, the
+            // scrape's decides, as for blackbox.
+            let timeout =
+                (settings.timeout.is_some() || defaults.timeout.is_some()).then_some(plan.timeout);
+            modules.insert(
+                name.to_owned(),
+                Module {
+                    check: plan.check,
+                    timeout,
+                },
+            );
         }
     }
     modules

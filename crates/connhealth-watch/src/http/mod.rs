@@ -202,35 +202,21 @@ fn bad_request(why: impl std::fmt::Display) -> Response {
     text(StatusCode::BAD_REQUEST, format!("{why}\n"))
 }
 
-/// A query string's parameters, each given at most once and each one the path takes.
+/// A query string's parameters.
 #[derive(Debug)]
 pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    /// Checks the parameters of `path` against `known`, each given at most once; for a
-    /// bad query, the 400's reason.
-    pub(crate) fn parse(
-        path: &str,
-        query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-        known: &[&str],
-    ) -> Result<Params, String> {
-        Params::parse_repeating(path, query, known, &[])
-    }
-
-    /// [`Params::parse`], with the parameters in `repeatable` allowed more than once
-    /// (read them with [`Params::get_all`]).
+    /// Checks the parameters of `path` against `known`, each given at most once but those
+    /// in `repeatable` (read them with [`Params::get_all`]); for a bad query, the 400's
+    /// reason.
     pub(crate) fn parse_repeating(
         path: &str,
         query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
         known: &[&str],
         repeatable: &[&str],
     ) -> Result<Params, String> {
-        let Query(pairs) = query.map_err(|err| {
-            format!(
-                "cannot read the query string of {path}: {}",
-                err.body_text()
-            )
-        })?;
+        let Params(pairs) = Params::lenient(path, query)?;
         for (i, (name, _)) in pairs.iter().enumerate() {
             if !known.contains(&name.as_str()) {
                 return Err(format!(
@@ -247,19 +233,35 @@ impl Params {
         Ok(Params(pairs))
     }
 
+    /// Every parameter as given, in the query's order, as blackbox reads a query: none is
+    /// refused (read them with [`Params::first`]). The reason of a query that cannot be
+    /// read at all.
+    pub(crate) fn lenient(
+        path: &str,
+        query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+    ) -> Result<Params, String> {
+        let Query(pairs) = query.map_err(|err| {
+            format!(
+                "cannot read the query string of {path}: {}",
+                err.body_text()
+            )
+        })?;
+        Ok(Params(pairs))
+    }
+
+    /// The first value of `name`, empty or not, as Go's `url.Values.Get`.
+    pub(crate) fn first(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(given, _)| given == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     /// Every value of `name` that is not empty, in the query's order.
     pub(crate) fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0
             .iter()
             .filter(move |(given, value)| given == name && !value.is_empty())
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// The value of `name`, when given and not empty.
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(given, value)| given == name && !value.is_empty())
             .map(|(_, value)| value.as_str())
     }
 }

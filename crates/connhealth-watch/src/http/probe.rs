@@ -15,19 +15,20 @@
 //! request, which blackbox pays for on every probe.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use prometheus::proto::{MetricFamily, MetricType};
 
 use super::{bad_request, Params};
 use crate::checks::http::{Http, HttpReport};
-use crate::checks::{self, CheckResult};
-use crate::config::{built_in_module, Check, CheckKind, CheckPlan, BUILT_IN_MODULES};
+use crate::checks::{self, CheckResult, Outcome, Probers};
+use crate::config::{built_in_module, Check, CheckKind, Endpoint, Module, BUILT_IN_MODULES};
 use crate::reload::Shared;
 use crate::sinks::metrics::{encode, family, label, metric, unix_seconds, CONTENT_TYPE};
 use crate::state::Fleet;
@@ -38,9 +39,6 @@ pub const DEFAULT_MODULE: &str = "half_open";
 /// The header Prometheus sends with its scrape timeout, in seconds.
 pub const SCRAPE_TIMEOUT_HEADER: &str = "X-Prometheus-Scrape-Timeout-Seconds";
 
-/// The query parameters `/probe` takes.
-pub(crate) const PARAMS: [&str; 3] = ["target", "module", "hostname"];
-
 /// What blackbox takes off Prometheus' scrape timeout, so that its answer arrives in time.
 pub const SCRAPE_TIMEOUT_OFFSET_SECONDS: f64 = 0.5;
 
@@ -49,7 +47,7 @@ pub(super) async fn handle(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    let params = match Params::parse("/probe", query, &PARAMS) {
+    let params = match Params::lenient("/probe", query) {
         Ok(params) => params,
         Err(why) => return bad_request(why),
     };
@@ -59,76 +57,84 @@ pub(super) async fn handle(
         Err(why) => return bad_request(why),
     };
     let start = Instant::now();
-    let (result, http) = match (&request.plan.check, &request.endpoint) {
-        // An http module reports blackbox's `probe_http_*` series besides the verdict.
-        (Check::Http(plan), checks::Endpoint::Url(url)) => {
-            let report = Http::new().check_report(url, plan, request.timeout).await;
-            (report.result.clone(), Some(report))
-        }
-        (_, endpoint) => {
-            let (plan, timeout) = (&request.plan, request.timeout);
-            let kept = checks::Kept::Nothing;
-            let result = checks::run(&shared.probers, endpoint, plan, &kept, timeout).await;
-            (result, None)
-        }
-    };
+    let (result, http) = request.run(&shared.probers).await;
     let took = start.elapsed();
     tracing::debug!(
         target = request.target,
-        module = request.module,
+        module = request.module_name,
         result = result.outcome.label(),
         detail = result.detail.as_deref().unwrap_or(""),
         "probe"
     );
-    (
-        [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        render_with(&result, request.plan.kind(), took, http.as_ref()),
-    )
-        .into_response()
+    let answer = Answer {
+        result: &result,
+        kind: request.module.check.kind(),
+        duration: took,
+        http: http.as_ref(),
+        reached: request.endpoint.is_ok(),
+    };
+    if params.first("debug") == Some("true") {
+        return (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            debug_output(&request, &answer),
+        )
+            .into_response();
+    }
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], answer.render()).into_response()
 }
 
 /// One `/probe` request, checked.
 #[derive(Debug)]
 pub(crate) struct ProbeRequest<'a> {
     pub(crate) target: &'a str,
-    pub(crate) module: &'a str,
-    pub(crate) plan: Cow<'a, CheckPlan>,
-    /// The target, parsed as the module's kind takes it.
-    pub(crate) endpoint: checks::Endpoint,
+    pub(crate) module_name: &'a str,
+    pub(crate) module: Cow<'a, Module>,
+    /// The target, parsed as the module's kind takes it; the reason when it is not what
+    /// the kind takes, which answers as blackbox does: `probe_success 0`, not a 400.
+    pub(crate) endpoint: Result<Endpoint, String>,
     pub(crate) timeout: Duration,
 }
 
 impl<'a> ProbeRequest<'a> {
-    /// The request of `params`, or a 400's reason that says what to write.
+    /// The request of `params`, or a 400's reason that says what to write: no target, an
+    /// unknown module, a module of a prober connhealth does not run, or a scrape timeout
+    /// header that is not a number.
     pub(crate) fn new(
         fleet: &'a Fleet,
         params: &'a Params,
         headers: &HeaderMap,
     ) -> Result<Self, String> {
-        let target = params.get("target").ok_or(
+        let target = params.first("target").filter(|t| !t.is_empty()).ok_or(
             "missing target: write /probe?target=HOST:PORT&module=NAME, \
              e.g. /probe?target=127.0.0.1:6379&module=half_open",
         )?;
-        let module = params.get("module").unwrap_or(DEFAULT_MODULE);
-        let mut plan = module_plan(fleet, module).ok_or_else(|| {
+        let module_name = params
+            .first("module")
+            .filter(|m| !m.is_empty())
+            .unwrap_or(DEFAULT_MODULE);
+        if let Some(what) = fleet.unsupported_modules.get(module_name) {
+            return Err(format!(
+                "module {module_name:?} uses {what}, which connhealth does not run; \
+                 connhealth runs blackbox's tcp and http probers and its own half_open and \
+                 connect: probe this module with blackbox_exporter, or change it"
+            ));
+        }
+        let mut module = find_module(fleet, module_name).ok_or_else(|| {
             format!(
-                "unknown module {module:?}; modules: {}",
+                "unknown module {module_name:?}; modules: {}",
                 module_names(fleet).join(", ")
             )
         })?;
-        // host:port, or a URL for an http module.
-        let endpoint = checks::Endpoint::parse(target, &plan.check)?;
-        if let Some(hostname) = params.get("hostname") {
-            if plan
-                .check
-                .tls()
-                .is_some_and(|tls| tls.server_name.is_none())
-            {
-                if let Some(tls) = plan.to_mut().check.tls_mut() {
-                    tls.server_name = Some(hostname.to_owned());
-                }
-            }
+        if let Some(hostname) = params.first("hostname").filter(|h| !h.is_empty()) {
+            set_hostname(module.to_mut(), hostname)?;
         }
+        let endpoint = match &module.check {
+            // As blackbox: a target without a scheme is http.
+            Check::Http(_) if !target.starts_with("http://") && !target.starts_with("https://") => {
+                Endpoint::parse(&format!("http://{target}"), &module.check)
+            }
+            check => Endpoint::parse(target, check),
+        };
         let scrape_timeout = match headers.get(SCRAPE_TIMEOUT_HEADER) {
             None => None,
             Some(value) => Some(
@@ -144,27 +150,120 @@ impl<'a> ProbeRequest<'a> {
                     })?,
             ),
         };
-        let timeout = probe_timeout(plan.timeout, scrape_timeout);
+        let timeout = probe_timeout(module.timeout.unwrap_or(Duration::ZERO), scrape_timeout);
         Ok(ProbeRequest {
             target,
+            module_name,
             module,
-            plan,
             endpoint,
             timeout,
         })
     }
-}
 
-/// The plan of module `name`: the config's `[modules.NAME]` (which wins over a built-in
-/// of the same name), or a built-in one.
-pub fn module_plan<'a>(fleet: &'a Fleet, name: &str) -> Option<Cow<'a, CheckPlan>> {
-    if let Some(plan) = fleet.modules.get(name) {
-        return Some(Cow::Borrowed(plan));
+    /// The check, now: its result, and an http check's report besides.
+    async fn run(&self, probers: &Probers) -> (CheckResult, Option<HttpReport>) {
+        let endpoint = match &self.endpoint {
+            Ok(endpoint) => endpoint,
+            Err(why) => {
+                let result = CheckResult::failed(Outcome::Error, Duration::ZERO, why.clone());
+                return (result, None);
+            }
+        };
+        match (&self.module.check, endpoint) {
+            // An http module reports blackbox's `probe_http_*` series besides the verdict.
+            (Check::Http(plan), Endpoint::Url(url)) => {
+                let report = Http::new().check_report(url, plan, self.timeout).await;
+                (report.result.clone(), Some(report))
+            }
+            (check, endpoint) => {
+                let plan = crate::config::CheckPlan {
+                    check: check.clone(),
+                    timeout: self.timeout,
+                    ..Default::default()
+                };
+                let kept = checks::Kept::Nothing;
+                let result = checks::run(probers, endpoint, &plan, &kept, self.timeout).await;
+                (result, None)
+            }
+        }
     }
-    built_in_module(name, &fleet.defaults).map(Cow::Owned)
 }
 
-/// Every module `/probe` offers: the built-in ones, then the config's.
+/// `hostname=NAME`: an http module's `Host` header, as blackbox sets it (a 400 when the
+/// module sets another), which also names the TLS server unless `server_name` does; the
+/// server name of a tls or tcp module that names none.
+fn set_hostname(module: &mut Module, hostname: &str) -> Result<(), String> {
+    match &mut module.check {
+        Check::Http(http) => {
+            let value = HeaderValue::from_str(hostname)
+                .map_err(|_| format!("hostname {hostname:?} cannot be a Host header"))?;
+            if let Some((_, set)) = http.headers.iter().find(|(name, _)| name == header::HOST) {
+                if set != value {
+                    return Err(format!(
+                        "host header defined both in module configuration ({}) and with URL-parameter 'hostname' ({hostname})",
+                        String::from_utf8_lossy(set.as_bytes())
+                    ));
+                }
+            }
+            http.headers.retain(|(name, _)| name != header::HOST);
+            http.headers.push((header::HOST, value));
+        }
+        check => {
+            if let Some(tls) = check.tls_mut().filter(|tls| tls.server_name.is_none()) {
+                tls.server_name = Some(hostname.to_owned());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The text blackbox answers `debug=true` with: what happened, the series, the module.
+fn debug_output(request: &ProbeRequest<'_>, answer: &Answer<'_>) -> String {
+    let result = answer.result;
+    let mut out = String::from("Logs for the probe:\n");
+    let _ = writeln!(
+        out,
+        "module={} target={} level=info msg=\"Beginning probe\" probe={} timeout_seconds={}",
+        request.module_name,
+        request.target,
+        answer.kind.name(),
+        request.timeout.as_secs_f64()
+    );
+    let _ = match &result.detail {
+        None if result.is_ok() => writeln!(
+            out,
+            "module={} target={} level=info msg=\"Probe succeeded\" duration_seconds={}",
+            request.module_name,
+            request.target,
+            answer.duration.as_secs_f64()
+        ),
+        detail => writeln!(
+            out,
+            "module={} target={} level=error msg=\"Probe failed\" result={} detail={:?} duration_seconds={}",
+            request.module_name,
+            request.target,
+            result.outcome.label(),
+            detail.as_deref().unwrap_or(""),
+            answer.duration.as_secs_f64()
+        ),
+    };
+    out.push_str("\n\n\nMetrics that would have been returned:\n");
+    out.push_str(&answer.render());
+    out.push_str("\n\n\nModule configuration:\n");
+    let _ = writeln!(out, "{:#?}", request.module);
+    out
+}
+
+/// Module `name`: the config's (`[modules.NAME]` or `blackbox_config`'s, which win over a
+/// built-in of the same name), or a built-in one.
+pub fn find_module<'a>(fleet: &'a Fleet, name: &str) -> Option<Cow<'a, Module>> {
+    if let Some(module) = fleet.modules.get(name) {
+        return Some(Cow::Borrowed(module));
+    }
+    built_in_module(name, fleet.defaults_timeout).map(Cow::Owned)
+}
+
+/// Every module `/probe` runs: the built-in ones, then the config's.
 pub fn module_names(fleet: &Fleet) -> Vec<&str> {
     let mut names: Vec<&str> = BUILT_IN_MODULES.to_vec();
     names.extend(
@@ -194,13 +293,8 @@ pub fn probe_timeout(module: Duration, scrape_timeout_seconds: Option<f64>) -> D
 }
 
 /// `/probe`'s answer for `result`, a check of `kind` that took `duration` in all: the
-/// series blackbox_exporter's tcp prober gives, with its names and help texts, in its
-/// order (by name).
-///
-/// Always `probe_dns_lookup_time_seconds`, `probe_duration_seconds` and
-/// `probe_success`; `probe_ip_protocol` once an address was chosen; for send-expect,
-/// `probe_failed_due_to_regex`; for tls, once a handshake read them,
-/// `probe_ssl_earliest_cert_expiry` and `probe_tls_version_info{version}`.
+/// series blackbox_exporter gives for it, with its names and help texts, in its order (by
+/// name). See [`Answer::render`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -209,6 +303,7 @@ pub fn probe_timeout(module: Duration, scrape_timeout_seconds: Option<f64>) -> D
 ///
 /// let result = CheckResult {
 ///     ip_protocol: Some(4),
+///     ip: Some([127, 0, 0, 1].into()),
 ///     ..CheckResult::new(Outcome::Ok, Duration::from_micros(90))
 /// };
 /// let text = connhealth_watch::http::probe::render(
@@ -218,79 +313,170 @@ pub fn probe_timeout(module: Duration, scrape_timeout_seconds: Option<f64>) -> D
 /// );
 /// assert!(text.ends_with("# TYPE probe_success gauge\nprobe_success 1\n"));
 /// assert!(text.contains("\nprobe_ip_protocol 4\n"));
+/// assert!(text.contains("\nprobe_ip_addr_hash 3.619153832e+09\n"));
 /// ```
 pub fn render(result: &CheckResult, kind: CheckKind, duration: Duration) -> String {
     render_with(result, kind, duration, None)
 }
 
-/// [`render`], with an http check's `probe_http_*` series from its report: the status
-/// code (0 when no answer came), the HTTP version, whether it was https, the redirects
-/// followed, the content length (-1 when not given, as blackbox), and the time by phase.
+/// [`render`], with an http check's `probe_http_*` series from its report.
 pub fn render_with(
     result: &CheckResult,
     kind: CheckKind,
     duration: Duration,
     http: Option<&HttpReport>,
 ) -> String {
-    let flag = |yes: bool| if yes { 1.0 } else { 0.0 };
-    let mut families = Vec::with_capacity(7);
-    families.push(gauge(
-        "probe_dns_lookup_time_seconds",
-        "Returns the time taken for probe dns lookup in seconds",
-        result.dns_time.as_secs_f64(),
-    ));
-    families.push(gauge(
-        "probe_duration_seconds",
-        "Returns how long the probe took to complete in seconds",
-        duration.as_secs_f64(),
-    ));
-    if matches!(kind, CheckKind::SendExpect | CheckKind::Http) {
+    Answer {
+        result,
+        kind,
+        duration,
+        http,
+        reached: true,
+    }
+    .render()
+}
+
+/// What `/probe` answers with.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    /// The check's result.
+    pub result: &'a CheckResult,
+    /// The module's kind.
+    pub kind: CheckKind,
+    /// The whole probe's time.
+    pub duration: Duration,
+    /// An http check's report.
+    pub http: Option<&'a HttpReport>,
+    /// The target was what the kind takes, so an address was looked for (false: no
+    /// `probe_dns_lookup_time_seconds`, `probe_ip_protocol`, `probe_ip_addr_hash`, as
+    /// blackbox stops before it resolves anything).
+    pub reached: bool,
+}
+
+impl Answer<'_> {
+    /// The series, as blackbox gives them:
+    ///
+    /// - always `probe_duration_seconds` and `probe_success`;
+    /// - once the target was read, `probe_dns_lookup_time_seconds`, `probe_ip_protocol`
+    ///   and `probe_ip_addr_hash` (FNV-1a of the address's bytes; both 0 when no address
+    ///   was found);
+    /// - for blackbox's tcp and http probers and for send-expect,
+    ///   `probe_failed_due_to_regex`;
+    /// - for http, the `probe_http_*` series (see [`http_families`]);
+    /// - once a TLS handshake read them, `probe_ssl_earliest_cert_expiry`,
+    ///   `probe_ssl_last_chain_expiry_timestamp_seconds`,
+    ///   `probe_ssl_last_chain_info{fingerprint_sha256,subject,issuer,subjectalternative}`
+    ///   and `probe_tls_version_info{version}` (the `tls` kind reports the expiry also when
+    ///   verification failed).
+    pub fn render(&self) -> String {
+        let result = self.result;
+        let flag = |yes: bool| if yes { 1.0 } else { 0.0 };
+        let mut families = Vec::with_capacity(12);
+        if self.reached {
+            families.push(gauge(
+                "probe_dns_lookup_time_seconds",
+                "Returns the time taken for probe dns lookup in seconds",
+                result.dns_time.as_secs_f64(),
+            ));
+        }
         families.push(gauge(
-            "probe_failed_due_to_regex",
-            "Indicates if probe failed due to regex",
-            flag(result.regex_failed),
+            "probe_duration_seconds",
+            "Returns how long the probe took to complete in seconds",
+            self.duration.as_secs_f64(),
         ));
-    }
-    if let Some(report) = http {
-        families.extend(http_families(report));
-    }
-    if let Some(version) = result.ip_protocol {
-        families.push(gauge(
-            "probe_ip_protocol",
-            "Specifies whether probe ip protocol is IP4 or IP6",
-            f64::from(version),
-        ));
-    }
-    if let Some(expiry) = result.cert_expiry {
-        families.push(gauge(
-            "probe_ssl_earliest_cert_expiry",
-            "Returns earliest SSL cert expiry date",
-            // Whole seconds, as blackbox gives them.
-            unix_seconds(expiry).trunc(),
-        ));
-    }
-    families.push(gauge(
-        "probe_success",
-        "Displays whether or not the probe was a success",
-        flag(result.is_ok()),
-    ));
-    if let Some(version) = result.tls_version {
-        families.push(family(
-            "probe_tls_version_info",
-            "Returns the TLS version used, or NaN when unknown",
-            MetricType::GAUGE,
-            vec![metric(
-                vec![label("version", version)],
+        if matches!(
+            self.kind,
+            CheckKind::SendExpect | CheckKind::Http | CheckKind::Tcp
+        ) {
+            families.push(gauge(
+                "probe_failed_due_to_regex",
+                "Indicates if probe failed due to regex",
+                flag(result.regex_failed),
+            ));
+        }
+        if let Some(report) = self.http {
+            families.extend(http_families(report));
+        }
+        if self.reached {
+            families.push(gauge(
+                "probe_ip_addr_hash",
+                "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
+                result.ip.map_or(0.0, |ip| f64::from(ip_hash(ip))),
+            ));
+            families.push(gauge(
+                "probe_ip_protocol",
+                "Specifies whether probe ip protocol is IP4 or IP6",
+                f64::from(result.ip_protocol.unwrap_or(0)),
+            ));
+        }
+        if let Some(expiry) = result.cert_expiry {
+            families.push(gauge(
+                "probe_ssl_earliest_cert_expiry",
+                "Returns last SSL chain expiry in unixtime",
+                // Whole seconds, as blackbox gives them.
+                unix_seconds(expiry).trunc(),
+            ));
+        }
+        if let Some(chain) = &result.chain {
+            families.push(gauge(
+                "probe_ssl_last_chain_expiry_timestamp_seconds",
+                "Returns last SSL chain expiry in timestamp",
+                chain.last_chain_expiry as f64,
+            ));
+            families.push(family(
+                "probe_ssl_last_chain_info",
+                "Contains SSL leaf certificate information",
                 MetricType::GAUGE,
-                1.0,
-            )],
+                vec![metric(
+                    vec![
+                        label("fingerprint_sha256", &chain.fingerprint_sha256),
+                        label("issuer", &chain.issuer),
+                        label("subject", &chain.subject),
+                        label("subjectalternative", &chain.subject_alternative),
+                    ],
+                    MetricType::GAUGE,
+                    1.0,
+                )],
+            ));
+        }
+        families.push(gauge(
+            "probe_success",
+            "Displays whether or not the probe was a success",
+            flag(result.is_ok()),
         ));
+        if let Some(version) = result.tls_version {
+            families.push(family(
+                "probe_tls_version_info",
+                "Returns the TLS version used or NaN when unknown",
+                MetricType::GAUGE,
+                vec![metric(
+                    vec![label("version", version)],
+                    MetricType::GAUGE,
+                    1.0,
+                )],
+            ));
+        }
+        let mut out = Vec::with_capacity(1024);
+        for family in &families {
+            encode(family, &mut out).expect("writing to a Vec does not fail");
+        }
+        String::from_utf8(out).expect("the text encoder writes UTF-8")
     }
-    let mut out = Vec::with_capacity(1024);
-    for family in &families {
-        encode(family, &mut out).expect("writing to a Vec does not fail");
-    }
-    String::from_utf8(out).expect("the text encoder writes UTF-8")
+}
+
+/// `probe_ip_addr_hash`: FNV-1a (32 bits) of the address's bytes, 4 for IPv4 and 16 for
+/// IPv6, as blackbox hashes them.
+pub fn ip_hash(ip: std::net::IpAddr) -> u32 {
+    let bytes: Vec<u8> = match ip {
+        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.octets().to_vec(),
+            None => v6.octets().to_vec(),
+        },
+    };
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, &byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// The `probe_http_*` families of `report`, in name order.

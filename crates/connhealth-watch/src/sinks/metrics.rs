@@ -277,6 +277,22 @@ impl<W: Write> FamilyWriter<'_, W> {
                 Vec::new(),
                 unix_seconds(daemon.reload.last_success),
             ),
+            // blackbox_exporter's names for the same two, which its users' alert rules
+            // check (a drop-in answers them too).
+            (
+                "blackbox_exporter_config_last_reload_successful",
+                "Blackbox exporter config loaded successfully.",
+                MetricType::GAUGE,
+                Vec::new(),
+                if daemon.reload.successful { 1.0 } else { 0.0 },
+            ),
+            (
+                "blackbox_exporter_config_last_reload_success_timestamp_seconds",
+                "Timestamp of the last successful configuration reload.",
+                MetricType::GAUGE,
+                Vec::new(),
+                unix_seconds(daemon.reload.last_success),
+            ),
         ];
         for (name, help, kind, labels, value) in families {
             let family = family(name, help, kind, vec![metric(labels, kind, value)]);

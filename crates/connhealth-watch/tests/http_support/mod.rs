@@ -40,7 +40,8 @@ pub fn fleet(targets: Vec<Watched>) -> Fleet {
     Fleet {
         targets: targets.into_iter().map(Arc::new).collect(),
         modules: BTreeMap::new(),
-        defaults: CheckPlan::default(),
+        unsupported_modules: BTreeMap::new(),
+        defaults_timeout: None,
     }
 }
 

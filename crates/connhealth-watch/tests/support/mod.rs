@@ -17,12 +17,8 @@ use connhealth_watch::Options;
 pub fn plan(targets: Vec<TargetPlan>) -> Plan {
     Plan {
         source: PathBuf::from("test.toml"),
-        defaults: CheckPlan::default(),
         targets,
-        modules: BTreeMap::new(),
-        file_sd: Vec::new(),
-        read_at: SystemTime::now(),
-        warnings: Vec::new(),
+        ..Plan::empty()
     }
 }
 

@@ -67,11 +67,17 @@ impl Trust {
             ca_file,
             insecure,
             cert_min_days: _,
+            client_cert,
+            min_version,
+            max_version,
         } = &self.plan;
         self.name == other.name
             && *server_name == other.plan.server_name
             && *ca_file == other.plan.ca_file
             && *insecure == other.plan.insecure
+            && *client_cert == other.plan.client_cert
+            && *min_version == other.plan.min_version
+            && *max_version == other.plan.max_version
     }
 }
 

@@ -156,6 +156,8 @@ pub struct HttpReport {
     pub body_length: u64,
     /// The last answer came over TLS.
     pub ssl: bool,
+    /// The last answer's `Last-Modified`, in Unix seconds, when it had a valid one.
+    pub last_modified: Option<i64>,
     /// Where the time went, added up over the redirects.
     pub phases: Phases,
     /// What became of the connection kept from the previous check.
@@ -280,6 +282,7 @@ impl HttpReport {
             version: None,
             redirects: 0,
             content_length: None,
+            last_modified: None,
             body_length: 0,
             ssl: false,
             phases: Phases::default(),
@@ -474,7 +477,7 @@ impl Exchange<'_> {
         let target = origin
             .target()
             .map_err(|why| CheckResult::failed(Outcome::Error, Duration::ZERO, why))?;
-        let resolved = resolve(&target, left).await;
+        let resolved = resolve(&target, left, crate::config::IpChoice::Every).await;
         let resolved = resolved.inspect_err(|failed| self.dns_time += failed.dns_time)?;
         self.dns_time += resolved.dns_time;
         self.report.phases.resolve += resolved.dns_time;

@@ -19,7 +19,7 @@ use tokio_rustls::TlsConnector;
 
 use super::verify::{self, ChainRecorder, Expiry};
 use super::{client_config, handshake_failed, server_name, version_name};
-use crate::checks::{CheckResult, Outcome};
+use crate::checks::{ChainInfo, CheckResult, Outcome};
 use crate::config::TlsPlan;
 use crate::human::Rounded;
 
@@ -96,6 +96,12 @@ impl TlsClient {
             earliest: self.recorder.earliest().cloned(),
             version: conn.protocol_version().and_then(version_name),
         }
+    }
+
+    /// What blackbox reports of the chain besides its earliest expiry, once a handshake
+    /// completed.
+    pub(crate) fn chain_info(&self) -> Option<ChainInfo> {
+        None
     }
 
     /// The earliest `notAfter` of the chain the peer sent, once it sent one (also when

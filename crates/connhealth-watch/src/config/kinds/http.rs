@@ -87,6 +87,7 @@ pub(super) fn build(layers: Layers<'_>) -> HttpPlan {
             .boolean("reuse_connection")
             .unwrap_or(defaults.reuse_connection),
         tls: super::tls::build(layers),
+        ..defaults
     }
 }
 

@@ -157,6 +157,8 @@ pub(crate) fn build(kind: CheckKind, layers: Layers<'_>) -> Check {
         CheckKind::Tls => Check::Tls(tls::build(layers)),
         CheckKind::SendExpect => Check::SendExpect(send_expect::build(layers)),
         CheckKind::Http => Check::Http(Box::new(http::build(layers))),
+        // Only a blackbox module file has it (a config cannot name it): its defaults.
+        CheckKind::Tcp => Check::Tcp(Box::default()),
     }
 }
 

@@ -45,5 +45,6 @@ pub(crate) fn build(layers: Layers<'_>) -> TlsPlan {
         ca_file: layers.path("ca_file"),
         insecure: layers.boolean("insecure").unwrap_or(false),
         cert_min_days: layers.count("cert_min_days"),
+        ..TlsPlan::default()
     }
 }
