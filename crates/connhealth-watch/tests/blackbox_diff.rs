@@ -46,6 +46,13 @@ use std::time::Instant;
 use differences::{Divergence, Listed};
 use scenario::{Case, Env};
 
+/// The scenarios where blackbox's probe succeeds, in the order of their files.
+const SUCCEEDS: [&[&str]; 3] = [
+    tcp_scenarios::SUCCEEDS,
+    http_scenarios::SUCCEEDS,
+    request_scenarios::SUCCEEDS,
+];
+
 /// The module file both exporters load; `@DIR@` is the test's folder.
 const MODULES: &str = include_str!("blackbox_diff/blackbox.yml");
 
@@ -70,6 +77,13 @@ fn blackbox_exporter_and_connhealth_answer_probes_alike() {
             "docs/blackbox.md:{}: no scenario is named {:?}",
             row.line,
             row.scenario
+        );
+    }
+    let expected = SUCCEEDS.iter().chain([&request_scenarios::EITHER]);
+    for name in expected.flat_map(|list| list.iter()) {
+        assert!(
+            names.contains(name),
+            "SUCCEEDS or EITHER name no scenario {name:?}"
         );
     }
     services_name_is_known();
@@ -135,15 +149,10 @@ fn blackbox_exporter_and_connhealth_answer_probes_alike() {
 /// it is not: a 200 whose `probe_success` is 1 exactly for the scenarios listed as
 /// succeeding.
 fn blackbox_as_expected(name: &str, answer: &client::Answer) -> Option<String> {
-    let lists = [
-        tcp_scenarios::SUCCEEDS,
-        http_scenarios::SUCCEEDS,
-        request_scenarios::SUCCEEDS,
-    ];
     if answer.status != 200 || request_scenarios::EITHER.contains(&name) {
         return None;
     }
-    let want = if lists.iter().any(|list| list.contains(&name)) {
+    let want = if SUCCEEDS.iter().any(|list| list.contains(&name)) {
         "1"
     } else {
         "0"
