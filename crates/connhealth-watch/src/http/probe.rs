@@ -313,7 +313,7 @@ pub fn probe_timeout(module: Duration, scrape_timeout_seconds: Option<f64>) -> D
 /// );
 /// assert!(text.ends_with("# TYPE probe_success gauge\nprobe_success 1\n"));
 /// assert!(text.contains("\nprobe_ip_protocol 4\n"));
-/// assert!(text.contains("\nprobe_ip_addr_hash 3.619153832e+09\n"));
+/// assert!(text.contains("\nprobe_ip_addr_hash 3668918509\n"));
 /// ```
 pub fn render(result: &CheckResult, kind: CheckKind, duration: Duration) -> String {
     render_with(result, kind, duration, None)
