@@ -48,6 +48,7 @@
 //! rest as for the `tls` kind.
 
 mod conn;
+mod date;
 mod url;
 
 use std::sync::{Mutex, PoisonError};
@@ -156,7 +157,9 @@ pub struct HttpReport {
     pub body_length: u64,
     /// The last answer came over TLS.
     pub ssl: bool,
-    /// The last answer's `Last-Modified`, in Unix seconds, when it had a valid one.
+    /// The last answer's `Last-Modified` in Unix seconds, read as Go's `http.ParseTime`
+    /// reads it (RFC 1123, RFC 850, asctime); `None` when it had none, or one Go would not
+    /// read.
     pub last_modified: Option<i64>,
     /// Where the time went, added up over the redirects.
     pub phases: Phases,
@@ -408,6 +411,10 @@ impl Exchange<'_> {
             .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok()?.trim().parse().ok());
+        self.report.last_modified = head
+            .headers
+            .get(header::LAST_MODIFIED)
+            .and_then(|value| date::parse_http_time(value.as_bytes()));
         let transfer = Instant::now();
         let read = read_body(&mut incoming, self.deadline, self.timeout).await;
         self.report.phases.transfer += transfer.elapsed();

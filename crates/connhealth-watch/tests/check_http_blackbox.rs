@@ -1,0 +1,54 @@
+//! The `http` check with blackbox_exporter 0.23's http module settings, against servers
+//! of the test's own on loopback: what blackbox's `ProbeHTTP` judges and reports, rule by
+//! rule (`fail_if_*` regexes and their order, `valid_http_versions`, `fail_if_ssl`,
+//! `fail_if_not_ssl`, the address chosen, `Last-Modified`, `Content-Length`, the TLS
+//! chain).
+//!
+//! Run with `cargo test -p connhealth-watch --test check_http_blackbox`.
+
+mod http_servers;
+
+use std::time::Duration;
+
+use connhealth_watch::checks::http::{Http, HttpReport};
+use connhealth_watch::checks::{CheckResult, Outcome};
+use connhealth_watch::config::HttpPlan;
+
+use http_servers::{Reply, Server};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One check of `url` as `plan` says, reported.
+async fn report(url: &str, plan: &HttpPlan) -> HttpReport {
+    Http::new()
+        .check_report(&url.parse().unwrap(), plan, TIMEOUT)
+        .await
+}
+
+fn assert_ok(result: &CheckResult) {
+    assert_eq!(result.outcome, Outcome::Ok, "{result:?}");
+    assert_eq!(result.detail, None);
+}
+
+// --- Last-Modified ------------------------------------------------------------------
+
+#[tokio::test]
+async fn last_modified_is_read_as_go_reads_it_in_any_of_its_three_formats() {
+    let server = Server::http(|request| match request.target.as_str() {
+        "/imf" => Reply::ok("x").header("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
+        "/rfc850" => Reply::ok("x").header("Last-Modified", "Sunday, 06-Nov-94 08:49:37 GMT"),
+        "/asctime" => Reply::ok("x").header("Last-Modified", "Sun Nov  6 08:49:37 1994"),
+        "/iso" => Reply::ok("x").header("Last-Modified", "1994-11-06T08:49:37Z"),
+        _ => Reply::ok("x"),
+    });
+    for path in ["/imf", "/rfc850", "/asctime"] {
+        let report = report(&server.url(path), &HttpPlan::default()).await;
+        assert_ok(&report.result);
+        assert_eq!(report.last_modified, Some(784_111_777), "{path}");
+    }
+    for path in ["/iso", "/none"] {
+        let report = report(&server.url(path), &HttpPlan::default()).await;
+        assert_ok(&report.result);
+        assert_eq!(report.last_modified, None, "{path}");
+    }
+}
