@@ -145,14 +145,18 @@ pub struct Http {
 pub struct HttpReport {
     /// The verdict.
     pub result: CheckResult,
-    /// The last answer's status code, when an answer came.
+    /// The last answer's status code, when an answer came. Like the other facts of the
+    /// last answer, it is blackbox's empty answer's (none, 0, false) when the last request
+    /// got none: a redirect that led nowhere reports nothing of the answer before it.
     pub status_code: Option<u16>,
     /// The last answer's HTTP version.
     pub version: Option<Version>,
     /// Redirects followed.
     pub redirects: u32,
-    /// The last answer's `Content-Length`, when it had one.
-    pub content_length: Option<u64>,
+    /// The last answer's length as Go's `resp.ContentLength` gives it, blackbox's
+    /// `probe_http_content_length`: its `Content-Length`; -1 when it had none (chunked,
+    /// or a body read to the close); 0 for a 1xx, 204 or 304, and when no answer came.
+    pub content_length: i64,
     /// The bytes of the last answer's body that were read (at most [`BODY_CAP`]).
     pub body_length: u64,
     /// The last answer came over TLS.
@@ -284,7 +288,7 @@ impl HttpReport {
             status_code: None,
             version: None,
             redirects: 0,
-            content_length: None,
+            content_length: 0,
             last_modified: None,
             body_length: 0,
             ssl: false,
@@ -346,6 +350,8 @@ impl Exchange<'_> {
                 return Err(CheckResult::failed(Outcome::Error, Duration::ZERO, detail));
             }
             url = url::follow(&url, location.as_bytes()).map_err(|why| {
+                // Go's client gives no answer then, and blackbox reports an empty one.
+                self.forget_answer();
                 let detail = format!("redirect {} from {url}: {why}", answer.status.as_u16());
                 CheckResult::failed(Outcome::Error, Duration::ZERO, detail)
             })?;
@@ -369,6 +375,7 @@ impl Exchange<'_> {
         method: &Method,
         body: &Bytes,
     ) -> Result<Answer, CheckResult> {
+        self.forget_answer();
         let origin = Origin::of(url)
             .map_err(|why| CheckResult::failed(Outcome::Error, Duration::ZERO, why))?;
         let (mut conn, mut reused) = self.connection(&origin).await?;
@@ -407,10 +414,7 @@ impl Exchange<'_> {
         self.report.status_code = Some(head.status.as_u16());
         self.report.version = Some(head.version);
         self.report.ssl = origin.https;
-        self.report.content_length = head
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.trim().parse().ok());
+        self.report.content_length = content_length(method, &head);
         self.report.last_modified = head
             .headers
             .get(header::LAST_MODIFIED)
@@ -438,6 +442,19 @@ impl Exchange<'_> {
             self.other = Some(conn);
         }
         Ok(answer)
+    }
+
+    /// Forgets what the previous answer showed, as a new request goes out: what is
+    /// reported is the last answer's, or blackbox's empty answer's when none came.
+    fn forget_answer(&mut self) {
+        let report = &mut self.report;
+        report.status_code = None;
+        report.version = None;
+        report.content_length = 0;
+        report.body_length = 0;
+        report.ssl = false;
+        report.last_modified = None;
+        self.last_tls = None;
     }
 
     /// The connection for `origin`: the one held for it when the kernel says it is
@@ -650,6 +667,32 @@ impl Exchange<'_> {
         );
         report.result = result;
         report
+    }
+}
+
+/// Go's `resp.ContentLength` of `head`, an answer to `method` (`fixLength` in Go's
+/// `net/http`): a HEAD's `Content-Length` (-1 without one); 0 for a 1xx, 204 or 304;
+/// -1 when chunked (a `Transfer-Encoding`, HTTP/1.1 on); else the `Content-Length`, -1
+/// without one (a body read to the close).
+fn content_length(method: &Method, head: &::http::response::Parts) -> i64 {
+    let declared = || {
+        head.headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
+            .and_then(|length| i64::try_from(length).ok())
+            .unwrap_or(-1)
+    };
+    let code = head.status.as_u16();
+    if *method == Method::HEAD {
+        declared()
+    } else if head.status.is_informational() || code == 204 || code == 304 {
+        0
+    } else if head.version >= Version::HTTP_11
+        && head.headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        -1
+    } else {
+        declared()
     }
 }
 
