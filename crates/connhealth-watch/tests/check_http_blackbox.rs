@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use connhealth_watch::checks::http::{Http, HttpReport};
 use connhealth_watch::checks::{CheckResult, Outcome};
-use connhealth_watch::config::HttpPlan;
+use connhealth_watch::config::{HeaderMatch, HttpPlan, Pattern, StatusRange, TlsPlan};
+use http::HeaderName;
 
-use http_servers::{Reply, Server};
+use http_servers::{self_signed_ca, server_config, Reply, Server};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -28,6 +29,25 @@ async fn report(url: &str, plan: &HttpPlan) -> HttpReport {
 fn assert_ok(result: &CheckResult) {
     assert_eq!(result.outcome, Outcome::Ok, "{result:?}");
     assert_eq!(result.detail, None);
+    assert!(!result.regex_failed, "{result:?}");
+}
+
+/// A mismatch, its detail, and whether it counts as the regexes' failure.
+fn mismatch(result: &CheckResult) -> (&str, bool) {
+    assert_eq!(result.outcome, Outcome::Mismatch, "{result:?}");
+    (result.detail.as_deref().unwrap(), result.regex_failed)
+}
+
+fn pattern(regex: &str) -> Pattern {
+    Pattern(regex::bytes::Regex::new(regex).unwrap())
+}
+
+fn header(name: &str, regex: &str, allow_missing: bool) -> HeaderMatch {
+    HeaderMatch {
+        header: HeaderName::from_bytes(name.as_bytes()).unwrap(),
+        regexp: pattern(regex),
+        allow_missing,
+    }
 }
 
 // --- Last-Modified ------------------------------------------------------------------
@@ -104,4 +124,271 @@ async fn content_length_is_go_s_minus_one_when_chunked_and_zero_without_an_answe
     assert_eq!(nowhere.status_code, None);
     assert_eq!(nowhere.version, None);
     assert_eq!(length(&nowhere), (0, 0));
+}
+
+// --- The order of the judgments, and probe_failed_due_to_regex ---------------------
+
+/// A server that answers `/` with two `X-Debug` headers and a body naming the path.
+fn debugging() -> Server {
+    Server::http(|request| {
+        let status = match request.target.as_str() {
+            "/error" => "500 Internal Server Error",
+            _ => "200 OK",
+        };
+        Reply::new(status, format!("served {}", request.target))
+            .header("X-Debug", "one")
+            .header("X-Debug", "secret two")
+    })
+}
+
+#[tokio::test]
+async fn a_bad_status_is_judged_first_and_is_no_regex_failure() {
+    let server = debugging();
+    let plan = HttpPlan {
+        fail_if_header_matches: vec![header("X-Debug", "secret", false)],
+        fail_if_body_not_matches: vec![pattern("absent")],
+        ..HttpPlan::default()
+    };
+    let result = report(&server.url("/error"), &plan).await.result;
+    assert_eq!(
+        mismatch(&result),
+        ("status 500 Internal Server Error (expected 2xx)", false)
+    );
+}
+
+#[tokio::test]
+async fn fail_if_header_matches_fails_on_any_value_and_on_a_missing_header() {
+    let server = debugging();
+    let url = server.url("/");
+    let with = |spec: HeaderMatch| HttpPlan {
+        fail_if_header_matches: vec![header("X-Other", ".", true), spec],
+        ..HttpPlan::default()
+    };
+
+    let result = report(&url, &with(header("x-debug", "^secret", false)))
+        .await
+        .result;
+    assert_eq!(
+        mismatch(&result),
+        (
+            "status 200 OK, but header x-debug \"secret two\" matches \"^secret\" (fail_if_header_matches)",
+            true
+        )
+    );
+    assert_ok(
+        &report(&url, &with(header("X-Debug", "^three", false)))
+            .await
+            .result,
+    );
+
+    let missing = report(&url, &with(header("X-Missing", ".", false)))
+        .await
+        .result;
+    assert_eq!(
+        mismatch(&missing),
+        (
+            "status 200 OK, but the answer has no x-missing header (fail_if_header_matches)",
+            true
+        )
+    );
+    assert_ok(
+        &report(&url, &with(header("X-Missing", ".", true)))
+            .await
+            .result,
+    );
+}
+
+#[tokio::test]
+async fn fail_if_header_not_matches_passes_when_any_value_matches() {
+    let server = debugging();
+    let url = server.url("/");
+    let with = |spec: HeaderMatch| HttpPlan {
+        fail_if_header_not_matches: vec![header("Content-Length", "^[0-9]+$", false), spec],
+        ..HttpPlan::default()
+    };
+
+    assert_ok(
+        &report(&url, &with(header("X-Debug", "two$", false)))
+            .await
+            .result,
+    );
+    let result = report(&url, &with(header("X-Debug", "three", false)))
+        .await
+        .result;
+    assert_eq!(
+        mismatch(&result),
+        (
+            "status 200 OK, but header x-debug \"one\" does not match \"three\" (nor do its 1 other values) (fail_if_header_not_matches)",
+            true
+        )
+    );
+
+    let missing = report(&url, &with(header("Location", ".", false)))
+        .await
+        .result;
+    assert_eq!(
+        mismatch(&missing),
+        (
+            "status 200 OK, but the answer has no location header (fail_if_header_not_matches)",
+            true
+        )
+    );
+    assert_ok(
+        &report(&url, &with(header("Location", ".", true)))
+            .await
+            .result,
+    );
+}
+
+#[tokio::test]
+async fn body_regexes_judge_the_whole_body_after_the_headers() {
+    let server = Server::http(|request| match request.target.as_str() {
+        // Past the 1 MiB our own `expect` reads.
+        "/long" => Reply::ok(&format!("{}marker", "y".repeat(3 << 20))),
+        _ => Reply::ok("status: degraded, build 7"),
+    });
+    let url = server.url("/");
+
+    let matches = HttpPlan {
+        fail_if_body_matches: vec![pattern("healthy"), pattern("deg[a-z]+")],
+        ..HttpPlan::default()
+    };
+    let result = report(&url, &matches).await.result;
+    assert_eq!(
+        mismatch(&result),
+        (
+            "status 200 OK, but the body matches \"deg[a-z]+\" at byte 8 (fail_if_body_matches): \"degraded\"",
+            true
+        )
+    );
+
+    let not_matches = HttpPlan {
+        fail_if_body_not_matches: vec![pattern("build"), pattern("status: ok")],
+        ..HttpPlan::default()
+    };
+    let result = report(&url, &not_matches).await.result;
+    assert_eq!(
+        mismatch(&result),
+        (
+            "status 200 OK, but the body does not match \"status: ok\" (fail_if_body_not_matches): 25 bytes, \"status: degraded, build 7\"",
+            true
+        )
+    );
+
+    // The headers are judged before the body.
+    let both = HttpPlan {
+        fail_if_header_not_matches: vec![header("X-Version", ".", false)],
+        ..not_matches
+    };
+    let result = report(&url, &both).await.result;
+    assert!(
+        mismatch(&result).0.contains("no x-version header"),
+        "{result:?}"
+    );
+
+    let whole = HttpPlan {
+        fail_if_body_not_matches: vec![pattern("marker$")],
+        ..HttpPlan::default()
+    };
+    let long = report(&server.url("/long"), &whole).await;
+    assert_ok(&long.result);
+    assert_eq!(long.body_length, (3 << 20) + 6);
+}
+
+#[tokio::test]
+async fn valid_http_versions_is_judged_after_the_regexes() {
+    let server = Server::http(|_| Reply::new("200 OK", "old").then(http_servers::Then::Close));
+    let old = Server::http(|_| {
+        Reply::raw(b"HTTP/1.0 200 OK\r\nContent-Length: 3", b"old").then(http_servers::Then::Close)
+    });
+    let versions = |valid: &[&str]| HttpPlan {
+        valid_http_versions: valid.iter().map(|v| v.to_string()).collect(),
+        ..HttpPlan::default()
+    };
+
+    assert_ok(
+        &report(&server.url("/"), &versions(&["HTTP/1.1"]))
+            .await
+            .result,
+    );
+    assert_ok(
+        &report(&old.url("/"), &versions(&["HTTP/1.1", "HTTP/1.0"]))
+            .await
+            .result,
+    );
+    let result = report(&old.url("/"), &versions(&["HTTP/1.1", "HTTP/2.0"]))
+        .await
+        .result;
+    assert_eq!(
+        mismatch(&result),
+        (
+            "status 200 OK, but over HTTP/1.0 (valid_http_versions: HTTP/1.1, HTTP/2.0)",
+            false
+        )
+    );
+
+    // A body regex that fails is the verdict, and the regexes' failure.
+    let plan = HttpPlan {
+        fail_if_body_matches: vec![pattern("old")],
+        ..versions(&["HTTP/2.0"])
+    };
+    let result = report(&old.url("/"), &plan).await.result;
+    assert!(mismatch(&result).1, "{result:?}");
+    // A status that fails comes first.
+    let plan = HttpPlan {
+        valid_status: vec![StatusRange {
+            low: 204,
+            high: 204,
+        }],
+        ..versions(&["HTTP/2.0"])
+    };
+    let result = report(&old.url("/"), &plan).await.result;
+    assert_eq!(mismatch(&result), ("status 200 OK (expected 204)", false));
+}
+
+#[tokio::test]
+async fn fail_if_ssl_and_fail_if_not_ssl_judge_the_last_answer() {
+    let pki = self_signed_ca();
+    let tls = TlsPlan {
+        ca_file: Some(pki.ca_file.clone()),
+        ..TlsPlan::default()
+    };
+    let secure = Server::https(server_config(&pki), |_| Reply::ok("ok"));
+    let plain = Server::http(|_| Reply::ok("ok"));
+    let redirects = Server::http({
+        let to = secure.https_url("/");
+        move |_| Reply::redirect("302 Found", &to)
+    });
+    let plan = |fail_if_ssl, fail_if_not_ssl| HttpPlan {
+        fail_if_ssl,
+        fail_if_not_ssl,
+        tls: tls.clone(),
+        ..HttpPlan::default()
+    };
+
+    assert_ok(&report(&plain.url("/"), &plan(true, false)).await.result);
+    assert_ok(
+        &report(&secure.https_url("/"), &plan(false, true))
+            .await
+            .result,
+    );
+    // Plain http redirected to https: the last answer came over TLS.
+    assert_ok(&report(&redirects.url("/"), &plan(false, true)).await.result);
+
+    let result = report(&plain.url("/"), &plan(false, true)).await.result;
+    assert_eq!(
+        mismatch(&result),
+        (
+            "status 200 OK, but the last answer did not come over TLS (fail_if_not_ssl)",
+            false
+        )
+    );
+    let result = report(&redirects.url("/"), &plan(true, false)).await.result;
+    assert_eq!(
+        mismatch(&result),
+        (
+            "status 200 OK, but the last answer came over TLS (fail_if_ssl)",
+            false
+        )
+    );
 }

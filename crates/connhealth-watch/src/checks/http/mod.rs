@@ -14,13 +14,18 @@
 //! 2. the request: `method`, the URL's path and query, `Host` (the URL's authority) and
 //!    `User-Agent: connhealth-watch/VERSION` unless `headers` set them, then `headers`,
 //!    then `body`;
-//! 3. the answer's head, then its body, read whole up to [`BODY_CAP`] bytes;
+//! 3. the answer's head, then its body, read whole up to [`BODY_CAP`] bytes (with no
+//!    cap when the plan has blackbox's body regexes, which judge it whole, as blackbox);
 //! 4. a redirect (301, 302, 303, 307, 308 with a Location) is followed when
 //!    `follow_redirects` says so, at most [`MAX_REDIRECTS`] times, as blackbox does: on
 //!    the same connection while the origin stays the same, else on a connection of its
 //!    own, closed after the check;
-//! 5. the last answer's status must be in `valid_status` (2xx when it is empty), then its
-//!    body must match `expect` when set;
+//! 5. the last answer is judged in blackbox's order, the first failure the verdict: its
+//!    status must be in `valid_status` (2xx when it is empty); then its headers must pass
+//!    `fail_if_header_matches` and `fail_if_header_not_matches`; then its body
+//!    `fail_if_body_matches`, `fail_if_body_not_matches`, and `expect` when set; then its
+//!    version must be in `valid_http_versions` (any when it is empty); then
+//!    `fail_if_ssl` and `fail_if_not_ssl` judge whether it came over TLS;
 //! 6. with `reuse_connection`, the target's connection is kept, unless the server said
 //!    `Connection: close` or the answer was not read whole; else it is closed
 //!    gracefully: hyper's shutdown (TLS close_notify, a FIN), then the server's bytes
@@ -41,11 +46,14 @@
 //! A status outside `valid_status` is `mismatch`, its detail naming the status (`status
 //! 500 Internal Server Error (expected 2xx)`): the server answered, and its answer is not
 //! what the check expects, which is what `mismatch` says for send-expect. It keeps
-//! `regex_failed` false: blackbox's `probe_failed_due_to_regex` is about the body only. A
-//! body that does not match `expect` is `mismatch` with `regex_failed` and the body's
-//! start in the detail. An answer that is not HTTP, too many redirects or a Location
-//! that is not a URL are `error`; a connection closed before the answer is `closed`; the
-//! rest as for the `tls` kind.
+//! `regex_failed` false: blackbox's `probe_failed_due_to_regex` is about the header and
+//! body regexes only. A header or a body that fails them, or a body that does not match
+//! `expect`, is `mismatch` with `regex_failed`, the detail naming the setting and showing
+//! what failed (the header's value, the body's start or what matched). A version outside
+//! `valid_http_versions`, and an answer over TLS or not against `fail_if_ssl` or
+//! `fail_if_not_ssl`, are `mismatch` without it. An answer that is not HTTP, too many
+//! redirects or a Location that is not a URL are `error`; a connection closed before the
+//! answer is `closed`; the rest as for the `tls` kind.
 
 mod conn;
 mod date;
@@ -67,8 +75,9 @@ use super::{first_answer, resolve, CheckResult, Outcome};
 use crate::config::{HttpPlan, StatusRange, TlsPlan};
 use crate::human::Rounded;
 
-/// The most body bytes read from one answer. The rest is not read: the body is judged on
-/// what was, and the connection, with unread bytes in it, is not kept.
+/// The most body bytes read from one answer, unless the plan has blackbox's body regexes
+/// (which read it whole, as blackbox). The rest is not read: the body is judged on what
+/// was, and the connection, with unread bytes in it, is not kept.
 pub const BODY_CAP: usize = 1 << 20;
 
 /// The most redirects followed, as blackbox (and Go's client): the answer to the 11th
@@ -321,6 +330,7 @@ struct Exchange<'a> {
 /// An answer, read.
 struct Answer {
     status: StatusCode,
+    version: Version,
     headers: HeaderMap,
     body: Vec<u8>,
     /// False when the body went past [`BODY_CAP`].
@@ -420,7 +430,15 @@ impl Exchange<'_> {
             .get(header::LAST_MODIFIED)
             .and_then(|value| date::parse_http_time(value.as_bytes()));
         let transfer = Instant::now();
-        let read = read_body(&mut incoming, self.deadline, self.timeout).await;
+        // blackbox's body regexes judge the body whole, however long.
+        let cap = if self.plan.fail_if_body_matches.is_empty()
+            && self.plan.fail_if_body_not_matches.is_empty()
+        {
+            BODY_CAP
+        } else {
+            usize::MAX
+        };
+        let read = read_body(&mut incoming, cap, self.deadline, self.timeout).await;
         self.report.phases.transfer += transfer.elapsed();
         let (body, whole) = read?;
         self.report.body_length = body.len() as u64;
@@ -428,6 +446,7 @@ impl Exchange<'_> {
 
         let answer = Answer {
             status: head.status,
+            version: head.version,
             headers: head.headers,
             body,
             whole,
@@ -603,42 +622,58 @@ impl Exchange<'_> {
         request
     }
 
-    /// Step 5: the status, then the body.
+    /// Step 5, in blackbox's order: the status; then, when it passed, the headers'
+    /// regexes; then the body's (blackbox's `probe_failed_due_to_regex` says which of
+    /// those two failed, never the status) and `expect`; then the HTTP version; then TLS
+    /// (`fail_if_ssl`, `fail_if_not_ssl`). The first failure is the verdict.
     fn judge(&self, answer: &Answer) -> CheckResult {
-        let valid = if self.plan.valid_status.is_empty() {
+        let plan = self.plan;
+        let valid = if plan.valid_status.is_empty() {
             &DEFAULT_VALID_STATUS[..]
         } else {
-            &self.plan.valid_status[..]
+            &plan.valid_status[..]
         };
         let code = answer.status.as_u16();
+        let status = status_text(answer.status);
         if !valid.iter().any(|range| range.contains(code)) {
+            let detail = format!("status {status} (expected {})", expected(valid));
+            return CheckResult::failed(Outcome::Mismatch, Duration::ZERO, detail);
+        }
+        let regex_failed = |why: String| CheckResult {
+            regex_failed: true,
+            ..CheckResult::failed(
+                Outcome::Mismatch,
+                Duration::ZERO,
+                format!("status {status}, but {why}"),
+            )
+        };
+        if let Some(why) = header_failure(plan, &answer.headers) {
+            return regex_failed(why);
+        }
+        if let Some(why) = body_failure(plan, answer) {
+            return regex_failed(why);
+        }
+        let version = version_name(answer.version);
+        if !plan.valid_http_versions.is_empty()
+            && !plan
+                .valid_http_versions
+                .iter()
+                .any(|valid| valid == version)
+        {
             let detail = format!(
-                "status {} (expected {})",
-                status_text(answer.status),
-                expected(valid)
+                "status {status}, but over {version} (valid_http_versions: {})",
+                plan.valid_http_versions.join(", ")
             );
             return CheckResult::failed(Outcome::Mismatch, Duration::ZERO, detail);
         }
-        if let Some(expect) = &self.plan.expect {
-            if !expect.0.is_match(&answer.body) {
-                let within = if answer.whole {
-                    String::new()
-                } else {
-                    format!(" in its first {BODY_CAP} bytes")
-                };
-                let more = if answer.body.len() > SHOWN { "..." } else { "" };
-                let detail = format!(
-                    "status {}, but the body does not match \"{}\"{within}: {} bytes, \"{}\"{more}",
-                    status_text(answer.status),
-                    expect.0.as_str().escape_default(),
-                    answer.body.len(),
-                    shown(&answer.body),
-                );
-                return CheckResult {
-                    regex_failed: true,
-                    ..CheckResult::failed(Outcome::Mismatch, Duration::ZERO, detail)
-                };
-            }
+        let tls = match (self.report.ssl, plan.fail_if_ssl, plan.fail_if_not_ssl) {
+            (true, true, _) => Some("the last answer came over TLS (fail_if_ssl)"),
+            (false, _, true) => Some("the last answer did not come over TLS (fail_if_not_ssl)"),
+            _ => None,
+        };
+        if let Some(why) = tls {
+            let detail = format!("status {status}, but {why}");
+            return CheckResult::failed(Outcome::Mismatch, Duration::ZERO, detail);
         }
         CheckResult::new(Outcome::Ok, Duration::ZERO)
     }
@@ -713,10 +748,10 @@ fn closes_after(version: Version, headers: &HeaderMap) -> bool {
     has("close") || (version < Version::HTTP_11 && !has("keep-alive"))
 }
 
-/// Step 3: the body, whole (`true`) or its first [`BODY_CAP`] bytes (`false`), by
-/// `deadline`.
+/// Step 3: the body, whole (`true`) or its first `cap` bytes (`false`), by `deadline`.
 async fn read_body(
     body: &mut Incoming,
+    cap: usize,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<(Vec<u8>, bool), CheckResult> {
@@ -762,12 +797,123 @@ async fn read_body(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let room = BODY_CAP - read.len();
+        let room = cap - read.len();
         if data.len() > room {
             read.extend_from_slice(&data[..room]);
             return Ok((read, false));
         }
         read.extend_from_slice(&data);
+    }
+}
+
+/// blackbox's `matchRegularExpressionsOnHeaders`: why `headers` fail the plan's
+/// `fail_if_header_matches` (any value of the header matches) or
+/// `fail_if_header_not_matches` (no value does), each in order; a header missing fails
+/// either unless `allow_missing`. `None` when they pass.
+fn header_failure(plan: &HttpPlan, headers: &HeaderMap) -> Option<String> {
+    let lists = [
+        (&plan.fail_if_header_matches, true, "fail_if_header_matches"),
+        (
+            &plan.fail_if_header_not_matches,
+            false,
+            "fail_if_header_not_matches",
+        ),
+    ];
+    for (specs, fails_on_match, setting) in lists {
+        for spec in specs {
+            let values: Vec<&HeaderValue> = headers.get_all(&spec.header).iter().collect();
+            let Some(first) = values.first() else {
+                if spec.allow_missing {
+                    continue;
+                }
+                return Some(format!(
+                    "the answer has no {} header ({setting})",
+                    spec.header
+                ));
+            };
+            let regex = &spec.regexp.0;
+            let matched = values.iter().find(|value| regex.is_match(value.as_bytes()));
+            let shown_regex = regex.as_str().escape_default();
+            match matched {
+                Some(value) if fails_on_match => {
+                    return Some(format!(
+                        "header {} \"{}\" matches \"{shown_regex}\" ({setting})",
+                        spec.header,
+                        shown(value.as_bytes()),
+                    ));
+                }
+                None if !fails_on_match => {
+                    let more = match values.len() {
+                        1 => String::new(),
+                        n => format!(" (nor do its {} other values)", n - 1),
+                    };
+                    return Some(format!(
+                        "header {} \"{}\" does not match \"{shown_regex}\"{more} ({setting})",
+                        spec.header,
+                        shown(first.as_bytes()),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// Why `answer`'s body fails the plan: blackbox's `fail_if_body_matches` (the body
+/// matches one), then `fail_if_body_not_matches` (it does not match one), then our
+/// `expect` (it does not match). `None` when it passes.
+fn body_failure(plan: &HttpPlan, answer: &Answer) -> Option<String> {
+    let body = &answer.body[..];
+    let excerpt = || {
+        let more = if body.len() > SHOWN { "..." } else { "" };
+        format!("{} bytes, \"{}\"{more}", body.len(), shown(body))
+    };
+    for pattern in &plan.fail_if_body_matches {
+        if let Some(found) = pattern.0.find(body) {
+            return Some(format!(
+                "the body matches \"{}\" at byte {} (fail_if_body_matches): \"{}\"",
+                pattern.0.as_str().escape_default(),
+                found.start(),
+                shown(found.as_bytes()),
+            ));
+        }
+    }
+    for pattern in &plan.fail_if_body_not_matches {
+        if !pattern.0.is_match(body) {
+            return Some(format!(
+                "the body does not match \"{}\" (fail_if_body_not_matches): {}",
+                pattern.0.as_str().escape_default(),
+                excerpt(),
+            ));
+        }
+    }
+    let expect = plan.expect.as_ref()?;
+    if expect.0.is_match(body) {
+        return None;
+    }
+    let within = if answer.whole {
+        String::new()
+    } else {
+        format!(" in its first {BODY_CAP} bytes")
+    };
+    Some(format!(
+        "the body does not match \"{}\"{within}: {}",
+        expect.0.as_str().escape_default(),
+        excerpt(),
+    ))
+}
+
+/// An answer's version as Go writes `resp.Proto` (`HTTP/1.1`, `HTTP/2.0`): what
+/// `valid_http_versions` lists.
+fn version_name(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
     }
 }
 
