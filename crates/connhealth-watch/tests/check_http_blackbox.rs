@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use connhealth_watch::checks::http::{Http, HttpReport};
 use connhealth_watch::checks::{CheckResult, Outcome};
-use connhealth_watch::config::{HeaderMatch, HttpPlan, Pattern, StatusRange, TlsPlan};
+use connhealth_watch::config::{HeaderMatch, HttpPlan, IpChoice, Pattern, StatusRange, TlsPlan};
 use http::HeaderName;
 
 use http_servers::{self_signed_ca, server_config, Reply, Server};
@@ -390,5 +390,85 @@ async fn fail_if_ssl_and_fail_if_not_ssl_judge_the_last_answer() {
             "status 200 OK, but the last answer came over TLS (fail_if_ssl)",
             false
         )
+    );
+}
+
+// --- The address chosen -------------------------------------------------------------
+
+fn prefer(preferred: u8, fallback: bool) -> HttpPlan {
+    HttpPlan {
+        ip: IpChoice::Prefer {
+            preferred,
+            fallback,
+        },
+        ..HttpPlan::default()
+    }
+}
+
+#[tokio::test]
+async fn the_url_s_host_is_checked_at_the_one_address_chosen_and_reported() {
+    let server = Server::http(|_| Reply::ok("ok"));
+    let url = server.url("/");
+    let loopback = "127.0.0.1".parse().unwrap();
+
+    for plan in [prefer(4, false), prefer(6, true)] {
+        let ok = report(&url, &plan).await.result;
+        assert_ok(&ok);
+        assert_eq!(
+            (ok.ip_protocol, ok.ip),
+            (Some(4), Some(loopback)),
+            "{plan:?}"
+        );
+    }
+
+    // No IPv6 address, and no fallback: nothing is checked, and no address reported
+    // (`probe_ip_protocol 0`), as blackbox's failed resolution.
+    let none = report(&url, &prefer(6, false)).await;
+    assert_eq!(none.result.outcome, Outcome::Resolve, "{none:?}");
+    assert!(none
+        .result
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("no IPv6 address"));
+    assert_eq!((none.result.ip_protocol, none.result.ip), (None, None));
+    assert_eq!((none.status_code, none.content_length), (None, 0));
+    assert_eq!(server.stats.requests(), 2);
+    // Each address in turn (our own targets): the same address, found.
+    let every = report(&url, &HttpPlan::default()).await.result;
+    assert_ok(&every);
+    assert_eq!((every.ip_protocol, every.ip), (Some(4), Some(loopback)));
+}
+
+#[tokio::test]
+async fn a_redirect_s_other_host_resolves_as_before_and_the_first_host_is_reported() {
+    let Some(v6) = Server::http_v6(|_| Reply::ok("on ::1")) else {
+        assert!(
+            !connhealth_testkit::in_ci(),
+            "::1 must be available under CI"
+        );
+        eprintln!("skipping: no IPv6 loopback here");
+        return;
+    };
+    let to = v6.url("/");
+    let v4 = Server::http(move |_| Reply::redirect("302 Found", &to));
+    let url = v4.url("/");
+
+    // IPv4 chosen for 127.0.0.1, without fallback; [::1], another host, is not held to it.
+    let report_4 = report(&url, &prefer(4, false)).await;
+    assert_ok(&report_4.result);
+    assert_eq!(report_4.redirects, 1);
+    assert_eq!(v6.stats.requests(), 1);
+    let first = &report_4.result;
+    assert_eq!(
+        (first.ip_protocol, first.ip),
+        (Some(4), Some("127.0.0.1".parse().unwrap()))
+    );
+    // Our own targets report the address the check ended on.
+    let every = report(&url, &HttpPlan::default()).await.result;
+    assert_ok(&every);
+    assert_eq!(
+        (every.ip_protocol, every.ip),
+        (Some(6), Some("::1".parse().unwrap()))
     );
 }

@@ -72,7 +72,7 @@ use self::conn::{Body, Conn, Opened, Trust};
 use self::url::Origin;
 use super::tls::TlsClient;
 use super::{first_answer, resolve, CheckResult, Outcome};
-use crate::config::{HttpPlan, StatusRange, TlsPlan};
+use crate::config::{HttpPlan, IpChoice, StatusRange, TlsPlan};
 use crate::human::Rounded;
 
 /// The most body bytes read from one answer, unless the plan has blackbox's body regexes
@@ -255,6 +255,7 @@ impl Http {
             report: HttpReport::of(CheckResult::new(Outcome::Ok, Duration::ZERO)),
             dns_time: Duration::ZERO,
             last_addr: None,
+            own_addr: None,
             last_tls: None,
         };
         let result = match exchange.run().await {
@@ -324,6 +325,10 @@ struct Exchange<'a> {
     report: HttpReport,
     dns_time: Duration,
     last_addr: Option<std::net::SocketAddr>,
+    /// The address of the target's own connection: with [`IpChoice::Prefer`], the one
+    /// chosen for the URL's host, what the check reports (blackbox's `probe_ip_protocol`
+    /// and `probe_ip_addr_hash` are its first host's, wherever redirects lead).
+    own_addr: Option<std::net::SocketAddr>,
     last_tls: Option<crate::checks::tls::Verified>,
 }
 
@@ -500,6 +505,9 @@ impl Exchange<'_> {
                         if conn.carried {
                             self.report.reuse = Reuse::Reused;
                         }
+                        if *origin == self.own_origin {
+                            self.own_addr = Some(conn.addr);
+                        }
                         return Ok((conn, true));
                     }
                     Err(why) => {
@@ -520,10 +528,17 @@ impl Exchange<'_> {
         let target = origin
             .target()
             .map_err(|why| CheckResult::failed(Outcome::Error, Duration::ZERO, why))?;
-        let resolved = resolve(&target, left, crate::config::IpChoice::Every).await;
+        // The URL's own host: one address, as blackbox chooses it, when the plan says so;
+        // a redirect's other hosts: each address in turn.
+        let own = *origin == self.own_origin;
+        let choice = if own { self.plan.ip } else { IpChoice::Every };
+        let resolved = resolve(&target, left, choice).await;
         let resolved = resolved.inspect_err(|failed| self.dns_time += failed.dns_time)?;
         self.dns_time += resolved.dns_time;
         self.report.phases.resolve += resolved.dns_time;
+        if own && matches!(choice, IpChoice::Prefer { .. }) {
+            self.own_addr = resolved.addrs.first().copied();
+        }
 
         let trust = self.trust(origin);
         let (tls_plan, sni) = (&trust.plan, trust.name.as_str());
@@ -683,8 +698,20 @@ impl Exchange<'_> {
     fn finish(&mut self, mut result: CheckResult, took: Duration) -> HttpReport {
         result.duration = took;
         result.dns_time = self.dns_time;
-        if result.ip_protocol.is_none() {
-            result.ip_protocol = self.last_addr.map(super::ip_protocol);
+        match self.plan.ip {
+            // The address chosen for the URL's host, whatever became of the check: none
+            // when it did not resolve.
+            IpChoice::Prefer { .. } => {
+                result.ip_protocol = self.own_addr.map(super::ip_protocol);
+                result.ip = self.own_addr.map(|addr| addr.ip());
+            }
+            // The address the check ended on (the one that refused, when none answered).
+            IpChoice::Every => {
+                if result.ip_protocol.is_none() {
+                    result.ip_protocol = self.last_addr.map(super::ip_protocol);
+                    result.ip = self.last_addr.map(|addr| addr.ip());
+                }
+            }
         }
         if let Some(verified) = &self.last_tls {
             result.cert_expiry = result.cert_expiry.or(verified.cert_expiry());
