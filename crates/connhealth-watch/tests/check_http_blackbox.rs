@@ -472,3 +472,77 @@ async fn a_redirect_s_other_host_resolves_as_before_and_the_first_host_is_report
         (Some(6), Some("::1".parse().unwrap()))
     );
 }
+
+// --- The final connection's TLS -------------------------------------------------------
+
+#[tokio::test]
+async fn tls_facts_are_the_last_answer_s_connection_s() {
+    let pki = self_signed_ca();
+    let tls = TlsPlan {
+        ca_file: Some(pki.ca_file.clone()),
+        ..TlsPlan::default()
+    };
+    let plain = Server::http(|request| match request.target.as_str() {
+        "/gone" => Reply::hang_up(),
+        _ => Reply::ok("plain"),
+    });
+    let (ok_url, gone_url) = (plain.url("/"), plain.url("/gone"));
+    let secure = Server::https(server_config(&pki), move |request| {
+        match request.target.as_str() {
+            "/to-plain" => Reply::redirect("302 Found", &ok_url),
+            "/to-nowhere" => Reply::redirect("302 Found", &gone_url),
+            _ => Reply::ok("secure"),
+        }
+    });
+    let plan = HttpPlan {
+        tls,
+        ..HttpPlan::default()
+    };
+
+    let direct = report(&secure.https_url("/"), &plan).await;
+    assert_ok(&direct.result);
+    assert!(direct.ssl);
+    assert_eq!(direct.result.cert_expiry, Some(pki.not_after));
+    assert!(direct.result.tls_version.is_some());
+
+    // The last answer came over plain http: nothing of the first connection's TLS.
+    let to_plain = report(&secure.https_url("/to-plain"), &plan).await;
+    assert_ok(&to_plain.result);
+    assert!(!to_plain.ssl);
+    let facts = &to_plain.result;
+    assert_eq!((facts.cert_expiry, facts.tls_version), (None, None));
+    assert_eq!(facts.chain, None);
+
+    // No last answer at all: nothing either, as blackbox's empty answer.
+    let to_nowhere = report(&secure.https_url("/to-nowhere"), &plan).await;
+    assert_eq!(to_nowhere.result.outcome, Outcome::Closed, "{to_nowhere:?}");
+    assert!(!to_nowhere.ssl);
+    let facts = &to_nowhere.result;
+    assert_eq!((facts.cert_expiry, facts.tls_version), (None, None));
+    assert_eq!(facts.chain, None);
+}
+
+#[tokio::test]
+#[ignore = "until TlsClient::chain_info reads the chain (another branch implements it)"]
+async fn an_https_answer_reports_its_connection_s_chain() {
+    let pki = self_signed_ca();
+    let secure = Server::https(server_config(&pki), |_| Reply::ok("secure"));
+    let plan = HttpPlan {
+        tls: TlsPlan {
+            ca_file: Some(pki.ca_file.clone()),
+            ..TlsPlan::default()
+        },
+        ..HttpPlan::default()
+    };
+    let http = Http::new();
+    let url = secure.https_url("/").parse().unwrap();
+    for _ in 0..2 {
+        // The second check reuses the connection, and reports its chain all the same.
+        let report = http.check_report(&url, &plan, TIMEOUT).await;
+        assert_ok(&report.result);
+        let chain = report.result.chain.expect("the chain");
+        assert!(chain.subject.contains("localhost"), "{chain:?}");
+        assert_eq!(chain.fingerprint_sha256.len(), 64, "{chain:?}");
+    }
+    assert_eq!(secure.stats.connections(), 1);
+}

@@ -257,6 +257,7 @@ impl Http {
             last_addr: None,
             own_addr: None,
             last_tls: None,
+            last_chain: None,
         };
         let result = match exchange.run().await {
             Ok(result) | Err(result) => result,
@@ -330,6 +331,8 @@ struct Exchange<'a> {
     /// and `probe_ip_addr_hash` are its first host's, wherever redirects lead).
     own_addr: Option<std::net::SocketAddr>,
     last_tls: Option<crate::checks::tls::Verified>,
+    /// The last answer's connection's chain, as blackbox reports it (https).
+    last_chain: Option<Box<super::ChainInfo>>,
 }
 
 /// An answer, read.
@@ -425,6 +428,7 @@ impl Exchange<'_> {
             }
         };
         self.last_tls = conn.tls.clone();
+        self.last_chain = conn.chain.clone();
         let (head, mut incoming) = response.into_parts();
         self.report.status_code = Some(head.status.as_u16());
         self.report.version = Some(head.version);
@@ -479,6 +483,7 @@ impl Exchange<'_> {
         report.ssl = false;
         report.last_modified = None;
         self.last_tls = None;
+        self.last_chain = None;
     }
 
     /// The connection for `origin`: the one held for it when the kernel says it is
@@ -716,6 +721,7 @@ impl Exchange<'_> {
         if let Some(verified) = &self.last_tls {
             result.cert_expiry = result.cert_expiry.or(verified.cert_expiry());
             result.tls_version = result.tls_version.or(verified.version());
+            result.chain = result.chain.take().or(self.last_chain.take());
             if result.is_ok() {
                 if let Some(detail) = verified.expires_too_soon(self.tls) {
                     result.outcome = Outcome::Tls;
