@@ -510,7 +510,7 @@ fn http_families(report: &HttpReport) -> Vec<MetricFamily> {
         gauge(
             "probe_http_content_length",
             "Length of http content response",
-            report.content_length.map_or(-1.0, |length| length as f64),
+            report.content_length as f64,
         ),
         family(
             "probe_http_duration_seconds",
