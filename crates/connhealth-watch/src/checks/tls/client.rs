@@ -99,9 +99,10 @@ impl TlsClient {
     }
 
     /// What blackbox reports of the chain besides its earliest expiry, once a handshake
-    /// completed.
+    /// completed (strictly: once the peer's certificate verified and its leaf parsed, so
+    /// ask after the handshake).
     pub(crate) fn chain_info(&self) -> Option<ChainInfo> {
-        None
+        self.recorder.info().cloned()
     }
 
     /// The earliest `notAfter` of the chain the peer sent, once it sent one (also when

@@ -24,9 +24,14 @@
 //! The reported duration runs from the connect to the end of the handshake. The expiry
 //! is the earliest `notAfter` among the certificates the peer sent, as blackbox's
 //! `probe_ssl_earliest_cert_expiry`: it is reported whenever a chain arrived, also when
-//! verification failed or the handshake timed out after it.
+//! verification failed or the handshake timed out after it. Once the handshake
+//! completed, the result also carries what blackbox reports of the verified chain
+//! ([`crate::checks::ChainInfo`], see [`chain`]).
 
+mod chain;
 mod client;
+mod files;
+mod go_name;
 mod verify;
 
 pub(crate) use self::client::{TlsClient, Verified};
@@ -86,7 +91,8 @@ pub async fn check(addr: SocketAddr, host: &str, plan: &TlsPlan, timeout: Durati
     let mut result = match timeout_at(deadline, client.handshake(&mut tcp, start)).await {
         Ok(Ok(mut tls)) => {
             let took = start.elapsed();
-            let result = judge(&client.verified(tls.get_ref().1), took, plan);
+            let mut result = judge(&client.verified(tls.get_ref().1), took, plan);
+            result.chain = client.chain_info().map(Box::new);
             close_tls(&mut tls, deadline).await;
             drop(tls);
             close_now(&tcp);
