@@ -18,7 +18,8 @@ use tokio_rustls::rustls::ClientConnection;
 use tokio_rustls::TlsConnector;
 
 use super::verify::{self, ChainRecorder, Expiry};
-use super::{client_config, handshake_failed, server_name, version_name};
+use super::version_name;
+use super::{client_auth, client_config, handshake_failed, server_name};
 use crate::checks::{ChainInfo, CheckResult, Outcome};
 use crate::config::TlsPlan;
 use crate::human::Rounded;
@@ -42,10 +43,12 @@ impl std::fmt::Debug for TlsClient {
 impl TlsClient {
     /// A client that sends `plan.server_name`, else `host`, as SNI (none for an IP
     /// address, bare or in brackets, as RFC 6066 says) and verifies the chain for that
-    /// name, loading the trust by `deadline`.
+    /// name, presenting `plan.client_cert` when asked, loading the trust and the client
+    /// certificate by `deadline`.
     ///
-    /// A bad server name or CA file is an `Error` result (the checker's configuration,
-    /// not the peer); trust that does not load in time is a `Timeout` that says so.
+    /// A bad server name, CA file or client certificate is an `Error` result (the
+    /// checker's configuration, not the peer); files that do not load in time are a
+    /// `Timeout` that says so.
     pub(crate) async fn new(
         plan: &TlsPlan,
         host: &str,
@@ -63,8 +66,22 @@ impl TlsClient {
                 return Err(failed(Outcome::Timeout, detail));
             }
         };
+        let client_cert = match &plan.client_cert {
+            None => None,
+            Some(files) => match timeout_at(deadline, client_auth::load(files)).await {
+                Ok(Ok(key)) => Some(key),
+                Ok(Err(detail)) => return Err(failed(Outcome::Error, detail)),
+                Err(_) => {
+                    let detail = format!(
+                        "the client certificate did not load within {}",
+                        Rounded(timeout)
+                    );
+                    return Err(failed(Outcome::Timeout, detail));
+                }
+            },
+        };
         let recorder = Arc::new(ChainRecorder::new(trust));
-        let config = client_config(Arc::clone(&recorder))
+        let config = client_config(Arc::clone(&recorder), client_cert)
             .map_err(|detail| failed(Outcome::Error, detail))?;
         Ok(TlsClient {
             connector: TlsConnector::from(Arc::new(config)),

@@ -12,7 +12,8 @@
 //!    (or not at all, with `insecure`), and a CA:TRUE certificate of `ca_file` presented
 //!    byte for byte as the server's own is trusted as it is (still checked for its dates
 //!    and names: what `openssl req -x509` makes, as curl and blackbox trust it); the
-//!    checker's Finished;
+//!    checker's `client_cert` when the server asks for one (an empty Certificate
+//!    without it); the checker's Finished;
 //! 4. a close_notify alert, then a FIN;
 //! 5. the checker reads (through TLS) until the server's close_notify or FIN, within
 //!    what remains of the timeout and at most 64 KiB: the TLS 1.3 session tickets that
@@ -30,6 +31,7 @@
 
 mod chain;
 mod client;
+mod client_auth;
 mod files;
 mod go_name;
 mod verify;
@@ -47,6 +49,7 @@ use tokio_rustls::rustls;
 
 use rustls::client::Resumption;
 use rustls::pki_types::ServerName;
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ProtocolVersion};
 
 use self::verify::ChainRecorder;
@@ -63,7 +66,8 @@ use crate::human::Rounded;
 /// `Ok` with the time from the connect to the end of the handshake; `Tls` when the
 /// handshake fails, the chain does not verify, or a certificate expires within
 /// `cert_min_days`; `Timeout`; connect errors as [`Outcome::of_io_error`] maps them;
-/// `Error` for a bad server name or CA file (the checker's configuration, not the peer).
+/// `Error` for a bad server name, CA file or client certificate (the checker's
+/// configuration, not the peer).
 pub async fn check(addr: SocketAddr, host: &str, plan: &TlsPlan, timeout: Duration) -> CheckResult {
     let deadline = Instant::now() + timeout;
     let client = match TlsClient::new(plan, host, deadline, timeout).await {
@@ -128,14 +132,21 @@ fn server_name(name: &str) -> Result<ServerName<'static>, String> {
 }
 
 /// A client config of one check: TLS 1.2 and 1.3 with ring, `recorder` as the verifier,
-/// no resumption (a resumed handshake carries no certificate, so no expiry).
-fn client_config(recorder: Arc<ChainRecorder>) -> Result<ClientConfig, String> {
-    let mut config = ClientConfig::builder_with_provider(Arc::clone(verify::provider()))
+/// `client_cert` presented when the server asks for a certificate, no resumption (a
+/// resumed handshake carries no certificate, so no expiry).
+fn client_config(
+    recorder: Arc<ChainRecorder>,
+    client_cert: Option<Arc<CertifiedKey>>,
+) -> Result<ClientConfig, String> {
+    let builder = ClientConfig::builder_with_provider(Arc::clone(verify::provider()))
         .with_safe_default_protocol_versions()
         .map_err(|err| format!("TLS client setup: {err}"))?
         .dangerous()
-        .with_custom_certificate_verifier(recorder)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(recorder);
+    let mut config = match client_cert {
+        Some(key) => builder.with_client_cert_resolver(client_auth::resolver(key)),
+        None => builder.with_no_client_auth(),
+    };
     config.resumption = Resumption::disabled();
     Ok(config)
 }
