@@ -19,7 +19,7 @@ use tokio_rustls::TlsConnector;
 
 use super::verify::{self, ChainRecorder, Expiry};
 use super::version_name;
-use super::{client_auth, client_config, handshake_failed, server_name};
+use super::{client_auth, client_config, handshake_failed, offered_versions, server_name};
 use crate::checks::{ChainInfo, CheckResult, Outcome};
 use crate::config::TlsPlan;
 use crate::human::Rounded;
@@ -43,12 +43,13 @@ impl std::fmt::Debug for TlsClient {
 impl TlsClient {
     /// A client that sends `plan.server_name`, else `host`, as SNI (none for an IP
     /// address, bare or in brackets, as RFC 6066 says) and verifies the chain for that
-    /// name, presenting `plan.client_cert` when asked, loading the trust and the client
+    /// name, offering the versions from `plan.min_version` to `plan.max_version` and
+    /// presenting `plan.client_cert` when asked, loading the trust and the client
     /// certificate by `deadline`.
     ///
-    /// A bad server name, CA file or client certificate is an `Error` result (the
-    /// checker's configuration, not the peer); files that do not load in time are a
-    /// `Timeout` that says so.
+    /// A bad server name, CA file or client certificate, or an empty version range, is
+    /// an `Error` result (the checker's configuration, not the peer); files that do not
+    /// load in time are a `Timeout` that says so.
     pub(crate) async fn new(
         plan: &TlsPlan,
         host: &str,
@@ -58,6 +59,7 @@ impl TlsClient {
         let failed = |outcome, detail: String| CheckResult::failed(outcome, Duration::ZERO, detail);
         let name = server_name(plan.server_name.as_deref().unwrap_or(host))
             .map_err(|detail| failed(Outcome::Error, detail))?;
+        let versions = offered_versions(plan).map_err(|detail| failed(Outcome::Error, detail))?;
         let trust = match timeout_at(deadline, verify::trust(plan)).await {
             Ok(Ok(trust)) => trust,
             Ok(Err(detail)) => return Err(failed(Outcome::Error, detail)),
@@ -81,7 +83,7 @@ impl TlsClient {
             },
         };
         let recorder = Arc::new(ChainRecorder::new(trust));
-        let config = client_config(Arc::clone(&recorder), client_cert)
+        let config = client_config(Arc::clone(&recorder), versions, client_cert)
             .map_err(|detail| failed(Outcome::Error, detail))?;
         Ok(TlsClient {
             connector: TlsConnector::from(Arc::new(config)),

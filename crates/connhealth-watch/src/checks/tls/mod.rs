@@ -4,10 +4,10 @@
 //! On the wire:
 //!
 //! 1. SYN, SYN-ACK, ACK;
-//! 2. a ClientHello for TLS 1.2 and 1.3, with SNI = `server_name`, else the target's
-//!    host (no SNI for an IP address, as RFC 6066 says; the certificate must then name
-//!    the IP), and no session ticket: resumption is off, so every check sees the whole
-//!    chain;
+//! 2. a ClientHello for the versions from `min_version` to `max_version` (TLS 1.2 and
+//!    1.3 by default), with SNI = `server_name`, else the target's host (no SNI for an
+//!    IP address, as RFC 6066 says; the certificate must then name the IP), and no
+//!    session ticket: resumption is off, so every check sees the whole chain;
 //! 3. the server's flight; the chain is verified against `ca_file` or the system roots
 //!    (or not at all, with `insecure`), and a CA:TRUE certificate of `ca_file` presented
 //!    byte for byte as the server's own is trusted as it is (still checked for its dates
@@ -50,12 +50,12 @@ use tokio_rustls::rustls;
 use rustls::client::Resumption;
 use rustls::pki_types::ServerName;
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, ProtocolVersion};
+use rustls::{ClientConfig, ProtocolVersion, SupportedProtocolVersion};
 
 use self::verify::ChainRecorder;
 use super::close::{close_gracefully, close_now, DISCARD_CAP};
 use super::{CheckResult, Outcome};
-use crate::config::TlsPlan;
+use crate::config::{TlsPlan, TlsVersion};
 use crate::human::Rounded;
 
 /// Connects to `addr`, completes a TLS handshake with `host` as the SNI (unless
@@ -66,8 +66,8 @@ use crate::human::Rounded;
 /// `Ok` with the time from the connect to the end of the handshake; `Tls` when the
 /// handshake fails, the chain does not verify, or a certificate expires within
 /// `cert_min_days`; `Timeout`; connect errors as [`Outcome::of_io_error`] maps them;
-/// `Error` for a bad server name, CA file or client certificate (the checker's
-/// configuration, not the peer).
+/// `Error` for a bad server name, CA file or client certificate, or no version between
+/// `min_version` and `max_version` (the checker's configuration, not the peer).
 pub async fn check(addr: SocketAddr, host: &str, plan: &TlsPlan, timeout: Duration) -> CheckResult {
     let deadline = Instant::now() + timeout;
     let client = match TlsClient::new(plan, host, deadline, timeout).await {
@@ -131,15 +131,16 @@ fn server_name(name: &str) -> Result<ServerName<'static>, String> {
         .map_err(|_| format!("{name:?} is not a valid TLS server name"))
 }
 
-/// A client config of one check: TLS 1.2 and 1.3 with ring, `recorder` as the verifier,
+/// A client config of one check: `versions` with ring, `recorder` as the verifier,
 /// `client_cert` presented when the server asks for a certificate, no resumption (a
 /// resumed handshake carries no certificate, so no expiry).
 fn client_config(
     recorder: Arc<ChainRecorder>,
+    versions: &[&'static SupportedProtocolVersion],
     client_cert: Option<Arc<CertifiedKey>>,
 ) -> Result<ClientConfig, String> {
     let builder = ClientConfig::builder_with_provider(Arc::clone(verify::provider()))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|err| format!("TLS client setup: {err}"))?
         .dangerous()
         .with_custom_certificate_verifier(recorder);
@@ -149,6 +150,35 @@ fn client_config(
     };
     config.resumption = Resumption::disabled();
     Ok(config)
+}
+
+/// The versions from `plan.min_version` (TLS 1.2 when unset) to `plan.max_version` (TLS
+/// 1.3 when unset); none is an error that says so.
+fn offered_versions(
+    plan: &TlsPlan,
+) -> Result<&'static [&'static SupportedProtocolVersion], String> {
+    static TLS12: &[&SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    static TLS13: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    static BOTH: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+    let min = plan.min_version.unwrap_or(TlsVersion::Tls12);
+    let max = plan.max_version.unwrap_or(TlsVersion::Tls13);
+    match (min, max) {
+        (TlsVersion::Tls12, TlsVersion::Tls12) => Ok(TLS12),
+        (TlsVersion::Tls13, TlsVersion::Tls13) => Ok(TLS13),
+        (TlsVersion::Tls12, TlsVersion::Tls13) => Ok(BOTH),
+        (TlsVersion::Tls13, TlsVersion::Tls12) => Err(format!(
+            "no TLS version to offer: min_version {} is above max_version {}",
+            tls_version_name(min),
+            tls_version_name(max)
+        )),
+    }
+}
+
+fn tls_version_name(version: TlsVersion) -> &'static str {
+    match version {
+        TlsVersion::Tls12 => "TLS 1.2",
+        TlsVersion::Tls13 => "TLS 1.3",
+    }
 }
 
 /// The result of a completed handshake: `Ok`, unless a certificate expires within
