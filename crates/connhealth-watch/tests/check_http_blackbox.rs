@@ -523,7 +523,6 @@ async fn tls_facts_are_the_last_answer_s_connection_s() {
 }
 
 #[tokio::test]
-#[ignore = "until TlsClient::chain_info reads the chain (another branch implements it)"]
 async fn an_https_answer_reports_its_connection_s_chain() {
     let pki = self_signed_ca();
     let secure = Server::https(server_config(&pki), |_| Reply::ok("secure"));
