@@ -51,7 +51,12 @@ async fn a_listening_port_is_a_success_over_ipv4() {
         );
         assert_eq!(sample(body, "probe_ip_protocol"), Some(4.0), "{body}");
         assert_eq!(sample(body, "probe_dns_lookup_time_seconds"), Some(0.0));
-        assert_eq!(sample(body, "probe_failed_due_to_regex"), None);
+        // FNV-1a of 127.0.0.1, as blackbox hashes it.
+        assert_eq!(sample(body, "probe_ip_addr_hash"), Some(3_668_918_509.0));
+        // blackbox's tcp prober always says whether its regex failed; ours only where
+        // there is a regex.
+        let regex = module.ends_with("tcp_connect").then_some(0.0);
+        assert_eq!(sample(body, "probe_failed_due_to_regex"), regex, "{module}");
     }
 }
 
@@ -123,6 +128,9 @@ async fn a_module_of_the_config_is_used() {
 async fn every_request_it_cannot_run_is_a_400_that_says_what_to_write() {
     let mut fleet = fleet(Vec::new());
     fleet.modules.insert("redis_ping".into(), redis_ping());
+    fleet
+        .unsupported_modules
+        .insert("icmp".into(), "blackbox's icmp prober".into());
     let server = Server::start(fleet).await;
     // The path, its headers, and what the 400 says.
     type Case = (
@@ -139,35 +147,14 @@ async fn every_request_it_cannot_run_is_a_400_that_says_what_to_write() {
         ("/probe?target=", &[], "missing target: write"),
         ("/probe?module=connect", &[], "missing target: write"),
         (
-            "/probe?target=example",
-            &[],
-            "invalid target \"example\": no port; expected host:port",
-        ),
-        (
-            "/probe?target=127.0.0.1:http",
-            &[],
-            "invalid target \"127.0.0.1:http\": the port is not a number",
-        ),
-        (
-            "/probe?target=::1:80",
-            &[],
-            "an IPv6 address needs brackets: [::1]:80",
-        ),
-        ("/probe?target=[::1]", &[], "expected ':port' after ']'"),
-        (
             "/probe?target=127.0.0.1:80&module=foo",
             &[],
             "unknown module \"foo\"; modules: half_open, connect, tcp_connect, http_2xx, redis_ping\n",
         ),
         (
-            "/probe?target=127.0.0.1:80&modul=connect",
+            "/probe?target=127.0.0.1:80&module=icmp",
             &[],
-            "unknown parameter \"modul\"; /probe takes target, module, hostname\n",
-        ),
-        (
-            "/probe?target=127.0.0.1:80&target=127.0.0.1:81",
-            &[],
-            "target is given twice; give it once\n",
+            "module \"icmp\" uses blackbox's icmp prober, which connhealth does not run",
         ),
         (
             "/probe?target=127.0.0.1:80",
@@ -188,6 +175,87 @@ async fn every_request_it_cannot_run_is_a_400_that_says_what_to_write() {
             Some("text/plain; charset=utf-8")
         );
     }
+}
+
+#[tokio::test]
+async fn a_target_it_cannot_probe_is_probe_success_0_and_debug_says_why() {
+    let server = Server::start(fleet(Vec::new())).await;
+    // The target, and what debug=true says of it.
+    let cases = [
+        ("example", "no port; expected host:port"),
+        ("127.0.0.1:nosuchservice", "the port is not a number"),
+        ("::1:80", "an IPv6 address needs brackets: [::1]:80"),
+        ("[::1]", "expected ':port' after ']'"),
+    ];
+    for (target, reason) in cases {
+        for module in ["half_open", "tcp_connect"] {
+            let path = format!("/probe?target={target}&module={module}");
+            let reply = server.get(&path).await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+            assert_eq!(sample(&reply.body, "probe_success"), Some(0.0), "{path}");
+            // blackbox stops before it resolves anything.
+            assert_eq!(sample(&reply.body, "probe_ip_protocol"), None, "{path}");
+            let debug = server.get(&format!("{path}&debug=true")).await;
+            assert_eq!(debug.status, 200, "{path}");
+            assert_eq!(
+                debug.header("content-type"),
+                Some("text/plain; charset=utf-8")
+            );
+            assert!(
+                debug.body.starts_with("Logs for the probe:\n"),
+                "{}",
+                debug.body
+            );
+            assert!(debug.body.contains(reason), "{path}: {}", debug.body);
+            assert!(
+                debug
+                    .body
+                    .contains("Metrics that would have been returned:\nprobe_duration_seconds")
+                    || debug
+                        .body
+                        .contains("Metrics that would have been returned:\n# HELP"),
+                "{}",
+                debug.body
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_parameters_are_ignored_and_of_a_repeated_one_the_first_counts() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = Server::start(fleet(Vec::new())).await;
+    let up = listener.local_addr().unwrap();
+    let down = closed_port();
+    for (query, success) in [
+        (format!("target={up}&modul=connect&job=x"), 1.0),
+        (format!("target={up}&target=127.0.0.1:{down}"), 1.0),
+        (format!("target=127.0.0.1:{down}&target={up}"), 0.0),
+        (format!("target={up}&module=half_open&module=nope"), 1.0),
+    ] {
+        let reply = server.get(&format!("/probe?{query}")).await;
+        assert_eq!(reply.status, 200, "{query}: {}", reply.body);
+        assert_eq!(
+            sample(&reply.body, "probe_success"),
+            Some(success),
+            "{query}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_service_name_is_a_port_as_in_go() {
+    let server = Server::start(fleet(Vec::new())).await;
+    // Nothing listens on loopback's smtp port here: refused, but probed.
+    let reply = server
+        .get("/probe?target=127.0.0.1:smtp&module=tcp_connect&debug=true")
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains("\nprobe_ip_protocol 4\n"),
+        "{}",
+        reply.body
+    );
 }
 
 #[test]
@@ -225,12 +293,16 @@ const BLACKBOX: &[(&str, &str)] = &[
         "Indicates if probe failed due to regex",
     ),
     (
+        "probe_ip_addr_hash",
+        "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
+    ),
+    (
         "probe_ip_protocol",
         "Specifies whether probe ip protocol is IP4 or IP6",
     ),
     (
         "probe_ssl_earliest_cert_expiry",
-        "Returns earliest SSL cert expiry date",
+        "Returns last SSL chain expiry in unixtime",
     ),
     (
         "probe_success",
@@ -238,7 +310,7 @@ const BLACKBOX: &[(&str, &str)] = &[
     ),
     (
         "probe_tls_version_info",
-        "Returns the TLS version used, or NaN when unknown",
+        "Returns the TLS version used or NaN when unknown",
     ),
 ];
 
@@ -284,6 +356,11 @@ async fn a_probe_answers_line_by_line_as_blackbox_does() {
     let expected = blackbox_lines(&[
         ("probe_dns_lookup_time_seconds", None),
         ("probe_duration_seconds", None),
+        (
+            "probe_failed_due_to_regex",
+            Some("probe_failed_due_to_regex 0"),
+        ),
+        ("probe_ip_addr_hash", Some("probe_ip_addr_hash 3668918509")),
         ("probe_ip_protocol", Some("probe_ip_protocol 4")),
         ("probe_success", Some("probe_success 1")),
     ]);
@@ -310,6 +387,7 @@ fn a_tls_probe_adds_the_expiry_and_version_as_blackbox_does() {
             "probe_duration_seconds",
             Some("probe_duration_seconds 0.004"),
         ),
+        ("probe_ip_addr_hash", Some("probe_ip_addr_hash 0")),
         ("probe_ip_protocol", Some("probe_ip_protocol 6")),
         (
             "probe_ssl_earliest_cert_expiry",
@@ -342,6 +420,7 @@ fn a_send_expect_probe_says_when_the_regex_failed() {
             "probe_failed_due_to_regex",
             Some("probe_failed_due_to_regex 1"),
         ),
+        ("probe_ip_addr_hash", Some("probe_ip_addr_hash 0")),
         ("probe_ip_protocol", Some("probe_ip_protocol 4")),
         ("probe_success", Some("probe_success 0")),
     ]);
@@ -349,13 +428,14 @@ fn a_send_expect_probe_says_when_the_regex_failed() {
 }
 
 #[test]
-fn a_target_that_did_not_resolve_has_no_ip_protocol() {
+fn a_target_that_did_not_resolve_has_ip_protocol_0_as_blackbox() {
     let result = CheckResult {
         dns_time: Duration::from_millis(20),
         ..CheckResult::failed(Outcome::Resolve, Duration::from_millis(20), "no such name")
     };
     let body = render(&result, CheckKind::HalfOpen, Duration::from_millis(21));
-    assert_eq!(sample(&body, "probe_ip_protocol"), None, "{body}");
+    assert_eq!(sample(&body, "probe_ip_protocol"), Some(0.0), "{body}");
+    assert_eq!(sample(&body, "probe_ip_addr_hash"), Some(0.0), "{body}");
     assert_eq!(sample(&body, "probe_dns_lookup_time_seconds"), Some(0.02));
     assert_eq!(sample(&body, "probe_success"), Some(0.0));
 }

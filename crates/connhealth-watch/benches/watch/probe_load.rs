@@ -37,7 +37,15 @@ fn load(
     module: &str,
     listeners: &Listeners,
 ) -> io::Result<Loaded> {
-    load_target(report, what, pid, server, &target.to_string(), module, listeners)
+    load_target(
+        report,
+        what,
+        pid,
+        server,
+        &target.to_string(),
+        module,
+        listeners,
+    )
 }
 
 /// [`load`], of any target.

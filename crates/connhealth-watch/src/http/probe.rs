@@ -313,7 +313,7 @@ pub fn probe_timeout(module: Duration, scrape_timeout_seconds: Option<f64>) -> D
 /// );
 /// assert!(text.ends_with("# TYPE probe_success gauge\nprobe_success 1\n"));
 /// assert!(text.contains("\nprobe_ip_protocol 4\n"));
-/// assert!(text.contains("\nprobe_ip_addr_hash 3.619153832e+09\n"));
+/// assert!(text.contains("\nprobe_ip_addr_hash 3668918509\n"));
 /// ```
 pub fn render(result: &CheckResult, kind: CheckKind, duration: Duration) -> String {
     render_with(result, kind, duration, None)
@@ -362,7 +362,7 @@ impl Answer<'_> {
     ///   was found);
     /// - for blackbox's tcp and http probers and for send-expect,
     ///   `probe_failed_due_to_regex`;
-    /// - for http, the `probe_http_*` series (see [`http_families`]);
+    /// - for http, the `probe_http_*` series;
     /// - once a TLS handshake read them, `probe_ssl_earliest_cert_expiry`,
     ///   `probe_ssl_last_chain_expiry_timestamp_seconds`,
     ///   `probe_ssl_last_chain_info{fingerprint_sha256,subject,issuer,subjectalternative}`
@@ -479,7 +479,11 @@ pub fn ip_hash(ip: std::net::IpAddr) -> u32 {
     })
 }
 
-/// The `probe_http_*` families of `report`, in name order.
+/// The `probe_http_*` families of `report`, in name order: the content length (-1 when
+/// the answer gave none, 0 when no answer came, as blackbox), the time by phase, the
+/// redirects followed, whether the last answer came over TLS, its status code (0 when
+/// none came), its body's length, its HTTP version and, when it had a valid one, its
+/// `Last-Modified`.
 fn http_families(report: &HttpReport) -> Vec<MetricFamily> {
     let phases = &report.phases;
     let by_phase = [
@@ -506,11 +510,11 @@ fn http_families(report: &HttpReport) -> Vec<MetricFamily> {
         Some(http::Version::HTTP_3) => 3.0,
         _ => 0.0,
     };
-    vec![
+    let mut families = vec![
         gauge(
             "probe_http_content_length",
             "Length of http content response",
-            report.content_length.map_or(-1.0, |length| length as f64),
+            report.content_length as f64,
         ),
         family(
             "probe_http_duration_seconds",
@@ -543,7 +547,23 @@ fn http_families(report: &HttpReport) -> Vec<MetricFamily> {
             "Returns the version of HTTP of the probe response",
             version,
         ),
-    ]
+    ];
+    if let Some(unix) = report.last_modified {
+        // Only when the answer had a valid one, as blackbox; in name order.
+        let at = families
+            .iter()
+            .position(|f| f.name() > "probe_http_last_modified_timestamp_seconds")
+            .unwrap_or(families.len());
+        families.insert(
+            at,
+            gauge(
+                "probe_http_last_modified_timestamp_seconds",
+                "Returns the Last-Modified HTTP response header in unixtime",
+                unix as f64,
+            ),
+        );
+    }
+    families
 }
 
 /// A family of one gauge with no labels.

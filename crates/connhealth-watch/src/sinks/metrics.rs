@@ -80,7 +80,8 @@ impl Default for ReloadState {
 /// let fleet = Fleet {
 ///     targets: vec![Arc::new(Watched::new(plan, SystemTime::now()))],
 ///     modules: Default::default(),
-///     defaults: CheckPlan::default(),
+///     unsupported_modules: Default::default(),
+///     defaults_timeout: None,
 /// };
 /// let daemon = DaemonCounters::default(); // a config loaded just now, nothing late
 /// let mut text = Vec::new();

@@ -197,6 +197,13 @@ impl Server {
         Server::start(None, Arc::new(handler))
     }
 
+    /// Plain HTTP on IPv6's loopback (`[::1]`), answering with `handler`; `None` where
+    /// there is no IPv6 loopback.
+    pub fn http_v6(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Option<Server> {
+        let listener = TcpListener::bind("[::1]:0").ok()?;
+        Some(Server::serve(listener, None, Arc::new(handler)))
+    }
+
     /// HTTPS with `tls`, answering with `handler`.
     pub fn https(
         tls: ServerConfig,
@@ -207,6 +214,14 @@ impl Server {
 
     fn start(tls: Option<Arc<ServerConfig>>, handler: Arc<Handler>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        Server::serve(listener, tls, handler)
+    }
+
+    fn serve(
+        listener: TcpListener,
+        tls: Option<Arc<ServerConfig>>,
+        handler: Arc<Handler>,
+    ) -> Server {
         let addr = listener.local_addr().unwrap();
         let stats = Arc::new(Stats::default());
         let shared = Arc::clone(&stats);
@@ -234,7 +249,7 @@ impl Server {
         Server { addr, stats }
     }
 
-    /// `http://127.0.0.1:PORT{path}`.
+    /// `http://127.0.0.1:PORT{path}` (`http://[::1]:PORT{path}` on IPv6).
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -25,7 +25,7 @@ use tokio::time::{timeout_at, Instant};
 use super::url::Origin;
 use crate::checks::close::{close_gracefully, close_now};
 use crate::checks::tls::{TlsClient, Verified};
-use crate::checks::{CheckResult, Outcome};
+use crate::checks::{ChainInfo, CheckResult, Outcome};
 use crate::config::TlsPlan;
 use crate::human::Rounded;
 
@@ -41,6 +41,8 @@ pub(super) struct Conn {
     pub(super) addr: SocketAddr,
     /// What its TLS handshake showed (https).
     pub(super) tls: Option<Verified>,
+    /// What blackbox reports of its peer's chain besides the expiry (https).
+    pub(super) chain: Option<Box<ChainInfo>>,
     /// Kept from an earlier check, and not used yet in this one.
     pub(super) carried: bool,
     /// How it was verified (https): a kept connection serves only a check that would
@@ -141,11 +143,12 @@ pub(super) async fn open(
     let tcp = Arc::new(tcp);
     let shared = SharedTcp(Arc::clone(&tcp));
 
-    let opened = |tls: Option<Verified>, (sender, driver), tcp, tls_time| Opened {
+    let opened = |tls: Option<Verified>, chain, (sender, driver), tcp, tls_time| Opened {
         conn: Conn {
             origin: origin.clone(),
             addr,
             tls,
+            chain,
             carried: false,
             verified_for: None,
             sender,
@@ -157,7 +160,7 @@ pub(super) async fn open(
     };
     let Some(client) = tls else {
         let hyper = start_hyper(shared, start).await?;
-        return Ok(opened(None, hyper, tcp, Duration::ZERO));
+        return Ok(opened(None, None, hyper, tcp, Duration::ZERO));
     };
 
     let handshake_start = Instant::now();
@@ -179,8 +182,9 @@ pub(super) async fn open(
     };
     let tls_time = handshake_start.elapsed();
     let verified = client.verified(stream.get_ref().1);
+    let chain = client.chain_info().map(Box::new);
     let hyper = start_hyper(stream, start).await?;
-    Ok(opened(Some(verified), hyper, tcp, tls_time))
+    Ok(opened(Some(verified), chain, hyper, tcp, tls_time))
 }
 
 /// hyper's HTTP/1.1 client on `io`, its connection driven by a task of its own.

@@ -14,13 +14,18 @@
 //! 2. the request: `method`, the URL's path and query, `Host` (the URL's authority) and
 //!    `User-Agent: connhealth-watch/VERSION` unless `headers` set them, then `headers`,
 //!    then `body`;
-//! 3. the answer's head, then its body, read whole up to [`BODY_CAP`] bytes;
+//! 3. the answer's head, then its body, read whole up to [`BODY_CAP`] bytes (with no
+//!    cap when the plan has blackbox's body regexes, which judge it whole, as blackbox);
 //! 4. a redirect (301, 302, 303, 307, 308 with a Location) is followed when
 //!    `follow_redirects` says so, at most [`MAX_REDIRECTS`] times, as blackbox does: on
 //!    the same connection while the origin stays the same, else on a connection of its
 //!    own, closed after the check;
-//! 5. the last answer's status must be in `valid_status` (2xx when it is empty), then its
-//!    body must match `expect` when set;
+//! 5. the last answer is judged in blackbox's order, the first failure the verdict: its
+//!    status must be in `valid_status` (2xx when it is empty); then its headers must pass
+//!    `fail_if_header_matches` and `fail_if_header_not_matches`; then its body
+//!    `fail_if_body_matches`, `fail_if_body_not_matches`, and `expect` when set; then its
+//!    version must be in `valid_http_versions` (any when it is empty); then
+//!    `fail_if_ssl` and `fail_if_not_ssl` judge whether it came over TLS;
 //! 6. with `reuse_connection`, the target's connection is kept, unless the server said
 //!    `Connection: close` or the answer was not read whole; else it is closed
 //!    gracefully: hyper's shutdown (TLS close_notify, a FIN), then the server's bytes
@@ -41,13 +46,17 @@
 //! A status outside `valid_status` is `mismatch`, its detail naming the status (`status
 //! 500 Internal Server Error (expected 2xx)`): the server answered, and its answer is not
 //! what the check expects, which is what `mismatch` says for send-expect. It keeps
-//! `regex_failed` false: blackbox's `probe_failed_due_to_regex` is about the body only. A
-//! body that does not match `expect` is `mismatch` with `regex_failed` and the body's
-//! start in the detail. An answer that is not HTTP, too many redirects or a Location
-//! that is not a URL are `error`; a connection closed before the answer is `closed`; the
-//! rest as for the `tls` kind.
+//! `regex_failed` false: blackbox's `probe_failed_due_to_regex` is about the header and
+//! body regexes only. A header or a body that fails them, or a body that does not match
+//! `expect`, is `mismatch` with `regex_failed`, the detail naming the setting and showing
+//! what failed (the header's value, the body's start or what matched). A version outside
+//! `valid_http_versions`, and an answer over TLS or not against `fail_if_ssl` or
+//! `fail_if_not_ssl`, are `mismatch` without it. An answer that is not HTTP, too many
+//! redirects or a Location that is not a URL are `error`; a connection closed before the
+//! answer is `closed`; the rest as for the `tls` kind.
 
 mod conn;
+mod date;
 mod url;
 
 use std::sync::{Mutex, PoisonError};
@@ -63,11 +72,12 @@ use self::conn::{Body, Conn, Opened, Trust};
 use self::url::Origin;
 use super::tls::TlsClient;
 use super::{first_answer, resolve, CheckResult, Outcome};
-use crate::config::{HttpPlan, StatusRange, TlsPlan};
+use crate::config::{HttpPlan, IpChoice, StatusRange, TlsPlan};
 use crate::human::Rounded;
 
-/// The most body bytes read from one answer. The rest is not read: the body is judged on
-/// what was, and the connection, with unread bytes in it, is not kept.
+/// The most body bytes read from one answer, unless the plan has blackbox's body regexes
+/// (which read it whole, as blackbox). The rest is not read: the body is judged on what
+/// was, and the connection, with unread bytes in it, is not kept.
 pub const BODY_CAP: usize = 1 << 20;
 
 /// The most redirects followed, as blackbox (and Go's client): the answer to the 11th
@@ -144,19 +154,25 @@ pub struct Http {
 pub struct HttpReport {
     /// The verdict.
     pub result: CheckResult,
-    /// The last answer's status code, when an answer came.
+    /// The last answer's status code, when an answer came. Like the other facts of the
+    /// last answer, it is blackbox's empty answer's (none, 0, false) when the last request
+    /// got none: a redirect that led nowhere reports nothing of the answer before it.
     pub status_code: Option<u16>,
     /// The last answer's HTTP version.
     pub version: Option<Version>,
     /// Redirects followed.
     pub redirects: u32,
-    /// The last answer's `Content-Length`, when it had one.
-    pub content_length: Option<u64>,
+    /// The last answer's length as Go's `resp.ContentLength` gives it, blackbox's
+    /// `probe_http_content_length`: its `Content-Length`; -1 when it had none (chunked,
+    /// or a body read to the close); 0 for a 1xx, 204 or 304, and when no answer came.
+    pub content_length: i64,
     /// The bytes of the last answer's body that were read (at most [`BODY_CAP`]).
     pub body_length: u64,
     /// The last answer came over TLS.
     pub ssl: bool,
-    /// The last answer's `Last-Modified`, in Unix seconds, when it had a valid one.
+    /// The last answer's `Last-Modified` in Unix seconds, read as Go's `http.ParseTime`
+    /// reads it (RFC 1123, RFC 850, asctime); `None` when it had none, or one Go would not
+    /// read.
     pub last_modified: Option<i64>,
     /// Where the time went, added up over the redirects.
     pub phases: Phases,
@@ -239,7 +255,9 @@ impl Http {
             report: HttpReport::of(CheckResult::new(Outcome::Ok, Duration::ZERO)),
             dns_time: Duration::ZERO,
             last_addr: None,
+            own_addr: None,
             last_tls: None,
+            last_chain: None,
         };
         let result = match exchange.run().await {
             Ok(result) | Err(result) => result,
@@ -281,7 +299,7 @@ impl HttpReport {
             status_code: None,
             version: None,
             redirects: 0,
-            content_length: None,
+            content_length: 0,
             last_modified: None,
             body_length: 0,
             ssl: false,
@@ -308,12 +326,19 @@ struct Exchange<'a> {
     report: HttpReport,
     dns_time: Duration,
     last_addr: Option<std::net::SocketAddr>,
+    /// The address of the target's own connection: with [`IpChoice::Prefer`], the one
+    /// chosen for the URL's host, what the check reports (blackbox's `probe_ip_protocol`
+    /// and `probe_ip_addr_hash` are its first host's, wherever redirects lead).
+    own_addr: Option<std::net::SocketAddr>,
     last_tls: Option<crate::checks::tls::Verified>,
+    /// The last answer's connection's chain, as blackbox reports it (https).
+    last_chain: Option<Box<super::ChainInfo>>,
 }
 
 /// An answer, read.
 struct Answer {
     status: StatusCode,
+    version: Version,
     headers: HeaderMap,
     body: Vec<u8>,
     /// False when the body went past [`BODY_CAP`].
@@ -343,6 +368,8 @@ impl Exchange<'_> {
                 return Err(CheckResult::failed(Outcome::Error, Duration::ZERO, detail));
             }
             url = url::follow(&url, location.as_bytes()).map_err(|why| {
+                // Go's client gives no answer then, and blackbox reports an empty one.
+                self.forget_answer();
                 let detail = format!("redirect {} from {url}: {why}", answer.status.as_u16());
                 CheckResult::failed(Outcome::Error, Duration::ZERO, detail)
             })?;
@@ -366,6 +393,7 @@ impl Exchange<'_> {
         method: &Method,
         body: &Bytes,
     ) -> Result<Answer, CheckResult> {
+        self.forget_answer();
         let origin = Origin::of(url)
             .map_err(|why| CheckResult::failed(Outcome::Error, Duration::ZERO, why))?;
         let (mut conn, mut reused) = self.connection(&origin).await?;
@@ -400,16 +428,26 @@ impl Exchange<'_> {
             }
         };
         self.last_tls = conn.tls.clone();
+        self.last_chain = conn.chain.clone();
         let (head, mut incoming) = response.into_parts();
         self.report.status_code = Some(head.status.as_u16());
         self.report.version = Some(head.version);
         self.report.ssl = origin.https;
-        self.report.content_length = head
+        self.report.content_length = content_length(method, &head);
+        self.report.last_modified = head
             .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.trim().parse().ok());
+            .get(header::LAST_MODIFIED)
+            .and_then(|value| date::parse_http_time(value.as_bytes()));
         let transfer = Instant::now();
-        let read = read_body(&mut incoming, self.deadline, self.timeout).await;
+        // blackbox's body regexes judge the body whole, however long.
+        let cap = if self.plan.fail_if_body_matches.is_empty()
+            && self.plan.fail_if_body_not_matches.is_empty()
+        {
+            BODY_CAP
+        } else {
+            usize::MAX
+        };
+        let read = read_body(&mut incoming, cap, self.deadline, self.timeout).await;
         self.report.phases.transfer += transfer.elapsed();
         let (body, whole) = read?;
         self.report.body_length = body.len() as u64;
@@ -417,6 +455,7 @@ impl Exchange<'_> {
 
         let answer = Answer {
             status: head.status,
+            version: head.version,
             headers: head.headers,
             body,
             whole,
@@ -431,6 +470,20 @@ impl Exchange<'_> {
             self.other = Some(conn);
         }
         Ok(answer)
+    }
+
+    /// Forgets what the previous answer showed, as a new request goes out: what is
+    /// reported is the last answer's, or blackbox's empty answer's when none came.
+    fn forget_answer(&mut self) {
+        let report = &mut self.report;
+        report.status_code = None;
+        report.version = None;
+        report.content_length = 0;
+        report.body_length = 0;
+        report.ssl = false;
+        report.last_modified = None;
+        self.last_tls = None;
+        self.last_chain = None;
     }
 
     /// The connection for `origin`: the one held for it when the kernel says it is
@@ -457,6 +510,9 @@ impl Exchange<'_> {
                         if conn.carried {
                             self.report.reuse = Reuse::Reused;
                         }
+                        if *origin == self.own_origin {
+                            self.own_addr = Some(conn.addr);
+                        }
                         return Ok((conn, true));
                     }
                     Err(why) => {
@@ -477,10 +533,17 @@ impl Exchange<'_> {
         let target = origin
             .target()
             .map_err(|why| CheckResult::failed(Outcome::Error, Duration::ZERO, why))?;
-        let resolved = resolve(&target, left, crate::config::IpChoice::Every).await;
+        // The URL's own host: one address, as blackbox chooses it, when the plan says so;
+        // a redirect's other hosts: each address in turn.
+        let own = *origin == self.own_origin;
+        let choice = if own { self.plan.ip } else { IpChoice::Every };
+        let resolved = resolve(&target, left, choice).await;
         let resolved = resolved.inspect_err(|failed| self.dns_time += failed.dns_time)?;
         self.dns_time += resolved.dns_time;
         self.report.phases.resolve += resolved.dns_time;
+        if own && matches!(choice, IpChoice::Prefer { .. }) {
+            self.own_addr = resolved.addrs.first().copied();
+        }
 
         let trust = self.trust(origin);
         let (tls_plan, sni) = (&trust.plan, trust.name.as_str());
@@ -579,42 +642,58 @@ impl Exchange<'_> {
         request
     }
 
-    /// Step 5: the status, then the body.
+    /// Step 5, in blackbox's order: the status; then, when it passed, the headers'
+    /// regexes; then the body's (blackbox's `probe_failed_due_to_regex` says which of
+    /// those two failed, never the status) and `expect`; then the HTTP version; then TLS
+    /// (`fail_if_ssl`, `fail_if_not_ssl`). The first failure is the verdict.
     fn judge(&self, answer: &Answer) -> CheckResult {
-        let valid = if self.plan.valid_status.is_empty() {
+        let plan = self.plan;
+        let valid = if plan.valid_status.is_empty() {
             &DEFAULT_VALID_STATUS[..]
         } else {
-            &self.plan.valid_status[..]
+            &plan.valid_status[..]
         };
         let code = answer.status.as_u16();
+        let status = status_text(answer.status);
         if !valid.iter().any(|range| range.contains(code)) {
+            let detail = format!("status {status} (expected {})", expected(valid));
+            return CheckResult::failed(Outcome::Mismatch, Duration::ZERO, detail);
+        }
+        let regex_failed = |why: String| CheckResult {
+            regex_failed: true,
+            ..CheckResult::failed(
+                Outcome::Mismatch,
+                Duration::ZERO,
+                format!("status {status}, but {why}"),
+            )
+        };
+        if let Some(why) = header_failure(plan, &answer.headers) {
+            return regex_failed(why);
+        }
+        if let Some(why) = body_failure(plan, answer) {
+            return regex_failed(why);
+        }
+        let version = version_name(answer.version);
+        if !plan.valid_http_versions.is_empty()
+            && !plan
+                .valid_http_versions
+                .iter()
+                .any(|valid| valid == version)
+        {
             let detail = format!(
-                "status {} (expected {})",
-                status_text(answer.status),
-                expected(valid)
+                "status {status}, but over {version} (valid_http_versions: {})",
+                plan.valid_http_versions.join(", ")
             );
             return CheckResult::failed(Outcome::Mismatch, Duration::ZERO, detail);
         }
-        if let Some(expect) = &self.plan.expect {
-            if !expect.0.is_match(&answer.body) {
-                let within = if answer.whole {
-                    String::new()
-                } else {
-                    format!(" in its first {BODY_CAP} bytes")
-                };
-                let more = if answer.body.len() > SHOWN { "..." } else { "" };
-                let detail = format!(
-                    "status {}, but the body does not match \"{}\"{within}: {} bytes, \"{}\"{more}",
-                    status_text(answer.status),
-                    expect.0.as_str().escape_default(),
-                    answer.body.len(),
-                    shown(&answer.body),
-                );
-                return CheckResult {
-                    regex_failed: true,
-                    ..CheckResult::failed(Outcome::Mismatch, Duration::ZERO, detail)
-                };
-            }
+        let tls = match (self.report.ssl, plan.fail_if_ssl, plan.fail_if_not_ssl) {
+            (true, true, _) => Some("the last answer came over TLS (fail_if_ssl)"),
+            (false, _, true) => Some("the last answer did not come over TLS (fail_if_not_ssl)"),
+            _ => None,
+        };
+        if let Some(why) = tls {
+            let detail = format!("status {status}, but {why}");
+            return CheckResult::failed(Outcome::Mismatch, Duration::ZERO, detail);
         }
         CheckResult::new(Outcome::Ok, Duration::ZERO)
     }
@@ -624,12 +703,25 @@ impl Exchange<'_> {
     fn finish(&mut self, mut result: CheckResult, took: Duration) -> HttpReport {
         result.duration = took;
         result.dns_time = self.dns_time;
-        if result.ip_protocol.is_none() {
-            result.ip_protocol = self.last_addr.map(super::ip_protocol);
+        match self.plan.ip {
+            // The address chosen for the URL's host, whatever became of the check: none
+            // when it did not resolve.
+            IpChoice::Prefer { .. } => {
+                result.ip_protocol = self.own_addr.map(super::ip_protocol);
+                result.ip = self.own_addr.map(|addr| addr.ip());
+            }
+            // The address the check ended on (the one that refused, when none answered).
+            IpChoice::Every => {
+                if result.ip_protocol.is_none() {
+                    result.ip_protocol = self.last_addr.map(super::ip_protocol);
+                    result.ip = self.last_addr.map(|addr| addr.ip());
+                }
+            }
         }
         if let Some(verified) = &self.last_tls {
             result.cert_expiry = result.cert_expiry.or(verified.cert_expiry());
             result.tls_version = result.tls_version.or(verified.version());
+            result.chain = result.chain.take().or(self.last_chain.take());
             if result.is_ok() {
                 if let Some(detail) = verified.expires_too_soon(self.tls) {
                     result.outcome = Outcome::Tls;
@@ -643,6 +735,32 @@ impl Exchange<'_> {
         );
         report.result = result;
         report
+    }
+}
+
+/// Go's `resp.ContentLength` of `head`, an answer to `method` (`fixLength` in Go's
+/// `net/http`): a HEAD's `Content-Length` (-1 without one); 0 for a 1xx, 204 or 304;
+/// -1 when chunked (a `Transfer-Encoding`, HTTP/1.1 on); else the `Content-Length`, -1
+/// without one (a body read to the close).
+fn content_length(method: &Method, head: &::http::response::Parts) -> i64 {
+    let declared = || {
+        head.headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
+            .and_then(|length| i64::try_from(length).ok())
+            .unwrap_or(-1)
+    };
+    let code = head.status.as_u16();
+    if *method == Method::HEAD {
+        declared()
+    } else if head.status.is_informational() || code == 204 || code == 304 {
+        0
+    } else if head.version >= Version::HTTP_11
+        && head.headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        -1
+    } else {
+        declared()
     }
 }
 
@@ -663,10 +781,10 @@ fn closes_after(version: Version, headers: &HeaderMap) -> bool {
     has("close") || (version < Version::HTTP_11 && !has("keep-alive"))
 }
 
-/// Step 3: the body, whole (`true`) or its first [`BODY_CAP`] bytes (`false`), by
-/// `deadline`.
+/// Step 3: the body, whole (`true`) or its first `cap` bytes (`false`), by `deadline`.
 async fn read_body(
     body: &mut Incoming,
+    cap: usize,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<(Vec<u8>, bool), CheckResult> {
@@ -712,12 +830,123 @@ async fn read_body(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let room = BODY_CAP - read.len();
+        let room = cap - read.len();
         if data.len() > room {
             read.extend_from_slice(&data[..room]);
             return Ok((read, false));
         }
         read.extend_from_slice(&data);
+    }
+}
+
+/// blackbox's `matchRegularExpressionsOnHeaders`: why `headers` fail the plan's
+/// `fail_if_header_matches` (any value of the header matches) or
+/// `fail_if_header_not_matches` (no value does), each in order; a header missing fails
+/// either unless `allow_missing`. `None` when they pass.
+fn header_failure(plan: &HttpPlan, headers: &HeaderMap) -> Option<String> {
+    let lists = [
+        (&plan.fail_if_header_matches, true, "fail_if_header_matches"),
+        (
+            &plan.fail_if_header_not_matches,
+            false,
+            "fail_if_header_not_matches",
+        ),
+    ];
+    for (specs, fails_on_match, setting) in lists {
+        for spec in specs {
+            let values: Vec<&HeaderValue> = headers.get_all(&spec.header).iter().collect();
+            let Some(first) = values.first() else {
+                if spec.allow_missing {
+                    continue;
+                }
+                return Some(format!(
+                    "the answer has no {} header ({setting})",
+                    spec.header
+                ));
+            };
+            let regex = &spec.regexp.0;
+            let matched = values.iter().find(|value| regex.is_match(value.as_bytes()));
+            let shown_regex = regex.as_str().escape_default();
+            match matched {
+                Some(value) if fails_on_match => {
+                    return Some(format!(
+                        "header {} \"{}\" matches \"{shown_regex}\" ({setting})",
+                        spec.header,
+                        shown(value.as_bytes()),
+                    ));
+                }
+                None if !fails_on_match => {
+                    let more = match values.len() {
+                        1 => String::new(),
+                        n => format!(" (nor do its {} other values)", n - 1),
+                    };
+                    return Some(format!(
+                        "header {} \"{}\" does not match \"{shown_regex}\"{more} ({setting})",
+                        spec.header,
+                        shown(first.as_bytes()),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// Why `answer`'s body fails the plan: blackbox's `fail_if_body_matches` (the body
+/// matches one), then `fail_if_body_not_matches` (it does not match one), then our
+/// `expect` (it does not match). `None` when it passes.
+fn body_failure(plan: &HttpPlan, answer: &Answer) -> Option<String> {
+    let body = &answer.body[..];
+    let excerpt = || {
+        let more = if body.len() > SHOWN { "..." } else { "" };
+        format!("{} bytes, \"{}\"{more}", body.len(), shown(body))
+    };
+    for pattern in &plan.fail_if_body_matches {
+        if let Some(found) = pattern.0.find(body) {
+            return Some(format!(
+                "the body matches \"{}\" at byte {} (fail_if_body_matches): \"{}\"",
+                pattern.0.as_str().escape_default(),
+                found.start(),
+                shown(found.as_bytes()),
+            ));
+        }
+    }
+    for pattern in &plan.fail_if_body_not_matches {
+        if !pattern.0.is_match(body) {
+            return Some(format!(
+                "the body does not match \"{}\" (fail_if_body_not_matches): {}",
+                pattern.0.as_str().escape_default(),
+                excerpt(),
+            ));
+        }
+    }
+    let expect = plan.expect.as_ref()?;
+    if expect.0.is_match(body) {
+        return None;
+    }
+    let within = if answer.whole {
+        String::new()
+    } else {
+        format!(" in its first {BODY_CAP} bytes")
+    };
+    Some(format!(
+        "the body does not match \"{}\"{within}: {}",
+        expect.0.as_str().escape_default(),
+        excerpt(),
+    ))
+}
+
+/// An answer's version as Go writes `resp.Proto` (`HTTP/1.1`, `HTTP/2.0`): what
+/// `valid_http_versions` lists.
+fn version_name(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
     }
 }
 

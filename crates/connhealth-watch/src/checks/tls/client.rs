@@ -18,7 +18,8 @@ use tokio_rustls::rustls::ClientConnection;
 use tokio_rustls::TlsConnector;
 
 use super::verify::{self, ChainRecorder, Expiry};
-use super::{client_config, handshake_failed, server_name, version_name};
+use super::version_name;
+use super::{client_auth, client_config, handshake_failed, offered_versions, server_name};
 use crate::checks::{ChainInfo, CheckResult, Outcome};
 use crate::config::TlsPlan;
 use crate::human::Rounded;
@@ -42,10 +43,13 @@ impl std::fmt::Debug for TlsClient {
 impl TlsClient {
     /// A client that sends `plan.server_name`, else `host`, as SNI (none for an IP
     /// address, bare or in brackets, as RFC 6066 says) and verifies the chain for that
-    /// name, loading the trust by `deadline`.
+    /// name, offering the versions from `plan.min_version` to `plan.max_version` and
+    /// presenting `plan.client_cert` when asked, loading the trust and the client
+    /// certificate by `deadline`.
     ///
-    /// A bad server name or CA file is an `Error` result (the checker's configuration,
-    /// not the peer); trust that does not load in time is a `Timeout` that says so.
+    /// A bad server name, CA file or client certificate, or an empty version range, is
+    /// an `Error` result (the checker's configuration, not the peer); files that do not
+    /// load in time are a `Timeout` that says so.
     pub(crate) async fn new(
         plan: &TlsPlan,
         host: &str,
@@ -55,6 +59,7 @@ impl TlsClient {
         let failed = |outcome, detail: String| CheckResult::failed(outcome, Duration::ZERO, detail);
         let name = server_name(plan.server_name.as_deref().unwrap_or(host))
             .map_err(|detail| failed(Outcome::Error, detail))?;
+        let versions = offered_versions(plan).map_err(|detail| failed(Outcome::Error, detail))?;
         let trust = match timeout_at(deadline, verify::trust(plan)).await {
             Ok(Ok(trust)) => trust,
             Ok(Err(detail)) => return Err(failed(Outcome::Error, detail)),
@@ -63,8 +68,22 @@ impl TlsClient {
                 return Err(failed(Outcome::Timeout, detail));
             }
         };
+        let client_cert = match &plan.client_cert {
+            None => None,
+            Some(files) => match timeout_at(deadline, client_auth::load(files)).await {
+                Ok(Ok(key)) => Some(key),
+                Ok(Err(detail)) => return Err(failed(Outcome::Error, detail)),
+                Err(_) => {
+                    let detail = format!(
+                        "the client certificate did not load within {}",
+                        Rounded(timeout)
+                    );
+                    return Err(failed(Outcome::Timeout, detail));
+                }
+            },
+        };
         let recorder = Arc::new(ChainRecorder::new(trust));
-        let config = client_config(Arc::clone(&recorder))
+        let config = client_config(Arc::clone(&recorder), versions, client_cert)
             .map_err(|detail| failed(Outcome::Error, detail))?;
         Ok(TlsClient {
             connector: TlsConnector::from(Arc::new(config)),
@@ -99,9 +118,10 @@ impl TlsClient {
     }
 
     /// What blackbox reports of the chain besides its earliest expiry, once a handshake
-    /// completed.
+    /// completed (strictly: once the peer's certificate verified and its leaf parsed, so
+    /// ask after the handshake).
     pub(crate) fn chain_info(&self) -> Option<ChainInfo> {
-        None
+        self.recorder.info().cloned()
     }
 
     /// The earliest `notAfter` of the chain the peer sent, once it sent one (also when

@@ -4,15 +4,16 @@
 //! On the wire:
 //!
 //! 1. SYN, SYN-ACK, ACK;
-//! 2. a ClientHello for TLS 1.2 and 1.3, with SNI = `server_name`, else the target's
-//!    host (no SNI for an IP address, as RFC 6066 says; the certificate must then name
-//!    the IP), and no session ticket: resumption is off, so every check sees the whole
-//!    chain;
+//! 2. a ClientHello for the versions from `min_version` to `max_version` (TLS 1.2 and
+//!    1.3 by default), with SNI = `server_name`, else the target's host (no SNI for an
+//!    IP address, as RFC 6066 says; the certificate must then name the IP), and no
+//!    session ticket: resumption is off, so every check sees the whole chain;
 //! 3. the server's flight; the chain is verified against `ca_file` or the system roots
 //!    (or not at all, with `insecure`), and a CA:TRUE certificate of `ca_file` presented
 //!    byte for byte as the server's own is trusted as it is (still checked for its dates
 //!    and names: what `openssl req -x509` makes, as curl and blackbox trust it); the
-//!    checker's Finished;
+//!    checker's `client_cert` when the server asks for one (an empty Certificate
+//!    without it); the checker's Finished;
 //! 4. a close_notify alert, then a FIN;
 //! 5. the checker reads (through TLS) until the server's close_notify or FIN, within
 //!    what remains of the timeout and at most 64 KiB: the TLS 1.3 session tickets that
@@ -24,9 +25,15 @@
 //! The reported duration runs from the connect to the end of the handshake. The expiry
 //! is the earliest `notAfter` among the certificates the peer sent, as blackbox's
 //! `probe_ssl_earliest_cert_expiry`: it is reported whenever a chain arrived, also when
-//! verification failed or the handshake timed out after it.
+//! verification failed or the handshake timed out after it. Once the handshake
+//! completed, the result also carries what blackbox reports of the verified chain
+//! ([`crate::checks::ChainInfo`], see [`chain`]).
 
+mod chain;
 mod client;
+mod client_auth;
+mod files;
+mod go_name;
 mod verify;
 
 pub(crate) use self::client::{TlsClient, Verified};
@@ -42,12 +49,13 @@ use tokio_rustls::rustls;
 
 use rustls::client::Resumption;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ProtocolVersion};
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, ProtocolVersion, SupportedProtocolVersion};
 
 use self::verify::ChainRecorder;
 use super::close::{close_gracefully, close_now, DISCARD_CAP};
 use super::{CheckResult, Outcome};
-use crate::config::TlsPlan;
+use crate::config::{TlsPlan, TlsVersion};
 use crate::human::Rounded;
 
 /// Connects to `addr`, completes a TLS handshake with `host` as the SNI (unless
@@ -58,7 +66,8 @@ use crate::human::Rounded;
 /// `Ok` with the time from the connect to the end of the handshake; `Tls` when the
 /// handshake fails, the chain does not verify, or a certificate expires within
 /// `cert_min_days`; `Timeout`; connect errors as [`Outcome::of_io_error`] maps them;
-/// `Error` for a bad server name or CA file (the checker's configuration, not the peer).
+/// `Error` for a bad server name, CA file or client certificate, or no version between
+/// `min_version` and `max_version` (the checker's configuration, not the peer).
 pub async fn check(addr: SocketAddr, host: &str, plan: &TlsPlan, timeout: Duration) -> CheckResult {
     let deadline = Instant::now() + timeout;
     let client = match TlsClient::new(plan, host, deadline, timeout).await {
@@ -86,7 +95,8 @@ pub async fn check(addr: SocketAddr, host: &str, plan: &TlsPlan, timeout: Durati
     let mut result = match timeout_at(deadline, client.handshake(&mut tcp, start)).await {
         Ok(Ok(mut tls)) => {
             let took = start.elapsed();
-            let result = judge(&client.verified(tls.get_ref().1), took, plan);
+            let mut result = judge(&client.verified(tls.get_ref().1), took, plan);
+            result.chain = client.chain_info().map(Box::new);
             close_tls(&mut tls, deadline).await;
             drop(tls);
             close_now(&tcp);
@@ -121,17 +131,54 @@ fn server_name(name: &str) -> Result<ServerName<'static>, String> {
         .map_err(|_| format!("{name:?} is not a valid TLS server name"))
 }
 
-/// A client config of one check: TLS 1.2 and 1.3 with ring, `recorder` as the verifier,
-/// no resumption (a resumed handshake carries no certificate, so no expiry).
-fn client_config(recorder: Arc<ChainRecorder>) -> Result<ClientConfig, String> {
-    let mut config = ClientConfig::builder_with_provider(Arc::clone(verify::provider()))
-        .with_safe_default_protocol_versions()
+/// A client config of one check: `versions` with ring, `recorder` as the verifier,
+/// `client_cert` presented when the server asks for a certificate, no resumption (a
+/// resumed handshake carries no certificate, so no expiry).
+fn client_config(
+    recorder: Arc<ChainRecorder>,
+    versions: &[&'static SupportedProtocolVersion],
+    client_cert: Option<Arc<CertifiedKey>>,
+) -> Result<ClientConfig, String> {
+    let builder = ClientConfig::builder_with_provider(Arc::clone(verify::provider()))
+        .with_protocol_versions(versions)
         .map_err(|err| format!("TLS client setup: {err}"))?
         .dangerous()
-        .with_custom_certificate_verifier(recorder)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(recorder);
+    let mut config = match client_cert {
+        Some(key) => builder.with_client_cert_resolver(client_auth::resolver(key)),
+        None => builder.with_no_client_auth(),
+    };
     config.resumption = Resumption::disabled();
     Ok(config)
+}
+
+/// The versions from `plan.min_version` (TLS 1.2 when unset) to `plan.max_version` (TLS
+/// 1.3 when unset); none is an error that says so.
+fn offered_versions(
+    plan: &TlsPlan,
+) -> Result<&'static [&'static SupportedProtocolVersion], String> {
+    static TLS12: &[&SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    static TLS13: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    static BOTH: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+    let min = plan.min_version.unwrap_or(TlsVersion::Tls12);
+    let max = plan.max_version.unwrap_or(TlsVersion::Tls13);
+    match (min, max) {
+        (TlsVersion::Tls12, TlsVersion::Tls12) => Ok(TLS12),
+        (TlsVersion::Tls13, TlsVersion::Tls13) => Ok(TLS13),
+        (TlsVersion::Tls12, TlsVersion::Tls13) => Ok(BOTH),
+        (TlsVersion::Tls13, TlsVersion::Tls12) => Err(format!(
+            "no TLS version to offer: min_version {} is above max_version {}",
+            tls_version_name(min),
+            tls_version_name(max)
+        )),
+    }
+}
+
+fn tls_version_name(version: TlsVersion) -> &'static str {
+    match version {
+        TlsVersion::Tls12 => "TLS 1.2",
+        TlsVersion::Tls13 => "TLS 1.3",
+    }
 }
 
 /// The result of a completed handshake: `Ok`, unless a certificate expires within

@@ -2,19 +2,20 @@
 //!
 //! Every check wraps its trust in a [`ChainRecorder`], which reads the `notAfter` of each
 //! certificate the peer sent before it hands the chain to the real verifier: the expiry
-//! is known even when verification then fails. The trust itself is built once: the
-//! system roots once per process, on first use; a CA file once per path, looked at
-//! again at most every [`CA_FILE_RECHECK`] and re-read when its size or mtime changed.
+//! is known even when verification then fails; once verification succeeded, it reads
+//! what blackbox reports of the chain (see [`super::chain`]). The trust itself is built
+//! once: the system roots once per process, on first use; a CA file once per path,
+//! looked at again at most every [`super::files::RECHECK`] and re-read when its size or
+//! mtime changed.
 //!
 //! A CA file's CA:TRUE certificates are also pinned: one of them presented byte for byte as
 //! the server's own certificate is trusted, as curl (OpenSSL) and blackbox (Go's
 //! crypto/x509) trust it. That is what `openssl req -x509` makes, and webpki refuses it
 //! as `CaUsedAsEndEntity`. See [`verify_pinned`].
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_rustls::rustls;
 
@@ -24,12 +25,12 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use x509_parser::certificate::X509Certificate;
 
+use super::chain::{self, Anchor, ChainCert, GO_ZERO_TIME};
+use super::files::FileCache;
+use crate::checks::ChainInfo;
 use crate::config::TlsPlan;
-
-/// How often a cached CA file is looked at again (a `stat`), as file_sd's "within 5 s of
-/// a change".
-pub(super) const CA_FILE_RECHECK: Duration = Duration::from_secs(5);
 
 /// The crypto provider of every `tls` check: ring.
 pub(super) fn provider() -> &'static Arc<CryptoProvider> {
@@ -48,6 +49,9 @@ pub(super) enum Trust {
         /// The CA file's CA:TRUE certificates, trusted also as the server's own
         /// certificate (see [`verify_pinned`]); none for the system roots.
         pinned: Arc<[CertificateDer<'static>]>,
+        /// The roots again, as chain building reads them (their dates, which the
+        /// verifier does not keep), for the last chain's expiry.
+        anchors: Arc<[Anchor]>,
     },
     /// `insecure`: any chain, any name. The handshake's signature is still checked
     /// against the leaf's key, as Go's `InsecureSkipVerify` and `curl -k` do: the peer
@@ -87,6 +91,7 @@ async fn system_roots() -> Trust {
 
 fn load_system_roots() -> Trust {
     let loaded = rustls_native_certs::load_native_certs();
+    let anchors: Arc<[Anchor]> = loaded.certs.iter().filter_map(Anchor::of).collect();
     let mut roots = RootCertStore::empty();
     let (added, _unusable) = roots.add_parsable_certificates(loaded.certs);
     if added == 0 {
@@ -102,61 +107,21 @@ fn load_system_roots() -> Trust {
         Ok(verifier) => Trust::Roots {
             verifier,
             pinned: Arc::new([]),
+            anchors,
         },
         Err(why) => Trust::NoRoots(why.into()),
     }
 }
 
-/// A CA file's identity as `stat` sees it: a change of either means it was rewritten.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-}
-
-#[derive(Debug)]
-struct CachedCaFile {
-    stamp: FileStamp,
-    checked: Instant,
-    trust: Trust,
-}
-
-/// The parsed CA files, by path. The lock is held for a lookup, never across an await.
-static CA_FILES: LazyLock<Mutex<HashMap<PathBuf, CachedCaFile>>> = LazyLock::new(Default::default);
-
-fn ca_files() -> std::sync::MutexGuard<'static, HashMap<PathBuf, CachedCaFile>> {
-    CA_FILES.lock().unwrap_or_else(PoisonError::into_inner)
-}
+/// The parsed CA files, by path.
+static CA_FILES: FileCache<Trust> = FileCache::new();
 
 async fn ca_file(path: &Path) -> Result<Trust, String> {
-    if let Some(cached) = ca_files().get(path) {
-        if cached.checked.elapsed() < CA_FILE_RECHECK {
-            return Ok(cached.trust.clone());
-        }
-    }
-    let unreadable = |err: std::io::Error| format!("cannot read CA file {}: {err}", path.display());
-    let meta = tokio::fs::metadata(path).await.map_err(unreadable)?;
-    let stamp = FileStamp {
-        modified: meta.modified().ok(),
-        len: meta.len(),
-    };
-    if let Some(cached) = ca_files().get_mut(path) {
-        if cached.stamp == stamp {
-            cached.checked = Instant::now();
-            return Ok(cached.trust.clone());
-        }
-    }
-    let pem = tokio::fs::read(path).await.map_err(unreadable)?;
-    let trust = parse_ca_pem(&pem).map_err(|why| format!("CA file {}: {why}", path.display()))?;
-    ca_files().insert(
-        path.to_owned(),
-        CachedCaFile {
-            stamp,
-            checked: Instant::now(),
-            trust: trust.clone(),
-        },
-    );
-    Ok(trust)
+    CA_FILES
+        .get(&[(path, "CA file")], |contents| {
+            parse_ca_pem(&contents[0]).map_err(|why| format!("CA file {}: {why}", path.display()))
+        })
+        .await
 }
 
 /// Every `CERTIFICATE` in `pem` becomes a trust anchor, and each CA:TRUE one is pinned
@@ -164,12 +129,14 @@ async fn ca_file(path: &Path) -> Result<Trust, String> {
 fn parse_ca_pem(pem: &[u8]) -> Result<Trust, String> {
     let mut roots = RootCertStore::empty();
     let mut pinned = Vec::new();
+    let mut anchors = Vec::new();
     for cert in rustls_pemfile::certs(&mut &pem[..]) {
         let cert = cert.map_err(|err| format!("bad PEM: {err}"))?;
+        let anchor = Anchor::of(&cert);
         // A certificate without CA:TRUE presented as the leaf already verifies through
         // webpki against itself as the anchor, so only CA:TRUE ones need the pin.
-        let is_ca = x509_parser::parse_x509_certificate(cert.as_ref())
-            .is_ok_and(|(_, parsed)| parsed.is_ca());
+        let is_ca = anchor.as_ref().is_some_and(Anchor::is_ca);
+        anchors.extend(anchor);
         if is_ca {
             pinned.push(cert.clone());
         }
@@ -183,6 +150,7 @@ fn parse_ca_pem(pem: &[u8]) -> Result<Trust, String> {
     Ok(Trust::Roots {
         verifier: verifier(roots)?,
         pinned: pinned.into(),
+        anchors: anchors.into(),
     })
 }
 
@@ -225,14 +193,11 @@ impl Expiry {
     }
 }
 
-/// The earliest `notAfter` among `chain`'s certificates that parse.
-pub(super) fn earliest_expiry<'a>(
-    chain: impl IntoIterator<Item = &'a CertificateDer<'a>>,
-) -> Option<Expiry> {
+/// The earliest `notAfter` among `chain`'s certificates.
+fn earliest_expiry<'a>(chain: impl IntoIterator<Item = &'a X509Certificate<'a>>) -> Option<Expiry> {
     chain
         .into_iter()
-        .filter_map(|der| x509_parser::parse_x509_certificate(der.as_ref()).ok())
-        .map(|(_, cert)| (cert.validity().not_after.timestamp(), cert))
+        .map(|cert| (cert.validity().not_after.timestamp(), cert))
         .min_by_key(|(unix, _)| *unix)
         .map(|(unix, cert)| {
             let subject = cert.subject().to_string();
@@ -298,11 +263,13 @@ fn verify_pinned(
 }
 
 /// One check's verifier: notes the earliest expiry of the chain the peer sent, then
-/// verifies as its [`Trust`] says.
+/// verifies as its [`Trust`] says, then (when it verified) notes what blackbox reports
+/// of the chain.
 #[derive(Debug)]
 pub(super) struct ChainRecorder {
     trust: Trust,
     earliest: OnceLock<Expiry>,
+    info: OnceLock<ChainInfo>,
 }
 
 impl ChainRecorder {
@@ -311,6 +278,7 @@ impl ChainRecorder {
         ChainRecorder {
             trust,
             earliest: OnceLock::new(),
+            info: OnceLock::new(),
         }
     }
 
@@ -318,10 +286,14 @@ impl ChainRecorder {
     pub(super) fn earliest(&self) -> Option<&Expiry> {
         self.earliest.get()
     }
-}
 
-impl ServerCertVerifier for ChainRecorder {
-    fn verify_server_cert(
+    /// What blackbox reports of the chain, once it verified (and its leaf parsed).
+    pub(super) fn info(&self) -> Option<&ChainInfo> {
+        self.info.get()
+    }
+
+    /// Verifies as the [`Trust`] says.
+    fn verify(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
@@ -329,9 +301,6 @@ impl ServerCertVerifier for ChainRecorder {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Some(expiry) = earliest_expiry(std::iter::once(end_entity).chain(intermediates)) {
-            let _ = self.earliest.set(expiry);
-        }
         match &self.trust {
             // Before webpki, which refuses every CA:TRUE leaf as `CaUsedAsEndEntity`.
             Trust::Roots { pinned, .. } if pinned.iter().any(|pin| pin == end_entity) => {
@@ -347,6 +316,57 @@ impl ServerCertVerifier for ChainRecorder {
             Trust::Anything => Ok(ServerCertVerified::assertion()),
             Trust::NoRoots(why) => Err(rustls::Error::General(why.to_string())),
         }
+    }
+
+    /// Go's `getLastChainExpiry` for a chain that verified (see [`super::chain`]): Go's
+    /// zero time when nothing was verified (`insecure`).
+    fn last_chain_expiry(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        leaf: &X509Certificate<'_>,
+        intermediates: &[X509Certificate<'_>],
+        now: UnixTime,
+    ) -> i64 {
+        let Trust::Roots { anchors, .. } = &self.trust else {
+            return GO_ZERO_TIME;
+        };
+        let sent: Vec<ChainCert> = intermediates.iter().map(ChainCert::of).collect();
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        chain::last_chain_expiry(end_entity, &ChainCert::of(leaf), &sent, anchors, now)
+            .or_else(|| {
+                earliest_expiry(std::iter::once(leaf).chain(intermediates))
+                    .map(|expiry| expiry.unix)
+            })
+            .unwrap_or(GO_ZERO_TIME)
+    }
+}
+
+impl ServerCertVerifier for ChainRecorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // Each certificate parsed once; one that does not parse is left out.
+        fn parse<'a>(der: &'a CertificateDer<'_>) -> Option<X509Certificate<'a>> {
+            x509_parser::parse_x509_certificate(der.as_ref())
+                .ok()
+                .map(|(_, cert)| cert)
+        }
+        let leaf = parse(end_entity);
+        let rest: Vec<X509Certificate<'_>> = intermediates.iter().filter_map(parse).collect();
+        if let Some(expiry) = earliest_expiry(leaf.iter().chain(&rest)) {
+            let _ = self.earliest.set(expiry);
+        }
+        let verified = self.verify(end_entity, intermediates, server_name, ocsp_response, now)?;
+        if let Some(leaf) = &leaf {
+            let last = self.last_chain_expiry(end_entity, leaf, &rest, now);
+            let _ = self.info.set(chain::chain_info(end_entity, leaf, last));
+        }
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
