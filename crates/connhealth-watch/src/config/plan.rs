@@ -27,8 +27,9 @@ pub struct Plan {
     /// `/probe?module=NAME` (the built-in modules are not listed unless the blackbox file
     /// redefines them).
     pub modules: BTreeMap<String, Module>,
-    /// The modules of `blackbox_config` whose prober connhealth does not run (`icmp`,
-    /// `dns`, `grpc`): name, prober. `/probe?module=NAME` answers 400 naming the prober.
+    /// The modules of `blackbox_config` that connhealth does not run: name, and a short
+    /// phrase naming what it uses (`blackbox's icmp prober`, `` `tcp.source_ip_address` ``).
+    /// `/probe?module=NAME` answers 400 for them.
     pub unsupported_modules: BTreeMap<String, String>,
     /// `blackbox_config`, resolved against the config's folder, when set.
     pub blackbox_config: Option<PathBuf>,
