@@ -797,6 +797,23 @@ mod config {
             &["timeout \"1d\" has the unit \"d\"", "h, m, s, ms, us, ns"],
         );
         one_error(
+            "duration-long",
+            "modules:\n  m:\n    prober: tcp\n    timeout: 1000h\n",
+            4,
+            14,
+            &["the timeout is longer than 30 days", "timeout: 5s"],
+        );
+        one_error(
+            "name-twice",
+            "modules:\n  1:\n    prober: tcp\n  \"1\":\n    prober: tcp\n",
+            4,
+            3,
+            &[
+                "module `1` is defined twice in this file",
+                "rename one of them",
+            ],
+        );
+        one_error(
             "regex",
             "modules:\n  m:\n    prober: tcp\n    tcp:\n      query_response:\n        - expect: \"^(+OK\"\n",
             6,

@@ -13,7 +13,7 @@ use super::raw::{Node, Value};
 
 /// The longest duration a setting takes. Far beyond any sane check schedule, and short
 /// enough that `Instant + interval × (1 + jitter)` can never overflow (which panics).
-const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// `check`: one of the five kind names; a near miss is named.
 pub(crate) fn kind(node: &Node) -> Result<CheckKind, String> {

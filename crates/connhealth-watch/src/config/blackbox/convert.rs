@@ -153,7 +153,15 @@ impl Convert<'_, '_> {
                     "a negative timeout is no timeout: blackbox takes the scrape's (less half a second) instead, and so does connhealth; remove it, or write e.g. timeout: 5s",
                 );
             }
-            timeout.value.positive()
+            let positive = timeout.value.positive();
+            if positive.is_some_and(|t| t > values::MAX_DURATION) {
+                work.error(
+                    &timeout.referenced,
+                    "the timeout is longer than 30 days, the most connhealth takes; write e.g. timeout: 5s",
+                );
+                return None;
+            }
+            positive
         });
         let prober = match &module.prober {
             None => {

@@ -56,9 +56,21 @@ pub(crate) fn parse(path: &Path, text: &str, seq: usize, report: &mut Report) ->
         source,
         report,
     };
-    let mut modules = Vec::new();
+    let mut modules: Vec<Named> = Vec::new();
     for (name, module) in file.modules.map(|m| m.0).unwrap_or_default() {
         let at_offset = convert::offset(text, &name.referenced);
+        // YAML tells `1` from `"1"`; a module name does not.
+        if modules.iter().any(|named| named.name == name.value) {
+            convert.report.error(
+                &convert.source,
+                at_offset,
+                format!(
+                    "module `{}` is defined twice in this file (a number and a string read alike); rename one of them",
+                    name.value
+                ),
+            );
+            continue;
+        }
         let outcome = convert.module(&name.value, &name.referenced, module);
         modules.push(Named {
             name: name.value,
