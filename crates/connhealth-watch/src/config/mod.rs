@@ -216,6 +216,40 @@ pub(crate) fn file_sd_of(
     (file.targets, report.into_sorted())
 }
 
+/// What a blackbox file holds, read alone.
+#[derive(Debug, Default)]
+pub(crate) struct BlackboxRead {
+    /// The modules connhealth runs.
+    pub(crate) modules: BTreeMap<String, Module>,
+    /// The modules it sets aside: name, what they use.
+    pub(crate) unsupported: BTreeMap<String, String>,
+    /// Every error, in file order.
+    pub(crate) errors: Vec<ConfigError>,
+    /// Every warning, in file order.
+    pub(crate) warnings: Vec<ConfigError>,
+}
+
+/// `text` read as the blackbox file at `path`: what [`load`] makes of `blackbox_config`;
+/// for [`crate::fuzzing`], which has no config.
+pub(crate) fn blackbox_of(path: &Path, text: &str) -> BlackboxRead {
+    let mut report = Report::default();
+    let mut read = BlackboxRead::default();
+    for named in blackbox::parse(path, text, 1, &mut report) {
+        match named.outcome {
+            blackbox::Outcome::Runs(module) => {
+                read.modules.insert(named.name, module);
+            }
+            blackbox::Outcome::Unsupported(what) => {
+                read.unsupported.insert(named.name, what);
+            }
+            blackbox::Outcome::Broken => {}
+        }
+    }
+    read.warnings = report.sorted_warnings();
+    read.errors = report.into_sorted();
+    read
+}
+
 /// Reads and validates the config at `path`, and the file_sd files it names.
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
     let bytes = std::fs::read(path).map_err(|err| {
