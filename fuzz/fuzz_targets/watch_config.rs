@@ -5,10 +5,12 @@
 //! text rather than thrown away, and the U+FFFD that replaces a bad byte is a three-byte
 //! character, which keeps the character-counted columns honest.
 //!
-//! The config names files (`ca_file`, `[[file_sd]]` globs), so the harness keeps the
-//! fuzzer inside a folder of its own: it skips any text that could spell a `/`, literally
-//! or as a TOML escape (`\u002F`, `\U0000002F`), so every path stays in the config's folder,
-//! which holds one file_sd file, `sd.json`. No input reaches the rest of the filesystem.
+//! The config names files (`ca_file`, `[[file_sd]]` globs, `blackbox_config` and the
+//! files a blackbox file names), so the harness keeps the fuzzer inside a folder of its
+//! own: it skips any text that could spell a `/`, literally or as a TOML or YAML escape
+//! (`\u002F`, `\U0000002F`, `\x2F`: the config may name itself as its blackbox file), so
+//! every path stays in the config's folder, which holds one file_sd file, `sd.json`. No
+//! input reaches the rest of the filesystem.
 //!
 //! Properties, beyond not panicking:
 //! * errors: at least one; each has a line and a column (1-based) inside its file and a
@@ -17,7 +19,8 @@
 //! * a plan: its source is the path; names are unique; every address is a probe target;
 //!   every check plan has what validation promises (positive durations up to 30 days,
 //!   rise and fall at least 1, jitter in [0, 1), kind-specific settings only on their
-//!   kind, an `expect` on every send-expect).
+//!   kind, an `expect` on every send-expect); a module's timeout, when it has one, is
+//!   longer than 0 and at most 30 days; no module is both run and set aside.
 
 #![no_main]
 
@@ -26,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use connhealth_watch::config::{parse, Check, CheckPlan, ConfigErrors};
+use connhealth_watch::config::{parse, Check, CheckPlan, ConfigErrors, Module};
 use libfuzzer_sys::fuzz_target;
 
 const FILE_SD: &str = r#"[{"targets": ["10.0.0.1:9100", "[::1]:80", "db.internal:5432"], "labels": {"env": "prod", "__meta_x": "y"}}]"#;
@@ -46,7 +49,11 @@ fn config_path() -> &'static Path {
 /// True when `text` could name a path outside the config's folder.
 fn could_spell_a_slash(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
-    text.contains('/') || lower.contains("u002f") || lower.contains("u0000002f")
+    // TOML's escapes, and YAML's `\x2F`, for a blackbox file that is this text.
+    text.contains('/')
+        || lower.contains("u002f")
+        || lower.contains("u0000002f")
+        || lower.contains("x2f")
 }
 
 fn check_plan(plan: &CheckPlan, what: &str) {
@@ -71,6 +78,22 @@ fn check_plan(plan: &CheckPlan, what: &str) {
     // A plan holds its own kind's settings only: the type says so now; what is left
     // to check is that send-expect always has its `expect`.
     if let Check::SendExpect(send_expect) = &plan.check {
+        assert!(
+            send_expect.expect.is_some(),
+            "{what}: send-expect without expect"
+        );
+    }
+}
+
+fn check_module(module: &Module, what: &str) {
+    const MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+    if let Some(timeout) = module.timeout {
+        assert!(
+            !timeout.is_zero() && timeout <= MAX,
+            "{what}: timeout {timeout:?}"
+        );
+    }
+    if let Check::SendExpect(send_expect) = &module.check {
         assert!(
             send_expect.expect.is_some(),
             "{what}: send-expect without expect"
@@ -139,7 +162,11 @@ fuzz_target!(|data: &[u8]| {
                 check_plan(&target.check, &target.name);
             }
             for (name, module) in &plan.modules {
-                check_plan(module, name);
+                check_module(module, name);
+                assert!(
+                    !plan.unsupported_modules.contains_key(name),
+                    "{name} both run and set aside"
+                );
             }
             for block in &plan.file_sd {
                 check_plan(&block.check, "[[file_sd]]");

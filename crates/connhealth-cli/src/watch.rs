@@ -14,7 +14,9 @@ use connhealth_watch::{LogFormat, Options};
 #[derive(Debug, ClapArgs)]
 #[command(after_long_help = EXAMPLES)]
 pub(crate) struct Args {
-    /// The TOML config: [defaults], [[targets]], [modules.NAME], [[file_sd]].
+    /// The TOML config: [defaults], [[targets]], [modules.NAME], [[file_sd]], and
+    /// blackbox_config = "blackbox.yml" to serve a blackbox_exporter module file's tcp and
+    /// http modules on /probe.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
     /// Where HTTP listens, HOST:PORT: /metrics, /probe, /status, /-/reload, /-/healthy,
@@ -59,7 +61,12 @@ A minimal config:
   name = \"cache-a\"
   address = \"127.0.0.1:6379\"
 
-Reload with SIGHUP or `curl -X POST localhost:9717/-/reload`; stop with SIGTERM.
+In place of blackbox_exporter, with its module file as it is (a config of one line):
+  blackbox_config = \"blackbox.yml\"
+  then: curl 'localhost:9717/probe?module=http_2xx&target=https://example.internal'
+
+Reload with SIGHUP or `curl -X POST localhost:9717/-/reload` (the blackbox file too);
+stop with SIGTERM.
 Exit codes: 0 after SIGTERM/SIGINT, 2 for bad usage or a bad config at start,
 1 for a failure at run time (the listen address is taken, say).
 

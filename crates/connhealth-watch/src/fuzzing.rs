@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::checks::send_expect;
 use crate::checks::CheckResult;
-use crate::config::{ConfigError, SendExpectPlan};
+use crate::config::{ConfigError, Module, SendExpectPlan};
 use crate::http::probe::{ProbeRequest, SCRAPE_TIMEOUT_HEADER};
 use crate::http::Params;
 use crate::state::Fleet;
@@ -54,6 +54,31 @@ pub fn file_sd(path: &Path, bytes: Vec<u8>) -> FileSd {
         })
         .collect();
     FileSd { targets, errors }
+}
+
+/// What a blackbox module file (`blackbox_config`) holds.
+#[derive(Debug, Clone)]
+pub struct Blackbox {
+    /// The modules `/probe` runs, by name.
+    pub modules: BTreeMap<String, Module>,
+    /// The modules set aside: name, what they use that connhealth does not implement.
+    pub unsupported: BTreeMap<String, String>,
+    /// Every problem, in file order: a load with any of them fails.
+    pub errors: Vec<ConfigError>,
+    /// What loads but is not run, or not as written, in file order.
+    pub warnings: Vec<ConfigError>,
+}
+
+/// Reads `text` as the blackbox file at `path` (relative paths in it are relative to its
+/// folder), as a config load reads `blackbox_config`.
+pub fn blackbox(path: &Path, text: &str) -> Blackbox {
+    let read = crate::config::blackbox_of(path, text);
+    Blackbox {
+        modules: read.modules,
+        unsupported: read.unsupported,
+        errors: read.errors,
+        warnings: read.warnings,
+    }
 }
 
 /// A `/probe` request as the handler reads it, before it checks anything.

@@ -1,6 +1,7 @@
 //! `parse` never panics, whatever the text: every prefix of a config that uses every
 //! key, and the config with each character removed, parse to a plan or to errors, and
-//! every error has a place and a one-line message. The same for a file_sd file.
+//! every error has a place and a one-line message. The same for a file_sd file, and for a
+//! `blackbox_config` file.
 
 use connhealth_watch::config::{parse, ConfigErrors};
 
@@ -38,6 +39,38 @@ timeout = 1979-05-27T07:32:00Z
 
 const JSON: &str = r#"[{"targets": ["10.0.0.1:1", "é:2", "[::1]:3", 4],
   "labels": {"__meta": "x", "zone": "a", "bad-ü": 1}}, 5, {"targets": null}]"#;
+
+/// A blackbox file that uses every prober and most keys.
+const YAML: &str = r#"modules:
+  web: &web
+    prober: http
+    timeout: 1.5s
+    http:
+      valid_status_codes: [200, 204]
+      valid_http_versions: ["HTTP/1.1"]
+      method: PÖST
+      headers: {Host: é.example, "X-😀": ~}
+      fail_if_body_matches_regexp: ["(a|b"]
+      fail_if_header_matches: [{header: Set-Cookie, regexp: '.*', allow_missing: yes}]
+      basic_auth: {username: u, password: p}
+      tls_config: {ca_file: missing.pem, min_version: TLS10, server_name: é.example}
+      preferred_ip_protocol: ip5
+  copy:
+    <<: *web
+    timeout: -3s
+  banner:
+    prober: tcp
+    tcp:
+      query_response:
+        - expect: "^220 (.+)$"
+          send: "EHLO ${1}"
+        - starttls: true
+      tls_config: {cert_file: c.pem}
+  ping: {prober: icmp, icmp: {ttl: 300}}
+  dns: {prober: dns, dns: {query_name: x}}
+  1: {prober: grpc}
+  "1": {prober: tcp}
+"#;
 
 #[track_caller]
 fn check(result: Result<connhealth_watch::config::Plan, ConfigErrors>) {
@@ -87,6 +120,23 @@ mod config {
         std::fs::write(dir.join("sd/a.json"), b"[\"\xff\"]").unwrap();
         check(parse(&path, config));
         std::fs::write(dir.join("sd/a.json"), "[".repeat(100_000)).unwrap();
+        check(parse(&path, config));
+    }
+
+    #[test]
+    fn mangled_blackbox_files_do_not_panic() {
+        let dir = connhealth_testkit::TempDir::new("config-never-panics-blackbox");
+        let path = dir.join("watch.toml");
+        let config = "blackbox_config = \"blackbox.yml\"\n";
+        for text in mangled(YAML) {
+            std::fs::write(dir.join("blackbox.yml"), &text).unwrap();
+            check(parse(&path, config));
+        }
+        for deep in ["[".repeat(100_000), "{a: ".repeat(100_000), "- ".repeat(100_000)] {
+            std::fs::write(dir.join("blackbox.yml"), deep).unwrap();
+            check(parse(&path, config));
+        }
+        std::fs::write(dir.join("blackbox.yml"), b"modules:\n  \xff: {}\n").unwrap();
         check(parse(&path, config));
     }
 }

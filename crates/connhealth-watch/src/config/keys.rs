@@ -32,8 +32,14 @@ const TARGET_KEYS: [&str; 4] = ["name", "address", "url", "labels"];
 /// The keys of a `[[file_sd]]` block besides the settings.
 const FILE_SD_KEYS: [&str; 2] = ["files", "labels"];
 
-/// The top-level sections.
-const ROOT_KEYS: [&str; 4] = ["defaults", "targets", "modules", "file_sd"];
+/// The top-level sections, and `blackbox_config`.
+const ROOT_KEYS: [&str; 5] = [
+    "defaults",
+    "targets",
+    "modules",
+    "file_sd",
+    "blackbox_config",
+];
 
 /// The keys of one group in a file_sd JSON file.
 const GROUP_KEYS: [&str; 2] = ["targets", "labels"];
@@ -129,6 +135,8 @@ fn belongs_in(key: &str, section: Section) -> Option<&'static str> {
         "in a [[targets]] table"
     } else if FILE_SD_KEYS.contains(&key) {
         "in a [[file_sd]] table"
+    } else if key == "blackbox_config" {
+        "at the top level, above the first [section]"
     } else if ROOT_KEYS.contains(&key) {
         "at the top level, as its own section"
     } else if settings().any(|setting| setting == key) {
@@ -179,6 +187,7 @@ pub(crate) fn example(key: &str) -> &'static str {
         "targets" => "[[targets]] (two brackets) before each target's keys",
         "modules" => "[modules.NAME] before each module's keys",
         "file_sd" => "[[file_sd]] (two brackets) with files = [\"targets/*.json\"] below it",
+        "blackbox_config" => "blackbox_config = \"blackbox.yml\"",
         _ => kinds::key(key).map_or("", |key| key.example),
     }
 }
@@ -205,7 +214,7 @@ pub(crate) fn written(key: &str) -> Option<Written> {
         "rise" | "fall" => Written::Integer,
         "jitter" => Written::Number,
         "interval" | "fast_interval" | "down_interval" | "timeout" => Written::Duration,
-        "check" | "name" | "address" | "url" => Written::String,
+        "check" | "name" | "address" | "url" | "blackbox_config" => Written::String,
         _ => return kinds::key(key)?.written,
     })
 }

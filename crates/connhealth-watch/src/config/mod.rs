@@ -13,6 +13,9 @@
 //! # The format
 //!
 //! ```toml
+//! blackbox_config = "blackbox.yml" # blackbox_exporter's own module file, as it is: its
+//!                            # modules join /probe's (see below); relative to this folder
+//!
 //! [defaults]                 # every key of [defaults] may be set per target, per module
 //! check = "half-open"        # and per [[file_sd]]: half-open|connect|hold|tls|send-expect|http
 //! interval = "2s"            # between checks while up
@@ -78,6 +81,17 @@
 //! (the address twice in one group, or a file that two blocks match), `-2`, `-3`, ... is
 //! appended.
 //!
+//! `blackbox_config` names blackbox_exporter 0.23's module file (its `blackbox.yml`), read
+//! as blackbox reads it: a key blackbox does not know is an error, and its defaults are
+//! blackbox's (one address, IPv6 preferred; a new connection per probe). Its `tcp` and
+//! `http` modules become `/probe` modules by their names, which may be the built-in
+//! `tcp_connect` and `http_2xx` (the file's definition wins) but not a `[modules.NAME]`'s.
+//! A module of another prober (`icmp`, `dns`, `grpc`), or one that uses what connhealth
+//! does not implement (`source_ip_address`, a proxy, oauth2, compression, a body size
+//! limit, a secret read from a file, TLS below 1.2), loads with a warning at its name and
+//! `/probe` answers 400 for it ([`Plan::unsupported_modules`]). Its relative paths are
+//! relative to its own folder. A reload reads it again.
+//!
 //! # The rules
 //!
 //! * Settings are inherited: built-in ([`CheckPlan::default`]) ← `[defaults]` ← the
@@ -96,6 +110,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod blackbox;
 mod file_sd;
 mod json;
 mod keys;
@@ -202,6 +217,40 @@ pub(crate) fn file_sd_of(
     (file.targets, report.into_sorted())
 }
 
+/// What a blackbox file holds, read alone.
+#[derive(Debug, Default)]
+pub(crate) struct BlackboxRead {
+    /// The modules connhealth runs.
+    pub(crate) modules: BTreeMap<String, Module>,
+    /// The modules it sets aside: name, what they use.
+    pub(crate) unsupported: BTreeMap<String, String>,
+    /// Every error, in file order.
+    pub(crate) errors: Vec<ConfigError>,
+    /// Every warning, in file order.
+    pub(crate) warnings: Vec<ConfigError>,
+}
+
+/// `text` read as the blackbox file at `path`: what [`load`] makes of `blackbox_config`;
+/// for [`crate::fuzzing`], which has no config.
+pub(crate) fn blackbox_of(path: &Path, text: &str) -> BlackboxRead {
+    let mut report = Report::default();
+    let mut read = BlackboxRead::default();
+    for named in blackbox::parse(path, text, 1, &mut report) {
+        match named.outcome {
+            blackbox::Outcome::Runs(module) => {
+                read.modules.insert(named.name, module);
+            }
+            blackbox::Outcome::Unsupported(what) => {
+                read.unsupported.insert(named.name, what);
+            }
+            blackbox::Outcome::Broken => {}
+        }
+    }
+    read.warnings = report.sorted_warnings();
+    read.errors = report.into_sorted();
+    read
+}
+
 /// Reads and validates the config at `path`, and the file_sd files it names.
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
     let bytes = std::fs::read(path).map_err(|err| {
@@ -228,6 +277,56 @@ pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
                 "the config is not UTF-8 text; TOML files are UTF-8: save it as UTF-8",
             );
             Err(ConfigErrors(report.into_sorted()))
+        }
+    }
+}
+
+/// The modules of the blackbox file `config` names (`seq`: its rank in the load); a file
+/// that cannot be read is an error at `blackbox_config`'s value in `toml`.
+fn read_blackbox(
+    config: &validate::BlackboxConfig,
+    toml: &Source<'_>,
+    seq: usize,
+    report: &mut Report,
+) -> Vec<blackbox::Named> {
+    let path = config.path.as_path();
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            let what = if err.kind() == std::io::ErrorKind::NotFound {
+                "does not exist".to_owned()
+            } else {
+                format!("cannot be read: {err}")
+            };
+            report.error(
+                toml,
+                config.at,
+                format!(
+                    "blackbox_config {:?} (looked at {}) {what}; write the path of blackbox_exporter's module file (its blackbox.yml), relative to this file's folder",
+                    config.written,
+                    path.display()
+                ),
+            );
+            return Vec::new();
+        }
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => blackbox::parse(path, &text, seq, report),
+        Err(err) => {
+            let valid = err.utf8_error().valid_up_to();
+            let bytes = err.into_bytes();
+            let prefix =
+                String::from_utf8_lossy(bytes.get(..valid).unwrap_or_default()).into_owned();
+            report.error(
+                &Source {
+                    path,
+                    text: &prefix,
+                    seq,
+                },
+                valid,
+                "the blackbox file is not UTF-8 text; save it as UTF-8",
+            );
+            Vec::new()
         }
     }
 }
@@ -334,6 +433,38 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
         });
     }
 
+    let mut modules = document.modules;
+    let mut unsupported_modules = BTreeMap::new();
+    let blackbox_config = document.blackbox_config.map(|config| {
+        seq += 1;
+        for named in read_blackbox(&config, &source, seq, &mut report) {
+            if let Some(&toml_at) = document.module_at.get(&named.name) {
+                report.error(
+                    &source,
+                    toml_at,
+                    format!(
+                        "module `{name}` is defined here and in {}:{}:{} (blackbox_config); a /probe module has one definition: rename or remove one of them",
+                        config.path.display(),
+                        named.at.line,
+                        named.at.column,
+                        name = named.name,
+                    ),
+                );
+                continue;
+            }
+            match named.outcome {
+                blackbox::Outcome::Runs(module) => {
+                    modules.insert(named.name, module);
+                }
+                blackbox::Outcome::Unsupported(what) => {
+                    unsupported_modules.insert(named.name, what);
+                }
+                blackbox::Outcome::Broken => {}
+            }
+        }
+        config.path
+    });
+
     if !report.is_empty() {
         return Err(ConfigErrors(report.into_sorted()));
     }
@@ -342,9 +473,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
         defaults,
         defaults_timeout,
         targets,
-        modules: document.modules,
-        unsupported_modules: BTreeMap::new(),
-        blackbox_config: None,
+        modules,
+        unsupported_modules,
+        blackbox_config,
         file_sd,
         read_at,
         warnings: report.sorted_warnings(),

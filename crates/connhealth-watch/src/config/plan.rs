@@ -27,9 +27,9 @@ pub struct Plan {
     /// `/probe?module=NAME` (the built-in modules are not listed unless the blackbox file
     /// redefines them).
     pub modules: BTreeMap<String, Module>,
-    /// The modules of `blackbox_config` that use what connhealth does not run (the
-    /// `icmp`, `dns` and `grpc` probers, a few settings): name, a phrase naming what it
-    /// uses. `/probe?module=NAME` answers 400 with it.
+    /// The modules of `blackbox_config` that connhealth does not run: name, and a short
+    /// phrase naming what it uses (`blackbox's icmp prober`, `` `tcp.source_ip_address` ``).
+    /// `/probe?module=NAME` answers 400 for them.
     pub unsupported_modules: BTreeMap<String, String>,
     /// `blackbox_config`, resolved against the config's folder, when set.
     pub blackbox_config: Option<PathBuf>,

@@ -3,7 +3,7 @@
 //! name uniqueness are the caller's (they span several files).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::file_sd::{glob_problem, parse_address, parse_url};
 use super::keys::{self, Section};
@@ -22,8 +22,23 @@ pub(crate) struct Document {
     pub(crate) targets: Vec<TomlTarget>,
     /// `[modules.NAME]`.
     pub(crate) modules: BTreeMap<String, Module>,
+    /// Where each `[modules.NAME]`'s name is written.
+    pub(crate) module_at: BTreeMap<String, usize>,
+    /// `blackbox_config`, when set.
+    pub(crate) blackbox_config: Option<BlackboxConfig>,
     /// The `[[file_sd]]` blocks.
     pub(crate) file_sd: Vec<FileSdBlock>,
+}
+
+/// `blackbox_config = "PATH"`.
+#[derive(Debug)]
+pub(crate) struct BlackboxConfig {
+    /// As written.
+    pub(crate) written: String,
+    /// Joined to the config's folder.
+    pub(crate) path: PathBuf,
+    /// Where the value is.
+    pub(crate) at: usize,
 }
 
 /// A valid `[[targets]]` table.
@@ -109,7 +124,13 @@ pub(crate) fn document(
                     }
                 }
             }
-            "modules" => document.modules = modules(&mut walk, &entry.value, defaults_plan),
+            "modules" => {
+                (document.modules, document.module_at) =
+                    modules(&mut walk, &entry.value, defaults_plan);
+            }
+            "blackbox_config" => {
+                document.blackbox_config = blackbox_config(&mut walk, &entry.value)
+            }
             "file_sd" => {
                 for table in tables(&mut walk, "file_sd", &entry.value) {
                     document
@@ -337,11 +358,42 @@ fn own_labels(walk: &mut Walk<'_, '_>, node: &Node) -> BTreeMap<String, String> 
     labels
 }
 
-fn modules(walk: &mut Walk<'_, '_>, node: &Node, defaults: &Settings) -> BTreeMap<String, Module> {
+/// `blackbox_config`: a path, relative to the config's folder.
+fn blackbox_config(walk: &mut Walk<'_, '_>, node: &Node) -> Option<BlackboxConfig> {
+    match &node.value {
+        Value::String(written) if written.is_empty() => {
+            walk.error(
+                node.at,
+                format!(
+                    "`blackbox_config` is empty; write the path of blackbox_exporter's module file, e.g. {}, or remove it",
+                    keys::example("blackbox_config")
+                ),
+            );
+            None
+        }
+        Value::String(written) => Some(BlackboxConfig {
+            written: written.clone(),
+            path: walk.base.join(written),
+            at: node.at,
+        }),
+        _ => {
+            walk.wrong_type("blackbox_config", "a string (a path)", node);
+            None
+        }
+    }
+}
+
+/// `[modules.NAME]`: the valid modules, and where each name is written.
+fn modules(
+    walk: &mut Walk<'_, '_>,
+    node: &Node,
+    defaults: &Settings,
+) -> (BTreeMap<String, Module>, BTreeMap<String, usize>) {
     let mut modules = BTreeMap::new();
+    let mut module_at = BTreeMap::new();
     let Value::Table(entries) = &node.value else {
         walk.wrong_type("modules", "a table of modules", node);
-        return modules;
+        return (modules, module_at);
     };
     for entry in entries {
         let name = entry.key.as_str();
@@ -397,9 +449,10 @@ fn modules(walk: &mut Walk<'_, '_>, node: &Node, defaults: &Settings) -> BTreeMa
                     timeout,
                 },
             );
+            module_at.insert(name.to_owned(), entry.key_at);
         }
     }
-    modules
+    (modules, module_at)
 }
 
 fn file_sd(

@@ -13,7 +13,7 @@ use super::raw::{Node, Value};
 
 /// The longest duration a setting takes. Far beyond any sane check schedule, and short
 /// enough that `Instant + interval × (1 + jitter)` can never overflow (which panics).
-const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// `check`: one of the five kind names; a near miss is named.
 pub(crate) fn kind(node: &Node) -> Result<CheckKind, String> {
@@ -160,7 +160,7 @@ pub(crate) fn regex(node: &Node) -> Result<Regex, String> {
 
 /// regex's message on one line. A syntax error spans several lines (the pattern, a
 /// caret under the problem, then `error: what`); the `error:` line is the part to keep.
-fn regex_reason(err: &regex::Error) -> String {
+pub(crate) fn regex_reason(err: &regex::Error) -> String {
     let text = err.to_string();
     if let Some(reason) = text
         .lines()
@@ -210,6 +210,12 @@ pub(crate) fn ca_file(node: &Node, base: &Path) -> Result<PathBuf, String> {
             example("ca_file")
         ));
     }
+    pem_ca_file(written, base, "the config's folder")
+}
+
+/// `written` joined to `base` (`folder` says what it is, for the message): it must exist,
+/// be readable and hold PEM certificates now.
+pub(crate) fn pem_ca_file(written: &str, base: &Path, folder: &str) -> Result<PathBuf, String> {
     let path = base.join(written);
     let contents = std::fs::read(&path).map_err(|err| {
         let what = if err.kind() == std::io::ErrorKind::NotFound {
@@ -218,7 +224,7 @@ pub(crate) fn ca_file(node: &Node, base: &Path) -> Result<PathBuf, String> {
             format!("cannot be read: {err}")
         };
         format!(
-            "ca_file {written:?} (looked at {}) {what}; write the path of a readable PEM file of CA certificates (a relative path is relative to the config's folder)",
+            "ca_file {written:?} (looked at {}) {what}; write the path of a readable PEM file of CA certificates (a relative path is relative to {folder})",
             path.display()
         )
     })?;
