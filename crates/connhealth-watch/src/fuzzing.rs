@@ -115,18 +115,20 @@ pub fn probe(
     // The same extraction as the handler's `Result<Query<_>, QueryRejection>` argument.
     let query = Query::<Vec<(String, String)>>::try_from_uri(&uri);
     let read = Params::lenient("/probe", query).and_then(|params| {
-        ProbeRequest::new(fleet, &params, &headers).map(|request| Probe {
-            target: request.target.to_owned(),
-            module: request.module_name.to_owned(),
-            module_timeout: request.module.timeout,
-            target_ok: request.endpoint.is_ok(),
-            timeout: request.timeout,
-            server_name: request
-                .module
-                .check
-                .tls()
-                .and_then(|tls| tls.server_name.clone()),
-        })
+        ProbeRequest::new(fleet, &params, &headers)
+            .map(|request| Probe {
+                target: request.target.to_owned(),
+                module: request.module_name.to_owned(),
+                module_timeout: request.module.timeout,
+                target_ok: request.endpoint.is_ok(),
+                timeout: request.timeout,
+                server_name: request
+                    .module
+                    .check
+                    .tls()
+                    .and_then(|tls| tls.server_name.clone()),
+            })
+            .map_err(|refusal| refusal.why().to_owned())
     });
     Some(read)
 }

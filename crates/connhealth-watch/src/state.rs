@@ -281,6 +281,9 @@ pub struct Fleet {
     pub unsupported_modules: BTreeMap<String, String>,
     /// `[defaults]`' timeout, when set: the built-in `half_open` and `connect` modules'.
     pub defaults_timeout: Option<std::time::Duration>,
+    /// A `blackbox_config` file is loaded: `/probe` without `module` runs `http_2xx`, as
+    /// blackbox does, rather than `half_open`.
+    pub blackbox: bool,
 }
 
 impl Fleet {
@@ -314,6 +317,7 @@ impl Fleet {
             modules: plan.modules,
             unsupported_modules: plan.unsupported_modules,
             defaults_timeout: plan.defaults_timeout,
+            blackbox: plan.blackbox_config.is_some(),
         }
     }
 }

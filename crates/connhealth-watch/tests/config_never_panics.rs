@@ -132,7 +132,11 @@ mod config {
             std::fs::write(dir.join("blackbox.yml"), &text).unwrap();
             check(parse(&path, config));
         }
-        for deep in ["[".repeat(100_000), "{a: ".repeat(100_000), "- ".repeat(100_000)] {
+        for deep in [
+            "[".repeat(100_000),
+            "{a: ".repeat(100_000),
+            "- ".repeat(100_000),
+        ] {
             std::fs::write(dir.join("blackbox.yml"), deep).unwrap();
             check(parse(&path, config));
         }

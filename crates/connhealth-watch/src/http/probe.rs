@@ -1,14 +1,19 @@
 //! `/probe?target=HOST:PORT&module=NAME`: one check now, answered as blackbox_exporter
 //! answers, so that a Prometheus job written for blackbox works when pointed here.
 //!
-//! The module is `[modules.NAME]` from the config, or a built-in one
-//! ([`config::built_in_module`](crate::config::built_in_module)): `half_open` (the
-//! default), `connect`, `tcp_connect` (blackbox's name for connect), which take
-//! `[defaults]` with their kind, and `http_2xx` (blackbox's name), an `http` check whose
-//! target is a URL, answered with blackbox's `probe_http_*` series besides. The check's
-//! timeout is the module's, capped as blackbox caps it by Prometheus'
-//! `X-Prometheus-Scrape-Timeout-Seconds` less half a second. `hostname=NAME`, as in
-//! blackbox, sets the server name of a tls or http module when it has none.
+//! The module is `[modules.NAME]` from the config, a module of the `blackbox_config`
+//! file, or a built-in one ([`config::built_in_module`](crate::config::built_in_module)):
+//! connhealth's `half_open` (the default) and `connect`, and blackbox's `tcp_connect` and
+//! `http_2xx` (the default when a blackbox file is loaded, as in blackbox), which a
+//! blackbox file may redefine. The check's timeout is the module's, capped as blackbox
+//! caps it by Prometheus' `X-Prometheus-Scrape-Timeout-Seconds` less half a second; a
+//! module without one gets that. The query is read as blackbox reads it: unknown
+//! parameters are ignored, the first of a repeated one counts, `debug=true` answers the
+//! probe's log, its series and the module as text. A target that the module cannot
+//! probe (no port, a bad port, not a URL) is `probe_success 0`, as blackbox answers, so
+//! that `probe_success == 0` fires for a typo in a target list. `hostname=NAME` is an
+//! http module's `Host` header, as in blackbox, and the server name of a tls module that
+//! has none.
 //!
 //! The answer is built as a handful of [`prometheus::proto::MetricFamily`] values and
 //! encoded with the text encoder: no registry, no collectors, no descriptors per
@@ -21,20 +26,25 @@ use std::time::{Duration, Instant};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::{bad_request, Params};
+use super::{bad_request, text, Params};
 use crate::checks::http::{Http, HttpReport};
 use crate::checks::{self, CheckResult, Outcome, Probers};
 use crate::config::{built_in_module, Check, CheckKind, Endpoint, Module, BUILT_IN_MODULES};
 use crate::reload::Shared;
 use crate::sinks::metrics::{encode, family, label, metric, unix_seconds, CONTENT_TYPE};
 use crate::state::Fleet;
+use connhealth::probe::Target;
 
 /// The module used when none is given.
 pub const DEFAULT_MODULE: &str = "half_open";
+
+/// The module used when none is given and a `blackbox_config` file is loaded: blackbox's
+/// default, so that a blackbox job without `module` probes as it did.
+pub const BLACKBOX_DEFAULT_MODULE: &str = "http_2xx";
 
 /// The header Prometheus sends with its scrape timeout, in seconds.
 pub const SCRAPE_TIMEOUT_HEADER: &str = "X-Prometheus-Scrape-Timeout-Seconds";
@@ -54,10 +64,18 @@ pub(super) async fn handle(
     let fleet = shared.fleet();
     let request = match ProbeRequest::new(&fleet, &params, &headers) {
         Ok(request) => request,
-        Err(why) => return bad_request(why),
+        Err(Refusal::BadRequest(why)) => return bad_request(why),
+        // blackbox answers 500 for it.
+        Err(Refusal::BadScrapeTimeout(why)) => {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n"))
+        }
     };
     let start = Instant::now();
-    let (result, http) = request.run(&shared.probers).await;
+    let Probed {
+        result,
+        http,
+        reached,
+    } = request.run(&shared.probers).await;
     let took = start.elapsed();
     tracing::debug!(
         target = request.target,
@@ -71,16 +89,35 @@ pub(super) async fn handle(
         kind: request.module.check.kind(),
         duration: took,
         http: http.as_ref(),
-        reached: request.endpoint.is_ok(),
+        reached,
     };
     if params.first("debug") == Some("true") {
         return (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            // blackbox's, exactly.
+            [(header::CONTENT_TYPE, "text/plain")],
             debug_output(&request, &answer),
         )
             .into_response();
     }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], answer.render()).into_response()
+}
+
+/// Why `/probe` refuses a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// 400: no target, an unknown module, a module connhealth does not run.
+    BadRequest(String),
+    /// 500, as blackbox: `X-Prometheus-Scrape-Timeout-Seconds` is not a number.
+    BadScrapeTimeout(String),
+}
+
+impl Refusal {
+    /// The reason.
+    pub(crate) fn why(&self) -> &str {
+        match self {
+            Refusal::BadRequest(why) | Refusal::BadScrapeTimeout(why) => why,
+        }
+    }
 }
 
 /// One `/probe` request, checked.
@@ -96,37 +133,48 @@ pub(crate) struct ProbeRequest<'a> {
 }
 
 impl<'a> ProbeRequest<'a> {
-    /// The request of `params`, or a 400's reason that says what to write: no target, an
+    /// The request of `params`, or why it is refused, saying what to write: no target, an
     /// unknown module, a module of a prober connhealth does not run, or a scrape timeout
     /// header that is not a number.
     pub(crate) fn new(
         fleet: &'a Fleet,
         params: &'a Params,
         headers: &HeaderMap,
-    ) -> Result<Self, String> {
-        let target = params.first("target").filter(|t| !t.is_empty()).ok_or(
-            "missing target: write /probe?target=HOST:PORT&module=NAME, \
-             e.g. /probe?target=127.0.0.1:6379&module=half_open",
-        )?;
-        let module_name = params
-            .first("module")
-            .filter(|m| !m.is_empty())
-            .unwrap_or(DEFAULT_MODULE);
+    ) -> Result<Self, Refusal> {
+        let target = params
+            .first("target")
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Refusal::BadRequest(
+                    "missing target: write /probe?target=HOST:PORT&module=NAME, \
+                     e.g. /probe?target=127.0.0.1:6379&module=half_open"
+                        .to_owned(),
+                )
+            })?;
+        let module_name =
+            params
+                .first("module")
+                .filter(|m| !m.is_empty())
+                .unwrap_or(if fleet.blackbox {
+                    BLACKBOX_DEFAULT_MODULE
+                } else {
+                    DEFAULT_MODULE
+                });
         if let Some(what) = fleet.unsupported_modules.get(module_name) {
-            return Err(format!(
+            return Err(Refusal::BadRequest(format!(
                 "module {module_name:?} uses {what}, which connhealth does not run; \
                  connhealth runs blackbox's tcp and http probers and its own half_open and \
                  connect: probe this module with blackbox_exporter, or change it"
-            ));
+            )));
         }
         let mut module = find_module(fleet, module_name).ok_or_else(|| {
-            format!(
+            Refusal::BadRequest(format!(
                 "unknown module {module_name:?}; modules: {}",
                 module_names(fleet).join(", ")
-            )
+            ))
         })?;
         if let Some(hostname) = params.first("hostname").filter(|h| !h.is_empty()) {
-            set_hostname(module.to_mut(), hostname)?;
+            set_hostname(module.to_mut(), hostname).map_err(Refusal::BadRequest)?;
         }
         let endpoint = match &module.check {
             // As blackbox: a target without a scheme is http.
@@ -144,9 +192,9 @@ impl<'a> ProbeRequest<'a> {
                     .and_then(|v| v.trim().parse::<f64>().ok())
                     .filter(|seconds| seconds.is_finite())
                     .ok_or_else(|| {
-                        format!(
+                        Refusal::BadScrapeTimeout(format!(
                             "{SCRAPE_TIMEOUT_HEADER}: {value:?} is not a number of seconds, e.g. 10 or 2.5"
-                        )
+                        ))
                     })?,
             ),
         };
@@ -160,20 +208,53 @@ impl<'a> ProbeRequest<'a> {
         })
     }
 
-    /// The check, now: its result, and an http check's report besides.
-    async fn run(&self, probers: &Probers) -> (CheckResult, Option<HttpReport>) {
+    /// The check, now.
+    async fn run(&self, probers: &Probers) -> Probed {
         let endpoint = match &self.endpoint {
             Ok(endpoint) => endpoint,
             Err(why) => {
-                let result = CheckResult::failed(Outcome::Error, Duration::ZERO, why.clone());
-                return (result, None);
+                let mut result = CheckResult::failed(Outcome::Error, Duration::ZERO, why.clone());
+                // blackbox's tcp prober splits host and port as Go does, and resolves the
+                // host before the dial fails on the port: its address series come with
+                // the failure.
+                let mut reached = false;
+                if let Check::Tcp(tcp) = &self.module.check {
+                    if let Some((host, _port)) = go_split_host_port(self.target) {
+                        reached = true;
+                        let target = match host.parse::<std::net::IpAddr>() {
+                            Ok(ip) => Target::Addr(std::net::SocketAddr::new(ip, 0)),
+                            Err(_) => Target::Name {
+                                host: host.to_owned(),
+                                port: 0,
+                            },
+                        };
+                        match checks::resolve(&target, self.timeout, tcp.ip).await {
+                            Ok(resolved) => {
+                                let addr = resolved.addrs[0];
+                                result.dns_time = resolved.dns_time;
+                                result.ip_protocol = Some(checks::ip_protocol(addr));
+                                result.ip = Some(addr.ip());
+                            }
+                            Err(failed) => result.dns_time = failed.dns_time,
+                        }
+                    }
+                }
+                return Probed {
+                    result,
+                    http: None,
+                    reached,
+                };
             }
         };
         match (&self.module.check, endpoint) {
             // An http module reports blackbox's `probe_http_*` series besides the verdict.
             (Check::Http(plan), Endpoint::Url(url)) => {
                 let report = Http::new().check_report(url, plan, self.timeout).await;
-                (report.result.clone(), Some(report))
+                Probed {
+                    result: report.result.clone(),
+                    http: Some(report),
+                    reached: true,
+                }
             }
             (check, endpoint) => {
                 let plan = crate::config::CheckPlan {
@@ -183,10 +264,48 @@ impl<'a> ProbeRequest<'a> {
                 };
                 let kept = checks::Kept::Nothing;
                 let result = checks::run(probers, endpoint, &plan, &kept, self.timeout).await;
-                (result, None)
+                Probed {
+                    result,
+                    http: None,
+                    reached: true,
+                }
             }
         }
     }
+}
+
+/// What one `/probe` check found.
+#[derive(Debug)]
+struct Probed {
+    result: CheckResult,
+    /// An http check's report.
+    http: Option<HttpReport>,
+    /// An address was looked for (see [`Answer::reached`]).
+    reached: bool,
+}
+
+/// Go's `net.SplitHostPort`: `host:port` split at the last colon, `[host]:port` at the
+/// bracket (the port may be anything, even empty); `None` where Go gives an error (no
+/// colon, a colon in an unbracketed host, stray brackets).
+pub fn go_split_host_port(hostport: &str) -> Option<(&str, &str)> {
+    let last = hostport.rfind(':')?;
+    let (host, inner_from, inner_to) = if hostport.starts_with('[') {
+        let end = hostport.find(']')?;
+        if end + 1 != last {
+            return None;
+        }
+        (&hostport[1..end], 1, end + 1)
+    } else {
+        let host = &hostport[..last];
+        if host.contains(':') {
+            return None;
+        }
+        (host, 0, 0)
+    };
+    if hostport[inner_from..].contains('[') || hostport[inner_to..].contains(']') {
+        return None;
+    }
+    Some((host, &hostport[last + 1..]))
 }
 
 /// `hostname=NAME`: an http module's `Host` header, as blackbox sets it (a 400 when the
@@ -574,4 +693,44 @@ fn gauge(name: &str, help: &str, value: f64) -> MetricFamily {
         MetricType::GAUGE,
         vec![metric(Vec::new(), MetricType::GAUGE, value)],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_and_port_split_as_go_splits_them() {
+        assert_eq!(go_split_host_port("db:5432"), Some(("db", "5432")));
+        assert_eq!(go_split_host_port("db:smtp"), Some(("db", "smtp")));
+        assert_eq!(go_split_host_port("db:"), Some(("db", "")));
+        assert_eq!(go_split_host_port(":80"), Some(("", "80")));
+        assert_eq!(go_split_host_port("[::1]:80"), Some(("::1", "80")));
+        assert_eq!(
+            go_split_host_port("[fe80::1%eth0]:80"),
+            Some(("fe80::1%eth0", "80"))
+        );
+        for refused in [
+            "db",
+            "::1:80",
+            "[::1]",
+            "[::1]x:80",
+            "[::1:80",
+            "d[b:80",
+            "db]:80",
+        ] {
+            assert_eq!(go_split_host_port(refused), None, "{refused}");
+        }
+    }
+
+    #[test]
+    fn the_ip_hash_is_fnv_1a_of_the_address_bytes() {
+        assert_eq!(ip_hash([127, 0, 0, 1].into()), 3_668_918_509);
+        let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(ip_hash(mapped), 3_668_918_509, "as Go's To4()");
+        assert_ne!(
+            ip_hash("::1".parse().unwrap()),
+            ip_hash([0, 0, 0, 1].into())
+        );
+    }
 }

@@ -82,6 +82,7 @@ impl Default for ReloadState {
 ///     modules: Default::default(),
 ///     unsupported_modules: Default::default(),
 ///     defaults_timeout: None,
+///     blackbox: false,
 /// };
 /// let daemon = DaemonCounters::default(); // a config loaded just now, nothing late
 /// let mut text = Vec::new();

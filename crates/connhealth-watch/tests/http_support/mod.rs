@@ -42,6 +42,7 @@ pub fn fleet(targets: Vec<Watched>) -> Fleet {
         modules: BTreeMap::new(),
         unsupported_modules: BTreeMap::new(),
         defaults_timeout: None,
+        blackbox: false,
     }
 }
 

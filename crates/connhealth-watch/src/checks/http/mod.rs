@@ -17,7 +17,8 @@
 //! 3. the answer's head, then its body, read whole up to [`BODY_CAP`] bytes (with no
 //!    cap when the plan has blackbox's body regexes, which judge it whole, as blackbox);
 //! 4. a redirect (301, 302, 303, 307, 308 with a Location) is followed when
-//!    `follow_redirects` says so, at most [`MAX_REDIRECTS`] times, as blackbox does: on
+//!    `follow_redirects` says so, at most [`MAX_REDIRECTS`] times, as blackbox does (one
+//!    not followed counts as a redirect, and its answer is judged, its body unread): on
 //!    the same connection while the origin stays the same, else on a connection of its
 //!    own, closed after the check;
 //! 5. the last answer is judged in blackbox's order, the first failure the verdict: its
@@ -357,15 +358,32 @@ impl Exchange<'_> {
             let location = answer.headers.get(header::LOCATION);
             let followed = matches!(answer.status.as_u16(), 301 | 302 | 303 | 307 | 308);
             let location = match location {
-                Some(location) if plan.follow_redirects && followed => location,
+                Some(location) if followed => location,
                 _ => return Ok(self.judge(&answer)),
             };
-            if self.report.redirects == MAX_REDIRECTS {
-                let detail = format!(
-                    "too many redirects: more than {MAX_REDIRECTS}, the last from {url} to \"{}\"",
-                    shown(location.as_bytes())
-                );
-                return Err(CheckResult::failed(Outcome::Error, Duration::ZERO, detail));
+            let too_many = self.report.redirects == MAX_REDIRECTS;
+            if !plan.follow_redirects || too_many {
+                // As Go's client: the redirect it refuses counts, and the answer that
+                // asked for it is the last, judged as it is but for its body, which Go
+                // closes unread.
+                self.report.redirects += 1;
+                self.report.body_length = 0;
+                let to = shown(location.as_bytes());
+                let unread = Answer {
+                    body: Vec::new(),
+                    ..answer
+                };
+                let mut result = self.judge(&unread);
+                if too_many {
+                    let why = format!(
+                        "too many redirects: more than {MAX_REDIRECTS}, the last from {url} to \"{to}\""
+                    );
+                    result.detail = Some(match result.detail {
+                        Some(detail) => format!("{why}; {detail}"),
+                        None => why,
+                    });
+                }
+                return Ok(result);
             }
             url = url::follow(&url, location.as_bytes()).map_err(|why| {
                 // Go's client gives no answer then, and blackbox reports an empty one.
