@@ -217,7 +217,7 @@ fn targets(count: usize) -> Vec<Target> {
 }
 
 fn flaps(i: usize) -> bool {
-    (i / 100) % 10 == 0
+    (i / 100).is_multiple_of(10)
 }
 
 fn config(targets: &[Target]) -> String {

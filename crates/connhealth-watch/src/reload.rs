@@ -225,7 +225,7 @@ impl FileSdSeen {
             .collect();
         let mut seen = fingerprint(config, &globs);
         for (_, len, modified) in &mut seen {
-            if modified.map_or(true, |at| at >= plan.read_at) {
+            if modified.is_none_or(|at| at >= plan.read_at) {
                 *len = u64::MAX;
             }
         }

@@ -237,7 +237,7 @@ fn tls() -> Tls {
     params.distinguished_name.push(DnType::CommonName, "mail");
     let cert = params.self_signed(&key).unwrap();
     let dir = TempDir::new("check-tcp");
-    let ca_file = dir.write("ca.pem", &cert.pem());
+    let ca_file = dir.write("ca.pem", cert.pem());
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -168,7 +168,7 @@ fn serve(state: &Mutex<FlapState>, stop: &AtomicBool) {
                 }
             }
         }
-        if pass % 10 == 0 {
+        if pass.is_multiple_of(10) {
             state.held.retain_mut(|conn| match conn.read(&mut scratch) {
                 Ok(0) => false,
                 Ok(_) => true,

@@ -48,9 +48,7 @@ pub struct Filter {
 impl Filter {
     /// True when a target named `name` may be listed: no name filter, or `name` is in it.
     pub fn takes_name(&self, name: &str) -> bool {
-        self.names
-            .as_ref()
-            .map_or(true, |names| names.contains(name))
+        self.names.as_ref().is_none_or(|names| names.contains(name))
     }
 
     /// True when a target in `health` may be listed: no state filter, or `health` is in
@@ -58,7 +56,7 @@ impl Filter {
     pub fn takes_state(&self, health: Health) -> bool {
         self.states
             .as_ref()
-            .map_or(true, |states| states.contains(&health))
+            .is_none_or(|states| states.contains(&health))
     }
 
     /// The names of the name filter that no target of `fleet` has, sorted: a query

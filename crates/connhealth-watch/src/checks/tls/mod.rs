@@ -27,7 +27,8 @@
 //! `probe_ssl_earliest_cert_expiry`: it is reported whenever a chain arrived, also when
 //! verification failed or the handshake timed out after it. Once the handshake
 //! completed, the result also carries what blackbox reports of the verified chain
-//! ([`crate::checks::ChainInfo`], see [`chain`]).
+//! ([`crate::checks::ChainInfo`]: the leaf's fingerprint, names and SANs, and the
+//! earliest expiry along the verified chain).
 
 mod chain;
 mod client;
