@@ -545,3 +545,30 @@ async fn an_https_answer_reports_its_connection_s_chain() {
     }
     assert_eq!(secure.stats.connections(), 1);
 }
+
+// --- A redirect not followed ----------------------------------------------------------
+
+#[tokio::test]
+async fn a_redirect_not_followed_counts_and_its_unread_body_fails_the_body_regexes() {
+    let server = Server::http(|_| Reply::redirect("302 Found", "/elsewhere"));
+    let url = server.url("/");
+    let mut plan = HttpPlan {
+        follow_redirects: false,
+        valid_status: vec![StatusRange {
+            low: 302,
+            high: 302,
+        }],
+        ..HttpPlan::default()
+    };
+    let answered = report(&url, &plan).await;
+    assert_ok(&answered.result);
+    assert_eq!(answered.redirects, 1, "Go counts the redirect it refuses");
+    assert_eq!(answered.body_length, 0, "Go closes its body unread");
+    // Go's client closed the body, so blackbox's body regexes fail on the read, whichever
+    // they are.
+    plan.fail_if_body_matches = vec![pattern("never in any body")];
+    let answered = report(&url, &plan).await;
+    let (detail, regex) = mismatch(&answered.result);
+    assert!(regex, "{detail}");
+    assert!(detail.contains("not followed is not read"), "{detail}");
+}

@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus::proto::{MetricFamily, MetricType};
 
 use super::{bad_request, text, Params};
-use crate::checks::http::{Http, HttpReport};
+use crate::checks::http::{Http, HttpReport, Timed};
 use crate::checks::{self, CheckResult, Outcome, Probers};
 use crate::config::{built_in_module, Check, CheckKind, Endpoint, Module, BUILT_IN_MODULES};
 use crate::reload::Shared;
@@ -177,10 +177,7 @@ impl<'a> ProbeRequest<'a> {
             set_hostname(module.to_mut(), hostname).map_err(Refusal::BadRequest)?;
         }
         let endpoint = match &module.check {
-            // As blackbox: a target without a scheme is http.
-            Check::Http(_) if !target.starts_with("http://") && !target.starts_with("https://") => {
-                Endpoint::parse(&format!("http://{target}"), &module.check)
-            }
+            Check::Http(_) => Endpoint::parse(&with_scheme(target), &module.check),
             check => Endpoint::parse(target, check),
         };
         let scrape_timeout = match headers.get(SCRAPE_TIMEOUT_HEADER) {
@@ -218,6 +215,19 @@ impl<'a> ProbeRequest<'a> {
                 // host before the dial fails on the port: its address series come with
                 // the failure.
                 let mut reached = false;
+                if let Check::Http(_) = &self.module.check {
+                    // Go's URL parser takes more than ours (an empty host, say); what it
+                    // takes is looked up, and the lookup fails.
+                    let url = with_scheme(self.target);
+                    let looked_up = url
+                        .parse::<http::Uri>()
+                        .is_ok_and(|u| u.authority().is_some());
+                    return Probed {
+                        http: Some(HttpReport::no_url(result.clone(), looked_up)),
+                        result,
+                        reached: looked_up,
+                    };
+                }
                 if let Check::Tcp(tcp) = &self.module.check {
                     if let Some((host, _port)) = go_split_host_port(self.target) {
                         reached = true;
@@ -271,6 +281,15 @@ impl<'a> ProbeRequest<'a> {
                 }
             }
         }
+    }
+}
+
+/// An http module's target as blackbox takes it: without a scheme, `http://` first.
+fn with_scheme(target: &str) -> Cow<'_, str> {
+    if target.starts_with("http://") || target.starts_with("https://") {
+        Cow::Borrowed(target)
+    } else {
+        Cow::Owned(format!("http://{target}"))
     }
 }
 
@@ -576,8 +595,10 @@ impl Answer<'_> {
             ));
         }
         let mut out = Vec::with_capacity(1024);
-        for family in &families {
-            encode(family, &mut out).expect("writing to a Vec does not fail");
+        // The text encoder refuses a family without a series (no phase timed, say): a
+        // family blackbox leaves out, as it leaves out a gauge vector never set.
+        for family in families.iter().filter(|f| !f.get_metric().is_empty()) {
+            encode(family, &mut out).expect("writing a family with series to a Vec does not fail");
         }
         String::from_utf8(out).expect("the text encoder writes UTF-8")
     }
@@ -613,6 +634,11 @@ fn http_families(report: &HttpReport) -> Vec<MetricFamily> {
         ("transfer", phases.transfer),
     ]
     .into_iter()
+    .filter(|(phase, _)| match phases.timed {
+        Timed::All => true,
+        Timed::Lookup => *phase == "resolve",
+        Timed::Nothing => false,
+    })
     .map(|(phase, took)| {
         metric(
             vec![label("phase", phase)],

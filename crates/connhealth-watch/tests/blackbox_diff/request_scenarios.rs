@@ -49,6 +49,14 @@ pub fn cases() -> Vec<Case> {
             setup: |_| tcp_connect(&format!("http://127.0.0.1:{}", closed_port())),
         },
         Case {
+            name: "http_target_empty_host",
+            setup: |_| Probe::new(format!("module=http_2xx&target=http://:{}/", closed_port())),
+        },
+        Case {
+            name: "http_target_no_url",
+            setup: |_| Probe::new("module=http_2xx&target=http://%5B::1/"),
+        },
+        Case {
             name: "target_missing",
             setup: |_| Probe::new("module=tcp_connect"),
         },

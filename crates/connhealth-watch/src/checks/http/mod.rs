@@ -211,6 +211,21 @@ pub struct Phases {
     pub processing: Duration,
     /// Reading the bodies.
     pub transfer: Duration,
+    /// Which phases blackbox would report: all, only `resolve` (the URL's host did not
+    /// resolve), or none (the target was no URL).
+    pub timed: Timed,
+}
+
+/// Which of [`Phases`] are reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Timed {
+    /// Every phase.
+    #[default]
+    All,
+    /// Only the lookup: the URL's own host did not resolve.
+    Lookup,
+    /// None: the target was no URL, so nothing was looked up.
+    Nothing,
 }
 
 impl Http {
@@ -294,6 +309,19 @@ impl Http {
 }
 
 impl HttpReport {
+    /// The report of a check of a target that is no URL, as blackbox reports it: no
+    /// answer, and a lookup's time only when `looked_up` (Go's URL parser took what ours
+    /// refuses, an empty host say, and the lookup failed), else no time at all.
+    pub fn no_url(result: CheckResult, looked_up: bool) -> HttpReport {
+        let mut report = HttpReport::of(result);
+        report.phases.timed = if looked_up {
+            Timed::Lookup
+        } else {
+            Timed::Nothing
+        };
+        report
+    }
+
     fn of(result: CheckResult) -> HttpReport {
         HttpReport {
             result,
@@ -344,6 +372,9 @@ struct Answer {
     body: Vec<u8>,
     /// False when the body went past [`BODY_CAP`].
     whole: bool,
+    /// The answer of a redirect not followed: Go's client closes its body unread, so
+    /// blackbox's body regexes fail on it.
+    unread: bool,
 }
 
 impl Exchange<'_> {
@@ -371,6 +402,7 @@ impl Exchange<'_> {
                 let to = shown(location.as_bytes());
                 let unread = Answer {
                     body: Vec::new(),
+                    unread: true,
                     ..answer
                 };
                 let mut result = self.judge(&unread);
@@ -477,6 +509,7 @@ impl Exchange<'_> {
             headers: head.headers,
             body,
             whole,
+            unread: false,
         };
         if !answer.whole {
             drop(conn); // unread bytes in it: no reuse, and no graceful close either
@@ -556,7 +589,14 @@ impl Exchange<'_> {
         let own = *origin == self.own_origin;
         let choice = if own { self.plan.ip } else { IpChoice::Every };
         let resolved = resolve(&target, left, choice).await;
-        let resolved = resolved.inspect_err(|failed| self.dns_time += failed.dns_time)?;
+        let resolved = resolved.inspect_err(|failed| {
+            self.dns_time += failed.dns_time;
+            self.report.phases.resolve += failed.dns_time;
+            // blackbox times only the lookup when the URL's own host does not resolve.
+            if own && self.report.redirects == 0 {
+                self.report.phases.timed = Timed::Lookup;
+            }
+        })?;
         self.dns_time += resolved.dns_time;
         self.report.phases.resolve += resolved.dns_time;
         if own && matches!(choice, IpChoice::Prefer { .. }) {
@@ -915,6 +955,15 @@ fn header_failure(plan: &HttpPlan, headers: &HeaderMap) -> Option<String> {
 /// matches one), then `fail_if_body_not_matches` (it does not match one), then our
 /// `expect` (it does not match). `None` when it passes.
 fn body_failure(plan: &HttpPlan, answer: &Answer) -> Option<String> {
+    let regexes =
+        !plan.fail_if_body_matches.is_empty() || !plan.fail_if_body_not_matches.is_empty();
+    if answer.unread && regexes {
+        return Some(
+            "the body of a redirect that is not followed is not read, so fail_if_body_* \
+             cannot pass (as in blackbox)"
+                .to_owned(),
+        );
+    }
     let body = &answer.body[..];
     let excerpt = || {
         let more = if body.len() > SHOWN { "..." } else { "" };
