@@ -131,15 +131,29 @@ async fn hold(
     dead_peer: DeadPeer,
     on_close: impl Fn(String),
 ) {
+    // The held connection closed, and no connection was made since.
+    let mut just_closed = false;
     loop {
         control.connect.notified().await;
         if control.held.load(Ordering::Acquire) {
             continue;
         }
         // A failed connect is not reported here: the scheduled probes say whether the
-        // target is up, and a success asks for the next try.
-        let Ok(stream) = connect(&address, timeout).await else {
-            continue;
+        // target is up, and a success asks for the next try. But for the first try after
+        // a close: a server being killed closes its connections a moment before its
+        // listener, so the probe that confirmed the close may have had its SYN-ACK from a
+        // listener that is gone now. Its refusal is a close of its own: confirmed again,
+        // once, so that the target is down at once rather than after `fall` checks.
+        let stream = match connect(&address, timeout).await {
+            Ok(stream) => stream,
+            Err(err) if just_closed && err.kind() == io::ErrorKind::ConnectionRefused => {
+                just_closed = false;
+                on_close(format!(
+                    "the server closed the held connection, and refused a new one: {err}"
+                ));
+                continue;
+            }
+            Err(_) => continue,
         };
         if let Err(err) = dead_peer.apply(&stream) {
             tracing::debug!(%err, "hold: cannot bound the held connection with DeadPeer");
@@ -148,6 +162,7 @@ async fn hold(
         let why = watch(&stream).await;
         control.held.store(false, Ordering::Release);
         drop(stream);
+        just_closed = true;
         on_close(why);
     }
 }
