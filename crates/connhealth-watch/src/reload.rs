@@ -37,6 +37,8 @@ pub struct Shared {
     reloading: tokio::sync::Mutex<()>,
     /// The current plan's file_sd globs, and what its files looked like, for the watcher.
     file_sd: Mutex<FileSdSeen>,
+    /// `/probe` requests running now, against `[probe] max_concurrent`.
+    pub probes_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -127,6 +129,7 @@ impl Shared {
             scheduler,
             reloading: tokio::sync::Mutex::new(()),
             file_sd: Mutex::new(file_sd),
+            probes_in_flight: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 

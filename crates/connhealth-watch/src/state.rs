@@ -284,6 +284,8 @@ pub struct Fleet {
     /// A `blackbox_config` file is loaded: `/probe` without `module` runs `http_2xx`, as
     /// blackbox does, rather than `half_open`.
     pub blackbox: bool,
+    /// `[probe]`: what `/probe` may reach, and how many at once.
+    pub probe: crate::config::ProbePlan,
 }
 
 impl Fleet {
@@ -318,6 +320,7 @@ impl Fleet {
             unsupported_modules: plan.unsupported_modules,
             defaults_timeout: plan.defaults_timeout,
             blackbox: plan.blackbox_config.is_some(),
+            probe: plan.probe,
         }
     }
 }

@@ -12,7 +12,7 @@ use connhealth::probe::Target;
 use connhealth::{Mode, Prober};
 
 pub use crate::config::Endpoint;
-use crate::config::{Check, CheckPlan, IpChoice};
+use crate::config::{AllowList, Check, CheckPlan, IpChoice};
 use crate::human::Rounded;
 
 pub mod close;
@@ -143,11 +143,25 @@ pub async fn run(
     kept: &Kept,
     timeout: Duration,
 ) -> CheckResult {
+    run_within(probers, endpoint, plan, kept, timeout, None).await
+}
+
+/// [`run`], reaching only addresses `allow` permits (`/probe`'s `[probe] allow`): a name
+/// is resolved once, and when any of the addresses it gives lies outside, nothing is sent
+/// and the result says why in [`CheckResult::forbidden`].
+pub async fn run_within(
+    probers: &Probers,
+    endpoint: &Endpoint,
+    plan: &CheckPlan,
+    kept: &Kept,
+    timeout: Duration,
+    allow: Option<&AllowList>,
+) -> CheckResult {
     let target = match (endpoint, &plan.check) {
         (Endpoint::Url(url), Check::Http(http)) => {
-            return match kept {
-                Kept::Http(client) => client.check(url, http, timeout).await,
-                _ => Http::new().check(url, http, timeout).await,
+            return match (kept, allow) {
+                (Kept::Http(client), None) => client.check(url, http, timeout).await,
+                (_, allow) => Http::within(allow.cloned()).check(url, http, timeout).await,
             };
         }
         (Endpoint::Tcp(target), _) => target,
@@ -164,6 +178,9 @@ pub async fn run(
         Ok(resolved) => resolved,
         Err(failed) => return failed,
     };
+    if let Some(refused) = allow.and_then(|allow| outside(allow, target, &resolved.addrs)) {
+        return refused;
+    }
     let host = host_of(target);
     let mut result = first_answer(&resolved.addrs, deadline, |addr, left| {
         // SNI and the name verified: the name as written, or else the address's IP.
@@ -185,6 +202,26 @@ pub async fn run(
     .await;
     result.dns_time = resolved.dns_time;
     result
+}
+
+/// The refusal when any of `addrs`, what `target` resolved to, lies outside `allow`.
+pub(crate) fn outside(
+    allow: &AllowList,
+    target: &Target,
+    addrs: &[SocketAddr],
+) -> Option<CheckResult> {
+    let addr = addrs.iter().find(|addr| !allow.permits(addr.ip()))?;
+    let which = match target {
+        Target::Name { host, .. } if host != &addr.ip().to_string() => {
+            format!("{host} resolves to {}, which", addr.ip())
+        }
+        _ => addr.ip().to_string(),
+    };
+    let why = format!("{which} is outside [probe] allow ({allow}): nothing was sent to it");
+    Some(CheckResult {
+        forbidden: Some(why.clone()),
+        ..CheckResult::failed(Outcome::Error, Duration::ZERO, why)
+    })
 }
 
 async fn one_probe(prober: &Prober, addr: SocketAddr, timeout: Duration) -> CheckResult {
@@ -491,6 +528,9 @@ pub struct CheckResult {
     pub chain: Option<Box<ChainInfo>>,
     /// The address checked, once one was chosen (`probe_ip_addr_hash`).
     pub ip: Option<std::net::IpAddr>,
+    /// `/probe` only: an address the check was about to reach lies outside `[probe]
+    /// allow`, so nothing was sent to it; why.
+    pub forbidden: Option<String>,
     /// send-expect: the reply was read but did not match.
     pub regex_failed: bool,
     /// A conclusive failure: the held connection closed and nothing listens any more.
@@ -511,6 +551,7 @@ impl CheckResult {
             tls_version: None,
             chain: None,
             ip: None,
+            forbidden: None,
             regex_failed: false,
             conclusive: false,
         }

@@ -33,13 +33,17 @@ const TARGET_KEYS: [&str; 4] = ["name", "address", "url", "labels"];
 const FILE_SD_KEYS: [&str; 2] = ["files", "labels"];
 
 /// The top-level sections, and `blackbox_config`.
-const ROOT_KEYS: [&str; 5] = [
+const ROOT_KEYS: [&str; 6] = [
     "defaults",
     "targets",
     "modules",
     "file_sd",
+    "probe",
     "blackbox_config",
 ];
+
+/// The keys of `[probe]`.
+const PROBE_KEYS: [&str; 2] = ["allow", "max_concurrent"];
 
 /// The keys of one group in a file_sd JSON file.
 const GROUP_KEYS: [&str; 2] = ["targets", "labels"];
@@ -59,6 +63,8 @@ pub(crate) enum Section {
     FileSd,
     /// One `{"targets": [..], "labels": {..}}` of a file_sd JSON file.
     FileSdGroup,
+    /// `[probe]`.
+    Probe,
 }
 
 impl Section {
@@ -70,9 +76,10 @@ impl Section {
             Section::Defaults | Section::Module => &[],
             Section::Target => &TARGET_KEYS,
             Section::FileSd => &FILE_SD_KEYS,
+            Section::Probe => &PROBE_KEYS,
         };
         let mut keys: Vec<&'static str> = own.to_vec();
-        if !matches!(self, Section::Root | Section::FileSdGroup) {
+        if !matches!(self, Section::Root | Section::FileSdGroup | Section::Probe) {
             keys.extend(settings());
         }
         keys
@@ -87,6 +94,7 @@ impl Section {
             Section::Module => "in a [modules.NAME] table",
             Section::FileSd => "in [[file_sd]]",
             Section::FileSdGroup => "in a file_sd group",
+            Section::Probe => "in [probe]",
         }
     }
 
@@ -99,6 +107,7 @@ impl Section {
             Section::Module => "The keys of a module are",
             Section::FileSd => "The keys of [[file_sd]] are",
             Section::FileSdGroup => "The keys of a group are",
+            Section::Probe => "The keys of [probe] are",
         }
     }
 
@@ -130,6 +139,9 @@ pub(crate) fn unknown_key(key: &str, section: Section) -> String {
 fn belongs_in(key: &str, section: Section) -> Option<&'static str> {
     if section == Section::FileSdGroup {
         return None;
+    }
+    if PROBE_KEYS.contains(&key) && section != Section::Probe {
+        return Some("in [probe]");
     }
     let home = if TARGET_KEYS.contains(&key) {
         "in a [[targets]] table"
@@ -188,6 +200,9 @@ pub(crate) fn example(key: &str) -> &'static str {
         "modules" => "[modules.NAME] before each module's keys",
         "file_sd" => "[[file_sd]] (two brackets) with files = [\"targets/*.json\"] below it",
         "blackbox_config" => "blackbox_config = \"blackbox.yml\"",
+        "probe" => "[probe] with allow = [\"127.0.0.0/8\", \"::1/128\"] below it",
+        "allow" => "allow = [\"127.0.0.0/8\", \"::1/128\", \"10.1.0.0/16\"]",
+        "max_concurrent" => "max_concurrent = 256",
         _ => kinds::key(key).map_or("", |key| key.example),
     }
 }

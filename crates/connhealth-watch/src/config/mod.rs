@@ -66,6 +66,12 @@
 //! labels = { team = "db" }   # added to every target of these files; a group's own
 //!                            # label of the same name wins
 //! interval = "10s"           # settings for the targets of these files
+//!
+//! [probe]                    # what /probe may reach, and how many at once
+//! allow = ["127.0.0.0/8", "::1/128", "10.1.0.0/16"]  # CIDRs (or addresses): a target
+//!                            # any of whose addresses lies outside is refused, 403;
+//!                            # unset: anywhere
+//! max_concurrent = 256       # /probe requests at once; one more is refused, 429
 //! ```
 //!
 //! A file_sd file is `[{"targets": ["host:port", ..], "labels": {"name": "value"}}, ..]`.
@@ -131,9 +137,9 @@ pub use self::file_sd::parse_url;
 pub use self::labels::problem as label_problem;
 pub use self::options::{LogFormat, Options, DEFAULT_LISTEN};
 pub use self::plan::{
-    built_in_module, Check, CheckKind, CheckPlan, ClientCert, Endpoint, FileSdPlan, HeaderMatch,
-    HttpPlan, IpChoice, Module, Pattern, Plan, QueryStep, SendExpectPlan, StatusRange, TargetPlan,
-    TcpPlan, TlsPlan, TlsVersion, BUILT_IN_MODULES,
+    built_in_module, AllowList, Check, CheckKind, CheckPlan, ClientCert, Endpoint, FileSdPlan,
+    HeaderMatch, HttpPlan, IpChoice, Module, Pattern, Plan, ProbePlan, QueryStep, SendExpectPlan,
+    StatusRange, TargetPlan, TcpPlan, TlsPlan, TlsVersion, BUILT_IN_MODULES,
 };
 
 use std::collections::BTreeMap;
@@ -476,6 +482,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
         modules,
         unsupported_modules,
         blackbox_config,
+        probe: document.probe,
         file_sd,
         read_at,
         warnings: report.sorted_warnings(),

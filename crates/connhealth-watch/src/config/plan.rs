@@ -33,6 +33,8 @@ pub struct Plan {
     pub unsupported_modules: BTreeMap<String, String>,
     /// `blackbox_config`, resolved against the config's folder, when set.
     pub blackbox_config: Option<PathBuf>,
+    /// `[probe]`: what `/probe` may reach, and how many requests it runs at once.
+    pub probe: ProbePlan,
     /// The file_sd globs, and the files they matched when the plan was built.
     pub file_sd: Vec<FileSdPlan>,
     /// When the files were about to be read: a file_sd file modified since may have
@@ -54,6 +56,7 @@ impl Plan {
             modules: BTreeMap::new(),
             unsupported_modules: BTreeMap::new(),
             blackbox_config: None,
+            probe: ProbePlan::default(),
             file_sd: Vec::new(),
             read_at: SystemTime::now(),
             warnings: Vec::new(),
@@ -509,6 +512,92 @@ pub struct Module {
     /// The module's own timeout; `None`: Prometheus' scrape timeout less half a second
     /// (120 s without one), as blackbox.
     pub timeout: Option<Duration>,
+}
+
+/// `[probe]`: what `/probe` may reach, and how many requests it runs at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbePlan {
+    /// `allow`: every address a `/probe` check is about to reach must lie in one of these
+    /// networks, or the request is refused (403); `None`: anywhere.
+    pub allow: Option<AllowList>,
+    /// `max_concurrent`: `/probe` requests running at once; one more is refused (429), so
+    /// that `/probe` cannot starve the scheduled checks.
+    pub max_concurrent: usize,
+}
+
+impl ProbePlan {
+    /// `max_concurrent` when the config does not set it.
+    pub const DEFAULT_MAX_CONCURRENT: usize = 256;
+}
+
+impl Default for ProbePlan {
+    /// Anywhere, at most [`ProbePlan::DEFAULT_MAX_CONCURRENT`] at once.
+    fn default() -> Self {
+        ProbePlan {
+            allow: None,
+            max_concurrent: ProbePlan::DEFAULT_MAX_CONCURRENT,
+        }
+    }
+}
+
+/// `[probe] allow`: networks, as CIDRs (`10.1.0.0/16`, `::1/128`).
+///
+/// ```
+/// use connhealth_watch::config::AllowList;
+///
+/// let allow = AllowList::parse(["127.0.0.0/8", "::1/128"]).unwrap();
+/// assert!(allow.permits("127.0.0.53".parse().unwrap()));
+/// assert!(allow.permits("::ffff:127.0.0.1".parse().unwrap()), "IPv4-mapped is IPv4");
+/// assert!(!allow.permits("10.0.0.1".parse().unwrap()));
+/// assert!(AllowList::parse(["10.1.0.0/33"]).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowList(pub Vec<ipnet::IpNet>);
+
+impl AllowList {
+    /// The list of `entries`, each a CIDR or a bare address (one host); the reason when
+    /// one is neither.
+    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<AllowList, String> {
+        entries
+            .into_iter()
+            .map(parse_network)
+            .collect::<Result<_, _>>()
+            .map(AllowList)
+    }
+
+    /// True when `ip` lies in one of the networks. An IPv4-mapped IPv6 address
+    /// (`::ffff:10.0.0.1`) is checked as the IPv4 address it is, so that it cannot slip
+    /// past an IPv4 entry.
+    pub fn permits(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+impl std::fmt::Display for AllowList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let written: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&written.join(", "))
+    }
+}
+
+/// One `allow` entry: `10.1.0.0/16`, `::1/128`, or an address alone (its /32 or /128).
+pub(crate) fn parse_network(entry: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(net) = entry.parse::<ipnet::IpNet>() {
+        if net.trunc() != net {
+            return Err(format!(
+                "{entry:?} has bits set past its prefix length; write the network, {}",
+                net.trunc()
+            ));
+        }
+        return Ok(net);
+    }
+    if let Ok(ip) = entry.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    Err(format!(
+        "{entry:?} is not a network; write a CIDR such as \"10.1.0.0/16\" or \"::1/128\", or an address"
+    ))
 }
 
 /// Which of a name's addresses a check is made on.

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use super::file_sd::{glob_problem, parse_address, parse_url};
 use super::keys::{self, Section};
 use super::labels;
-use super::plan::{CheckKind, CheckPlan, Endpoint, Module, TargetPlan, BUILT_IN_MODULES};
+use super::plan::{
+    parse_network, AllowList, CheckKind, CheckPlan, Endpoint, Module, ProbePlan, TargetPlan,
+    BUILT_IN_MODULES,
+};
 use super::raw::{Entry, Node, Value};
 use super::settings::{self, Owner, Settings};
 use super::span::{Report, Source};
@@ -26,6 +29,8 @@ pub(crate) struct Document {
     pub(crate) module_at: BTreeMap<String, usize>,
     /// `blackbox_config`, when set.
     pub(crate) blackbox_config: Option<BlackboxConfig>,
+    /// `[probe]`.
+    pub(crate) probe: ProbePlan,
     /// The `[[file_sd]]` blocks.
     pub(crate) file_sd: Vec<FileSdBlock>,
 }
@@ -131,6 +136,7 @@ pub(crate) fn document(
             "blackbox_config" => {
                 document.blackbox_config = blackbox_config(&mut walk, &entry.value)
             }
+            "probe" => document.probe = probe(&mut walk, &entry.value),
             "file_sd" => {
                 for table in tables(&mut walk, "file_sd", &entry.value) {
                     document
@@ -356,6 +362,66 @@ fn own_labels(walk: &mut Walk<'_, '_>, node: &Node) -> BTreeMap<String, String> 
         );
     }
     labels
+}
+
+/// `[probe]`: `allow`, a list of networks; `max_concurrent`, at least 1.
+fn probe(walk: &mut Walk<'_, '_>, node: &Node) -> ProbePlan {
+    let mut plan = ProbePlan::default();
+    let Value::Table(entries) = &node.value else {
+        walk.wrong_type("probe", "a table: [probe] with its keys below it", node);
+        return plan;
+    };
+    for entry in entries {
+        match entry.key.as_str() {
+            "allow" => {
+                let Value::Array(items) = &entry.value.value else {
+                    walk.wrong_type("allow", "an array of networks", &entry.value);
+                    continue;
+                };
+                let mut networks = Vec::new();
+                for item in items {
+                    match &item.value {
+                        Value::String(written) => match parse_network(written) {
+                            Ok(net) => networks.push(net),
+                            Err(why) => walk.error(item.at, why),
+                        },
+                        other => walk.error(
+                            item.at,
+                            format!(
+                                "each entry of `allow` must be a string, not {}; write e.g. {}",
+                                other.type_name(),
+                                keys::example("allow")
+                            ),
+                        ),
+                    }
+                }
+                if items.is_empty() {
+                    walk.error(
+                        entry.value.at,
+                        "`allow` is empty, which would refuse every /probe; list the networks \
+                         /probe may reach, e.g. allow = [\"127.0.0.0/8\"], or remove `allow` to \
+                         allow any",
+                    );
+                }
+                plan.allow = Some(AllowList(networks));
+            }
+            "max_concurrent" => match &entry.value.value {
+                Value::Integer(n) if *n >= 1 => {
+                    plan.max_concurrent = usize::try_from(*n).unwrap_or(usize::MAX)
+                }
+                Value::Integer(n) => walk.error(
+                    entry.value.at,
+                    format!(
+                        "max_concurrent = {n} would refuse every /probe; write at least 1, e.g. {}",
+                        keys::example("max_concurrent")
+                    ),
+                ),
+                _ => walk.wrong_type("max_concurrent", "a whole number", &entry.value),
+            },
+            _ => walk.unknown(entry, Section::Probe),
+        }
+    }
+    plan
 }
 
 /// `blackbox_config`: a path, relative to the config's folder.

@@ -21,6 +21,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,9 @@ use prometheus::proto::{MetricFamily, MetricType};
 use super::{bad_request, text, Params};
 use crate::checks::http::{Http, HttpReport, Timed};
 use crate::checks::{self, CheckResult, Outcome, Probers};
-use crate::config::{built_in_module, Check, CheckKind, Endpoint, Module, BUILT_IN_MODULES};
+use crate::config::{
+    built_in_module, AllowList, Check, CheckKind, Endpoint, Module, BUILT_IN_MODULES,
+};
 use crate::reload::Shared;
 use crate::sinks::metrics::{encode, family, label, metric, unix_seconds, CONTENT_TYPE};
 use crate::state::Fleet;
@@ -62,6 +65,15 @@ pub(super) async fn handle(
         Err(why) => return bad_request(why),
     };
     let fleet = shared.fleet();
+    let Some(_slot) = Slot::take(&shared.probes_in_flight, fleet.probe.max_concurrent) else {
+        return text(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{} /probe requests are running, [probe] max_concurrent; try again, or raise it\n",
+                fleet.probe.max_concurrent
+            ),
+        );
+    };
     let request = match ProbeRequest::new(&fleet, &params, &headers) {
         Ok(request) => request,
         Err(Refusal::BadRequest(why)) => return bad_request(why),
@@ -75,7 +87,12 @@ pub(super) async fn handle(
         result,
         http,
         reached,
-    } = request.run(&shared.probers).await;
+    } = request
+        .run(&shared.probers, fleet.probe.allow.as_ref())
+        .await;
+    if let Some(why) = &result.forbidden {
+        return text(StatusCode::FORBIDDEN, format!("{why}\n"));
+    }
     let took = start.elapsed();
     tracing::debug!(
         target = request.target,
@@ -205,8 +222,8 @@ impl<'a> ProbeRequest<'a> {
         })
     }
 
-    /// The check, now.
-    async fn run(&self, probers: &Probers) -> Probed {
+    /// The check, now, reaching only what `allow` permits.
+    async fn run(&self, probers: &Probers, allow: Option<&AllowList>) -> Probed {
         let endpoint = match &self.endpoint {
             Ok(endpoint) => endpoint,
             Err(why) => {
@@ -259,7 +276,9 @@ impl<'a> ProbeRequest<'a> {
         match (&self.module.check, endpoint) {
             // An http module reports blackbox's `probe_http_*` series besides the verdict.
             (Check::Http(plan), Endpoint::Url(url)) => {
-                let report = Http::new().check_report(url, plan, self.timeout).await;
+                let report = Http::within(allow.cloned())
+                    .check_report(url, plan, self.timeout)
+                    .await;
                 Probed {
                     result: report.result.clone(),
                     http: Some(report),
@@ -273,7 +292,8 @@ impl<'a> ProbeRequest<'a> {
                     ..Default::default()
                 };
                 let kept = checks::Kept::Nothing;
-                let result = checks::run(probers, endpoint, &plan, &kept, self.timeout).await;
+                let result =
+                    checks::run_within(probers, endpoint, &plan, &kept, self.timeout, allow).await;
                 Probed {
                     result,
                     http: None,
@@ -290,6 +310,27 @@ fn with_scheme(target: &str) -> Cow<'_, str> {
         Cow::Borrowed(target)
     } else {
         Cow::Owned(format!("http://{target}"))
+    }
+}
+
+/// A place among the `/probe` requests running at once, given back on drop.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl<'a> Slot<'a> {
+    /// A place, when fewer than `max` requests hold one.
+    fn take(in_flight: &'a AtomicUsize, max: usize) -> Option<Slot<'a>> {
+        in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                (now < max).then_some(now + 1)
+            })
+            .ok()
+            .map(|_| Slot(in_flight))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -83,6 +83,7 @@ impl Default for ReloadState {
 ///     unsupported_modules: Default::default(),
 ///     defaults_timeout: None,
 ///     blackbox: false,
+///     probe: Default::default(),
 /// };
 /// let daemon = DaemonCounters::default(); // a config loaded just now, nothing late
 /// let mut text = Vec::new();

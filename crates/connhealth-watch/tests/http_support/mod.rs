@@ -43,6 +43,7 @@ pub fn fleet(targets: Vec<Watched>) -> Fleet {
         unsupported_modules: BTreeMap::new(),
         defaults_timeout: None,
         blackbox: false,
+        probe: Default::default(),
     }
 }
 

@@ -73,7 +73,7 @@ use self::conn::{Body, Conn, Opened, Trust};
 use self::url::Origin;
 use super::tls::TlsClient;
 use super::{first_answer, resolve, CheckResult, Outcome};
-use crate::config::{HttpPlan, IpChoice, StatusRange, TlsPlan};
+use crate::config::{AllowList, HttpPlan, IpChoice, StatusRange, TlsPlan};
 use crate::human::Rounded;
 
 /// The most body bytes read from one answer, unless the plan has blackbox's body regexes
@@ -147,6 +147,8 @@ const OWN_ORIGIN_ONLY: [HeaderName; 4] = [
 #[derive(Debug, Default)]
 pub struct Http {
     kept: Mutex<Option<Conn>>,
+    /// `/probe`'s `[probe] allow`: the addresses it may reach, redirects included.
+    allow: Option<AllowList>,
 }
 
 /// What an http check found: its result, and what blackbox's http prober reports
@@ -234,6 +236,17 @@ impl Http {
         Http::default()
     }
 
+    /// A checker that reaches only the addresses `allow` permits (none: any), the URL's
+    /// and every redirect's: a host that resolves to any address outside it is refused
+    /// before anything is sent, and the result says why in
+    /// [`CheckResult::forbidden`](super::CheckResult::forbidden).
+    pub fn within(allow: Option<AllowList>) -> Http {
+        Http {
+            allow,
+            ..Http::default()
+        }
+    }
+
     /// One check of `url` now, as `plan` says (https with `plan.tls`'s trust), within
     /// `timeout`, name resolution included.
     pub async fn check(&self, url: &Uri, plan: &HttpPlan, timeout: Duration) -> CheckResult {
@@ -274,6 +287,7 @@ impl Http {
             own_addr: None,
             last_tls: None,
             last_chain: None,
+            allow: self.allow.as_ref(),
         };
         let result = match exchange.run().await {
             Ok(result) | Err(result) => result,
@@ -362,6 +376,8 @@ struct Exchange<'a> {
     last_tls: Option<crate::checks::tls::Verified>,
     /// The last answer's connection's chain, as blackbox reports it (https).
     last_chain: Option<Box<super::ChainInfo>>,
+    /// `[probe] allow`, for `/probe`.
+    allow: Option<&'a AllowList>,
 }
 
 /// An answer, read.
@@ -599,6 +615,12 @@ impl Exchange<'_> {
         })?;
         self.dns_time += resolved.dns_time;
         self.report.phases.resolve += resolved.dns_time;
+        if let Some(refused) = self
+            .allow
+            .and_then(|allow| super::outside(allow, &target, &resolved.addrs))
+        {
+            return Err(refused);
+        }
         if own && matches!(choice, IpChoice::Prefer { .. }) {
             self.own_addr = resolved.addrs.first().copied();
         }
