@@ -143,8 +143,8 @@ impl std::fmt::Display for Closed {
 /// when that says readable does it ask how many bytes are queued (`FIONREAD`), which never
 /// waits. A reset is `Closed(Reset)` and an abort `Closed(Aborted)`, as on Linux; `Other`
 /// carries the `WSAE*` code. (Under Wine, which the tests run on, a reset reads as
-/// `Closed(Eof)` and a FIN behind unread bytes as `Readable`: see the README's Windows
-/// section.)
+/// `Closed(Eof)` and a FIN behind unread bytes as `Readable`: see the Windows section of
+/// `docs/platforms.md`.)
 ///
 /// A peer that vanished without a FIN or RST (power loss, a NAT that forgot the flow)
 /// looks open until TCP gives up: pair the check with [`DeadPeer`](crate::DeadPeer) to

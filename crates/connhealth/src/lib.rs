@@ -64,6 +64,12 @@
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
 
+/// The examples of `docs/library.md`, compiled and run as doc tests on Unix, as the
+/// README's are.
+#[cfg(all(doctest, unix))]
+#[doc = include_str!("../../../docs/library.md")]
+struct LibraryDoctests;
+
 mod check;
 mod deadpeer;
 pub mod heartbeat;
