@@ -30,7 +30,11 @@ const SINKS_GRACE: Duration = Duration::from_millis(300);
 pub fn run(options: Options) -> ExitCode {
     // The web config is read here to refuse a bad one at start (exit 2), with the config's
     // errors; the daemon reads it again when it starts.
-    let web = options.web_config.as_deref().map(config::load_web).transpose();
+    let web = options
+        .web_config
+        .as_deref()
+        .map(config::load_web)
+        .transpose();
     let plan = match (config::load(&options.config), web) {
         (Ok(plan), Ok(_)) => Ok(plan),
         (Err(mut errors), Err(web)) => {

@@ -337,7 +337,7 @@ fn an_unknown_user_costs_as_much_as_a_wrong_password_and_a_login_is_cached() {
 
     let time = |header: &[u8]| {
         let start = Instant::now();
-        let (status, _) = https(addr, &tls, "GET", "/-/healthy", &[&header[..]]).unwrap();
+        let (status, _) = https(addr, &tls, "GET", "/-/healthy", &[header]).unwrap();
         (status, start.elapsed())
     };
     let (status, wrong) = time(&basic("prometheus", "guess"));
@@ -529,7 +529,10 @@ fn a_bad_web_config_is_an_error_at_its_line_and_column() {
         );
         assert!(errors.contains(words), "{text:?}: {errors}");
         let prefix = format!("{}:", path.display());
-        assert!(errors.lines().all(|line| line.starts_with(&prefix)), "{errors}");
+        assert!(
+            errors.lines().all(|line| line.starts_with(&prefix)),
+            "{errors}"
+        );
     };
     check("tls_server_config:\n  cert_fil: a.crt\n", "2:3", "cert_fil");
     check("basic_auth_users:\n  alice: hunter2\n", "2:10", "bcrypt");

@@ -131,12 +131,12 @@ mod web;
 pub use self::file_sd::parse_url;
 pub use self::labels::problem as label_problem;
 pub use self::options::{LogFormat, Options, DEFAULT_LISTEN};
-pub use self::web::{load_web, parse_web, BasicAuth, WebConfig};
 pub use self::plan::{
     built_in_module, Check, CheckKind, CheckPlan, ClientCert, Endpoint, FileSdPlan, HeaderMatch,
     HttpPlan, IpChoice, Module, Pattern, Plan, QueryStep, SendExpectPlan, StatusRange, TargetPlan,
     TcpPlan, TlsPlan, TlsVersion, BUILT_IN_MODULES,
 };
+pub use self::web::{load_web, parse_web, BasicAuth, WebConfig};
 
 use std::collections::BTreeMap;
 

@@ -11,7 +11,7 @@
 //!
 //! With `--web.config.file` ([`crate::config::WebConfig`], exporter-toolkit's format),
 //! every path, the health paths and `POST /-/reload` included, is served over TLS
-//! (optionally with client certificates) and behind basic auth ([`auth`]).
+//! (optionally with client certificates) and behind basic auth (`http/auth.rs`).
 //!
 //! Anything else is a 404 that lists these paths; a wrong method is a 405 that names the
 //! right one; a bad query string is a 400 that says what to write.
