@@ -578,6 +578,11 @@ fn a_bad_web_config_is_an_error_at_its_line_and_column() {
         "rate_limit",
     );
     check("basic_auth_users: [alice]\n", "1:19", "");
+    check(
+        "tls_server_config:\n  client_auth_type: RequireAndVerifyClientCert\n",
+        "2:21",
+        "plain HTTP",
+    );
     // Good files load: empty, auth only, TLS with versions.
     for good in [
         "",
@@ -590,5 +595,46 @@ fn a_bad_web_config_is_an_error_at_its_line_and_column() {
         if let Err(errors) = config::load_web(&path) {
             panic!("{good:?}: {errors}");
         }
+    }
+}
+
+#[test]
+fn the_other_client_auth_types_ask_for_a_certificate_as_go_does() {
+    let ca = Ca::new("web-config test CA");
+    let clients = Ca::new("web-config client CA");
+    let served = |kind: &str| {
+        let web = format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: {kind}\n  client_ca_file: clients.crt\n");
+        Served::start_with_file(
+            "web-client-auth-types",
+            &ca,
+            &web,
+            "clients.crt",
+            &clients.cert.pem(),
+        )
+    };
+    let get = |served: &Served, cert: Option<&Ca>| {
+        let cert = cert.map(|signer| {
+            let (_, _, cert, key) = signer.leaf(true);
+            (cert, key)
+        });
+        matches!(
+            https(served.addr(), &client(&ca, cert), "GET", "/-/healthy", &[]),
+            Ok((200, _))
+        )
+    };
+    // (client_auth_type, none, one of the client CA, a stranger's): served?
+    for (kind, none, ours, stranger) in [
+        ("VerifyClientCertIfGiven", true, true, false),
+        ("RequireAnyClientCert", false, true, true),
+        ("RequestClientCert", true, true, true),
+    ] {
+        let served = served(kind);
+        assert_eq!(get(&served, None), none, "{kind}, no certificate");
+        assert_eq!(
+            get(&served, Some(&clients)),
+            ours,
+            "{kind}, the client CA's"
+        );
+        assert_eq!(get(&served, Some(&ca)), stranger, "{kind}, a stranger's");
     }
 }

@@ -317,7 +317,15 @@ impl Read<'_> {
             "client_ca_file",
         );
         if !has_cert && !has_key && client_ca.is_none() {
-            // exporter-toolkit: no TLS config at all is plain HTTP.
+            // exporter-toolkit: no TLS config at all is plain HTTP. It also ignores a
+            // client_auth_type then; here that is an error, since whoever wrote it
+            // expects client certificates and would get plain HTTP.
+            if let Some(kind) = tls
+                .client_auth_type
+                .filter(|k| !matches!(k.value.as_str(), "" | "NoClientCert"))
+            {
+                self.error(&kind.referenced, format!("client_auth_type {} without a certificate would serve plain HTTP; give cert_file and key_file (and client_ca_file)", kind.value));
+            }
             return None;
         }
         let client_auth = self.client_auth(tls.client_auth_type, client_ca);
