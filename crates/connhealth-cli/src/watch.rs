@@ -45,7 +45,9 @@ pub(crate) struct Args {
     /// 64 and 4096. Further checks wait for a place; their timeouts start at their SYN.
     #[arg(long, value_name = "N")]
     max_in_flight: Option<usize>,
-    /// Prometheus exporter-toolkit's web config (as node_exporter's --web.config.file):
+    /// TLS, client certificates and basic auth for every path: Prometheus
+    /// exporter-toolkit's web config, as node_exporter takes it.
+    ///
     /// TLS 1.2+ with the certificate and key from PEM files, client certificates
     /// (client_auth_type, client_ca_file) and basic auth with bcrypt hashes
     /// (basic_auth_users), for every path, /-/reload and the health paths included.

@@ -40,3 +40,44 @@ fn help_explains_the_web_config_with_an_example() {
     assert!(help.contains("tls_server_config:"), "{help}");
     assert!(help.contains("basic_auth_users:"), "{help}");
 }
+
+/// The daemon's stderr up to its "started" line, listening at `listen`.
+fn start_lines(listen: &str, extra: &[&str]) -> String {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("cli-watch-web-config-warn");
+    let config = dir.write("watch.toml", "[defaults]\ninterval = \"2s\"\n");
+    let mut args = vec!["--config", config.to_str().unwrap(), "--listen", listen];
+    args.extend_from_slice(extra);
+    let mut child = watch(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("connhealth watch started") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    seen
+}
+
+#[test]
+fn listening_beyond_loopback_without_a_web_config_is_a_warning() {
+    let open = start_lines("0.0.0.0:0", &[]);
+    assert!(
+        open.contains("WARN") && open.contains("--web.config.file"),
+        "{open}"
+    );
+    let loopback = start_lines("127.0.0.1:0", &[]);
+    assert!(
+        loopback.contains("started") && !loopback.contains("WARN"),
+        "{loopback}"
+    );
+}

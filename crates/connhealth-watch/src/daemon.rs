@@ -208,10 +208,13 @@ impl Daemon {
             Some(path) => Some(config::load_web(path).map_err(|errors| errors.to_string())?),
             None => None,
         };
-        if web.is_none() && !listen.ip().is_loopback() {
+        let open = web
+            .as_ref()
+            .is_none_or(|web| web.tls.is_none() && web.basic_auth.is_none());
+        if open && !listen.ip().is_loopback() {
             tracing::warn!(
                 %listen,
-                "HTTP listens beyond loopback with no --web.config.file: anyone who reaches {listen} reads /metrics and /status and can POST /-/reload; give a web config with TLS and basic_auth_users, or listen on 127.0.0.1"
+                "HTTP listens beyond loopback with neither TLS nor basic auth (--web.config.file): anyone who reaches {listen} reads /metrics and /status and can POST /-/reload; give a web config with TLS and basic_auth_users, or listen on 127.0.0.1"
             );
         }
         shared.set_web(web);
