@@ -45,6 +45,22 @@ pub(crate) struct Args {
     /// 64 and 4096. Further checks wait for a place; their timeouts start at their SYN.
     #[arg(long, value_name = "N")]
     max_in_flight: Option<usize>,
+    /// TLS, client certificates and basic auth for every path: Prometheus
+    /// exporter-toolkit's web config, as node_exporter takes it.
+    ///
+    /// TLS 1.2+ with the certificate and key from PEM files, client certificates
+    /// (client_auth_type, client_ca_file) and basic auth with bcrypt hashes
+    /// (basic_auth_users), for every path, /-/reload and the health paths included.
+    /// Paths in it are relative to its folder; it is read again at every reload, so a
+    /// renewed certificate needs no restart. For example:
+    ///
+    ///   tls_server_config:
+    ///     cert_file: server.crt
+    ///     key_file: server.key
+    ///   basic_auth_users:
+    ///     prometheus: $2y$10$...   # htpasswd -nBC 10 "" | tr -d ':\n'
+    #[arg(long = "web.config.file", value_name = "FILE", verbatim_doc_comment)]
+    web_config: Option<PathBuf>,
 }
 
 const EXAMPLES: &str = "\
@@ -52,6 +68,7 @@ Examples:
   connhealth watch --config watch.toml
   connhealth watch --config watch.toml --check-config
   connhealth watch --config watch.toml --listen [::1]:9717 --shard 2/3 --log-format json
+  connhealth watch --config watch.toml --listen 0.0.0.0:9717 --web.config.file web.yml
 
 A minimal config:
   [defaults]
@@ -114,5 +131,6 @@ pub(crate) fn run(args: Args) -> ExitCode {
             LogFormatArg::Json => LogFormat::Json,
         },
         max_in_flight: args.max_in_flight,
+        web_config: args.web_config,
     })
 }

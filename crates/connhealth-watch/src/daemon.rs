@@ -28,14 +28,30 @@ const SINKS_GRACE: Duration = Duration::from_millis(300);
 /// SIGINT, 2 for a bad config at start, 1 for a failure at run time (the listen address
 /// is taken, say), with the reason on stderr.
 pub fn run(options: Options) -> ExitCode {
-    let plan = match config::load(&options.config) {
+    // The web config is read here to refuse a bad one at start (exit 2), with the config's
+    // errors; the daemon reads it again when it starts.
+    let web = options
+        .web_config
+        .as_deref()
+        .map(config::load_web)
+        .transpose();
+    let plan = match (config::load(&options.config), web) {
+        (Ok(plan), Ok(_)) => Ok(plan),
+        (Err(mut errors), Err(web)) => {
+            errors.0.extend(web.0);
+            Err(errors)
+        }
+        (Err(errors), _) | (_, Err(errors)) => Err(errors),
+    };
+    let plan = match plan {
         Ok(plan) => plan,
         Err(errors) => {
             eprintln!("{errors}");
             if !options.check_config {
+                let file = errors.0.first().map_or(&*options.config, |err| &*err.file);
                 eprintln!(
                     "connhealth watch: {} has {} error(s); fix them and start again (--check-config validates without starting)",
-                    options.config.display(),
+                    file.display(),
                     errors.0.len()
                 );
             }
@@ -121,6 +137,7 @@ fn serve(options: Options, plan: Plan) -> Result<(), String> {
 ///     shard: None,
 ///     log_format: Default::default(),
 ///     max_in_flight: None,
+///     web_config: None,
 /// };
 /// let daemon = Daemon::start(options, plan).map_err(std::io::Error::other)?;
 /// let web = daemon.shared().fleet().targets[0].clone();
@@ -187,6 +204,20 @@ impl Daemon {
         let (listen, listener) = listener.map_err(|err| {
             format!("cannot listen on {wanted}: {err}; pick another address with --listen")
         })?;
+        let web = match &shared.options().web_config {
+            Some(path) => Some(config::load_web(path).map_err(|errors| errors.to_string())?),
+            None => None,
+        };
+        let open = web
+            .as_ref()
+            .is_none_or(|web| web.tls.is_none() && web.basic_auth.is_none());
+        if open && !listen.ip().is_loopback() {
+            tracing::warn!(
+                %listen,
+                "HTTP listens beyond loopback with neither TLS nor basic auth (--web.config.file): anyone who reaches {listen} reads /metrics and /status and can POST /-/reload; give a web config with TLS and basic_auth_users, or listen on 127.0.0.1"
+            );
+        }
+        shared.set_web(web);
         let checks = schedule::spawn(probers, sinks, fleet, scheduler_rx)
             .map_err(|err| format!("cannot start the scheduler thread: {err}"))?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
 use crate::checks::Probers;
-use crate::config::{self, ConfigErrors, Options, Plan};
+use crate::config::{self, ConfigErrors, Options, Plan, WebConfig};
 use crate::schedule::Command;
 use crate::sinks::metrics::{DaemonCounters, ReloadState};
 use crate::sinks::Sinks;
@@ -39,6 +39,8 @@ pub struct Shared {
     file_sd: Mutex<FileSdSeen>,
     /// `/probe` requests running now, against `[probe] max_concurrent`.
     pub probes_in_flight: std::sync::atomic::AtomicUsize,
+    /// The web config in force (`--web.config.file`), read again at every reload.
+    web: RwLock<Option<Arc<WebConfig>>>,
 }
 
 impl Shared {
@@ -86,6 +88,20 @@ impl Shared {
             .clone()
     }
 
+    /// The web config in force: TLS, client certificates and basic auth for every path;
+    /// None without `--web.config.file`.
+    pub fn web(&self) -> Option<Arc<WebConfig>> {
+        self.web
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `web` in force (at start; a reload reads the file again itself).
+    pub fn set_web(&self, web: Option<WebConfig>) {
+        *self.web.write().unwrap_or_else(PoisonError::into_inner) = web.map(Arc::new);
+    }
+
     /// The options the daemon was started with.
     pub fn options(&self) -> &Options {
         &self.options
@@ -130,21 +146,34 @@ impl Shared {
             reloading: tokio::sync::Mutex::new(()),
             file_sd: Mutex::new(file_sd),
             probes_in_flight: std::sync::atomic::AtomicUsize::new(0),
+            web: RwLock::new(None),
         }
     }
 
-    /// Re-reads the config and file_sd and swaps the new fleet in: every target whose
-    /// address and check kind are unchanged keeps its state, with its new settings. On error nothing changes: the errors are logged with
-    /// their line and column, returned, and `connhealth_config_last_reload_successful`
-    /// turns 0.
+    /// Re-reads the config, file_sd and the web config (`--web.config.file`), and swaps
+    /// them in: every target whose address and check kind are unchanged keeps its state,
+    /// with its new settings; a renewed certificate is served to the next connections.
+    /// On error nothing changes, neither the config nor the web config: the errors are
+    /// logged with their line and column, returned, and
+    /// `connhealth_config_last_reload_successful` turns 0.
     pub async fn reload(&self, why: &str) -> Result<usize, ConfigErrors> {
         let _one_at_a_time = self.reloading.lock().await;
         let path = self.options.config.clone();
+        let web_path = self.options.web_config.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            config::load(&path).map(|plan| {
+            let web = web_path.as_deref().map(config::load_web).transpose();
+            let plan = config::load(&path).map(|plan| {
                 let seen = FileSdSeen::of(&path, &plan);
                 (plan, seen)
-            })
+            });
+            match (plan, web) {
+                (Ok((plan, seen)), Ok(web)) => Ok((plan, seen, web)),
+                (Err(mut errors), Err(web)) => {
+                    errors.0.extend(web.0);
+                    Err(errors)
+                }
+                (Err(errors), _) | (_, Err(errors)) => Err(errors),
+            }
         })
         .await
         .unwrap_or_else(|err| {
@@ -153,7 +182,7 @@ impl Shared {
                 format!("the config loader failed: {err}"),
             ))
         });
-        let (plan, seen) = match loaded {
+        let (plan, seen, web) = match loaded {
             Ok(loaded) => loaded,
             Err(errors) => {
                 for err in &errors.0 {
@@ -166,6 +195,9 @@ impl Shared {
                 return Err(errors);
             }
         };
+        if web.is_some() {
+            self.set_web(web);
+        }
         *self.file_sd.lock().unwrap_or_else(PoisonError::into_inner) = seen;
         for warning in &plan.warnings {
             tracing::warn!(reload = why, "{warning}");

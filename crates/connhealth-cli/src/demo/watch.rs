@@ -62,6 +62,7 @@ pub(crate) fn run() -> io::Result<()> {
         shard: None,
         log_format: Default::default(),
         max_in_flight: None,
+        web_config: None,
     };
     let daemon = Daemon::start(options, plan).map_err(io::Error::other)?;
     println!(

@@ -134,6 +134,7 @@ pub fn child_main(config: &Path) -> ExitCode {
         shard: None,
         log_format: LogFormat::Text,
         max_in_flight: None,
+        web_config: None,
     };
     let daemon = match Daemon::start(options, plan) {
         Ok(daemon) => daemon,

@@ -132,6 +132,7 @@ mod span;
 mod syntax;
 mod validate;
 mod values;
+mod web;
 
 pub use self::file_sd::parse_url;
 pub use self::labels::problem as label_problem;
@@ -141,6 +142,7 @@ pub use self::plan::{
     HeaderMatch, HttpPlan, IpChoice, Module, Pattern, Plan, ProbePlan, QueryStep, SendExpectPlan,
     StatusRange, TargetPlan, TcpPlan, TlsPlan, TlsVersion, BUILT_IN_MODULES,
 };
+pub use self::web::{load_web, parse_web, BasicAuth, WebConfig};
 
 use std::collections::BTreeMap;
 

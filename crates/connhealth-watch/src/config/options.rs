@@ -35,6 +35,10 @@ pub struct Options {
     /// The most probes each prober keeps in flight; by default a quarter of the
     /// descriptor limit (raised to its hard limit at start), between 64 and 4096.
     pub max_in_flight: Option<usize>,
+    /// `--web.config.file`: exporter-toolkit's web config (TLS, client certificates,
+    /// basic auth) for every HTTP path; read at start and at every reload
+    /// ([`load_web`](crate::config::load_web)).
+    pub web_config: Option<PathBuf>,
 }
 
 /// The default `--listen`.

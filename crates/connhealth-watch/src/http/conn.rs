@@ -19,12 +19,14 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Sleep;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
 
 /// A request's headers must arrive within this of the connection (or the last answer).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,10 +41,13 @@ const MAX_CONNECTIONS: usize = 1024;
 /// After `shutdown`, how long the answers under way have to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
 
-/// Accepts on `listener` and serves `router` until `shutdown` completes.
+/// Accepts on `listener` and serves `router` until `shutdown` completes. Each connection
+/// is TLS when `tls` gives a server config at its accept (the web config in force, so a
+/// renewed certificate serves the next connection), plain HTTP otherwise.
 pub(super) async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: impl Fn() -> Option<Arc<ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -70,12 +75,27 @@ pub(super) async fn serve(
         // Answers are small and written at once: do not let Nagle hold their last
         // segment for the client's delayed ACK.
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(WriteStall::new(stream));
-        let connection = http.serve_connection(io, TowerToHyperService::new(router.clone()));
-        let connection = graceful.watch(connection);
+        let stream = WriteStall::new(stream);
+        let service = TowerToHyperService::new(router.clone());
+        let watcher = graceful.watcher();
+        let http = http.clone();
+        let tls = tls();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!("HTTP connection ended: {err}");
+            match tls {
+                None => serve_one(&http, watcher, stream, service).await,
+                // The handshake is bounded like a request's header: a client that opens
+                // a connection and says nothing holds a place for 10 s at most.
+                Some(tls) => {
+                    let handshake = TlsAcceptor::from(tls).accept(stream);
+                    match tokio::time::timeout(HEADER_READ_TIMEOUT, handshake).await {
+                        Ok(Ok(stream)) => serve_one(&http, watcher, stream, service).await,
+                        // Plain HTTP sent to the TLS port lands here: no answer, closed.
+                        Ok(Err(err)) => tracing::debug!("TLS handshake failed: {err}"),
+                        Err(_) => tracing::debug!(
+                            "TLS handshake not done within {HEADER_READ_TIMEOUT:?}; closed"
+                        ),
+                    }
+                }
             }
             drop(place);
         });
@@ -84,6 +104,21 @@ pub(super) async fn serve(
     // Idle keep-alive connections close at once; answers under way get a moment.
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
     Ok(())
+}
+
+/// Serves one connection, plain or TLS, until it ends or the server shuts down.
+async fn serve_one<I>(
+    http: &hyper::server::conn::http1::Builder,
+    watcher: Watcher,
+    io: I,
+    service: TowerToHyperService<Router>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = http.serve_connection(TokioIo::new(io), service);
+    if let Err(err) = watcher.watch(connection).await {
+        tracing::debug!("HTTP connection ended: {err}");
+    }
 }
 
 /// After a failed accept: out of descriptors (EMFILE, ENFILE) is waited out, since

@@ -9,6 +9,10 @@
 //! | `GET /-/healthy` | 200 while the process serves HTTP |
 //! | `GET /-/ready` | 200 once a config is loaded, 503 before |
 //!
+//! With `--web.config.file` ([`crate::config::WebConfig`], exporter-toolkit's format),
+//! every path, the health paths and `POST /-/reload` included, is served over TLS
+//! (optionally with client certificates) and behind basic auth (`http/auth.rs`).
+//!
 //! Anything else is a 404 that lists these paths; a wrong method is a 405 that names the
 //! right one; a bad query string is a 400 that says what to write.
 //!
@@ -31,6 +35,7 @@ use axum::Router;
 
 use crate::reload::Shared;
 
+mod auth;
 mod body;
 mod conn;
 pub mod probe;
@@ -43,7 +48,11 @@ pub async fn serve(
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    conn::serve(listener, router(shared), shutdown).await
+    let tls = {
+        let shared = Arc::clone(&shared);
+        move || shared.web().and_then(|web| web.tls.clone())
+    };
+    conn::serve(listener, router(shared), tls, shutdown).await
 }
 
 /// The paths, for the 404 answer.
@@ -76,6 +85,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/-/healthy", read("/-/healthy", get(healthy)))
         .route("/-/ready", read("/-/ready", get(ready)))
         .fallback(not_found)
+        // Every path, the 404s too: basic auth and the web config's headers.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            auth::guard,
+        ))
         .with_state(shared)
 }
 

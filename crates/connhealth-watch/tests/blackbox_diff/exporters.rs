@@ -96,6 +96,7 @@ pub fn connhealth(dir: &Path, blackbox_yml: &str) -> Daemon {
         shard: None,
         log_format: LogFormat::Text,
         max_in_flight: None,
+        web_config: None,
     };
     Daemon::start(options, plan).expect("the daemon starts")
 }

@@ -75,6 +75,7 @@ pub fn options(config: PathBuf) -> Options {
         shard: None,
         log_format: LogFormat::Text,
         max_in_flight: None,
+        web_config: None,
     }
 }
 

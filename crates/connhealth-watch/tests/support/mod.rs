@@ -36,6 +36,7 @@ pub fn options(config: PathBuf) -> Options {
         shard: None,
         log_format: Default::default(),
         max_in_flight: None,
+        web_config: None,
     }
 }
 
