@@ -4,12 +4,18 @@
 //! * `connhealth probe TARGET...` probes endpoints half-open.
 //! * `connhealth watch --config FILE` runs the health-check daemon (Unix only: a Windows
 //!   build says so and exits 2).
+//! * `connhealth generate --out DIR` (hidden) writes the man pages and shell completions,
+//!   from this clap definition, for the Debian package (`scripts/package`).
+//!
+//! `--version` (of the command and each subcommand) names the git revision it was built
+//! from (`build.rs`).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod generate;
 mod probe;
 // The daemon is Unix's; elsewhere `watch` is a stub that says so (see that file for why it
 // stays a subcommand rather than going away).
@@ -19,10 +25,20 @@ mod watch;
 #[path = "watch_elsewhere.rs"]
 mod watch;
 
+/// `--version`: the crate's version and the git revision it was built from, `-dirty` when
+/// the checkout had changes, `unknown` outside one (`build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("CONNHEALTH_GIT_REVISION"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "connhealth",
-    version,
+    version = VERSION,
+    propagate_version = true,
     about = "Is this connection, or this endpoint, alive? Ask the kernel."
 )]
 struct Cli {
@@ -61,6 +77,9 @@ enum Command {
         /// The port on 127.0.0.1.
         port: u16,
     },
+    /// Write the man pages and shell completions (bash, zsh, fish) into a folder.
+    #[command(hide = true)]
+    Generate(generate::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +94,7 @@ fn main() -> ExitCode {
         },
         Command::Probe(args) => probe::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Generate(args) => generate::run(args),
         #[cfg(unix)]
         Command::DemoServer { port } => match demo::watch::serve(port) {
             Ok(()) => ExitCode::SUCCESS,

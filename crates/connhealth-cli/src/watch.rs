@@ -87,6 +87,11 @@ stop with SIGTERM.
 Exit codes: 0 after SIGTERM/SIGINT, 2 for bad usage or a bad config at start,
 1 for a failure at run time (the listen address is taken, say).
 
+Under systemd (connhealth-watch.service, Type=notify, NOTIFY_SOCKET set): READY=1 once
+the config is loaded and HTTP listens, RELOADING=1 then READY=1 around each reload,
+STOPPING=1 at shutdown, STATUS=watching N targets; with WatchdogSec= (WATCHDOG_USEC),
+WATCHDOG=1 at half of it, only while the scheduler makes progress.
+
 Logging: each state change is one line on stderr, at WARN when a target goes down
 and at INFO when it comes up; start, reload and shutdown are at INFO. The level is
 info by default; RUST_LOG sets it (tracing's EnvFilter syntax):

@@ -6,17 +6,26 @@
 //! reloads and the file_sd watcher run on another. Each sink has a thread of its own
 //! ([`crate::sinks`]). A scrape of 100k targets, a slow HTTP client, a slow sink or a
 //! reload never holds up a check, and the checks never wait on a scrape.
+//!
+//! Under systemd (`Type=notify`, `packaging/connhealth-watch.service`) the daemon tells
+//! the service manager what it does ([`crate::notify`]): `READY=1` once the config is
+//! loaded and the listener bound, `RELOADING=1` then `READY=1` around each reload,
+//! `STOPPING=1` at shutdown, `STATUS=watching N targets`, and, when `WatchdogSec=` asks,
+//! `WATCHDOG=1` at half its period from a thread of its own, only while the scheduler's
+//! loop turns ([`schedule::Progress`]): a stuck scheduler stops the pings, and systemd
+//! restarts the daemon.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use crate::checks::Probers;
 use crate::config::{self, ConfigErrors, Options, Plan};
-use crate::reload::{watch_file_sd, Shared};
+use crate::notify::{Notifier, WatchdogGate};
+use crate::reload::{watch_file_sd, Reloading, Shared};
 use crate::schedule;
 use crate::sinks::{log, Sink, Sinks};
 use crate::sys;
@@ -158,6 +167,8 @@ pub struct Daemon {
     stop: tokio::sync::watch::Sender<bool>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     listen: SocketAddr,
+    notifier: Arc<Notifier>,
+    watchdog: Option<Watchdog>,
 }
 
 impl Daemon {
@@ -174,6 +185,7 @@ impl Daemon {
         plan: Plan,
         sinks: Vec<Box<dyn Sink>>,
     ) -> Result<Daemon, String> {
+        let notifier = Arc::new(Notifier::from_env());
         let max_in_flight = sys::raise_descriptor_limit();
         let max_in_flight = options.max_in_flight.unwrap_or(max_in_flight).max(1);
         let probers = Probers::new(max_in_flight);
@@ -218,8 +230,19 @@ impl Daemon {
             );
         }
         shared.set_web(web);
-        let checks = schedule::spawn(probers, sinks, fleet, scheduler_rx)
+        // The scheduler turns at least twice per watchdog ping, due checks or not.
+        let heartbeat = notifier.watchdog_period().map(|period| period / 2);
+        let checks = schedule::spawn(probers, sinks, fleet, scheduler_rx, heartbeat)
             .map_err(|err| format!("cannot start the scheduler thread: {err}"))?;
+        shared.observe_reloads({
+            let notifier = Arc::clone(&notifier);
+            move |what| match what {
+                Reloading::Begins => notifier.reloading(),
+                Reloading::Ended { targets, loaded } => {
+                    notifier.ready(&status(targets, loaded));
+                }
+            }
+        });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let http = runtime.spawn(crate::http::serve(listener, Arc::clone(&shared), {
             let mut stop = stop_rx.clone();
@@ -229,7 +252,16 @@ impl Daemon {
         }));
         runtime.spawn(watch_file_sd(Arc::clone(&shared), stop_rx));
         shared.set_ready();
-        tracing::info!(%listen, targets = shared.fleet().targets.len(), "connhealth watch started");
+        let targets = shared.fleet().targets.len();
+        notifier.ready(&status(targets, true));
+        let watchdog = match notifier.watchdog_period() {
+            Some(period) => Some(
+                Watchdog::start(Arc::clone(&notifier), checks.progress(), period)
+                    .map_err(|err| format!("cannot start the watchdog thread: {err}"))?,
+            ),
+            None => None,
+        };
+        tracing::info!(%listen, targets, "connhealth watch started");
         Ok(Daemon {
             shared,
             runtime,
@@ -237,6 +269,8 @@ impl Daemon {
             stop,
             http,
             listen,
+            notifier,
+            watchdog,
         })
     }
 
@@ -259,6 +293,10 @@ impl Daemon {
     /// connections and hung resolvers are not waited for, and the sinks get 300 ms to
     /// deliver what they hold, so the process can exit within a second of SIGTERM.
     pub fn stop(self) {
+        self.notifier.stopping();
+        if let Some(watchdog) = self.watchdog {
+            watchdog.stop();
+        }
         let _ = self.stop.send(true);
         let http = self.http;
         let _ = self
@@ -274,6 +312,71 @@ impl Daemon {
             );
         }
         self.runtime.shutdown_timeout(Duration::from_millis(100));
+    }
+}
+
+/// `STATUS=`: what the daemon watches.
+fn status(targets: usize, loaded: bool) -> String {
+    let plural = if targets == 1 { "" } else { "s" };
+    let mut status = format!("watching {targets} target{plural}");
+    if !loaded {
+        status.push_str("; the last reload failed, see the log");
+    }
+    status
+}
+
+/// The thread that sends `WATCHDOG=1` every `period` (half of `WatchdogSec=`), each time
+/// only if the scheduler turned since the last ping. A thread of its own, not a task on
+/// the HTTP runtime: a long scrape there must not delay a ping.
+#[derive(Debug)]
+struct Watchdog {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Watchdog {
+    fn start(
+        notifier: Arc<Notifier>,
+        progress: schedule::Progress,
+        period: Duration,
+    ) -> std::io::Result<Watchdog> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("connhealth-watchdog".into())
+            .spawn(move || {
+                let mut gate = WatchdogGate::new(progress.turns());
+                let mut next = Instant::now() + period;
+                let mut stuck_since: Option<Instant> = None;
+                loop {
+                    let wait = next.saturating_duration_since(Instant::now());
+                    match stopped.recv_timeout(wait) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    next = (next + period).max(Instant::now());
+                    if gate.advanced(progress.turns()) {
+                        notifier.watchdog();
+                        if let Some(since) = stuck_since.take() {
+                            tracing::warn!(
+                                "the scheduler moves again after {}; systemd's watchdog is pinged again",
+                                crate::human::Rounded(since.elapsed())
+                            );
+                        }
+                    } else if stuck_since.is_none() {
+                        stuck_since = Some(Instant::now());
+                        tracing::error!(
+                            "the scheduler made no progress in {}: systemd's watchdog is not pinged (with no ping within WatchdogSec= it restarts the daemon)",
+                            crate::human::Rounded(period)
+                        );
+                    }
+                }
+            })?;
+        Ok(Watchdog { stop, thread })
+    }
+
+    fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
     }
 }
 

@@ -16,7 +16,8 @@
 //!   [`connhealth::Prober`] in batches;
 //! * [`reload`]: a new config read and swapped in, keeping each unchanged target's state;
 //! * [`http`]: the HTTP server, which only reads the state;
-//! * [`daemon`]: the wiring, which nothing imports.
+//! * [`daemon`]: the wiring, which nothing imports; under systemd it tells the service
+//!   manager what it does through [`notify`], a leaf.
 
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(rust_2018_idioms, unreachable_pub)]
@@ -33,6 +34,7 @@ pub mod state;
 
 // Leaves, which import no stage.
 mod human;
+pub mod notify;
 pub mod shard;
 mod sys;
 

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
@@ -41,6 +41,38 @@ pub struct Shared {
     pub probes_in_flight: std::sync::atomic::AtomicUsize,
     /// The web config in force (`--web.config.file`), read again at every reload.
     web: RwLock<Option<Arc<WebConfig>>>,
+    /// Told when each reload begins and ends (the daemon tells systemd).
+    observer: Observer,
+}
+
+/// What a reload tells the observer set with [`Shared::observe_reloads`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reloading {
+    /// A reload begins (it holds the one-at-a-time lock).
+    Begins,
+    /// It ended: `targets` are watched now, and `loaded` says whether the config loaded
+    /// (when it did not, the fleet is the one before).
+    Ended {
+        /// The targets of the current fleet.
+        targets: usize,
+        /// Whether the new config loaded.
+        loaded: bool,
+    },
+}
+
+type ObserverFn = Box<dyn Fn(Reloading) + Send + Sync>;
+
+#[derive(Default)]
+struct Observer(OnceLock<ObserverFn>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Observer(set)"
+        } else {
+            "Observer(none)"
+        })
+    }
 }
 
 impl Shared {
@@ -147,6 +179,19 @@ impl Shared {
             file_sd: Mutex::new(file_sd),
             probes_in_flight: std::sync::atomic::AtomicUsize::new(0),
             web: RwLock::new(None),
+            observer: Observer::default(),
+        }
+    }
+
+    /// Has `observer` told when each reload (SIGHUP, `POST /-/reload`, file_sd) begins
+    /// and ends. Once: false, and `observer` dropped, when one is already set.
+    pub fn observe_reloads(&self, observer: impl Fn(Reloading) + Send + Sync + 'static) -> bool {
+        self.observer.0.set(Box::new(observer)).is_ok()
+    }
+
+    fn tell(&self, what: Reloading) {
+        if let Some(observer) = self.observer.0.get() {
+            observer(what);
         }
     }
 
@@ -158,6 +203,17 @@ impl Shared {
     /// `connhealth_config_last_reload_successful` turns 0.
     pub async fn reload(&self, why: &str) -> Result<usize, ConfigErrors> {
         let _one_at_a_time = self.reloading.lock().await;
+        self.tell(Reloading::Begins);
+        let result = self.reload_now(why).await;
+        self.tell(Reloading::Ended {
+            targets: self.fleet().targets.len(),
+            loaded: result.is_ok(),
+        });
+        result
+    }
+
+    /// [`Shared::reload`]'s work, under its lock.
+    async fn reload_now(&self, why: &str) -> Result<usize, ConfigErrors> {
         let path = self.options.config.clone();
         let web_path = self.options.web_config.clone();
         let loaded = tokio::task::spawn_blocking(move || {

@@ -14,7 +14,7 @@ const STAGES: [&str; 8] = [
 ];
 
 /// Modules outside the stages: leaves that import no stage.
-const LEAVES: [&str; 3] = ["human", "shard", "sys"];
+const LEAVES: [&str; 4] = ["human", "notify", "shard", "sys"];
 
 fn sources(stage: &str) -> Vec<PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

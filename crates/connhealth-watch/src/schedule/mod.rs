@@ -36,6 +36,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -66,6 +67,7 @@ pub enum Command {
 #[derive(Debug)]
 pub struct SchedulerThread {
     thread: std::thread::JoinHandle<()>,
+    progress: Progress,
 }
 
 impl SchedulerThread {
@@ -73,32 +75,59 @@ impl SchedulerThread {
     pub fn join(self) {
         let _ = self.thread.join();
     }
+
+    /// The scheduler's count of turns, to see from another thread that it moves.
+    pub fn progress(&self) -> Progress {
+        self.progress.clone()
+    }
+}
+
+/// How many turns the scheduler's loop has taken: one atomic the loop adds to once a turn
+/// (no lock, nothing else on the check path), read by the systemd watchdog, which pings
+/// only while it moves. With a heartbeat ([`spawn`]) the loop turns at least that often
+/// even when nothing is due, so an idle scheduler moves too and only a stuck one stops.
+#[derive(Debug, Clone, Default)]
+pub struct Progress(Arc<AtomicU64>);
+
+impl Progress {
+    /// The turns taken so far.
+    pub fn turns(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn turn(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Starts the scheduler on a thread (and a current-thread runtime) of its own, watching
 /// `fleet` until [`Command::Stop`]: its probes go through `probers`, its results to
-/// `sinks`.
+/// `sinks`. With `heartbeat`, its loop turns at least once each `heartbeat`, due checks
+/// or not ([`Progress`]).
 pub fn spawn(
     probers: Probers,
     sinks: Sinks,
     fleet: Arc<Fleet>,
     commands: mpsc::UnboundedReceiver<Command>,
+    heartbeat: Option<Duration>,
 ) -> io::Result<SchedulerThread> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let progress = Progress::default();
+    let turns = progress.clone();
     let thread = std::thread::Builder::new()
         .name("connhealth-checks".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let mut scheduler = Scheduler::new(probers, sinks);
+                let mut scheduler = Scheduler::new(probers, sinks, turns, heartbeat);
                 scheduler.swap(&fleet, Instant::now());
                 scheduler.run(commands).await;
             });
             // Held connections and check tasks end here, with the runtime.
             runtime.shutdown_timeout(Duration::from_millis(50));
         })?;
-    Ok(SchedulerThread { thread })
+    Ok(SchedulerThread { thread, progress })
 }
 
 /// What check tasks and held connections report.
@@ -126,10 +155,17 @@ struct Scheduler {
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
     rng: fastrand::Rng,
+    progress: Progress,
+    heartbeat: Option<Duration>,
 }
 
 impl Scheduler {
-    fn new(probers: Probers, sinks: Sinks) -> Scheduler {
+    fn new(
+        probers: Probers,
+        sinks: Sinks,
+        progress: Progress,
+        heartbeat: Option<Duration>,
+    ) -> Scheduler {
         let (events_tx, events) = mpsc::unbounded_channel();
         let half_open = probers.half_open.feed();
         let connect = probers.connect.feed();
@@ -146,15 +182,19 @@ impl Scheduler {
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             timer_at: None,
             rng: fastrand::Rng::new(),
+            progress,
+            heartbeat,
         }
     }
 
     async fn run(&mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
-            self.start_due(Instant::now());
+            self.progress.turn();
+            let now = Instant::now();
+            self.start_due(now);
             self.half_open.flush();
             self.connect.flush();
-            self.arm_timer();
+            self.arm_timer(now);
             let stop = poll_fn(|cx| self.poll_work(cx, &mut commands)).await;
             if stop {
                 return;
@@ -202,8 +242,20 @@ impl Scheduler {
         }
     }
 
-    fn arm_timer(&mut self) {
-        let next = self.due.peek().map(|Reverse((at, _))| *at);
+    fn arm_timer(&mut self, now: Instant) {
+        let mut next = self.due.peek().map(|Reverse((at, _))| *at);
+        if let Some(heartbeat) = self.heartbeat {
+            let latest = now + heartbeat;
+            if let Some(armed) = self.timer_at {
+                // Armed no later than the heartbeat and the next due time: it stays (one
+                // that fires before the next due time only makes an extra turn), rather
+                // than being reset on every turn of a busy loop.
+                if armed <= latest && next.is_none_or(|at| armed <= at) {
+                    return;
+                }
+            }
+            next = Some(next.map_or(latest, |at| at.min(latest)));
+        }
         if next != self.timer_at {
             if let Some(at) = next {
                 self.timer.as_mut().reset(at.into());
