@@ -112,8 +112,13 @@ fn summary(options: &Options, plan: &Plan) -> String {
 
 /// Starts everything and runs until SIGTERM or SIGINT.
 fn serve(options: Options, plan: Plan) -> Result<(), String> {
-    let daemon = Daemon::start(options, plan)?;
-    let why = daemon.runtime.block_on(signals(&daemon.shared));
+    let daemon = Daemon::launch(options, plan, Vec::new())?;
+    let signals = {
+        let _in = daemon.runtime.enter();
+        Signals::install()
+    };
+    daemon.announce_ready();
+    let why = daemon.runtime.block_on(signals.wait(&daemon.shared));
     tracing::info!("{why}: shutting down");
     daemon.stop();
     Ok(())
@@ -185,6 +190,21 @@ impl Daemon {
         plan: Plan,
         sinks: Vec<Box<dyn Sink>>,
     ) -> Result<Daemon, String> {
+        let daemon = Daemon::launch(options, plan, sinks)?;
+        daemon.announce_ready();
+        Ok(daemon)
+    }
+
+    /// Tells systemd (`READY=1` and the target count) that the daemon serves.
+    fn announce_ready(&self) {
+        let targets = self.shared.fleet().targets.len();
+        self.notifier.ready(&status(targets, true));
+    }
+
+    /// Everything of [`Daemon::start_with`] but `READY=1`: [`serve`] first installs its
+    /// signal handlers, so that a reload asked for the moment systemd hears READY (its
+    /// `ExecReload`'s SIGHUP) finds them and does not end the process.
+    fn launch(options: Options, plan: Plan, sinks: Vec<Box<dyn Sink>>) -> Result<Daemon, String> {
         let notifier = Arc::new(Notifier::from_env());
         let max_in_flight = sys::raise_descriptor_limit();
         let max_in_flight = options.max_in_flight.unwrap_or(max_in_flight).max(1);
@@ -253,7 +273,6 @@ impl Daemon {
         runtime.spawn(watch_file_sd(Arc::clone(&shared), stop_rx));
         shared.set_ready();
         let targets = shared.fleet().targets.len();
-        notifier.ready(&status(targets, true));
         let watchdog = match notifier.watchdog_period() {
             Some(period) => Some(
                 Watchdog::start(Arc::clone(&notifier), checks.progress(), period)
@@ -380,39 +399,59 @@ impl Watchdog {
     }
 }
 
-/// Waits for SIGTERM or SIGINT, reloading on every SIGHUP meanwhile. Returns what ended it.
-async fn signals(shared: &Arc<Shared>) -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    // One reloader, woken by every SIGHUP. A SIGHUP that comes while a reload runs leaves
-    // one permit, so the files are read again once after it and the newest config wins;
-    // a burst of them never queues a reload each (a reload of a large fleet takes longer
-    // than an operator's loop of `kill -HUP` does).
-    let wanted = Arc::new(tokio::sync::Notify::new());
-    let reloader = tokio::spawn({
-        let shared = Arc::clone(shared);
-        let wanted = Arc::clone(&wanted);
-        async move {
-            loop {
-                wanted.notified().await;
-                let _ = shared.reload("SIGHUP").await;
+/// The daemon's signal handlers: SIGTERM and SIGINT stop it, SIGHUP reloads.
+struct Signals(
+    std::io::Result<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
+);
+
+impl Signals {
+    /// Installs the handlers (in a runtime's context), from which moment those signals no
+    /// longer end the process by default.
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals((|| {
+            Ok((
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::hangup())?,
+            ))
+        })())
+    }
+
+    /// Waits for SIGTERM or SIGINT, reloading on every SIGHUP meanwhile. Returns what
+    /// ended it.
+    async fn wait(self, shared: &Arc<Shared>) -> &'static str {
+        let Ok((mut term, mut int, mut hup)) = self.0 else {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            return std::future::pending().await;
+        };
+        // One reloader, woken by every SIGHUP. A SIGHUP that comes while a reload runs
+        // leaves one permit, so the files are read again once after it and the newest
+        // config wins; a burst of them never queues a reload each (a reload of a large
+        // fleet takes longer than an operator's loop of `kill -HUP` does).
+        let wanted = Arc::new(tokio::sync::Notify::new());
+        let reloader = tokio::spawn({
+            let shared = Arc::clone(shared);
+            let wanted = Arc::clone(&wanted);
+            async move {
+                loop {
+                    wanted.notified().await;
+                    let _ = shared.reload("SIGHUP").await;
+                }
             }
-        }
-    });
-    let why = loop {
-        tokio::select! {
-            _ = term.recv() => break "SIGTERM",
-            _ = int.recv() => break "SIGINT",
-            _ = hup.recv() => wanted.notify_one(),
-        }
-    };
-    reloader.abort();
-    why
+        });
+        let why = loop {
+            tokio::select! {
+                _ = term.recv() => break "SIGTERM",
+                _ = int.recv() => break "SIGINT",
+                _ = hup.recv() => wanted.notify_one(),
+            }
+        };
+        reloader.abort();
+        why
+    }
 }
