@@ -3,10 +3,10 @@
 use std::process::Command;
 
 fn connhealth(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_connhealth"))
-        .args(args)
-        .output()
-        .expect("run connhealth")
+    connhealth_testkit::output(
+        Command::new(env!("CARGO_BIN_EXE_connhealth")).args(args),
+        "run connhealth",
+    )
 }
 
 /// Runs `connhealth demo`, which must succeed, and checks that its output holds each of

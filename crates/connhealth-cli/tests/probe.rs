@@ -14,10 +14,10 @@ use connhealth_testkit::{require, Netns};
 const SEES_REFUSAL: &str = if cfg!(windows) { "5s" } else { "1s" };
 
 fn connhealth(args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_connhealth"))
-        .args(args)
-        .output()
-        .expect("run connhealth");
+    let output = connhealth_testkit::output(
+        Command::new(env!("CARGO_BIN_EXE_connhealth")).args(args),
+        "run connhealth",
+    );
     (
         output.status.code().expect("exit code"),
         String::from_utf8_lossy(&output.stdout).into_owned(),

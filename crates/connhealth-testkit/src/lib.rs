@@ -112,6 +112,27 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> io::Result<(u16, Stri
     Ok((code, body.to_owned()))
 }
 
+/// Runs `command` to its end, as `Command::output` does, and panics naming `what` when it
+/// cannot start. Under Wine a process creation now and then fails with
+/// `ERROR_INTERNAL_ERROR` (1359), which Windows itself does not do: that start is tried
+/// again, up to three times. Only the start is retried, never a result.
+pub fn output(command: &mut std::process::Command, what: &str) -> std::process::Output {
+    const WINE_INTERNAL_ERROR: i32 = 1359;
+    let mut tries = 0;
+    loop {
+        match command.output() {
+            Err(err)
+                if cfg!(windows)
+                    && err.raw_os_error() == Some(WINE_INTERNAL_ERROR)
+                    && tries < 3 =>
+            {
+                tries += 1;
+            }
+            result => return result.unwrap_or_else(|err| panic!("{what}: {err}")),
+        }
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
 pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
