@@ -133,6 +133,7 @@ mod syntax;
 mod validate;
 mod values;
 mod web;
+mod yaml;
 
 pub use self::file_sd::parse_url;
 pub use self::labels::problem as label_problem;

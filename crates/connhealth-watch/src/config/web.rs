@@ -34,13 +34,14 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use serde::de::{IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use serde_saphyr::{Error, Location, Spanned};
+
+use super::yaml::{without_place, Ordered};
 use tokio_rustls::rustls;
 
 use rustls::client::danger::HandshakeSignatureValid;
@@ -684,16 +685,7 @@ fn yaml_error(path: &Path, err: &Error) -> ConfigError {
             key.as_deref().unwrap_or("this key")
         ),
         other => {
-            let text = other.to_string();
-            let text = match other.location() {
-                Some(at) => {
-                    let suffix = format!(" at line {}, column {}", at.line(), at.column());
-                    text.strip_suffix(&suffix)
-                        .map(str::to_owned)
-                        .unwrap_or(text)
-                }
-                None => text,
-            };
+            let text = without_place(other);
             format!(
                 "cannot read this as exporter-toolkit's web config ({}); see docs/web-config.md for the format",
                 text.lines().map(str::trim).collect::<Vec<_>>().join(" ")
@@ -740,28 +732,4 @@ struct TlsYaml {
 struct HttpYaml {
     http2: Option<bool>,
     headers: Option<Ordered<Spanned<String>, Spanned<String>>>,
-}
-
-/// A mapping's entries in file order.
-#[derive(Debug)]
-struct Ordered<K, V>(Vec<(K, V)>);
-
-impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Ordered<K, V> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Entries<K, V>(PhantomData<(K, V)>);
-        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for Entries<K, V> {
-            type Value = Ordered<K, V>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(Ordered(entries))
-            }
-        }
-        deserializer.deserialize_map(Entries(PhantomData))
-    }
 }

@@ -127,15 +127,7 @@ fn message(err: &Error, text: &str) -> (usize, String) {
 
 /// The library's own message, on one line, without its " at line L, column C".
 fn library_words(err: &Error) -> String {
-    let text = err.to_string();
-    let text = match err.location() {
-        Some(location) => {
-            let suffix = format!(" at line {}, column {}", location.line(), location.column());
-            text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
-        }
-        None => text,
-    };
-    one_line(&text)
+    one_line(&super::yaml::without_place(err))
 }
 
 fn one_line(text: &str) -> String {

@@ -11,14 +11,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::duration::{self, GoDuration};
 use crate::config::plan::Pattern;
+pub(super) use crate::config::yaml::Ordered;
 
 /// The whole file: `modules:` and nothing else.
 #[derive(Debug, Deserialize)]
@@ -364,31 +364,6 @@ pub(super) const SECTIONS: [(&str, &[&str]); 14] = [
         ],
     ),
 ];
-
-/// A mapping read in file order, each key with its value (blackbox's are Go maps; the
-/// order is kept so that headers are sent as written and errors come in file order).
-#[derive(Debug)]
-pub(super) struct Ordered<K, V>(pub(super) Vec<(K, V)>);
-
-impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Ordered<K, V> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Entries<K, V>(PhantomData<(K, V)>);
-        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for Entries<K, V> {
-            type Value = Ordered<K, V>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(Ordered(entries))
-            }
-        }
-        deserializer.deserialize_map(Entries(PhantomData))
-    }
-}
 
 /// blackbox's `Regexp`: a string compiled at load. blackbox compiles it with Go's RE2;
 /// this is Rust's `regex`, which reads the same syntax but for a few rarities (`\C`,
