@@ -61,6 +61,15 @@ pub(crate) struct Args {
     ///     prometheus: $2y$10$...   # htpasswd -nBC 10 "" | tr -d ':\n'
     #[arg(long = "web.config.file", value_name = "FILE", verbatim_doc_comment)]
     web_config: Option<PathBuf>,
+    /// Keep state, history, silences and pending alerts in DIR/state.sqlite (created if
+    /// missing), so that they survive a restart, even a kill -9: each target resumes in
+    /// its last state (connhealth_target_up never disappears, an alert's `for` carries
+    /// on), and the status page keeps every transition and 30 days of per-minute
+    /// aggregates. Without it, the same history is kept in memory, bounded. A data dir
+    /// that cannot be read or written, or a file that is not connhealth's, is an error
+    /// at start (exit 2): it is never overwritten.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 const EXAMPLES: &str = "\
@@ -137,5 +146,6 @@ pub(crate) fn run(args: Args) -> ExitCode {
         },
         max_in_flight: args.max_in_flight,
         web_config: args.web_config,
+        data_dir: args.data_dir,
     })
 }

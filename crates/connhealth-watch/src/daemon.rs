@@ -28,6 +28,7 @@ use crate::notify::{Notifier, WatchdogGate};
 use crate::reload::{watch_file_sd, Reloading, Shared};
 use crate::schedule;
 use crate::sinks::{log, Sink, Sinks};
+use crate::store::{Store, StoreError};
 use crate::sys;
 
 /// How long a stop waits for the sinks to deliver what they hold.
@@ -74,12 +75,19 @@ pub fn run(options: Options) -> ExitCode {
         println!("{}", summary(&options, &plan));
         return ExitCode::SUCCESS;
     }
+    let store = match open_store(&options) {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("connhealth watch: {err}");
+            return ExitCode::from(2);
+        }
+    };
     let log_guard = log::init_logging(options.log_format);
     for warning in &plan.warnings {
         tracing::warn!("{warning}");
     }
     let plan = plan.sharded(options.shard);
-    match serve(options, plan) {
+    match serve(options, plan, store) {
         Ok(()) => ExitCode::SUCCESS,
         Err(why) => {
             // Once: through the log when it is set up (it writes to stderr), else plainly.
@@ -110,9 +118,18 @@ fn summary(options: &Options, plan: &Plan) -> String {
     line
 }
 
+/// `--data-dir`'s store, opened and checked; `None` without `--data-dir`.
+fn open_store(options: &Options) -> Result<Option<Arc<Store>>, StoreError> {
+    options
+        .data_dir
+        .as_deref()
+        .map(|dir| Store::open(dir).map(Arc::new))
+        .transpose()
+}
+
 /// Starts everything and runs until SIGTERM or SIGINT.
-fn serve(options: Options, plan: Plan) -> Result<(), String> {
-    let daemon = Daemon::launch(options, plan, Vec::new())?;
+fn serve(options: Options, plan: Plan, store: Option<Arc<Store>>) -> Result<(), String> {
+    let daemon = Daemon::launch(options, plan, Vec::new(), store)?;
     let signals = {
         let _in = daemon.runtime.enter();
         Signals::install()
@@ -152,6 +169,7 @@ fn serve(options: Options, plan: Plan) -> Result<(), String> {
 ///     log_format: Default::default(),
 ///     max_in_flight: None,
 ///     web_config: None,
+///     data_dir: None,
 /// };
 /// let daemon = Daemon::start(options, plan).map_err(std::io::Error::other)?;
 /// let web = daemon.shared().fleet().targets[0].clone();
@@ -190,7 +208,8 @@ impl Daemon {
         plan: Plan,
         sinks: Vec<Box<dyn Sink>>,
     ) -> Result<Daemon, String> {
-        let daemon = Daemon::launch(options, plan, sinks)?;
+        let store = open_store(&options).map_err(|err| err.to_string())?;
+        let daemon = Daemon::launch(options, plan, sinks, store)?;
         daemon.announce_ready();
         Ok(daemon)
     }
@@ -204,7 +223,12 @@ impl Daemon {
     /// Everything of [`Daemon::start_with`] but `READY=1`: [`serve`] first installs its
     /// signal handlers, so that a reload asked for the moment systemd hears READY (its
     /// `ExecReload`'s SIGHUP) finds them and does not end the process.
-    fn launch(options: Options, plan: Plan, sinks: Vec<Box<dyn Sink>>) -> Result<Daemon, String> {
+    fn launch(
+        options: Options,
+        plan: Plan,
+        sinks: Vec<Box<dyn Sink>>,
+        _store: Option<Arc<Store>>,
+    ) -> Result<Daemon, String> {
         let notifier = Arc::new(Notifier::from_env());
         let max_in_flight = sys::raise_descriptor_limit();
         let max_in_flight = options.max_in_flight.unwrap_or(max_in_flight).max(1);

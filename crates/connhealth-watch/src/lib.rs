@@ -8,6 +8,8 @@
 //! * [`checks`]: one module per check kind, what a check reports, and what a kind keeps
 //!   between checks;
 //! * [`state`]: HAProxy's rise/fall state machine, counters and transitions, per target;
+//! * [`store`]: `--data-dir`'s SQLite file, where the history, each target's last
+//!   state, silences and undelivered alerts outlive the process;
 //! * [`sinks`]: the one seam every result goes through, to the target's state, then to
 //!   the log and any other sink on threads of their own; [`sinks::metrics`] and
 //!   [`sinks::status`] render the state at request time;
@@ -31,6 +33,7 @@ pub mod reload;
 pub mod schedule;
 pub mod sinks;
 pub mod state;
+pub mod store;
 
 // Leaves, which import no stage.
 mod human;

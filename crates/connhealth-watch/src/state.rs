@@ -66,6 +66,88 @@ pub struct LastCheck {
     pub detail: Option<String>,
 }
 
+/// One minute of a target's checks: how many, how many failed, and the times of those
+/// that succeeded (their round trip: the SYN-ACK, the handshake, the answer). A check the
+/// checker could not make (`exhausted`) is not counted: it says nothing of the target.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use connhealth_watch::state::MinuteAggregate;
+///
+/// let at = UNIX_EPOCH + Duration::from_secs(120);
+/// let mut minute = MinuteAggregate::new(at);
+/// minute.add(true, Duration::from_micros(300));
+/// minute.add(true, Duration::from_micros(500));
+/// minute.add(false, Duration::from_secs(1));
+/// assert_eq!((minute.minute, minute.checks, minute.failures), (2, 3, 1));
+/// assert_eq!(minute.rtt_avg(), Some(Duration::from_micros(400)));
+/// assert_eq!(minute.start(), at);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MinuteAggregate {
+    /// Which minute: Unix seconds / 60.
+    pub minute: u64,
+    /// Checks of the target in it.
+    pub checks: u32,
+    /// Of those, the ones that failed.
+    pub failures: u32,
+    /// The quickest success, in microseconds (0 when none succeeded).
+    pub rtt_min_us: u32,
+    /// The slowest success, in microseconds (0 when none succeeded).
+    pub rtt_max_us: u32,
+    /// The successes' times added up, in microseconds.
+    pub rtt_sum_us: u64,
+}
+
+impl MinuteAggregate {
+    /// An empty minute, the one `at` falls in.
+    pub fn new(at: SystemTime) -> MinuteAggregate {
+        MinuteAggregate {
+            minute: minute_of(at),
+            ..MinuteAggregate::default()
+        }
+    }
+
+    /// Counts one check: a success of `duration`, or a failure.
+    pub fn add(&mut self, ok: bool, duration: Duration) {
+        self.checks = self.checks.saturating_add(1);
+        if !ok {
+            self.failures = self.failures.saturating_add(1);
+            return;
+        }
+        let us = u32::try_from(duration.as_micros()).unwrap_or(u32::MAX);
+        if self.successes() == 1 {
+            (self.rtt_min_us, self.rtt_max_us) = (us, us);
+        } else {
+            self.rtt_min_us = self.rtt_min_us.min(us);
+            self.rtt_max_us = self.rtt_max_us.max(us);
+        }
+        self.rtt_sum_us = self.rtt_sum_us.saturating_add(u64::from(us));
+    }
+
+    /// The checks that succeeded.
+    pub fn successes(&self) -> u32 {
+        self.checks - self.failures
+    }
+
+    /// The successes' mean time; `None` when none succeeded.
+    pub fn rtt_avg(&self) -> Option<Duration> {
+        let n = u64::from(self.successes());
+        (n > 0).then(|| Duration::from_micros(self.rtt_sum_us / n))
+    }
+
+    /// When the minute began.
+    pub fn start(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(self.minute.saturating_mul(60))
+    }
+}
+
+/// The minute `at` falls in, as Unix seconds / 60 (0 before 1970).
+pub fn minute_of(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() / 60)
+}
+
 /// Everything known about one target's checks.
 #[derive(Debug, Clone)]
 pub struct TargetState {
@@ -89,6 +171,11 @@ pub struct TargetState {
     pub transitions: VecDeque<Transition>,
     /// tls: the earliest certificate expiry the last handshake saw.
     pub cert_expiry: Option<SystemTime>,
+    /// This minute's checks so far.
+    pub minute: Option<MinuteAggregate>,
+    /// The minute that the last check closed, until the sinks' seam takes it
+    /// ([`Sinks::record`](crate::sinks::Sinks::record) hands it to the history).
+    pub closed_minute: Option<MinuteAggregate>,
 }
 
 impl TargetState {
@@ -105,6 +192,8 @@ impl TargetState {
             last_check: None,
             transitions: VecDeque::new(),
             cert_expiry: None,
+            minute: None,
+            closed_minute: None,
         }
     }
 
@@ -128,6 +217,9 @@ impl TargetState {
         });
         if result.cert_expiry.is_some() {
             self.cert_expiry = result.cert_expiry;
+        }
+        if result.outcome != Outcome::Exhausted {
+            self.count_in_minute(result.outcome == Outcome::Ok, result.duration, now);
         }
         let to = match result.outcome {
             Outcome::Exhausted => return None,
@@ -173,6 +265,23 @@ impl TargetState {
         }
         self.transitions.push_back(transition.clone());
         Some(transition)
+    }
+
+    /// Counts a check in its minute; the first check of a later minute closes the one
+    /// before into [`TargetState::closed_minute`].
+    fn count_in_minute(&mut self, ok: bool, duration: Duration, now: SystemTime) {
+        let minute = minute_of(now);
+        match &mut self.minute {
+            // The same minute, or a clock stepped back: counted in the open one.
+            Some(open) if open.minute >= minute => open.add(ok, duration),
+            open => {
+                let mut next = MinuteAggregate::new(now);
+                next.add(ok, duration);
+                if let Some(closed) = open.replace(next) {
+                    self.closed_minute = Some(closed);
+                }
+            }
+        }
     }
 
     /// True while a change has started but not finished: a success while not up, or a
@@ -429,6 +538,28 @@ mod tests {
         }
         assert_eq!(status.record(&after, &ok(), now), None);
         assert_eq!((status.health, status.failures), (Health::Up, 0));
+    }
+
+    #[test]
+    fn each_minute_is_closed_by_the_first_check_of_a_later_one() {
+        let plan = plan(1, 1);
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(600);
+        let mut status = TargetState::new(start);
+        status.record(&plan, &ok(), start);
+        status.record(&plan, &refused(), start + Duration::from_secs(30));
+        let exhausted = CheckResult::new(Outcome::Exhausted, Duration::ZERO);
+        status.record(&plan, &exhausted, start + Duration::from_secs(40));
+        assert_eq!(status.closed_minute, None);
+        let open = status.minute.expect("open");
+        assert_eq!((open.minute, open.checks, open.failures), (10, 2, 1));
+        status.record(&plan, &ok(), start + Duration::from_secs(61));
+        let closed = status.closed_minute.take().expect("closed");
+        assert_eq!((closed.minute, closed.checks, closed.failures), (10, 2, 1));
+        assert_eq!((closed.rtt_min_us, closed.rtt_max_us), (1000, 1000));
+        // A clock stepped back counts in the open minute.
+        status.record(&plan, &ok(), start);
+        assert_eq!(status.minute.map(|m| (m.minute, m.checks)), Some((11, 2)));
+        assert_eq!(status.closed_minute, None);
     }
 
     #[test]

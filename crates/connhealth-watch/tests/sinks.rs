@@ -169,3 +169,123 @@ fn every_sink_is_told_every_transition_in_order_and_metrics_count_drops() {
         assert!(metrics.contains(&line), "{line} in {metrics}");
     }
 }
+
+/// A sink that batches: it writes what it holds at its ticks, and at `finish`.
+struct Batching {
+    held: Vec<Health>,
+    written: Arc<Mutex<Vec<Vec<Health>>>>,
+    next: Option<Instant>,
+}
+
+impl Sink for Batching {
+    fn name(&self) -> &'static str {
+        "batching"
+    }
+
+    fn deliver(&mut self, event: Event) {
+        if let Event::Changed { transition, .. } = event {
+            self.held.push(transition.to);
+        }
+    }
+
+    fn tick(&mut self, now: Instant) -> Option<Instant> {
+        match self.next {
+            Some(at) if now >= at => {
+                if !self.held.is_empty() {
+                    self.written
+                        .lock()
+                        .unwrap()
+                        .push(std::mem::take(&mut self.held));
+                }
+                self.next = Some(now + Duration::from_millis(50));
+            }
+            None => self.next = Some(now + Duration::from_millis(50)),
+            Some(_) => {}
+        }
+        self.next
+    }
+
+    fn finish(&mut self) {
+        self.written
+            .lock()
+            .unwrap()
+            .push(std::mem::take(&mut self.held));
+    }
+}
+
+#[test]
+fn a_sink_is_ticked_when_it_asks_and_finishes_at_stop() {
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let sinks = Sinks::start(vec![Box::new(Batching {
+        held: Vec::new(),
+        written: Arc::clone(&written),
+        next: None,
+    })])
+    .unwrap();
+    let plan = TargetPlan::new("web", "127.0.0.1:1", Default::default(), flapping(1)).unwrap();
+    let web = Arc::new(Watched::new(plan, SystemTime::now()));
+    sinks.record(
+        &web,
+        CheckResult::new(Outcome::Ok, Duration::from_millis(1)),
+    );
+    // No further event: only a tick can write it.
+    let start = Instant::now();
+    while written.lock().unwrap().is_empty() && start.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(*written.lock().unwrap(), [vec![Health::Up]]);
+    sinks.record(&web, CheckResult::new(Outcome::Refused, Duration::ZERO));
+    assert!(sinks.stop(Duration::from_secs(2)).is_empty());
+    let written = written.lock().unwrap();
+    assert_eq!(written.concat(), [Health::Up, Health::Down], "{written:?}");
+}
+
+/// A target's name, and a minute's number, checks and failures.
+type Seen = (String, u64, u32, u32);
+
+/// Remembers the minutes it is handed.
+struct Minutes(Arc<Mutex<Vec<Seen>>>);
+
+impl Sink for Minutes {
+    fn name(&self) -> &'static str {
+        "minutes"
+    }
+
+    fn wants_minutes(&self) -> bool {
+        true
+    }
+
+    fn deliver(&mut self, event: Event) {
+        if let Event::Minute { target, minute } = event {
+            let seen = (
+                target.plan.name.clone(),
+                minute.minute,
+                minute.checks,
+                minute.failures,
+            );
+            self.0.lock().unwrap().push(seen);
+        }
+    }
+}
+
+#[test]
+fn a_sink_that_asks_is_handed_each_closed_minute() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sinks = Sinks::start(vec![Box::new(Minutes(Arc::clone(&seen)))]).unwrap();
+    let plan = TargetPlan::new("web", "127.0.0.1:1", Default::default(), flapping(1)).unwrap();
+    let web = Arc::new(Watched::new(plan, SystemTime::now()));
+    // Two checks in this minute; then a later minute's check closes it.
+    sinks.record(
+        &web,
+        CheckResult::new(Outcome::Ok, Duration::from_millis(1)),
+    );
+    sinks.record(&web, CheckResult::new(Outcome::Refused, Duration::ZERO));
+    let this = web.state().minute.expect("open").minute;
+    web.state().minute.as_mut().unwrap().minute = this - 1; // as if a minute had passed
+    sinks.record(
+        &web,
+        CheckResult::new(Outcome::Ok, Duration::from_millis(1)),
+    );
+    sinks.stop(Duration::from_secs(2));
+    assert_eq!(*seen.lock().unwrap(), [("web".to_owned(), this - 1, 2, 1)]);
+}

@@ -63,6 +63,7 @@ pub(crate) fn run() -> io::Result<()> {
         log_format: Default::default(),
         max_in_flight: None,
         web_config: None,
+        data_dir: None,
     };
     let daemon = Daemon::start(options, plan).map_err(io::Error::other)?;
     println!(

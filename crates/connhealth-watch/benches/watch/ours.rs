@@ -135,6 +135,7 @@ pub fn child_main(config: &Path) -> ExitCode {
         log_format: LogFormat::Text,
         max_in_flight: None,
         web_config: None,
+        data_dir: None,
     };
     let daemon = match Daemon::start(options, plan) {
         Ok(daemon) => daemon,

@@ -39,6 +39,10 @@ pub struct Options {
     /// basic auth) for every HTTP path; read at start and at every reload
     /// ([`load_web`](crate::config::load_web)).
     pub web_config: Option<PathBuf>,
+    /// `--data-dir`: where the state, history, silences and pending alerts are kept
+    /// (`DIR/state.sqlite`), so that they survive a restart. Without it they live in
+    /// memory, bounded, and a restart starts every target unknown.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The default `--listen`.

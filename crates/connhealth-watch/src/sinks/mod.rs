@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
-//! use std::time::{Duration, SystemTime};
+//! use std::time::{Duration, Instant, SystemTime};
 //! use connhealth_watch::checks::{CheckResult, Outcome};
 //! use connhealth_watch::config::{CheckPlan, TargetPlan};
 //! use connhealth_watch::sinks::{Event, Sink, Sinks};
@@ -53,13 +53,13 @@
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::checks::CheckResult;
-use crate::state::{Transition, Watched};
+use crate::state::{MinuteAggregate, Transition, Watched};
 
 pub mod log;
 pub mod metrics;
@@ -88,6 +88,14 @@ pub enum Event {
         /// From what, to what, when and why.
         transition: Transition,
     },
+    /// A minute of a target's checks ended: its aggregate, handed over when the first
+    /// check of a later minute is recorded. Only for sinks that ask ([`Sink::wants_minutes`]).
+    Minute {
+        /// The target.
+        target: Arc<Watched>,
+        /// Its checks in that minute.
+        minute: MinuteAggregate,
+    },
 }
 
 /// Something that is told of transitions (and, if it asks, of every result): the log,
@@ -105,8 +113,27 @@ pub trait Sink: Send + 'static {
         false
     }
 
+    /// True to be told of each target's per-minute aggregates ([`Event::Minute`]): one
+    /// event per target per minute, whatever the interval.
+    fn wants_minutes(&self) -> bool {
+        false
+    }
+
     /// Handles one event.
     fn deliver(&mut self, event: Event);
+
+    /// Called on the sink's thread once before the first event, after every event, and
+    /// at the time it last returned: work that waits for a time (a batch written every
+    /// 250 ms, an alert held for its `for`, a retry after a backoff). Returns when it
+    /// wants to be called next; `None` (the default) waits for the next event.
+    fn tick(&mut self, now: Instant) -> Option<Instant> {
+        let _ = now;
+        None
+    }
+
+    /// Called once when the queue is closed ([`Sinks::stop`]) and every event before it
+    /// delivered: write what is batched.
+    fn finish(&mut self) {}
 }
 
 /// The seam every check result goes through: records it in the target's state, then hands
@@ -120,6 +147,7 @@ pub struct Sinks {
 struct Inner {
     queues: Vec<Queue>,
     wants_results: bool,
+    wants_minutes: bool,
     /// `connhealth_checks_late_total`: counted by the scheduler, shown by `/metrics`.
     late_checks: AtomicU64,
 }
@@ -128,6 +156,7 @@ struct Inner {
 struct Queue {
     name: &'static str,
     wants_results: bool,
+    wants_minutes: bool,
     /// Taken by [`Sinks::stop`]: the thread drains what is queued and ends. Events go
     /// boxed: std's bounded channel allocates every slot up front, and 65,536 slots of an
     /// unboxed event (about 170 bytes) were 11 MB of RSS for a queue that is nearly always
@@ -147,29 +176,29 @@ impl Sinks {
     /// [`Sinks::start`], each queue holding at most `capacity` events (at least 1).
     pub fn with_capacity(sinks: Vec<Box<dyn Sink>>, capacity: usize) -> io::Result<Sinks> {
         let mut queues = Vec::with_capacity(sinks.len());
-        for mut sink in sinks {
+        for sink in sinks {
             let (name, wants_results) = (sink.name(), sink.wants_results());
+            let wants_minutes = sink.wants_minutes();
             let (sender, events) = mpsc::sync_channel::<Box<Event>>(capacity.max(1));
             let thread = std::thread::Builder::new()
                 .name(format!("connhealth-sink-{name}"))
-                .spawn(move || {
-                    for event in events {
-                        sink.deliver(*event);
-                    }
-                })?;
+                .spawn(move || drive(sink, events))?;
             queues.push(Queue {
                 name,
                 wants_results,
+                wants_minutes,
                 sender: Mutex::new(Some(sender)),
                 dropped: AtomicU64::new(0),
                 thread: Mutex::new(Some(thread)),
             });
         }
         let wants_results = queues.iter().any(|queue| queue.wants_results);
+        let wants_minutes = queues.iter().any(|queue| queue.wants_minutes);
         Ok(Sinks {
             inner: Arc::new(Inner {
                 queues,
                 wants_results,
+                wants_minutes,
                 late_checks: AtomicU64::new(0),
             }),
         })
@@ -182,6 +211,7 @@ impl Sinks {
             inner: Arc::new(Inner {
                 queues: Vec::new(),
                 wants_results: false,
+                wants_minutes: false,
                 late_checks: AtomicU64::new(0),
             }),
         }
@@ -193,11 +223,22 @@ impl Sinks {
     pub fn record(&self, target: &Arc<Watched>, result: CheckResult) -> Duration {
         let at = SystemTime::now();
         let check = &target.plan.check;
-        let (transition, wait) = {
+        let (transition, wait, minute) = {
             let mut state = target.state();
             let transition = state.record(check, &result, at);
-            (transition, state.next_wait(check))
+            (
+                transition,
+                state.next_wait(check),
+                state.closed_minute.take(),
+            )
         };
+        if let Some(minute) = minute.filter(|_| self.inner.wants_minutes) {
+            let event = Event::Minute {
+                target: Arc::clone(target),
+                minute,
+            };
+            self.hand_over(event, |queue| queue.wants_minutes);
+        }
         if self.inner.wants_results {
             let event = Event::Checked {
                 target: Arc::clone(target),
@@ -277,6 +318,30 @@ impl Sinks {
         }
         queue.send(event);
     }
+}
+
+/// A sink's thread: events as they come, ticks when the sink asks, and `finish` once
+/// the queue is closed and drained.
+fn drive(mut sink: Box<dyn Sink>, events: Receiver<Box<Event>>) {
+    let mut next = sink.tick(Instant::now());
+    loop {
+        let event = match next {
+            None => match events.recv() {
+                Ok(event) => Some(event),
+                Err(_) => break,
+            },
+            Some(at) => match events.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(event) => Some(event),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        if let Some(event) = event {
+            sink.deliver(*event);
+        }
+        next = sink.tick(Instant::now());
+    }
+    sink.finish();
 }
 
 impl Queue {

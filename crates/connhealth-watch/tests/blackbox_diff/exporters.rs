@@ -97,6 +97,7 @@ pub fn connhealth(dir: &Path, blackbox_yml: &str) -> Daemon {
         log_format: LogFormat::Text,
         max_in_flight: None,
         web_config: None,
+        data_dir: None,
     };
     Daemon::start(options, plan).expect("the daemon starts")
 }

@@ -76,6 +76,7 @@ pub fn options(config: PathBuf) -> Options {
         log_format: LogFormat::Text,
         max_in_flight: None,
         web_config: None,
+        data_dir: None,
     }
 }
 

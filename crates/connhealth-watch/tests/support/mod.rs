@@ -37,6 +37,7 @@ pub fn options(config: PathBuf) -> Options {
         log_format: Default::default(),
         max_in_flight: None,
         web_config: None,
+        data_dir: None,
     }
 }
 
