@@ -71,8 +71,15 @@
 //!   not kept, one new connection per check. `WATCH_BENCH_ONLY=https cargo bench -p
 //!   connhealth-watch` runs it alone (about 1 minute).
 //!
-//! `WATCH_BENCH_ONLY=10k,saturation,100k,probe,detection,https` (any of them) runs only
-//! those.
+//! * `state`: 10k flapping targets (a third of them changing state every second), run
+//!   three times: plain, with `--data-dir`, and with 100 viewers on `GET /events`; the
+//!   late checks and CPU per check of the last two as ratios to plain's (targets <= 1 %
+//!   late, <= 1.1 x); `GET /` timed (target <= 50 ms) and Chromium's first paint of the
+//!   status page over WebDriver (target <= 1 s). See `state.rs`. `WATCH_BENCH_ONLY=state`
+//!   runs it alone (about 1.5 minutes).
+//!
+//! `WATCH_BENCH_ONLY=10k,saturation,100k,probe,detection,https,state` (any of them) runs
+//! only those.
 //!
 //! Each line ends with its target; a missed one says `below target`. A run that did not
 //! measure what it claims (checks missing from the wire, a half-open check accepted, a
@@ -88,6 +95,7 @@ mod peers;
 mod probe_load;
 mod process;
 mod report;
+mod state;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -105,10 +113,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(ours::DAEMON_MODE) {
         let Some(config) = args.get(2) else {
-            eprintln!("usage: {} {} CONFIG", args[0], ours::DAEMON_MODE);
+            eprintln!("usage: {} {} CONFIG [DATA_DIR]", args[0], ours::DAEMON_MODE);
             return ExitCode::from(2);
         };
-        return ours::child_main(Path::new(config));
+        return ours::child_main(Path::new(config), args.get(3).map(Path::new));
     }
 
     if let Err(why) = peers::ensure_installed() {
@@ -142,13 +150,14 @@ fn main() -> ExitCode {
     };
 
     let mut report = Report::default();
-    let parts: [(&str, &Part); 6] = [
+    let parts: [(&str, &Part); 7] = [
         ("10k", &|r| fleet::ten_k(&listeners, &dir, r)),
         ("saturation", &|r| fleet::saturation(&listeners, &dir, r)),
         ("100k", &|r| fleet::hundred_k(&listeners, &dir, r)),
         ("probe", &|r| probe_load::probe(&listeners, &dir, r)),
         ("detection", &|r| detection::detection(&dir, r)),
         ("https", &|r| http::https(&dir, r)),
+        ("state", &|r| state::state(&dir, r)),
     ];
     // `WATCH_BENCH_ONLY=10k,detection` runs only those parts (to profile one, say).
     let only = std::env::var("WATCH_BENCH_ONLY").ok();

@@ -115,9 +115,9 @@ pub fn http_config_toml(schedule: &Schedule, http_defaults: &str, urls: &[String
 
 // ---- the child: the daemon itself ----
 
-/// Daemon mode: start the daemon on `config` and answer the bench on stdin until it
-/// closes.
-pub fn child_main(config: &Path) -> ExitCode {
+/// Daemon mode: start the daemon on `config` (keeping its state in `data_dir`, as
+/// `--data-dir` does, when given) and answer the bench on stdin until it closes.
+pub fn child_main(config: &Path, data_dir: Option<&Path>) -> ExitCode {
     let plan = match config::load(config) {
         Ok(plan) => plan,
         Err(errors) => {
@@ -135,7 +135,7 @@ pub fn child_main(config: &Path) -> ExitCode {
         log_format: LogFormat::Text,
         max_in_flight: None,
         web_config: None,
-        data_dir: None,
+        data_dir: data_dir.map(Path::to_owned),
     };
     let daemon = match Daemon::start(options, plan) {
         Ok(daemon) => daemon,
@@ -280,12 +280,25 @@ impl Ours {
     /// Writes `toml` to `dir/NAME.toml` and starts the daemon on it, its stderr in
     /// `dir/NAME.log`; returns once it serves.
     pub fn start(dir: &Path, name: &str, toml: &str) -> io::Result<Ours> {
+        Ours::start_with(dir, name, toml, None)
+    }
+
+    /// [`Ours::start`], keeping its state in `data_dir` (`--data-dir`) when given.
+    pub fn start_with(
+        dir: &Path,
+        name: &str,
+        toml: &str,
+        data_dir: Option<&Path>,
+    ) -> io::Result<Ours> {
         let config = dir.join(format!("{name}.toml"));
         let log = dir.join(format!("{name}.log"));
         std::fs::write(&config, toml)?;
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg(DAEMON_MODE)
-            .arg(&config)
+        let mut command = Command::new(std::env::current_exe()?);
+        command.arg(DAEMON_MODE).arg(&config);
+        if let Some(data_dir) = data_dir {
+            command.arg(data_dir);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log)?)

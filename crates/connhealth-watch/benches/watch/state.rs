@@ -1,0 +1,288 @@
+//! State, history and the status page: what they cost the checks, measured against the
+//! same daemon without them, in the same run.
+//!
+//! 10k half-open targets at 1 s (`rise = fall = 1`, jitter 0.1) on 100 flapping ports:
+//! each port listens for 3 s, then refuses for 3 s, the ports out of phase, so about a
+//! third of the fleet changes state every second (3.3k transitions a second, each a log
+//! line, a history row and an event). The same fleet runs three times, one after the
+//! other, each a fresh daemon with a 5 s warm-up and a 10 s window:
+//!
+//! * plain (history in memory, no viewer): the reference;
+//! * with `--data-dir` (every transition and minute written to SQLite): its late checks
+//!   (target <= 1 %) and its CPU per check as a ratio to plain's (target <= 1.1 x);
+//! * plain with 100 viewers on `GET /events` (100 connections held by this process,
+//!   each reading every event): CPU per check as a ratio to plain's (target <= 1.1 x).
+//!
+//! During the plain run, `GET /` is timed (the median of 20, target <= 50 ms), with the
+//! first page of rows the page asks for, and Chromium's first paint of `/` is measured
+//! over WebDriver (target <= 1 s).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::ours::{self, Ours, Schedule};
+use crate::process::{Mark, Window};
+use crate::report::{below, Report};
+
+const TARGETS: usize = 10_000;
+const PORTS: usize = 100;
+/// Each port listens this long, then refuses this long.
+const HALF_PERIOD: Duration = Duration::from_secs(3);
+const WARM_UP: Duration = Duration::from_secs(5);
+const WINDOW: Duration = Duration::from_secs(10);
+const VIEWERS: usize = 100;
+
+/// The part: three runs of the flapping fleet, and the page's timings.
+pub fn state(dir: &Path, report: &mut Report) -> io::Result<()> {
+    let flappers = Flappers::start(PORTS, HALF_PERIOD)?;
+    let mut schedule = Schedule::every(Duration::from_secs(1));
+    (schedule.rise, schedule.fall) = (1, 1);
+    let toml = ours::config_toml(&schedule, &ours::spread(TARGETS, &flappers.addrs));
+
+    let plain = run(dir, "state-plain", &toml, None, 0, |daemon| {
+        page_timings(daemon.listen(), report)
+    })?;
+    let data_dir = dir.join("state-data");
+    let stored = run(dir, "state-data-dir", &toml, Some(&data_dir), 0, |_| Ok(()))?;
+    let viewed = run(dir, "state-viewers", &toml, None, VIEWERS, |_| Ok(()))?;
+    let transitions = plain.transitions as f64 / plain.window.wall.as_secs_f64();
+    if transitions < 1000.0 {
+        report.fail(format!(
+            "state: the fleet made {transitions:.0} transitions a second, not the thousands the flapping ports should make"
+        ));
+    }
+
+    let late = stored.late_percent();
+    let met = late <= 1.0;
+    println!(
+        "--data-dir, {TARGETS} flapping targets at 1 s ({transitions:.0} transitions/s): {late:.2} % of checks late (without: {:.2} %; target <= 1 %){}",
+        plain.late_percent(),
+        below(met)
+    );
+    report.target("--data-dir: checks late", met);
+    let ratio = stored.cpu_per_check().as_secs_f64() / plain.cpu_per_check().as_secs_f64();
+    let met = ratio <= 1.1;
+    println!(
+        "--data-dir, {TARGETS} flapping targets at 1 s: {:.1} us CPU per check = {ratio:.2} x without ({:.1} us; target <= 1.1){}",
+        micros(stored.cpu_per_check()),
+        micros(plain.cpu_per_check()),
+        below(met)
+    );
+    report.target("--data-dir: CPU per check", met);
+    let ratio = viewed.cpu_per_check().as_secs_f64() / plain.cpu_per_check().as_secs_f64();
+    let met = ratio <= 1.1;
+    println!(
+        "{VIEWERS} viewers on /events, {TARGETS} flapping targets: {:.1} us CPU per check = {ratio:.2} x without ({:.1} us; target <= 1.1){}",
+        micros(viewed.cpu_per_check()),
+        micros(plain.cpu_per_check()),
+        below(met)
+    );
+    report.target("/events viewers: CPU per check", met);
+    if viewed.event_bytes == 0 {
+        report.fail("state: the /events viewers received nothing".into());
+    }
+    Ok(())
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// One run's window.
+struct Run {
+    window: Window,
+    checks: u64,
+    late: u64,
+    transitions: u64,
+    event_bytes: u64,
+}
+
+impl Run {
+    fn cpu_per_check(&self) -> Duration {
+        self.window.cpu.div_f64(self.checks.max(1) as f64)
+    }
+
+    fn late_percent(&self) -> f64 {
+        100.0 * self.late as f64 / self.checks.max(1) as f64
+    }
+}
+
+/// The daemon on `toml`, with `viewers` on `/events` from before the warm-up; `after`
+/// runs after the window (its requests cost the daemon CPU outside it).
+fn run(
+    dir: &Path,
+    name: &str,
+    toml: &str,
+    data_dir: Option<&Path>,
+    viewers: usize,
+    after: impl FnOnce(&Ours) -> io::Result<()>,
+) -> io::Result<Run> {
+    let mut daemon = Ours::start_with(dir, name, toml, data_dir)?;
+    let viewers = Viewers::start(daemon.listen(), viewers)?;
+    std::thread::sleep(WARM_UP);
+    let before = daemon.counts()?;
+    let bytes_before = viewers.bytes();
+    let mark = Mark::now(daemon.pid())?;
+    let changes_before = state_changes(daemon.listen())?;
+    std::thread::sleep(WINDOW);
+    let window = mark.window()?;
+    let counts = daemon.counts()? - before;
+    let transitions = state_changes(daemon.listen())?.saturating_sub(changes_before);
+    let event_bytes = viewers.bytes() - bytes_before;
+    after(&daemon)?;
+    viewers.stop();
+    daemon.stop()?;
+    Ok(Run {
+        window,
+        checks: counts.total,
+        late: counts.late,
+        transitions,
+        event_bytes,
+    })
+}
+
+/// The sum of `connhealth_target_state_changes_total` over the fleet.
+fn state_changes(listen: SocketAddr) -> io::Result<u64> {
+    let text = crate::peers::http_get(listen, "/metrics")?;
+    Ok(text
+        .lines()
+        .filter(|line| line.starts_with("connhealth_target_state_changes_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
+}
+
+/// `GET /` timed, and Chromium's first paint of it.
+fn page_timings(listen: SocketAddr, report: &mut Report) -> io::Result<()> {
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let start = Instant::now();
+        crate::peers::http_get(listen, "/")?;
+        times.push(start.elapsed());
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    let met = median <= Duration::from_millis(50);
+    println!(
+        "GET / with {TARGETS} targets: {:.2} ms (median of 20) = {:.3} x the target (50 ms){}",
+        median.as_secs_f64() * 1e3,
+        median.as_secs_f64() / 0.05,
+        below(met)
+    );
+    report.target("GET / served", met);
+    Ok(())
+}
+
+/// Ports that listen for `half` then refuse for `half`, each out of phase with the next.
+struct Flappers {
+    addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Flappers {
+    fn start(count: usize, half: Duration) -> io::Result<Flappers> {
+        let mut listeners = Vec::with_capacity(count);
+        for _ in 0..count {
+            listeners.push(Some(TcpListener::bind("127.0.0.1:0")?));
+        }
+        let addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.as_ref().expect("open").local_addr())
+            .collect::<io::Result<_>>()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("bench-flappers".into())
+            .spawn({
+                let (addrs, stop) = (addrs.clone(), Arc::clone(&stop));
+                move || {
+                    let start = Instant::now();
+                    let period = half * 2;
+                    while !stop.load(Ordering::Relaxed) {
+                        let now = start.elapsed();
+                        for (i, listener) in listeners.iter_mut().enumerate() {
+                            // Port i's phase: shifted by i / count of a period.
+                            let shift = period.mul_f64(i as f64 / addrs.len() as f64);
+                            let phase = (now + shift).as_nanos() % period.as_nanos();
+                            let open = phase < half.as_nanos();
+                            if open && listener.is_none() {
+                                *listener = TcpListener::bind(addrs[i]).ok();
+                            } else if !open {
+                                *listener = None;
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            })?;
+        Ok(Flappers {
+            addrs,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Flappers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Connections held on `GET /events`, each read to the end by a thread of its own.
+struct Viewers {
+    streams: Vec<TcpStream>,
+    bytes: Arc<AtomicU64>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Viewers {
+    fn start(listen: SocketAddr, count: usize) -> io::Result<Viewers> {
+        let bytes = Arc::new(AtomicU64::new(0));
+        let (mut streams, mut threads) = (Vec::new(), Vec::new());
+        for _ in 0..count {
+            let mut stream = TcpStream::connect(listen)?;
+            write!(
+                stream,
+                "GET /events HTTP/1.1\r\nHost: {listen}\r\nAccept: text/event-stream\r\n\r\n"
+            )?;
+            let mut reader = stream.try_clone()?;
+            let bytes = Arc::clone(&bytes);
+            threads.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    bytes.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }));
+            streams.push(stream);
+        }
+        Ok(Viewers {
+            streams,
+            bytes,
+            threads,
+        })
+    }
+
+    fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn stop(self) {
+        for stream in &self.streams {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
