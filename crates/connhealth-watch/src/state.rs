@@ -33,6 +33,13 @@ impl Health {
             Health::Down => "down",
         }
     }
+
+    /// The health of a name [`Health::name`] gives; `None` for any other.
+    pub fn from_name(name: &str) -> Option<Health> {
+        [Health::Unknown, Health::Up, Health::Down]
+            .into_iter()
+            .find(|health| health.name() == name)
+    }
 }
 
 /// One change of health.
@@ -148,6 +155,36 @@ pub fn minute_of(at: SystemTime) -> u64 {
         .map_or(0, |since| since.as_secs() / 60)
 }
 
+/// A target's last state as `--data-dir` saved it: what it resumes in after a restart
+/// ([`TargetState::resumed`]), when its name, address and check kind still match
+/// ([`SavedState::matches`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedState {
+    /// The address it was checked at.
+    pub address: String,
+    /// Its check kind's name (`half-open`, ...).
+    pub check: String,
+    /// Its health.
+    pub health: Health,
+    /// Since when.
+    pub since: SystemTime,
+    /// Its last transition's time.
+    pub last_change: Option<SystemTime>,
+    /// Its transitions so far (`connhealth_target_state_changes_total`).
+    pub state_changes: u64,
+    /// Its last transitions, oldest first (the last [`TRANSITIONS_KEPT`] are resumed).
+    pub transitions: Vec<Transition>,
+}
+
+impl SavedState {
+    /// True when `plan` watches what was saved: the same address and check kind (the
+    /// name is the key it was found by). Other settings (labels, intervals, rise and
+    /// fall) may have changed, as a reload allows.
+    pub fn matches(&self, plan: &TargetPlan) -> bool {
+        self.address == plan.address && self.check == plan.check.kind().name()
+    }
+}
+
 /// Everything known about one target's checks.
 #[derive(Debug, Clone)]
 pub struct TargetState {
@@ -194,6 +231,41 @@ impl TargetState {
             cert_expiry: None,
             minute: None,
             closed_minute: None,
+        }
+    }
+
+    /// A target resumed in its saved state after a restart: its health, since when, its
+    /// state changes, its last change and its last [`TRANSITIONS_KEPT`] transitions. The
+    /// streaks and check counters start again from zero (a counter reset, which
+    /// Prometheus' `rate` handles); the next `rise` successes or `fall` failures decide
+    /// as they would have before the restart.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use connhealth_watch::state::{Health, SavedState, TargetState};
+    ///
+    /// let since = SystemTime::now() - Duration::from_secs(600);
+    /// let saved = SavedState {
+    ///     address: "127.0.0.1:6379".into(),
+    ///     check: "half-open".into(),
+    ///     health: Health::Down,
+    ///     since,
+    ///     last_change: Some(since),
+    ///     state_changes: 7,
+    ///     transitions: Vec::new(),
+    /// };
+    /// let state = TargetState::resumed(&saved);
+    /// assert_eq!((state.health, state.since, state.state_changes), (Health::Down, since, 7));
+    /// ```
+    pub fn resumed(saved: &SavedState) -> TargetState {
+        let skip = saved.transitions.len().saturating_sub(TRANSITIONS_KEPT);
+        TargetState {
+            health: saved.health,
+            since: saved.since,
+            state_changes: saved.state_changes,
+            last_change: saved.last_change,
+            transitions: saved.transitions[skip..].iter().cloned().collect(),
+            ..TargetState::new(saved.since)
         }
     }
 
@@ -342,6 +414,15 @@ impl Watched {
         }
     }
 
+    /// `plan`, resumed in `state` (a state saved before a restart,
+    /// [`TargetState::resumed`]).
+    pub fn resumed(plan: TargetPlan, state: TargetState) -> Watched {
+        Watched {
+            plan,
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
     /// `plan`, carrying on `from`'s state: its health, counters and transitions. For a
     /// reload that changed the target's settings (labels, schedule, rise and fall, the
     /// check's own settings) but not its address or check kind.
@@ -431,6 +512,28 @@ impl Fleet {
             blackbox: plan.blackbox_config.is_some(),
             probe: plan.probe,
         }
+    }
+}
+
+impl Fleet {
+    /// At start: each target of `saved` whose address and check kind match its plan
+    /// ([`SavedState::matches`]) resumes in its saved state; the others stay as built.
+    /// Returns how many resumed. Reloads need none of this: they keep each unchanged
+    /// target's live state ([`Fleet::build`]).
+    pub fn resume(&mut self, saved: &HashMap<String, SavedState>) -> usize {
+        let mut resumed = 0;
+        for target in &mut self.targets {
+            let Some(saved) = saved.get(&target.plan.name) else {
+                continue;
+            };
+            if !saved.matches(&target.plan) {
+                continue;
+            }
+            let state = TargetState::resumed(saved);
+            *target = Arc::new(Watched::resumed(target.plan.clone(), state));
+            resumed += 1;
+        }
+        resumed
     }
 }
 
