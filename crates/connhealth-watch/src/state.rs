@@ -132,6 +132,22 @@ impl MinuteAggregate {
         self.rtt_sum_us = self.rtt_sum_us.saturating_add(u64::from(us));
     }
 
+    /// Adds `more`, a count of the same minute (the rest of a minute a restart cut in
+    /// two).
+    pub fn merge(&mut self, more: &MinuteAggregate) {
+        if more.successes() > 0 {
+            if self.successes() == 0 {
+                (self.rtt_min_us, self.rtt_max_us) = (more.rtt_min_us, more.rtt_max_us);
+            } else {
+                self.rtt_min_us = self.rtt_min_us.min(more.rtt_min_us);
+                self.rtt_max_us = self.rtt_max_us.max(more.rtt_max_us);
+            }
+        }
+        self.checks = self.checks.saturating_add(more.checks);
+        self.failures = self.failures.saturating_add(more.failures);
+        self.rtt_sum_us = self.rtt_sum_us.saturating_add(more.rtt_sum_us);
+    }
+
     /// The checks that succeeded.
     pub fn successes(&self) -> u32 {
         self.checks - self.failures

@@ -122,10 +122,13 @@ pub(super) async fn handle(
         .into_response()
 }
 
-/// Puts the minute under way last, unless the history already holds a later one (a clock
-/// stepped back).
+/// Puts the minute under way last. The file may already hold part of it (what a daemon
+/// stopped within the same minute counted): the two add up. A later one there (a clock
+/// stepped back) leaves it out.
 fn add_open_minute(minutes: &mut Vec<MinuteAggregate>, open: MinuteAggregate) {
-    if minutes.last().is_none_or(|last| last.minute < open.minute) {
-        minutes.push(open);
+    match minutes.last_mut() {
+        Some(last) if last.minute == open.minute => last.merge(&open),
+        Some(last) if last.minute > open.minute => {}
+        _ => minutes.push(open),
     }
 }

@@ -7,6 +7,7 @@
 //! | `transitions` | `id`, indexed by `(target_id, at_us)` | every transition: from, to, when, why, the check's time, the failure's detail | for ever |
 //! | `minutes` | `(target_id, minute)`, without rowid | checks, failures, RTT min, max and sum of each minute | 30 days ([`RETENTION`]) |
 //! | `hours` | `(target_id, hour)`, without rowid | checks and failures of each hour, kept up to date at each write of a minute | 30 days |
+//! | `open_minutes` | `target_id`, without rowid | each target's minute under way, as last seen (every few seconds) | until the minute is written, or folded into `minutes` at the next start |
 //!
 //! Times are Unix microseconds (`*_us`), minutes Unix seconds / 60, hours Unix seconds /
 //! 3600. A target is named once, in `targets`; the other tables hold its integer id, so
@@ -52,6 +53,15 @@ CREATE TABLE IF NOT EXISTS minutes (
     rtt_max_us INTEGER NOT NULL,
     rtt_sum_us INTEGER NOT NULL,
     PRIMARY KEY (target_id, minute)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS open_minutes (
+    target_id INTEGER PRIMARY KEY,
+    minute INTEGER NOT NULL,
+    checks INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    rtt_min_us INTEGER NOT NULL,
+    rtt_max_us INTEGER NOT NULL,
+    rtt_sum_us INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hours (
     target_id INTEGER NOT NULL,
@@ -124,18 +134,58 @@ pub struct Batch {
     pub transitions: Vec<(String, Transition)>,
     /// Closed minutes.
     pub minutes: Vec<(String, MinuteAggregate)>,
+    /// Minutes under way, as seen now: each replaces the target's last one, so that a
+    /// `kill -9` loses only the checks since. Written before the closed minutes, each of
+    /// which clears the target's minute under way up to it.
+    pub open_minutes: Vec<(String, MinuteAggregate)>,
 }
 
 impl Batch {
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.targets.is_empty() && self.transitions.is_empty() && self.minutes.is_empty()
+        self.targets.is_empty()
+            && self.transitions.is_empty()
+            && self.minutes.is_empty()
+            && self.open_minutes.is_empty()
     }
 
-    /// Rows the batch writes (targets, transitions, minutes).
+    /// Rows the batch writes.
     pub fn len(&self) -> usize {
-        self.targets.len() + self.transitions.len() + self.minutes.len()
+        self.targets.len() + self.transitions.len() + self.minutes.len() + self.open_minutes.len()
     }
+}
+
+/// The columns of `minutes` and `open_minutes`, in order.
+const MINUTE_COLUMNS: &str =
+    "(target_id, minute, checks, failures, rtt_min_us, rtt_max_us, rtt_sum_us)";
+
+/// A minute inserted where one is: the two add up.
+const ADD_MINUTE: &str = "ON CONFLICT (target_id, minute) DO UPDATE SET
+    rtt_min_us = CASE WHEN checks = failures THEN excluded.rtt_min_us
+        WHEN excluded.checks = excluded.failures THEN rtt_min_us
+        ELSE min(rtt_min_us, excluded.rtt_min_us) END,
+    rtt_max_us = max(rtt_max_us, excluded.rtt_max_us),
+    rtt_sum_us = rtt_sum_us + excluded.rtt_sum_us,
+    checks = checks + excluded.checks,
+    failures = failures + excluded.failures";
+
+/// An hour inserted where one is: the two add up.
+const ADD_HOUR: &str = "ON CONFLICT (target_id, hour) DO UPDATE SET
+    checks = checks + excluded.checks, failures = failures + excluded.failures";
+
+/// At start: the minutes that were under way when the daemon last stopped (or died),
+/// as last seen, become closed minutes (adding up with any of the same minute), and the
+/// table of minutes under way is emptied. The checks of that minute made after its last
+/// snapshot are lost; those the new process makes in the same minute add up.
+pub fn fold_open_minutes(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         INSERT INTO minutes {MINUTE_COLUMNS} SELECT * FROM open_minutes WHERE true {ADD_MINUTE};
+         INSERT INTO hours (target_id, hour, checks, failures)
+             SELECT target_id, minute / 60, checks, failures FROM open_minutes WHERE true {ADD_HOUR};
+         DELETE FROM open_minutes;
+         COMMIT;"
+    ))
 }
 
 /// Writes batches: knows each target's id, so that a batch names a target's id only.
@@ -254,27 +304,34 @@ impl Writer {
                     t.detail,
                 ])?;
             }
+            let mut open = tx.prepare_cached(
+                "INSERT OR REPLACE INTO open_minutes (target_id, minute, checks, failures, rtt_min_us, rtt_max_us, rtt_sum_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (name, m) in &batch.open_minutes {
+                open.execute(params![
+                    id_of(name)?,
+                    as_i64(m.minute),
+                    m.checks,
+                    m.failures,
+                    m.rtt_min_us,
+                    m.rtt_max_us,
+                    as_i64(m.rtt_sum_us),
+                ])?;
+            }
             // A minute written twice (the daemon restarted within it, and counted the
             // rest of it anew) adds up.
-            let mut minute = tx.prepare_cached(
-                "INSERT INTO minutes (target_id, minute, checks, failures, rtt_min_us, rtt_max_us, rtt_sum_us)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (target_id, minute) DO UPDATE SET
-                    rtt_min_us = CASE WHEN checks = failures THEN excluded.rtt_min_us
-                        WHEN excluded.checks = excluded.failures THEN rtt_min_us
-                        ELSE min(rtt_min_us, excluded.rtt_min_us) END,
-                    rtt_max_us = max(rtt_max_us, excluded.rtt_max_us),
-                    rtt_sum_us = rtt_sum_us + excluded.rtt_sum_us,
-                    checks = checks + excluded.checks,
-                    failures = failures + excluded.failures",
-            )?;
-            let mut hour = tx.prepare_cached(
-                "INSERT INTO hours (target_id, hour, checks, failures) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (target_id, hour) DO UPDATE SET
-                    checks = checks + excluded.checks, failures = failures + excluded.failures",
-            )?;
+            let mut minute = tx.prepare_cached(&format!(
+                "INSERT INTO minutes {MINUTE_COLUMNS} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) {ADD_MINUTE}"
+            ))?;
+            let mut hour = tx.prepare_cached(&format!(
+                "INSERT INTO hours (target_id, hour, checks, failures) VALUES (?1, ?2, ?3, ?4) {ADD_HOUR}"
+            ))?;
+            let mut closed = tx
+                .prepare_cached("DELETE FROM open_minutes WHERE target_id = ?1 AND minute <= ?2")?;
             for (name, m) in &batch.minutes {
                 let id = id_of(name)?;
+                closed.execute(params![id, as_i64(m.minute)])?;
                 minute.execute(params![
                     id,
                     as_i64(m.minute),

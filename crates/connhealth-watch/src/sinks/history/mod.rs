@@ -40,7 +40,7 @@ mod json;
 mod sink;
 
 pub use self::json::render;
-pub use self::sink::{HistorySink, WRITE_EVERY};
+pub use self::sink::{HistorySink, SNAPSHOT_EVERY, WRITE_EVERY};
 
 /// How many transitions per target the memory keeps.
 pub const TRANSITIONS_KEPT: usize = 100;
@@ -94,7 +94,7 @@ impl Kept {
             .rev()
             .find(|m| m.minute <= minute.minute)
         {
-            Some(same) if same.minute == minute.minute => merge(same, &minute),
+            Some(same) if same.minute == minute.minute => same.merge(&minute),
             _ => {
                 let at = self.minutes.partition_point(|m| m.minute < minute.minute);
                 self.minutes.insert(at, minute);
@@ -132,21 +132,6 @@ impl Kept {
             self.hours.pop_front();
         }
     }
-}
-
-/// Adds `more` (the same minute) into `into`.
-fn merge(into: &mut MinuteAggregate, more: &MinuteAggregate) {
-    if more.successes() > 0 {
-        if into.successes() == 0 {
-            (into.rtt_min_us, into.rtt_max_us) = (more.rtt_min_us, more.rtt_max_us);
-        } else {
-            into.rtt_min_us = into.rtt_min_us.min(more.rtt_min_us);
-            into.rtt_max_us = into.rtt_max_us.max(more.rtt_max_us);
-        }
-    }
-    into.checks = into.checks.saturating_add(more.checks);
-    into.failures = into.failures.saturating_add(more.failures);
-    into.rtt_sum_us = into.rtt_sum_us.saturating_add(more.rtt_sum_us);
 }
 
 /// Unix seconds of `at` (0 before 1970).
@@ -220,6 +205,15 @@ impl History {
         let mut inner = self.write();
         inner.targets.retain(|name, _| live.contains_key(name));
         inner.live = live;
+    }
+
+    /// The targets [`History::track`] follows, still watched.
+    pub(crate) fn tracked(&self) -> Vec<Arc<Watched>> {
+        self.read()
+            .live
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     /// True when the history holds anything of a target named `target`, or follows it.

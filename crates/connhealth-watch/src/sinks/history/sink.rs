@@ -1,6 +1,7 @@
 //! [`HistorySink`]: the sink that keeps the history, in memory and, with `--data-dir`,
 //! in the store, written in batches.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,6 +14,10 @@ use crate::store::Store;
 /// How often a batch is written: a transition is committed within this (and the time to
 /// write the batch) of the check that made it, so a `kill -9` loses at most that.
 pub const WRITE_EVERY: Duration = Duration::from_millis(250);
+
+/// How often each target's minute under way is saved: a `kill -9` loses at most the
+/// checks of this long (a graceful stop loses none).
+pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
 
 /// After a failed write, the next try waits this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -50,6 +55,10 @@ struct Stored {
     /// When the batch is due to be written; `None` while it is empty.
     write_at: Option<Instant>,
     prune_at: Instant,
+    snapshot_at: Instant,
+    /// Each target's minute under way as last saved: its minute and checks, so that a
+    /// target with no check since is not written again.
+    snapshots: HashMap<String, (u64, u32)>,
     /// Since when writes fail; `None` while they succeed.
     failing_since: Option<SystemTime>,
     /// Rows dropped since writes began to fail.
@@ -67,6 +76,8 @@ impl HistorySink {
                 batch: Batch::default(),
                 write_at: None,
                 prune_at: Instant::now() + PRUNE_EVERY,
+                snapshot_at: Instant::now() + SNAPSHOT_EVERY,
+                snapshots: HashMap::new(),
                 failing_since: None,
                 dropped: 0,
             }),
@@ -130,6 +141,10 @@ impl Sink for HistorySink {
 
     fn tick(&mut self, now: Instant) -> Option<Instant> {
         let stored = self.store.as_mut()?;
+        if now >= stored.snapshot_at {
+            stored.snapshot(&self.history);
+            stored.snapshot_at = now + SNAPSHOT_EVERY;
+        }
         if !stored.batch.is_empty() {
             let due = *stored.write_at.get_or_insert(now + WRITE_EVERY);
             if now >= due {
@@ -148,6 +163,7 @@ impl Sink for HistorySink {
 
     fn finish(&mut self) {
         if let Some(stored) = &mut self.store {
+            stored.snapshot(&self.history);
             if !stored.batch.is_empty() {
                 stored.write(Instant::now());
             }
@@ -156,6 +172,27 @@ impl Sink for HistorySink {
 }
 
 impl Stored {
+    /// Puts each followed target's minute under way in the batch, when it has new
+    /// checks. Each target's own lock, briefly, one at a time: as a scrape takes it.
+    fn snapshot(&mut self, history: &History) {
+        for target in history.tracked() {
+            let Some(open) = target.state().minute else {
+                continue;
+            };
+            let name = &target.plan.name;
+            let seen = (open.minute, open.checks);
+            if self.snapshots.get(name) == Some(&seen) {
+                continue;
+            }
+            self.snapshots.insert(name.clone(), seen);
+            if !self.batch.targets.contains_key(name) {
+                let entry = (identity(&target), None);
+                self.batch.targets.insert(name.clone(), entry);
+            }
+            self.batch.open_minutes.push((name.clone(), open));
+        }
+    }
+
     /// Writes the batch; on failure keeps it (bounded) for the next try.
     fn write(&mut self, now: Instant) {
         let result = {
