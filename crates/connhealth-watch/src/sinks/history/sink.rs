@@ -154,11 +154,8 @@ impl Sink for HistorySink {
         if now >= stored.prune_at && stored.failing_since.is_none() {
             stored.prune(now);
         }
-        Some(
-            stored
-                .write_at
-                .map_or(stored.prune_at, |at| at.min(stored.prune_at)),
-        )
+        let next = stored.prune_at.min(stored.snapshot_at);
+        Some(stored.write_at.map_or(next, |at| at.min(next)))
     }
 
     fn finish(&mut self) {
