@@ -297,3 +297,68 @@ fn a_data_dir_that_cannot_be_used_is_exit_2_naming_the_path() {
     assert!(stderr.contains(file.to_str().unwrap()), "{stderr}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "a file\n");
 }
+
+/// A read-only file system, which stops root too: a data dir there, with or without a
+/// `state.sqlite` of connhealth's, is exit 2 naming the path (a bind mount of the test's
+/// own folder, remounted read-only).
+#[test]
+fn a_data_dir_on_a_read_only_file_system_is_exit_2_naming_the_path() {
+    if !connhealth_testkit::require("a read-only bind mount", &["mount", "umount"]) {
+        return;
+    }
+    let dir = TempDir::new("cli-watch-history-ro");
+    let mount = dir.join("ro");
+    std::fs::create_dir_all(mount.join("empty")).unwrap();
+    // A file of connhealth's, made while the folder was writable.
+    let kept = mount.join("kept");
+    let (code, _) = refused_after(&kept, Duration::from_millis(1500));
+    assert_eq!(code, None, "the daemon ran until killed");
+    let file = kept.join("state.sqlite");
+    assert!(file.exists());
+    let m = mount.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
+        assert!(status.success(), "{args:?}");
+    };
+    run(&["mount", "--bind", m, m]);
+    struct Unmount<'a>(&'a str);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(m);
+    run(&["mount", "-o", "remount,bind,ro", m]);
+    let empty = mount.join("empty");
+    let (code, stderr) = refused(&empty);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(empty.to_str().unwrap()), "{stderr}");
+    let (code, stderr) = refused(&kept);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(file.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("read-only"), "{stderr}");
+}
+
+/// Starts `connhealth watch --data-dir DIR` and kills it after `run`, unless it ended
+/// before: its exit code (None when killed) and stderr.
+fn refused_after(data_dir: &Path, run: Duration) -> (Option<i32>, String) {
+    let dir = TempDir::new("cli-watch-history-run");
+    let config = dir.write("watch.toml", "[defaults]\ninterval = \"2s\"\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_connhealth"))
+        .args(["watch", "--config", config.to_str().unwrap()])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(run);
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}

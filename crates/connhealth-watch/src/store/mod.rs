@@ -59,8 +59,9 @@ pub enum StoreError {
         /// What the system said.
         source: std::io::Error,
     },
-    /// SQLite cannot open, read or write the file.
-    #[error("cannot open {}: {source}; check its permissions, or give another --data-dir", path.display())]
+    /// SQLite cannot open, read or write the file: permissions, a file system mounted
+    /// read-only (which root meets too), a full disk.
+    #[error("cannot open {}: {source}; check its permissions and that its file system is writable (not mounted read-only, not full), or give another --data-dir", path.display())]
     Open {
         /// The file.
         path: PathBuf,
