@@ -352,7 +352,7 @@ impl Writer {
     }
 
     /// One step of the retention pass: deletes the minutes and hours older than
-    /// [`RETENTION`] before `now` of at most [`PRUNE_STEP`] targets, in one transaction.
+    /// [`RETENTION`] before `now` of at most 500 targets, in one transaction.
     /// A pass starts when the last one ended; returns true when this step ended one.
     /// Each delete is a range of one target's primary key: cheap at any size.
     pub fn prune_step(&mut self, conn: &mut Connection, now: SystemTime) -> rusqlite::Result<bool> {
