@@ -4,8 +4,8 @@
 //!
 //! [`History`] is what the status page and `/api/history` read: per target, the last
 //! [`TRANSITIONS_KEPT`] transitions, the closed minutes of the last hour, and hourly
-//! buckets for 7 days, whatever the fleet's size or age (about 4 KiB per target at
-//! most). It is filled by the history's sink, on its own thread, from the sinks' seam
+//! buckets for 7 days, whatever the fleet's size or age: about 6 KiB per target once a
+//! week old, and up to 16 KiB more for the transitions of a target that flapped 100 times. It is filled by the history's sink, on its own thread, from the sinks' seam
 //! ([`Event::Changed`](super::Event::Changed) and
 //! [`Event::Minute`](super::Event::Minute)), and at start from the store: nothing on
 //! the check path touches it.
