@@ -1,8 +1,8 @@
 //! `GET /api/history?target=NAME[&window=24h]`: one target's transitions and per-minute
 //! aggregates over the window, as JSON ([`crate::sinks::history::render`]).
 //!
-//! * `target`: the target's exact name. A name neither the fleet nor the history knows
-//!   is a 404 naming it.
+//! * `target`: the target's exact name. A name neither the fleet nor the history (the
+//!   file, with `--data-dir`) knows is a 404 naming it.
 //! * `window`: how far back, a duration as the config writes them (`90m`, `24h`, `7d`);
 //!   24 h by default, 30 days at most (what `--data-dir` keeps). Anything else is a 400
 //!   that says what to write.
