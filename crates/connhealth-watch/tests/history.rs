@@ -6,6 +6,8 @@
 //!
 //! The daemon's side across a `kill -9` is the cli's `tests/watch_history.rs`.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -352,4 +354,63 @@ fn a_minute_under_way_is_kept_and_folded_in_at_the_next_start() {
     let again = Store::open(dir.path()).unwrap().load_history(now).unwrap();
     let b = again.iter().find(|t| t.name == "b").unwrap();
     assert_eq!(b.minutes, [this_minute]);
+}
+
+#[test]
+fn without_a_data_dir_api_history_answers_from_memory() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let check = CheckPlan {
+        rise: 1,
+        fall: 1,
+        interval: Duration::from_millis(100),
+        fast_interval: Duration::from_millis(50),
+        ..CheckPlan::default()
+    };
+    let addr = listener.local_addr().unwrap();
+    let daemon = support::start(support::plan(vec![support::target("web", addr, check)]));
+    support::wait_health(&daemon, "web", Health::Up, Duration::from_secs(3)).expect("up");
+    let history = daemon.shared().history().clone();
+    let told = connhealth_testkit::wait_until(Duration::from_secs(1), || {
+        history.transitions("web", 10).len() == 1
+    });
+    assert!(told.is_some(), "the history's sink took the transition");
+    let (code, body) =
+        connhealth_testkit::http(daemon.listen(), "GET", "/api/history?target=web").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["target"], "web");
+    assert_eq!(json["transitions"][0]["from"], "unknown");
+    assert_eq!(json["transitions"][0]["to"], "up");
+    assert!(json["transitions"][0]["at"]["rfc3339"].is_string());
+    // The minute under way, so far: at least the check that made it up.
+    let open = &json["aggregates"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(open["checks"].as_u64().unwrap() >= 1, "{open}");
+    assert!(open["rtt_avg_seconds"].as_f64().unwrap() > 0.0, "{open}");
+    // The uptime counts the minute under way too.
+    let uptime = history.uptime("web", Duration::from_secs(3600), SystemTime::now());
+    assert_eq!(uptime, Some(1.0));
+    for (path, code, says) in [
+        ("/api/history?target=nobody", 404, "\"nobody\""),
+        ("/api/history?target=web&window=0s", 400, "above 0"),
+        ("/api/history?target=web&window=45d", 400, "at most 30d"),
+        ("/api/history", 400, "target=NAME"),
+        (
+            "/api/history?target=web&color=red",
+            400,
+            "unknown parameter",
+        ),
+    ] {
+        let (got, body) = connhealth_testkit::http(daemon.listen(), "GET", path).unwrap();
+        assert_eq!(got, code, "{path}: {body}");
+        assert!(body.contains(says), "{path}: {body}");
+    }
+    let (code, body) = connhealth_testkit::http(daemon.listen(), "GET", "/nowhere").unwrap();
+    assert_eq!(code, 404);
+    assert!(body.contains("/api/history?target=NAME"), "{body}");
+    daemon.stop();
 }
