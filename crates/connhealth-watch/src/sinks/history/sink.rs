@@ -172,22 +172,27 @@ impl Stored {
     /// Puts each followed target's minute under way in the batch, when it has new
     /// checks. Each target's own lock, briefly, one at a time: as a scrape takes it.
     fn snapshot(&mut self, history: &History) {
-        for target in history.tracked() {
+        let tracked = history.tracked();
+        // Only the targets watched now: the map does not grow with file_sd's churn.
+        let mut snapshots = HashMap::with_capacity(tracked.len());
+        for target in tracked {
             let Some(open) = target.state().minute else {
                 continue;
             };
             let name = &target.plan.name;
             let seen = (open.minute, open.checks);
-            if self.snapshots.get(name) == Some(&seen) {
+            let unchanged = self.snapshots.get(name) == Some(&seen);
+            snapshots.insert(name.clone(), seen);
+            if unchanged {
                 continue;
             }
-            self.snapshots.insert(name.clone(), seen);
             if !self.batch.targets.contains_key(name) {
                 let entry = (identity(&target), None);
                 self.batch.targets.insert(name.clone(), entry);
             }
             self.batch.open_minutes.push((name.clone(), open));
         }
+        self.snapshots = snapshots;
     }
 
     /// Writes the batch; on failure keeps it (bounded) for the next try.
