@@ -682,6 +682,65 @@ mod tests {
     }
 
     #[test]
+    fn a_target_resumes_only_where_its_address_and_kind_are_unchanged() {
+        use crate::config::TargetPlan;
+        let target = |name: &str, address: &str| {
+            TargetPlan::new(name, address, BTreeMap::new(), plan(2, 3)).unwrap()
+        };
+        let now = SystemTime::now();
+        let mut fleet = Fleet::build(
+            Plan {
+                targets: vec![
+                    target("same", "127.0.0.1:1"),
+                    target("moved", "127.0.0.1:3"),
+                    target("new", "127.0.0.1:4"),
+                ],
+                ..Plan::empty()
+            },
+            None,
+            now,
+        );
+        let since = now - Duration::from_secs(3600);
+        let saved = |address: &str| SavedState {
+            address: address.into(),
+            check: "half-open".into(),
+            health: Health::Down,
+            since,
+            last_change: Some(since),
+            state_changes: 5,
+            transitions: (0..15)
+                .map(|i| Transition {
+                    from: Health::Up,
+                    to: Health::Down,
+                    at: since - Duration::from_secs(15 - i),
+                    why: String::new(),
+                    check_time: Duration::ZERO,
+                    detail: None,
+                })
+                .collect(),
+        };
+        let saved: HashMap<String, SavedState> = [
+            ("same".to_owned(), saved("127.0.0.1:1")),
+            ("moved".to_owned(), saved("127.0.0.1:2")),
+        ]
+        .into();
+        assert_eq!(fleet.resume(&saved), 1);
+        let same = fleet.targets[0].state();
+        assert_eq!(
+            (same.health, same.since, same.state_changes),
+            (Health::Down, since, 5)
+        );
+        assert_eq!(same.transitions.len(), TRANSITIONS_KEPT);
+        assert_eq!(
+            same.transitions.back().map(|t| t.at),
+            Some(since - Duration::from_secs(1))
+        );
+        assert_eq!(same.total_checks(), 0);
+        assert_eq!(fleet.targets[1].state().health, Health::Unknown);
+        assert_eq!(fleet.targets[2].state().health, Health::Unknown);
+    }
+
+    #[test]
     fn the_wait_follows_the_state() {
         let plan = CheckPlan {
             interval: Duration::from_secs(2),

@@ -234,6 +234,9 @@ impl History {
     ///
     /// A minute that was just closed may still be on its way to the history for a few
     /// milliseconds; it is then not counted.
+    ///
+    /// It takes the target's own lock ([`Watched::state`]) for a moment: never call it
+    /// while holding that lock (std's mutex is not reentrant: that would deadlock).
     pub fn uptime(&self, target: &str, window: Duration, now: SystemTime) -> Option<f64> {
         let start = unix_secs(now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH));
         let (mut checks, mut failures) = (0u64, 0u64);
