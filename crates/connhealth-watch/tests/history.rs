@@ -414,3 +414,94 @@ fn without_a_data_dir_api_history_answers_from_memory() {
     assert!(body.contains("/api/history?target=NAME"), "{body}");
     daemon.stop();
 }
+
+/// Every log line of this test binary, for the test that reads them.
+fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    Arc::clone(LOGS.get_or_init(|| {
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = {
+            let logs = Arc::clone(&logs);
+            move || Capture(Arc::clone(&logs))
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(writer)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        logs
+    }))
+}
+
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_write_is_logged_once_and_the_batch_written_when_it_can_be() {
+    let logs = captured_logs();
+    let dir = TempDir::new("history-failing");
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let sinks = Sinks::start(vec![Box::new(HistorySink::new(
+        History::new(),
+        Some(Arc::clone(&store)),
+    ))])
+    .unwrap();
+    // Another program's connection makes every insert of a transition fail, as a full
+    // disk would.
+    let other = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
+    other
+        .execute_batch(
+            "CREATE TRIGGER fail BEFORE INSERT ON transitions
+             BEGIN SELECT RAISE(ABORT, 'the disk is on fire'); END;",
+        )
+        .unwrap();
+    let check = CheckPlan {
+        rise: 1,
+        fall: 1,
+        ..CheckPlan::default()
+    };
+    let plan = TargetPlan::new("burning", "127.0.0.1:80", BTreeMap::new(), check).unwrap();
+    let target = Arc::new(Watched::new(plan, SystemTime::now()));
+    let ok = || CheckResult::new(Outcome::Ok, Duration::from_millis(1));
+    let refused = || CheckResult::new(Outcome::Refused, Duration::ZERO);
+    for _ in 0..3 {
+        sinks.record(&target, ok());
+        sinks.record(&target, refused());
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    let text = || String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let failures = text().matches("cannot write the history to").count();
+    assert_eq!(failures, 1, "logged once: {}", text());
+    let logged = text();
+    assert!(
+        logged.contains(&store.path().display().to_string()),
+        "{logged}"
+    );
+    assert!(logged.contains("the disk is on fire"), "{logged}");
+    assert!(logged.contains("free space"), "{logged}");
+    // The cause goes: what was batched meanwhile is written at the next try.
+    other.execute_batch("DROP TRIGGER fail").unwrap();
+    let count = || -> i64 {
+        other
+            .query_row("SELECT count(*) FROM transitions", [], |row| row.get(0))
+            .unwrap()
+    };
+    let written = connhealth_testkit::wait_until(Duration::from_secs(3), || count() == 6);
+    assert!(written.is_some(), "{} of 6 transitions written", count());
+    assert!(
+        connhealth_testkit::wait_until(Duration::from_secs(1), || text().contains("is written to"))
+            .is_some(),
+        "{}",
+        text()
+    );
+    sinks.stop(Duration::from_secs(1));
+}
