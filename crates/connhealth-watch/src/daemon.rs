@@ -15,6 +15,7 @@
 //! loop turns ([`schedule::Progress`]): a stuck scheduler stops the pings, and systemd
 //! restarts the daemon.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,7 +28,10 @@ use crate::config::{self, ConfigErrors, Options, Plan};
 use crate::notify::{Notifier, WatchdogGate};
 use crate::reload::{watch_file_sd, Reloading, Shared};
 use crate::schedule;
+use crate::sinks::history::{History, HistorySink};
 use crate::sinks::{log, Sink, Sinks};
+use crate::state::SavedState;
+use crate::store::history::LoadedTarget;
 use crate::store::{Store, StoreError};
 use crate::sys;
 
@@ -118,17 +122,27 @@ fn summary(options: &Options, plan: &Plan) -> String {
     line
 }
 
-/// `--data-dir`'s store, opened and checked; `None` without `--data-dir`.
-fn open_store(options: &Options) -> Result<Option<Arc<Store>>, StoreError> {
-    options
-        .data_dir
-        .as_deref()
-        .map(|dir| Store::open(dir).map(Arc::new))
-        .transpose()
+/// `--data-dir`'s store, opened and checked, with what it remembers; `None` without
+/// `--data-dir`.
+fn open_store(options: &Options) -> Result<Option<Remembered>, StoreError> {
+    let Some(dir) = options.data_dir.as_deref() else {
+        return Ok(None);
+    };
+    let store = Arc::new(Store::open(dir)?);
+    let targets = store.load_history(std::time::SystemTime::now())?;
+    Ok(Some(Remembered { store, targets }))
+}
+
+/// An open store and what it held at start: every target's last state and recent
+/// history.
+#[derive(Debug)]
+struct Remembered {
+    store: Arc<Store>,
+    targets: Vec<LoadedTarget>,
 }
 
 /// Starts everything and runs until SIGTERM or SIGINT.
-fn serve(options: Options, plan: Plan, store: Option<Arc<Store>>) -> Result<(), String> {
+fn serve(options: Options, plan: Plan, store: Option<Remembered>) -> Result<(), String> {
     let daemon = Daemon::launch(options, plan, Vec::new(), store)?;
     let signals = {
         let _in = daemon.runtime.enter();
@@ -227,23 +241,44 @@ impl Daemon {
         options: Options,
         plan: Plan,
         sinks: Vec<Box<dyn Sink>>,
-        _store: Option<Arc<Store>>,
+        remembered: Option<Remembered>,
     ) -> Result<Daemon, String> {
         let notifier = Arc::new(Notifier::from_env());
         let max_in_flight = sys::raise_descriptor_limit();
         let max_in_flight = options.max_in_flight.unwrap_or(max_in_flight).max(1);
         let probers = Probers::new(max_in_flight);
-        let mut all: Vec<Box<dyn Sink>> = vec![Box::new(log::Log)];
+        // The history: loaded from the store, or empty in memory; its sink fills it.
+        let (history, saved, store) = match remembered {
+            Some(Remembered { store, targets }) => {
+                let history = History::loaded(&targets);
+                let saved: HashMap<String, SavedState> = targets
+                    .into_iter()
+                    .map(|target| (target.name, target.saved))
+                    .collect();
+                (history, saved, Some(store))
+            }
+            None => (History::new(), HashMap::new(), None),
+        };
+        let mut all: Vec<Box<dyn Sink>> = vec![
+            Box::new(log::Log),
+            Box::new(HistorySink::new(history.clone(), store.clone())),
+        ];
         all.extend(sinks);
         let sinks = Sinks::start(all).map_err(|err| format!("cannot start a sink: {err}"))?;
         let (scheduler_tx, scheduler_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::new(
-            options,
-            plan,
-            probers.clone(),
-            sinks.clone(),
-            scheduler_tx,
-        ));
+        let shared = Shared::new(options, plan, probers.clone(), sinks.clone(), scheduler_tx);
+        let store_path = store.as_ref().map(|store| store.path().to_owned());
+        let (shared, resumed) = shared.remembering(history, store, &saved);
+        drop(saved);
+        if let Some(path) = store_path {
+            tracing::info!(
+                path = %path.display(),
+                resumed,
+                "{resumed} target(s) resume in the state {} saved",
+                path.display()
+            );
+        }
+        let shared = Arc::new(shared);
         sys::release_freed_memory();
         let fleet = shared.fleet();
 

@@ -15,9 +15,11 @@ use tokio::sync::mpsc;
 use crate::checks::Probers;
 use crate::config::{self, ConfigErrors, Options, Plan, WebConfig};
 use crate::schedule::Command;
+use crate::sinks::history::History;
 use crate::sinks::metrics::{DaemonCounters, ReloadState};
 use crate::sinks::Sinks;
-use crate::state::Fleet;
+use crate::state::{Fleet, SavedState};
+use crate::store::Store;
 use crate::sys;
 
 /// What the HTTP side and reloads share with the scheduler: the current fleet, the
@@ -43,6 +45,10 @@ pub struct Shared {
     web: RwLock<Option<Arc<WebConfig>>>,
     /// Told when each reload begins and ends (the daemon tells systemd).
     observer: Observer,
+    /// Each target's history, in memory (the history's sink fills it).
+    history: History,
+    /// `--data-dir`'s store, when given.
+    store: Option<Arc<Store>>,
 }
 
 /// What a reload tells the observer set with [`Shared::observe_reloads`].
@@ -180,7 +186,42 @@ impl Shared {
             probes_in_flight: std::sync::atomic::AtomicUsize::new(0),
             web: RwLock::new(None),
             observer: Observer::default(),
+            history: History::new(),
+            store: None,
         }
+    }
+
+    /// This `Shared`, at start, with the history that the history's sink fills and the
+    /// store it writes (`--data-dir`): each target of `saved` whose address and check
+    /// kind are unchanged resumes in its saved state ([`Fleet::resume`]), and the history
+    /// follows the fleet ([`History::track`]). Returns how many targets resumed too.
+    pub fn remembering(
+        mut self,
+        history: History,
+        store: Option<Arc<Store>>,
+        saved: &std::collections::HashMap<String, SavedState>,
+    ) -> (Shared, usize) {
+        let fleet = self.fleet.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let resumed = match Arc::get_mut(fleet) {
+            Some(fleet) => fleet.resume(saved),
+            // Only `Shared::new` has made the fleet: no one else holds it yet.
+            None => 0,
+        };
+        history.track(fleet);
+        self.history = history;
+        self.store = store;
+        (self, resumed)
+    }
+
+    /// Each target's history, in memory: what the status page and `/api/history`
+    /// (without `--data-dir`) read.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// `--data-dir`'s store, when given: what `/api/history` reads.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
     }
 
     /// Has `observer` told when each reload (SIGHUP, `POST /-/reload`, file_sd) begins
@@ -264,6 +305,7 @@ impl Shared {
         let targets = fleet.targets.len();
         sys::release_freed_memory();
         *self.fleet.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&fleet);
+        self.history.track(&fleet);
         let _ = self.scheduler.send(Command::Fleet(fleet));
         *self
             .reload_state

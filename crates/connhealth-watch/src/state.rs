@@ -33,6 +33,13 @@ impl Health {
             Health::Down => "down",
         }
     }
+
+    /// The health of a name [`Health::name`] gives; `None` for any other.
+    pub fn from_name(name: &str) -> Option<Health> {
+        [Health::Unknown, Health::Up, Health::Down]
+            .into_iter()
+            .find(|health| health.name() == name)
+    }
 }
 
 /// One change of health.
@@ -125,6 +132,22 @@ impl MinuteAggregate {
         self.rtt_sum_us = self.rtt_sum_us.saturating_add(u64::from(us));
     }
 
+    /// Adds `more`, a count of the same minute (the rest of a minute a restart cut in
+    /// two).
+    pub fn merge(&mut self, more: &MinuteAggregate) {
+        if more.successes() > 0 {
+            if self.successes() == 0 {
+                (self.rtt_min_us, self.rtt_max_us) = (more.rtt_min_us, more.rtt_max_us);
+            } else {
+                self.rtt_min_us = self.rtt_min_us.min(more.rtt_min_us);
+                self.rtt_max_us = self.rtt_max_us.max(more.rtt_max_us);
+            }
+        }
+        self.checks = self.checks.saturating_add(more.checks);
+        self.failures = self.failures.saturating_add(more.failures);
+        self.rtt_sum_us = self.rtt_sum_us.saturating_add(more.rtt_sum_us);
+    }
+
     /// The checks that succeeded.
     pub fn successes(&self) -> u32 {
         self.checks - self.failures
@@ -146,6 +169,36 @@ impl MinuteAggregate {
 pub fn minute_of(at: SystemTime) -> u64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs() / 60)
+}
+
+/// A target's last state as `--data-dir` saved it: what it resumes in after a restart
+/// ([`TargetState::resumed`]), when its name, address and check kind still match
+/// ([`SavedState::matches`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedState {
+    /// The address it was checked at.
+    pub address: String,
+    /// Its check kind's name (`half-open`, ...).
+    pub check: String,
+    /// Its health.
+    pub health: Health,
+    /// Since when.
+    pub since: SystemTime,
+    /// Its last transition's time.
+    pub last_change: Option<SystemTime>,
+    /// Its transitions so far (`connhealth_target_state_changes_total`).
+    pub state_changes: u64,
+    /// Its last transitions, oldest first (the last [`TRANSITIONS_KEPT`] are resumed).
+    pub transitions: Vec<Transition>,
+}
+
+impl SavedState {
+    /// True when `plan` watches what was saved: the same address and check kind (the
+    /// name is the key it was found by). Other settings (labels, intervals, rise and
+    /// fall) may have changed, as a reload allows.
+    pub fn matches(&self, plan: &TargetPlan) -> bool {
+        self.address == plan.address && self.check == plan.check.kind().name()
+    }
 }
 
 /// Everything known about one target's checks.
@@ -194,6 +247,41 @@ impl TargetState {
             cert_expiry: None,
             minute: None,
             closed_minute: None,
+        }
+    }
+
+    /// A target resumed in its saved state after a restart: its health, since when, its
+    /// state changes, its last change and its last [`TRANSITIONS_KEPT`] transitions. The
+    /// streaks and check counters start again from zero (a counter reset, which
+    /// Prometheus' `rate` handles); the next `rise` successes or `fall` failures decide
+    /// as they would have before the restart.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use connhealth_watch::state::{Health, SavedState, TargetState};
+    ///
+    /// let since = SystemTime::now() - Duration::from_secs(600);
+    /// let saved = SavedState {
+    ///     address: "127.0.0.1:6379".into(),
+    ///     check: "half-open".into(),
+    ///     health: Health::Down,
+    ///     since,
+    ///     last_change: Some(since),
+    ///     state_changes: 7,
+    ///     transitions: Vec::new(),
+    /// };
+    /// let state = TargetState::resumed(&saved);
+    /// assert_eq!((state.health, state.since, state.state_changes), (Health::Down, since, 7));
+    /// ```
+    pub fn resumed(saved: &SavedState) -> TargetState {
+        let skip = saved.transitions.len().saturating_sub(TRANSITIONS_KEPT);
+        TargetState {
+            health: saved.health,
+            since: saved.since,
+            state_changes: saved.state_changes,
+            last_change: saved.last_change,
+            transitions: saved.transitions[skip..].iter().cloned().collect(),
+            ..TargetState::new(saved.since)
         }
     }
 
@@ -342,6 +430,15 @@ impl Watched {
         }
     }
 
+    /// `plan`, resumed in `state` (a state saved before a restart,
+    /// [`TargetState::resumed`]).
+    pub fn resumed(plan: TargetPlan, state: TargetState) -> Watched {
+        Watched {
+            plan,
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
     /// `plan`, carrying on `from`'s state: its health, counters and transitions. For a
     /// reload that changed the target's settings (labels, schedule, rise and fall, the
     /// check's own settings) but not its address or check kind.
@@ -431,6 +528,28 @@ impl Fleet {
             blackbox: plan.blackbox_config.is_some(),
             probe: plan.probe,
         }
+    }
+}
+
+impl Fleet {
+    /// At start: each target of `saved` whose address and check kind match its plan
+    /// ([`SavedState::matches`]) resumes in its saved state; the others stay as built.
+    /// Returns how many resumed. Reloads need none of this: they keep each unchanged
+    /// target's live state ([`Fleet::build`]).
+    pub fn resume(&mut self, saved: &HashMap<String, SavedState>) -> usize {
+        let mut resumed = 0;
+        for target in &mut self.targets {
+            let Some(saved) = saved.get(&target.plan.name) else {
+                continue;
+            };
+            if !saved.matches(&target.plan) {
+                continue;
+            }
+            let state = TargetState::resumed(saved);
+            *target = Arc::new(Watched::resumed(target.plan.clone(), state));
+            resumed += 1;
+        }
+        resumed
     }
 }
 
@@ -560,6 +679,65 @@ mod tests {
         status.record(&plan, &ok(), start);
         assert_eq!(status.minute.map(|m| (m.minute, m.checks)), Some((11, 2)));
         assert_eq!(status.closed_minute, None);
+    }
+
+    #[test]
+    fn a_target_resumes_only_where_its_address_and_kind_are_unchanged() {
+        use crate::config::TargetPlan;
+        let target = |name: &str, address: &str| {
+            TargetPlan::new(name, address, BTreeMap::new(), plan(2, 3)).unwrap()
+        };
+        let now = SystemTime::now();
+        let mut fleet = Fleet::build(
+            Plan {
+                targets: vec![
+                    target("same", "127.0.0.1:1"),
+                    target("moved", "127.0.0.1:3"),
+                    target("new", "127.0.0.1:4"),
+                ],
+                ..Plan::empty()
+            },
+            None,
+            now,
+        );
+        let since = now - Duration::from_secs(3600);
+        let saved = |address: &str| SavedState {
+            address: address.into(),
+            check: "half-open".into(),
+            health: Health::Down,
+            since,
+            last_change: Some(since),
+            state_changes: 5,
+            transitions: (0..15)
+                .map(|i| Transition {
+                    from: Health::Up,
+                    to: Health::Down,
+                    at: since - Duration::from_secs(15 - i),
+                    why: String::new(),
+                    check_time: Duration::ZERO,
+                    detail: None,
+                })
+                .collect(),
+        };
+        let saved: HashMap<String, SavedState> = [
+            ("same".to_owned(), saved("127.0.0.1:1")),
+            ("moved".to_owned(), saved("127.0.0.1:2")),
+        ]
+        .into();
+        assert_eq!(fleet.resume(&saved), 1);
+        let same = fleet.targets[0].state();
+        assert_eq!(
+            (same.health, same.since, same.state_changes),
+            (Health::Down, since, 5)
+        );
+        assert_eq!(same.transitions.len(), TRANSITIONS_KEPT);
+        assert_eq!(
+            same.transitions.back().map(|t| t.at),
+            Some(since - Duration::from_secs(1))
+        );
+        assert_eq!(same.total_checks(), 0);
+        assert_eq!(fleet.targets[1].state().health, Health::Unknown);
+        assert_eq!(fleet.targets[2].state().health, Health::Unknown);
     }
 
     #[test]

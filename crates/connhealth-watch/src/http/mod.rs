@@ -5,6 +5,7 @@
 //! | `GET /metrics` | the fleet's and the daemon's series ([`crate::sinks::metrics`]), gzipped if asked |
 //! | `GET /probe?target=HOST:PORT&module=NAME` | one check now, in blackbox_exporter's format ([`probe`]) |
 //! | `GET /status[?state=STATE[,STATE...]][&target=NAME...]` | JSON: every target's state, last check and transitions ([`crate::sinks::status`]); `state` (`up`, `down`, `unknown`) and `target` (an exact name, repeated for several) keep the targets that pass both |
+//! | `GET /api/history?target=NAME[&window=24h]` | JSON: one target's transitions (each as `/status` shows it) and per-minute aggregates over the window, 24 h by default, 30 days at most (`http/history.rs`); from `--data-dir`'s file, or from memory |
 //! | `POST /-/reload` | re-reads the config: 200, or 500 and every error as `FILE:LINE:COLUMN: message` |
 //! | `GET /-/healthy` | 200 while the process serves HTTP |
 //! | `GET /-/ready` | 200 once a config is loaded, 503 before |
@@ -38,6 +39,7 @@ use crate::reload::Shared;
 mod auth;
 mod body;
 mod conn;
+mod history;
 pub mod probe;
 mod status;
 
@@ -62,6 +64,7 @@ GET  /probe?target=HOST:PORT&module=NAME
 GET  /probe?target=URL&module=http_2xx
 GET  /status
 GET  /status?state=up|down|unknown[,...]&target=NAME[&target=NAME...]
+GET  /api/history?target=NAME[&window=24h]
 POST /-/reload
 GET  /-/healthy
 GET  /-/ready
@@ -76,6 +79,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", read("/metrics", get(metrics)))
         .route("/probe", read("/probe", get(probe::handle)))
         .route("/status", read("/status", get(status::handle)))
+        .route("/api/history", read("/api/history", get(history::handle)))
         .route(
             "/-/reload",
             post(reload).fallback(|method: Method| async move {

@@ -194,8 +194,9 @@ impl Serialize for Checks<'_> {
     }
 }
 
+/// One transition as `/status` shows it; `/api/history` shows its transitions so too.
 #[derive(Serialize)]
-struct TransitionJson<'a> {
+pub(crate) struct TransitionJson<'a> {
     from: &'static str,
     to: &'static str,
     at: Time,
@@ -207,7 +208,7 @@ struct TransitionJson<'a> {
 }
 
 impl<'a> TransitionJson<'a> {
-    fn of(transition: &'a Transition) -> TransitionJson<'a> {
+    pub(crate) fn of(transition: &'a Transition) -> TransitionJson<'a> {
         TransitionJson {
             from: transition.from.name(),
             to: transition.to.name(),
@@ -220,7 +221,7 @@ impl<'a> TransitionJson<'a> {
 }
 
 /// A time, as `{"rfc3339": "2026-12-01T20:41:39.120Z", "unix": 1796157699.12}`.
-struct Time(SystemTime);
+pub(crate) struct Time(pub(crate) SystemTime);
 
 impl Serialize for Time {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

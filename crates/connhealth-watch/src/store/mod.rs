@@ -9,8 +9,14 @@
 //!
 //! [`Store::open`] refuses, with the path and what to do, a folder it cannot create or
 //! write, a file that is not SQLite, a SQLite file that is not connhealth's, one from a
-//! newer connhealth, and one that fails SQLite's integrity check. It never overwrites or
+//! newer connhealth, and one that fails SQLite's quick check. It never overwrites or
 //! repairs such a file: the operator decides.
+//!
+//! The quick check reads the whole file: about half a second per 100 MB here. Above
+//! [`QUICK_CHECK_MAX_BYTES`] it is skipped, so that a large history (10k targets keep
+//! gigabytes of per-minute aggregates) does not delay the start by minutes; the header
+//! checks still run, and SQLite reports a damaged page when a read meets it (the daemon
+//! then logs the error with the path, and goes on checking).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -24,6 +30,9 @@ pub mod history;
 
 /// The file in the data dir.
 pub const FILE_NAME: &str = "state.sqlite";
+
+/// Above this size the quick check at open is skipped (see the module's doc): 256 MiB.
+pub const QUICK_CHECK_MAX_BYTES: u64 = 256 << 20;
 
 /// `PRAGMA application_id` of connhealth's file: "cnhw" (connhealth watch).
 const APPLICATION_ID: i32 = 0x636e_6877;
@@ -50,8 +59,9 @@ pub enum StoreError {
         /// What the system said.
         source: std::io::Error,
     },
-    /// SQLite cannot open, read or write the file.
-    #[error("cannot open {}: {source}; check its permissions, or give another --data-dir", path.display())]
+    /// SQLite cannot open, read or write the file: permissions, a file system mounted
+    /// read-only (which root meets too), a full disk.
+    #[error("cannot open {}: {source}; check its permissions and that its file system is writable (not mounted read-only, not full), or give another --data-dir", path.display())]
     Open {
         /// The file.
         path: PathBuf,
@@ -145,7 +155,8 @@ impl Store {
                 found: version,
             });
         }
-        if tables > 0 {
+        let size = std::fs::metadata(&path).map_or(0, |meta| meta.len());
+        if tables > 0 && size <= QUICK_CHECK_MAX_BYTES {
             let check: String = conn
                 .query_row("PRAGMA quick_check", [], |row| row.get(0))
                 .map_err(|err| classify(err, &path))?;
@@ -176,6 +187,19 @@ impl Store {
             path,
             conn: Mutex::new(conn),
         })
+    }
+
+    /// Every target's last state and recent history, as of `now`
+    /// ([`history::load`]), once the minutes under way when the daemon last stopped are
+    /// folded in ([`history::fold_open_minutes`]): read once at start.
+    pub fn load_history(
+        &self,
+        now: std::time::SystemTime,
+    ) -> Result<Vec<history::LoadedTarget>, StoreError> {
+        let conn = self.lock();
+        history::fold_open_minutes(&conn)
+            .and_then(|()| history::load(&conn, now))
+            .map_err(|err| classify(err, &self.path))
     }
 
     /// The file: `DIR/state.sqlite`.
