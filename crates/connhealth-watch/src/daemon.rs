@@ -27,6 +27,7 @@ use crate::config::{self, ConfigErrors, Options, Plan};
 use crate::notify::{Notifier, WatchdogGate};
 use crate::reload::{watch_file_sd, Reloading, Shared};
 use crate::schedule;
+use crate::sinks::events::Live;
 use crate::sinks::{log, Sink, Sinks};
 use crate::store::{Store, StoreError};
 use crate::sys;
@@ -233,17 +234,15 @@ impl Daemon {
         let max_in_flight = sys::raise_descriptor_limit();
         let max_in_flight = options.max_in_flight.unwrap_or(max_in_flight).max(1);
         let probers = Probers::new(max_in_flight);
-        let mut all: Vec<Box<dyn Sink>> = vec![Box::new(log::Log)];
+        let live = Live::new();
+        let mut all: Vec<Box<dyn Sink>> = vec![Box::new(log::Log), Box::new(live.sink())];
         all.extend(sinks);
         let sinks = Sinks::start(all).map_err(|err| format!("cannot start a sink: {err}"))?;
         let (scheduler_tx, scheduler_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::new(
-            options,
-            plan,
-            probers.clone(),
-            sinks.clone(),
-            scheduler_tx,
-        ));
+        let shared = Arc::new(
+            Shared::new(options, plan, probers.clone(), sinks.clone(), scheduler_tx)
+                .with_live(live),
+        );
         sys::release_freed_memory();
         let fleet = shared.fleet();
 
@@ -340,6 +339,9 @@ impl Daemon {
         if let Some(watchdog) = self.watchdog {
             watchdog.stop();
         }
+        // Open status pages' streams end first: the server's graceful stop waits for
+        // the answers under way, and an event stream never ends by itself.
+        self.shared.live().close();
         let _ = self.stop.send(true);
         let http = self.http;
         let _ = self

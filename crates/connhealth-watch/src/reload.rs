@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::checks::Probers;
 use crate::config::{self, ConfigErrors, Options, Plan, WebConfig};
 use crate::schedule::Command;
+use crate::sinks::events::Live;
 use crate::sinks::metrics::{DaemonCounters, ReloadState};
 use crate::sinks::Sinks;
 use crate::state::Fleet;
@@ -43,6 +44,8 @@ pub struct Shared {
     web: RwLock<Option<Arc<WebConfig>>>,
     /// Told when each reload begins and ends (the daemon tells systemd).
     observer: Observer,
+    /// The status page's live events, which `GET /events` streams.
+    live: Live,
 }
 
 /// What a reload tells the observer set with [`Shared::observe_reloads`].
@@ -180,7 +183,20 @@ impl Shared {
             probes_in_flight: std::sync::atomic::AtomicUsize::new(0),
             web: RwLock::new(None),
             observer: Observer::default(),
+            live: Live::new(),
         }
+    }
+
+    /// `self`, whose `GET /events` streams `live`: the broadcast that the daemon's
+    /// [`EventsSink`](crate::sinks::events::EventsSink) feeds.
+    pub fn with_live(mut self, live: Live) -> Shared {
+        self.live = live;
+        self
+    }
+
+    /// The status page's live events.
+    pub fn live(&self) -> &Live {
+        &self.live
     }
 
     /// Has `observer` told when each reload (SIGHUP, `POST /-/reload`, file_sd) begins

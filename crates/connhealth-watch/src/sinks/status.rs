@@ -152,8 +152,9 @@ impl<'a> TargetJson<'a> {
     }
 }
 
+/// A target's last check, as `/status` shows it (the status page's rows too).
 #[derive(Serialize)]
-struct LastCheckJson<'a> {
+pub(crate) struct LastCheckJson<'a> {
     at: Time,
     /// The `result` label: `ok`, `refused`, ...
     result: &'static str,
@@ -162,7 +163,7 @@ struct LastCheckJson<'a> {
 }
 
 impl<'a> LastCheckJson<'a> {
-    fn of(last: &'a LastCheck) -> LastCheckJson<'a> {
+    pub(crate) fn of(last: &'a LastCheck) -> LastCheckJson<'a> {
         LastCheckJson {
             at: Time(last.at),
             result: last.outcome.label(),
@@ -194,8 +195,9 @@ impl Serialize for Checks<'_> {
     }
 }
 
+/// A transition, as `/status` shows it (the status page's rows and live events too).
 #[derive(Serialize)]
-struct TransitionJson<'a> {
+pub(crate) struct TransitionJson<'a> {
     from: &'static str,
     to: &'static str,
     at: Time,
@@ -207,7 +209,7 @@ struct TransitionJson<'a> {
 }
 
 impl<'a> TransitionJson<'a> {
-    fn of(transition: &'a Transition) -> TransitionJson<'a> {
+    pub(crate) fn of(transition: &'a Transition) -> TransitionJson<'a> {
         TransitionJson {
             from: transition.from.name(),
             to: transition.to.name(),
@@ -220,7 +222,7 @@ impl<'a> TransitionJson<'a> {
 }
 
 /// A time, as `{"rfc3339": "2026-12-01T20:41:39.120Z", "unix": 1796157699.12}`.
-struct Time(SystemTime);
+pub(crate) struct Time(pub(crate) SystemTime);
 
 impl Serialize for Time {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
