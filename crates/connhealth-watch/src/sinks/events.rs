@@ -231,3 +231,75 @@ impl EventsSink {
         self.pending.shrink_to(64 * 1024);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::config::{CheckPlan, TargetPlan};
+    use crate::state::{Health, Transition, Watched};
+
+    fn changed(name: &str, to: Health) -> Event {
+        let plan = TargetPlan::new(
+            name,
+            "127.0.0.1:1",
+            Default::default(),
+            CheckPlan::default(),
+        )
+        .unwrap();
+        Event::Changed {
+            target: Arc::new(Watched::new(plan, SystemTime::now())),
+            transition: Transition {
+                from: Health::Up,
+                to,
+                at: SystemTime::UNIX_EPOCH,
+                why: "3 failures: refused".into(),
+                check_time: Duration::ZERO,
+                detail: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_window_of_transitions_is_one_message_sent_after_it_closes() {
+        let live = Live::new();
+        let mut viewer = live.subscribe().unwrap();
+        let mut sink = live.sink();
+        let start = Instant::now();
+        sink.deliver(changed("a", Health::Down));
+        sink.deliver(changed("b", Health::Down));
+        let next = sink.tick(start).expect("a flush time");
+        assert!(next >= start + COALESCE - Duration::from_millis(5));
+        assert!(
+            viewer.try_recv().is_err(),
+            "nothing before the window closes"
+        );
+        sink.tick(next);
+        let message = viewer.try_recv().unwrap();
+        let text = std::str::from_utf8(&message).unwrap();
+        assert!(text.starts_with("data: [{\"target\":\"a\",\"from\":\"up\",\"to\":\"down\""));
+        assert!(text.contains("},{\"target\":\"b\""), "{text}");
+        assert!(text.ends_with("}]\n\n"), "{text}");
+        assert!(viewer.try_recv().is_err(), "one message");
+    }
+
+    #[test]
+    fn a_burst_is_a_refetch_and_silence_a_keep_alive() {
+        let live = Live::new();
+        let mut viewer = live.subscribe().unwrap();
+        let mut sink = live.sink();
+        for _ in 0..=MAX_PER_MESSAGE {
+            sink.deliver(changed("a", Health::Down));
+        }
+        sink.tick(Instant::now() + COALESCE);
+        let message = viewer.try_recv().unwrap();
+        assert_eq!(
+            &message[..],
+            b"event: refetch\ndata: {\"why\":\"burst\",\"count\":1001}\n\n"
+        );
+        sink.tick(Instant::now() + KEEP_ALIVE + COALESCE);
+        assert_eq!(viewer.try_recv().unwrap(), Live::keep_alive());
+    }
+}
