@@ -248,6 +248,16 @@ impl Browser {
         .map(drop)
     }
 
+    /// Runs a Chrome DevTools Protocol command (`Emulation.setEmulatedMedia`, say) and
+    /// returns its result.
+    pub fn devtools(&self, cmd: &str, params: Value) -> io::Result<Value> {
+        self.command(
+            "POST",
+            "/goog/cdp/execute",
+            Some(&json!({ "cmd": cmd, "params": params })),
+        )
+    }
+
     /// A PNG of the window.
     pub fn screenshot(&self) -> io::Result<Vec<u8>> {
         let value = self.command("GET", "/screenshot", None)?;

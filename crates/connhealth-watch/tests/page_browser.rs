@@ -142,7 +142,7 @@ fn the_page_finds_the_targets_shows_a_killed_server_down_live_and_filters_by_lab
         .expect("db-replica is down");
     let url = format!("http://{}/", daemon.listen());
     // Tall enough for the screenshot to hold every row.
-    let browser = Browser::start(1440, 1100).expect("chromium starts");
+    let browser = Browser::start(1440, 1250).expect("chromium starts");
     browser.goto(&url).expect("the page opens");
 
     // It finds the targets, each with its state as a word.

@@ -191,7 +191,6 @@
       const text = (t.muted.kind === 'maintenance' ? 'Maintenance' : 'Silenced') + until;
       const mute = el('span', 'mute', text);
       if (t.muted.reason) mute.title = t.muted.reason;
-      state.appendChild(el('br'));
       state.appendChild(mute);
     }
     tr.appendChild(state);
