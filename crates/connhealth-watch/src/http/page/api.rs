@@ -125,11 +125,11 @@ pub(crate) async fn handle(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
-        Ok(Err(err)) => super::super::text(
+        Ok(Err(err)) => crate::http::text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot render the rows: {err}\n"),
         ),
-        Err(err) => super::super::text(
+        Err(err) => crate::http::text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the renderer failed: {err}\n"),
         ),

@@ -25,7 +25,7 @@ pub(crate) async fn handle(
     Path(file): Path<String>,
 ) -> Response {
     let Some(name) = file.strip_suffix(".svg") else {
-        return super::super::text(
+        return crate::http::text(
             StatusCode::NOT_FOUND,
             format!("no such badge: {file:?}; ask for /badge/NAME.svg\n"),
         );
