@@ -12,7 +12,8 @@
 //!
 //! A comment (`: keep-alive`) goes out every [`KEEP_ALIVE`] when nothing else has, from
 //! the same thread, so that proxies keep idle streams open; there is one timer for all
-//! viewers, not one each. A window with more than [`MAX_PER_MESSAGE`] transitions (a
+//! viewers, not one each. While no page is open, a transition is dropped as it arrives:
+//! nothing is serialized for nobody. A window with more than [`MAX_PER_MESSAGE`] transitions (a
 //! whole fleet going down at once) is sent as `event: refetch` instead: the page reloads
 //! its rows, which is cheaper than reading ten thousand transitions it mostly does not
 //! show. A viewer that falls more than [`BACKLOG`] messages behind (a stalled tab, a slow
@@ -171,6 +172,11 @@ impl Sink for EventsSink {
         let Event::Changed { target, transition } = event else {
             return;
         };
+        // Nobody watching: nothing to send. A viewer that opens the page later reads
+        // the state from `/api/targets`, not from past events.
+        if self.flush_at.is_none() && self.live.viewers() == 0 {
+            return;
+        }
         self.flush_at
             .get_or_insert_with(|| Instant::now() + COALESCE);
         self.count += 1;
@@ -283,6 +289,19 @@ mod tests {
         assert!(text.contains("},{\"target\":\"b\""), "{text}");
         assert!(text.ends_with("}]\n\n"), "{text}");
         assert!(viewer.try_recv().is_err(), "one message");
+    }
+
+    #[test]
+    fn without_a_viewer_nothing_is_kept() {
+        let live = Live::new();
+        let mut sink = live.sink();
+        sink.deliver(changed("a", Health::Down));
+        let mut viewer = live.subscribe().unwrap();
+        sink.tick(Instant::now() + COALESCE);
+        assert!(
+            viewer.try_recv().is_err(),
+            "the transition before any viewer"
+        );
     }
 
     #[test]

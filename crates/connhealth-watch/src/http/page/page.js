@@ -64,7 +64,9 @@
   }
 
   // --- fetching ---------------------------------------------------------------------
-  async function load() {
+  // `announce`: a load the reader asked for (a filter, a page) says what it found to
+  // screen readers; the loads that follow live events do not, or they would never stop.
+  async function load(announce) {
     if (inflight) inflight.abort();
     const controller = new AbortController();
     inflight = controller;
@@ -82,10 +84,10 @@
       if (data.targets.length === 0 && data.matched > 0 && page.offset > 0) {
         page.offset = Math.max(0, Math.floor((data.matched - 1) / page.limit) * page.limit);
         inflight = null;
-        return load();
+        return load(announce);
       }
       last = data;
-      render(data);
+      render(data, announce === true);
       // For the first-paint benchmark: when the first rows are in the table.
       if (!performance.getEntriesByName('rows', 'mark').length) performance.mark('rows');
     } catch (err) {
@@ -119,7 +121,7 @@
   // --- rendering --------------------------------------------------------------------
   const number = new Intl.NumberFormat();
 
-  function render(data) {
+  function render(data, announce) {
     skew = Date.now() / 1000 - data.now.unix;
     $('total').textContent = number.format(data.total);
     $('total-word').textContent = data.total === 1 ? 'target' : 'targets';
@@ -145,8 +147,18 @@
       tr.appendChild(td);
       rows.appendChild(tr);
     }
+    // A keyboard user's focus in a row (a label) survives the rows being replaced.
+    const active = document.activeElement;
+    const focused = active && body.contains(active) && active.closest('tr[data-name]')
+      ? { name: active.closest('tr[data-name]').dataset.name, key: active.dataset.key }
+      : null;
     body.replaceChildren(rows);
     rowsByName = seen;
+    if (focused) {
+      const tr = seen.get(focused.name);
+      const again = tr && [...tr.querySelectorAll('[data-key]')].find((n) => n.dataset.key === focused.key);
+      if (again) again.focus();
+    }
     const list = $('label-list');
     list.replaceChildren(...[...labels].sort().slice(0, 200).map((l) => { const o = el('option'); o.value = l; return o; }));
     const from = data.matched ? data.offset + 1 : 0;
@@ -155,7 +167,9 @@
     $('range').textContent = number.format(from) + '–' + number.format(to) + ' of ' + number.format(data.matched) + filtered;
     $('first').disabled = $('prev').disabled = data.offset === 0;
     $('next').disabled = to >= data.matched;
-    $('announce').textContent = number.format(data.matched) + ' targets match; ' + data.counts.down + ' down.';
+    if (announce) {
+      $('announce').textContent = number.format(data.matched) + (data.matched === 1 ? ' target matches' : ' targets match') + '; ' + number.format(data.counts.down) + ' down.';
+    }
     document.title = (data.counts.down ? '▼ ' + data.counts.down + ' down · ' : '') + 'connhealth · status';
     tickClock();
   }
@@ -206,6 +220,7 @@
       for (const [k, v] of entries) {
         const chip = el('button', 'chip');
         chip.type = 'button';
+        chip.dataset.key = k + '=' + v;
         chip.title = 'Show only ' + k + '=' + v;
         chip.appendChild(el('span', 'k', k + '='));
         chip.appendChild(document.createTextNode(v));
@@ -400,7 +415,7 @@
     page.labels = labels.join(' ');
     page.offset = 0;
     syncControls();
-    load();
+    load(true);
   }
 
   function init() {
@@ -412,25 +427,25 @@
         page.states = page.states.includes(s) ? page.states.filter((x) => x !== s) : page.states.concat([s]);
         page.offset = 0;
         syncControls();
-        load();
+        load(true);
       });
     }
-    const onSearch = debounce(() => { page.offset = 0; load(); }, 200);
+    const onSearch = debounce(() => { page.offset = 0; load(true); }, 200);
     $('q').addEventListener('input', () => { page.q = $('q').value; onSearch(); });
     $('label').addEventListener('input', () => { page.labels = $('label').value; onSearch(); });
     for (const id of ['q', 'label']) {
-      $(id).addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); page.offset = 0; load(); } });
+      $(id).addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); page.offset = 0; load(true); } });
     }
-    $('sort').addEventListener('change', () => { page.sort = $('sort').value; page.offset = 0; load(); });
-    $('limit').addEventListener('change', () => { page.limit = parseInt($('limit').value, 10); page.offset = 0; load(); });
+    $('sort').addEventListener('change', () => { page.sort = $('sort').value; page.offset = 0; load(true); });
+    $('limit').addEventListener('change', () => { page.limit = parseInt($('limit').value, 10); page.offset = 0; load(true); });
     $('clear').addEventListener('click', () => {
       Object.assign(page, { states: [], q: '', labels: '', offset: 0 });
       syncControls();
-      load();
+      load(true);
     });
-    $('first').addEventListener('click', () => { page.offset = 0; load(); });
-    $('prev').addEventListener('click', () => { page.offset = Math.max(0, page.offset - page.limit); load(); });
-    $('next').addEventListener('click', () => { if (last && page.offset + page.limit < last.matched) { page.offset += page.limit; load(); } });
+    $('first').addEventListener('click', () => { page.offset = 0; load(true); });
+    $('prev').addEventListener('click', () => { page.offset = Math.max(0, page.offset - page.limit); load(true); });
+    $('next').addEventListener('click', () => { if (last && page.offset + page.limit < last.matched) { page.offset += page.limit; load(true); } });
     load();
     connect();
   }
