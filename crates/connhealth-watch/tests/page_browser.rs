@@ -134,7 +134,14 @@ fn the_page_finds_the_targets_shows_a_killed_server_down_live_and_filters_by_lab
         ),
     ]);
     let daemon = support::start(plan);
-    for name in ["api-us-1", "web-staging"] {
+    for name in [
+        "api-eu-1",
+        "api-eu-2",
+        "api-us-1",
+        "db-primary",
+        "cache-staging",
+        "web-staging",
+    ] {
         support::wait_health(&daemon, name, Health::Up, Duration::from_secs(5))
             .unwrap_or_else(|| panic!("{name} is up"));
     }
