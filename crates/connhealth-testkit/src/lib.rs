@@ -13,6 +13,9 @@
 //! * `require`: a test that needs root or a tool checks first; under CI (`CI=true`) a
 //!   missing capability fails the test instead of skipping it.
 //!
+//! A real browser ([`webdriver`]): headless Chromium driven over WebDriver, for the
+//! status page's tests and its first-paint benchmark.
+//!
 //! On Windows (`windows.rs`): `is_wine`, for the tests whose expectation differs between
 //! Windows as documented and Wine, where the Windows tests run.
 //!
@@ -24,6 +27,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+pub mod webdriver;
 
 #[cfg(unix)]
 mod unix;

@@ -28,6 +28,7 @@ use crate::config::{self, ConfigErrors, Options, Plan};
 use crate::notify::{Notifier, WatchdogGate};
 use crate::reload::{watch_file_sd, Reloading, Shared};
 use crate::schedule;
+use crate::sinks::events::Live;
 use crate::sinks::history::{History, HistorySink};
 use crate::sinks::{log, Sink, Sinks};
 use crate::state::SavedState;
@@ -259,14 +260,17 @@ impl Daemon {
             }
             None => (History::new(), HashMap::new(), None),
         };
+        let live = Live::new();
         let mut all: Vec<Box<dyn Sink>> = vec![
             Box::new(log::Log),
             Box::new(HistorySink::new(history.clone(), store.clone())),
+            Box::new(live.sink()),
         ];
         all.extend(sinks);
         let sinks = Sinks::start(all).map_err(|err| format!("cannot start a sink: {err}"))?;
         let (scheduler_tx, scheduler_rx) = mpsc::unbounded_channel();
-        let shared = Shared::new(options, plan, probers.clone(), sinks.clone(), scheduler_tx);
+        let shared = Shared::new(options, plan, probers.clone(), sinks.clone(), scheduler_tx)
+            .with_live(live);
         let store_path = store.as_ref().map(|store| store.path().to_owned());
         let (shared, resumed) = shared.remembering(history, store, &saved);
         drop(saved);
@@ -375,6 +379,9 @@ impl Daemon {
         if let Some(watchdog) = self.watchdog {
             watchdog.stop();
         }
+        // Open status pages' streams end first: the server's graceful stop waits for
+        // the answers under way, and an event stream never ends by itself.
+        self.shared.live().close();
         let _ = self.stop.send(true);
         let http = self.http;
         let _ = self

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::checks::Probers;
 use crate::config::{self, ConfigErrors, Options, Plan, WebConfig};
 use crate::schedule::Command;
+use crate::sinks::events::Live;
 use crate::sinks::history::History;
 use crate::sinks::metrics::{DaemonCounters, ReloadState};
 use crate::sinks::Sinks;
@@ -49,6 +50,8 @@ pub struct Shared {
     history: History,
     /// `--data-dir`'s store, when given.
     store: Option<Arc<Store>>,
+    /// The status page's live events, which `GET /events` streams.
+    live: Live,
 }
 
 /// What a reload tells the observer set with [`Shared::observe_reloads`].
@@ -188,7 +191,20 @@ impl Shared {
             observer: Observer::default(),
             history: History::new(),
             store: None,
+            live: Live::new(),
         }
+    }
+
+    /// `self`, whose `GET /events` streams `live`: the broadcast that the daemon's
+    /// [`EventsSink`](crate::sinks::events::EventsSink) feeds.
+    pub fn with_live(mut self, live: Live) -> Shared {
+        self.live = live;
+        self
+    }
+
+    /// The status page's live events.
+    pub fn live(&self) -> &Live {
+        &self.live
     }
 
     /// This `Shared`, at start, with the history that the history's sink fills and the

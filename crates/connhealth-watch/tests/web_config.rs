@@ -236,6 +236,11 @@ fn basic_auth_guards_every_path_over_tls() {
         ("GET", "/-/healthy"),
         ("GET", "/-/ready"),
         ("GET", "/nowhere"),
+        // The status page and what it reads.
+        ("GET", "/"),
+        ("GET", "/api/targets"),
+        ("GET", "/events"),
+        ("GET", "/badge/web.svg"),
     ] {
         for headers in [&[][..], &[wrong.as_slice()][..]] {
             let (status, answer) = https(addr, &tls, method, path, headers).unwrap();
@@ -258,7 +263,7 @@ fn basic_auth_guards_every_path_over_tls() {
     assert!(metrics
         .to_ascii_lowercase()
         .contains("x-content-type-options: nosniff"));
-    for path in ["/-/healthy", "/-/ready", "/status"] {
+    for path in ["/-/healthy", "/-/ready", "/status", "/", "/api/targets"] {
         assert_eq!(
             https(addr, &tls, "GET", path, &[&right[..]]).unwrap().0,
             200,

@@ -2,6 +2,10 @@
 //!
 //! | path | answer |
 //! |---|---|
+//! | `GET /` | the status page: every target's state, uptime, last hour and transitions, paged, filtered, updated live (see [the status page](#the-status-page)) |
+//! | `GET /api/targets?state=&label=NAME=VALUE&q=&sort=&offset=&limit=` | JSON: one page of the status page's rows, the number that matched, counts by state |
+//! | `GET /events` | Server-Sent Events: each transition (coalesced every 250 ms), a keep-alive comment every 15 s ([`crate::sinks::events`]) |
+//! | `GET /badge/NAME.svg` | an SVG badge, `NAME \| ▲ up`; 404 (a badge too) for an unknown target |
 //! | `GET /metrics` | the fleet's and the daemon's series ([`crate::sinks::metrics`]), gzipped if asked |
 //! | `GET /probe?target=HOST:PORT&module=NAME` | one check now, in blackbox_exporter's format ([`probe`]) |
 //! | `GET /status[?state=STATE[,STATE...]][&target=NAME...]` | JSON: every target's state, last check and transitions ([`crate::sinks::status`]); `state` (`up`, `down`, `unknown`) and `target` (an exact name, repeated for several) keep the targets that pass both |
@@ -13,6 +17,12 @@
 //! With `--web.config.file` ([`crate::config::WebConfig`], exporter-toolkit's format),
 //! every path, the health paths and `POST /-/reload` included, is served over TLS
 //! (optionally with client certificates) and behind basic auth (`http/auth.rs`).
+//!
+//! # The status page
+//!
+//! `GET /` is one page (HTML, CSS and a little JavaScript, embedded in the binary) that
+//! asks `/api/targets` for 50 rows at a time, whatever the fleet's size, and listens on
+//! `/events` to update them without a reload. See `docs/status-page.md`.
 //!
 //! Anything else is a 404 that lists these paths; a wrong method is a 405 that names the
 //! right one; a bad query string is a 400 that says what to write.
@@ -40,6 +50,7 @@ mod auth;
 mod body;
 mod conn;
 mod history;
+mod page;
 pub mod probe;
 mod status;
 
@@ -59,6 +70,10 @@ pub async fn serve(
 
 /// The paths, for the 404 answer.
 const PATHS: &str = "\
+GET  /
+GET  /api/targets?state=up|down|unknown[,...]&label=NAME=VALUE&q=TEXT&sort=state|name|config&offset=N&limit=N
+GET  /events
+GET  /badge/NAME.svg
 GET  /metrics
 GET  /probe?target=HOST:PORT&module=NAME
 GET  /probe?target=URL&module=http_2xx
@@ -76,6 +91,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         handler.fallback(move |method: Method| async move { wrong_method(&method, "GET", path) })
     };
     Router::new()
+        .route("/", read("/", get(page::index)))
+        .route("/api/targets", read("/api/targets", get(page::api::handle)))
+        .route("/events", read("/events", get(page::events)))
+        .route(
+            "/badge/{*file}",
+            read("/badge/NAME.svg", get(page::badge::handle)),
+        )
         .route("/metrics", read("/metrics", get(metrics)))
         .route("/probe", read("/probe", get(probe::handle)))
         .route("/status", read("/status", get(status::handle)))

@@ -63,6 +63,16 @@ pub(super) async fn handle(
 
 /// The filter `params` ask for; for a state it does not know, the 400's reason.
 fn filter(params: &Params) -> Result<Filter, String> {
+    let names: HashSet<String> = params.get_all("target").map(str::to_owned).collect();
+    Ok(Filter {
+        states: states(params)?,
+        names: (!names.is_empty()).then_some(names),
+    })
+}
+
+/// The states `?state=` asks for (`None`: every state), as `/status` and `/api/targets`
+/// read it; for a state it does not know, the 400's reason.
+pub(super) fn states(params: &Params) -> Result<Option<Vec<Health>>, String> {
     let mut states: Option<Vec<Health>> = None;
     for value in params.get_all("state") {
         for item in value.split(',') {
@@ -80,9 +90,5 @@ fn filter(params: &Params) -> Result<Filter, String> {
             }
         }
     }
-    let names: HashSet<String> = params.get_all("target").map(str::to_owned).collect();
-    Ok(Filter {
-        states,
-        names: (!names.is_empty()).then_some(names),
-    })
+    Ok(states)
 }

@@ -152,8 +152,9 @@ impl<'a> TargetJson<'a> {
     }
 }
 
+/// A target's last check, as `/status` shows it (the status page's rows too).
 #[derive(Serialize)]
-struct LastCheckJson<'a> {
+pub(crate) struct LastCheckJson<'a> {
     at: Time,
     /// The `result` label: `ok`, `refused`, ...
     result: &'static str,
@@ -162,7 +163,7 @@ struct LastCheckJson<'a> {
 }
 
 impl<'a> LastCheckJson<'a> {
-    fn of(last: &'a LastCheck) -> LastCheckJson<'a> {
+    pub(crate) fn of(last: &'a LastCheck) -> LastCheckJson<'a> {
         LastCheckJson {
             at: Time(last.at),
             result: last.outcome.label(),
@@ -194,7 +195,8 @@ impl Serialize for Checks<'_> {
     }
 }
 
-/// One transition as `/status` shows it; `/api/history` shows its transitions so too.
+/// A transition, as `/status` shows it (`/api/history`, the status page's rows and live
+/// events too).
 #[derive(Serialize)]
 pub(crate) struct TransitionJson<'a> {
     from: &'static str,
