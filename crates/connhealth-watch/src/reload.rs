@@ -161,6 +161,7 @@ impl Shared {
             Sinks::none(),
             scheduler,
         );
+        shared.history.track(&fleet);
         shared.fleet = RwLock::new(Arc::new(fleet));
         shared.ready.store(ready, Ordering::Relaxed);
         Arc::new(shared)
@@ -176,6 +177,8 @@ impl Shared {
     ) -> Shared {
         let file_sd = FileSdSeen::of(&options.config, &plan);
         let fleet = Fleet::build(plan, None, SystemTime::now());
+        let history = History::new();
+        history.track(&fleet);
         Shared {
             options,
             fleet: RwLock::new(Arc::new(fleet)),
@@ -189,7 +192,7 @@ impl Shared {
             probes_in_flight: std::sync::atomic::AtomicUsize::new(0),
             web: RwLock::new(None),
             observer: Observer::default(),
-            history: History::new(),
+            history,
             store: None,
             live: Live::new(),
         }
