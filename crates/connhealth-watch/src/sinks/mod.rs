@@ -61,6 +61,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::checks::CheckResult;
 use crate::state::{MinuteAggregate, Transition, Watched};
 
+pub mod alerts;
 pub mod log;
 pub mod metrics;
 pub mod status;

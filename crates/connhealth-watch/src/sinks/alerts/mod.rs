@@ -1,0 +1,119 @@
+//! Being told: `[[alerts.webhook]]` and `[alerts.alertmanager]` receivers, silences and
+//! `[[maintenance]]` windows.
+//!
+//! Each receiver is a [`Sink`](super::Sink) of its own (`receiver.rs`), so each has its
+//! own thread and queue, delivers in order, and never delays a check or another
+//! receiver. Its POSTs (`post.rs`: HTTP/1.1, http or https, 10 s at most) run on a
+//! current-thread runtime that the receiver's thread owns. What a webhook gets is the
+//! transition as `/status` shows it (`notice.rs`, `webhook.rs`); Alertmanager gets the
+//! alert `ConnhealthTargetDown` (`alertmanager.rs`). Silences and maintenance windows
+//! (`mute.rs`) hold notifications back while they are in force.
+//!
+//! With `--data-dir`, a notification is written to the store's outbox when its
+//! transition is seen and removed when the receiver took it; what each receiver was last
+//! told is kept beside it. A restart (even after `kill -9`) sends what was pending and
+//! does not send again what was delivered.
+//!
+//! Receivers are read at start: a reload applies new maintenance windows, and logs a
+//! warning when the receivers changed (they change at the next restart).
+
+use std::sync::Arc;
+
+use crate::config::{AlertsPlan, Plan, ReceiverKind};
+use crate::sinks::Sink;
+use crate::store::Store;
+
+mod alertmanager;
+mod mute;
+mod notice;
+mod post;
+mod receiver;
+mod webhook;
+
+pub use self::alertmanager::{ALERT_NAME, ENDS_AFTER, REFRESH};
+pub use self::mute::{Muted, Mutes};
+pub use self::receiver::{ReceiverCounters, FIRST_BACKOFF, MAX_BACKOFF};
+
+use self::receiver::{Destination, Receiver};
+
+/// What the HTTP side and `/metrics` see of the alerts: the mutes, and each receiver's
+/// counters.
+#[derive(Debug)]
+pub struct Alerts {
+    /// The silences and maintenance windows.
+    pub mutes: Arc<Mutes>,
+    receivers: Vec<Arc<ReceiverCounters>>,
+    plan: AlertsPlan,
+}
+
+impl Alerts {
+    /// No receiver, the maintenance windows of `plan`, silences in memory (for a
+    /// [`Shared`](crate::reload::Shared) built without [`Alerts::start`]).
+    pub fn none(plan: &Plan) -> Alerts {
+        Alerts {
+            mutes: Arc::new(Mutes::in_memory(plan.maintenance.clone())),
+            receivers: Vec::new(),
+            plan: plan.alerts.clone(),
+        }
+    }
+
+    /// The receivers of `plan` as sinks, each to be started on its own thread, with the
+    /// mutes they share; with `store`, their pending notifications and the silences are
+    /// read back. Fails with the reason when the store cannot be read or a receiver's
+    /// runtime cannot start.
+    pub fn start(
+        plan: &Plan,
+        store: Option<Arc<Store>>,
+    ) -> Result<(Arc<Alerts>, Vec<Box<dyn Sink>>), String> {
+        let mutes = Arc::new(Mutes::new(plan.maintenance.clone(), store.clone())?);
+        let mut counters = Vec::new();
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        for receiver in &plan.alerts.receivers {
+            // A sink's name is static: receivers are read once, at start, so this leaks
+            // a few bytes once per receiver and process.
+            let name: &'static str = Box::leak(receiver.name.clone().into_boxed_str());
+            let destination = match &receiver.kind {
+                ReceiverKind::Webhook { url, headers } => Destination::Webhook(webhook::Webhook {
+                    url: url.clone(),
+                    headers: headers.clone(),
+                }),
+                ReceiverKind::Alertmanager { url } => {
+                    Destination::Alertmanager(alertmanager::Alertmanager { url: url.clone() })
+                }
+            };
+            let count = Arc::new(ReceiverCounters::new(name));
+            let sink = Receiver::new(
+                name,
+                receiver.hold,
+                destination,
+                Arc::clone(&mutes),
+                Arc::clone(&count),
+                store.clone(),
+            )?;
+            counters.push(count);
+            sinks.push(Box::new(sink));
+        }
+        let alerts = Alerts {
+            mutes,
+            receivers: counters,
+            plan: plan.alerts.clone(),
+        };
+        Ok((Arc::new(alerts), sinks))
+    }
+
+    /// Each receiver's counters, in config order (webhooks, then Alertmanager).
+    pub fn receivers(&self) -> &[Arc<ReceiverCounters>] {
+        &self.receivers
+    }
+
+    /// Takes what a reloaded `plan` changes: its maintenance windows now; its receivers
+    /// at the next restart, which a warning says when they differ.
+    pub fn reload(&self, plan: &Plan) {
+        self.mutes.set_maintenance(plan.maintenance.clone());
+        if plan.alerts != self.plan {
+            tracing::warn!(
+                "the alert receivers changed in the config: receivers are read at start, so the change applies at the next restart (maintenance windows applied now)"
+            );
+        }
+    }
+}

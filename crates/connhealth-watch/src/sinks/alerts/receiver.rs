@@ -1,0 +1,384 @@
+//! One receiver as a [`Sink`]: its own thread and queue, so it delivers in order and a
+//! slow or dead receiver holds up no one else.
+//!
+//! A transition becomes a notification when it differs from what the receiver will
+//! have been told once its queue drains (a receiver never told counts as told `up`):
+//! so `unknown -> down` is sent, `unknown -> up` is not, and after a down is sent, the
+//! up is. The notification is *held* for `for`; a transition back before then cancels
+//! it, and nothing is sent. A held notification whose `for` has passed is sent unless
+//! its target is muted ([`Mutes`]): then it waits for the mute to end, and is sent then
+//! if the target has not come back meanwhile. Sent notifications go out one at a time,
+//! in the order they became due; a failed POST is tried again after 1 s, 2 s, 4 s, ...
+//! up to 60 s, and the ones behind it wait.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::alertmanager::{self, Alertmanager};
+use super::mute::Mutes;
+use super::notice::Notice;
+use super::post::Poster;
+use super::webhook::Webhook;
+use crate::sinks::{Event, Sink};
+use crate::state::Health;
+use crate::store::{self, Store};
+
+/// The first wait after a failed POST; it doubles up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The longest wait between tries.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How often a muted notification looks again whether its mute still holds (a silence
+/// lifted early is seen within this).
+const MUTE_RECHECK: Duration = Duration::from_secs(5);
+
+/// A receiver's counters, shown in `/metrics`.
+#[derive(Debug)]
+pub struct ReceiverCounters {
+    /// The `receiver` label.
+    pub name: &'static str,
+    sent: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl ReceiverCounters {
+    pub(crate) fn new(name: &'static str) -> ReceiverCounters {
+        ReceiverCounters {
+            name,
+            sent: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    /// Notifications the receiver took (a 2xx answer).
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// POSTs that failed: no connection, no answer within 10 s, or an answer other than
+    /// 2xx. Each failed try counts.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Where a receiver's notifications go.
+#[derive(Debug)]
+pub(crate) enum Destination {
+    Webhook(Webhook),
+    Alertmanager(Alertmanager),
+}
+
+/// A notification not yet delivered.
+#[derive(Debug)]
+struct Pending {
+    /// Its row in the outbox (0 without a store).
+    id: i64,
+    notice: Notice,
+    /// When its `for` ends.
+    due: SystemTime,
+}
+
+/// One receiver's sink.
+pub(crate) struct Receiver {
+    name: &'static str,
+    hold: Duration,
+    destination: Destination,
+    poster: Poster,
+    mutes: Arc<Mutes>,
+    counters: Arc<ReceiverCounters>,
+    store: Option<Arc<Store>>,
+    /// The last notice delivered, per target.
+    told: HashMap<String, Notice>,
+    /// Waiting for their `for`, or for a mute to end, in the order seen.
+    held: Vec<Pending>,
+    /// Due, in the order they became due: sent from the front.
+    queue: VecDeque<Pending>,
+    /// After a failed POST: when to try again, and the wait that led there.
+    retry: Option<(Instant, Duration)>,
+    /// Alertmanager: when to post the firing alerts again.
+    refresh_at: Option<Instant>,
+}
+
+impl Receiver {
+    /// A receiver; with a store, its outbox and what it was last told are read back.
+    pub(crate) fn new(
+        name: &'static str,
+        hold: Duration,
+        destination: Destination,
+        mutes: Arc<Mutes>,
+        counters: Arc<ReceiverCounters>,
+        store: Option<Arc<Store>>,
+    ) -> Result<Receiver, String> {
+        let https = match &destination {
+            Destination::Webhook(hook) => hook.url.scheme_str() == Some("https"),
+            Destination::Alertmanager(am) => am.url.scheme_str() == Some("https"),
+        };
+        let poster =
+            Poster::new(https).map_err(|err| format!("cannot start the {name} receiver: {err}"))?;
+        let mut receiver = Receiver {
+            name,
+            hold,
+            destination,
+            poster,
+            mutes,
+            counters,
+            store,
+            told: HashMap::new(),
+            held: Vec::new(),
+            queue: VecDeque::new(),
+            retry: None,
+            refresh_at: None,
+        };
+        if let Some(store) = &receiver.store {
+            let (outbox, told) = store::alerts::load(&store.lock(), name).map_err(|err| {
+                format!(
+                    "cannot read the {name} receiver's pending alerts from {}: {err}",
+                    store.path().display()
+                )
+            })?;
+            for (target, notice) in told {
+                if let Ok(notice) = serde_json::from_str::<Notice>(&notice) {
+                    receiver.told.insert(target, notice);
+                }
+            }
+            for row in outbox {
+                match serde_json::from_str::<Notice>(&row.notice) {
+                    Ok(notice) => receiver.held.push(Pending {
+                        id: row.id,
+                        notice,
+                        due: row.due,
+                    }),
+                    Err(_) => receiver.forget(row.id),
+                }
+            }
+            if !receiver.held.is_empty() {
+                tracing::info!(
+                    receiver = name,
+                    pending = receiver.held.len(),
+                    "alert receiver {name}: {} notification(s) not yet delivered before the restart, sending them",
+                    receiver.held.len()
+                );
+            }
+            if receiver.firing().next().is_some() {
+                receiver.refresh_at = Some(Instant::now());
+            }
+        }
+        Ok(receiver)
+    }
+
+    /// What the receiver will have been told of `target` once its queue drains.
+    fn expected(&self, target: &str) -> Health {
+        self.queue
+            .iter()
+            .rev()
+            .find(|p| p.notice.target == target)
+            .map(|p| p.notice.health())
+            .or_else(|| self.told.get(target).map(Notice::health))
+            .unwrap_or(Health::Up)
+    }
+
+    /// Alertmanager's firing alerts: the targets last told down.
+    fn firing(&self) -> impl Iterator<Item = &Notice> {
+        self.told.values().filter(|n| n.health() == Health::Down)
+    }
+
+    fn changed(&mut self, notice: Notice) {
+        let to = notice.health();
+        if notice.to != Health::Up.name() && notice.to != Health::Down.name() {
+            return;
+        }
+        if let Some(i) = self
+            .held
+            .iter()
+            .rposition(|p| p.notice.target == notice.target)
+        {
+            if self.held[i].notice.health() == to {
+                return; // already held (read back after a restart): its `for` goes on
+            }
+            // Back before its `for` ended: a flap, and nothing is sent.
+            let cancelled = self.held.remove(i);
+            self.forget(cancelled.id);
+        }
+        if to == self.expected(&notice.target) {
+            return;
+        }
+        let due = notice.at.time() + self.hold;
+        let id = match &self.store {
+            Some(store) => store::alerts::hold(
+                &store.lock(),
+                self.name,
+                &notice.target,
+                due,
+                &notice.json(),
+            )
+            .unwrap_or_else(|err| {
+                tracing::warn!(
+                    receiver = self.name,
+                    "cannot keep a pending alert in the store: {err}"
+                );
+                0
+            }),
+            None => 0,
+        };
+        self.held.push(Pending { id, notice, due });
+    }
+
+    fn forget(&self, id: i64) {
+        if let (Some(store), true) = (&self.store, id > 0) {
+            if let Err(err) = store::alerts::cancel(&store.lock(), id) {
+                tracing::warn!(
+                    receiver = self.name,
+                    "cannot remove a cancelled alert from the store: {err}"
+                );
+            }
+        }
+    }
+
+    /// Moves the held notifications whose `for` has passed and whose target is not
+    /// muted to the queue; the next time one of the others needs a look.
+    fn release(&mut self, now: Instant) -> Option<Instant> {
+        let wall = SystemTime::now();
+        let mut wake: Option<Instant> = None;
+        let mut waiting: HashSet<String> = HashSet::new();
+        let mut i = 0;
+        while i < self.held.len() {
+            let pending = &self.held[i];
+            let target = &pending.notice.target;
+            let later = if waiting.contains(target) {
+                None // an earlier one of the same target waits: keep the order
+            } else if let Ok(left) = pending.due.duration_since(wall) {
+                Some(left.max(Duration::from_millis(1)))
+            } else if let Some(muted) = self.mutes.muted_by(target, &pending.notice.labels, wall) {
+                let left = muted.until().duration_since(wall).unwrap_or_default();
+                Some(left.min(MUTE_RECHECK).max(Duration::from_millis(1)))
+            } else {
+                let pending = self.held.remove(i);
+                self.queue.push_back(pending);
+                continue;
+            };
+            if let Some(left) = later {
+                let at = now + left;
+                wake = Some(wake.map_or(at, |w| w.min(at)));
+            }
+            waiting.insert(target.clone());
+            i += 1;
+        }
+        wake
+    }
+
+    /// Sends the queue in order until it is empty or a POST fails.
+    fn deliver_queue(&mut self, now: Instant) -> Option<Instant> {
+        if let Some((at, _)) = self.retry {
+            if at > now && !self.queue.is_empty() {
+                return Some(at);
+            }
+        }
+        while let Some(pending) = self.queue.front() {
+            let firing = self.told.get(&pending.notice.target);
+            let result = match &self.destination {
+                Destination::Webhook(hook) => hook.send(&self.poster, &pending.notice),
+                Destination::Alertmanager(am) => am.send(&self.poster, &pending.notice, firing),
+            };
+            if let Err(why) = result {
+                return Some(self.failed(&why));
+            }
+            self.retry = None;
+            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            let Some(pending) = self.queue.pop_front() else {
+                break;
+            };
+            if let Some(store) = &self.store {
+                let written = store::alerts::delivered(
+                    &store.lock(),
+                    pending.id,
+                    self.name,
+                    &pending.notice.target,
+                    &pending.notice.json(),
+                );
+                if let Err(err) = written {
+                    tracing::warn!(
+                        receiver = self.name,
+                        "cannot record a delivered alert in the store: {err}"
+                    );
+                }
+            }
+            if pending.notice.health() == Health::Down {
+                self.refresh_at
+                    .get_or_insert(Instant::now() + alertmanager::REFRESH);
+            }
+            self.told
+                .insert(pending.notice.target.clone(), pending.notice);
+        }
+        None
+    }
+
+    /// Counts a failed POST and returns when to try again.
+    fn failed(&mut self, why: &str) -> Instant {
+        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        let wait = self
+            .retry
+            .map_or(FIRST_BACKOFF, |(_, last)| (last * 2).min(MAX_BACKOFF));
+        tracing::warn!(
+            receiver = self.name,
+            "alert receiver {}: {why}; trying again in {}s ({} waiting)",
+            self.name,
+            wait.as_secs(),
+            self.queue.len()
+        );
+        let at = Instant::now() + wait;
+        self.retry = Some((at, wait));
+        at
+    }
+
+    /// Alertmanager: posts the firing alerts again when it is time.
+    fn refresh(&mut self, now: Instant) -> Option<Instant> {
+        let Destination::Alertmanager(am) = &self.destination else {
+            return None;
+        };
+        let at = self.refresh_at?;
+        if self.firing().next().is_none() {
+            self.refresh_at = None;
+            return None;
+        }
+        if at > now || !self.queue.is_empty() {
+            return Some(at);
+        }
+        let next = match am.refresh(&self.poster, self.firing()) {
+            Ok(()) => Instant::now() + alertmanager::REFRESH,
+            Err(why) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    receiver = self.name,
+                    "alert receiver {}: refreshing the firing alerts: {why}",
+                    self.name
+                );
+                Instant::now() + FIRST_BACKOFF * 10
+            }
+        };
+        self.refresh_at = Some(next);
+        Some(next)
+    }
+}
+
+impl Sink for Receiver {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn deliver(&mut self, event: Event) {
+        if let Event::Changed { target, transition } = event {
+            self.changed(Notice::of(&target, &transition));
+        }
+    }
+
+    fn tick(&mut self, now: Instant) -> Option<Instant> {
+        let released = self.release(now);
+        let retry = self.deliver_queue(now);
+        let refresh = self.refresh(Instant::now());
+        [released, retry, refresh].into_iter().flatten().min()
+    }
+}
