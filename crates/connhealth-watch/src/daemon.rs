@@ -27,6 +27,7 @@ use crate::config::{self, ConfigErrors, Options, Plan};
 use crate::notify::{Notifier, WatchdogGate};
 use crate::reload::{watch_file_sd, Reloading, Shared};
 use crate::schedule;
+use crate::sinks::alerts::Alerts;
 use crate::sinks::{log, Sink, Sinks};
 use crate::store::{Store, StoreError};
 use crate::sys;
@@ -227,7 +228,7 @@ impl Daemon {
         options: Options,
         plan: Plan,
         sinks: Vec<Box<dyn Sink>>,
-        _store: Option<Arc<Store>>,
+        store: Option<Arc<Store>>,
     ) -> Result<Daemon, String> {
         let notifier = Arc::new(Notifier::from_env());
         let max_in_flight = sys::raise_descriptor_limit();
@@ -235,15 +236,14 @@ impl Daemon {
         let probers = Probers::new(max_in_flight);
         let mut all: Vec<Box<dyn Sink>> = vec![Box::new(log::Log)];
         all.extend(sinks);
+        let (alerts, receivers) = Alerts::start(&plan, store)?;
+        all.extend(receivers);
         let sinks = Sinks::start(all).map_err(|err| format!("cannot start a sink: {err}"))?;
         let (scheduler_tx, scheduler_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::new(
-            options,
-            plan,
-            probers.clone(),
-            sinks.clone(),
-            scheduler_tx,
-        ));
+        let shared = Arc::new(
+            Shared::new(options, plan, probers.clone(), sinks.clone(), scheduler_tx)
+                .with_alerts(alerts),
+        );
         sys::release_freed_memory();
         let fleet = shared.fleet();
 

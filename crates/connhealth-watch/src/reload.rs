@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 use crate::checks::Probers;
 use crate::config::{self, ConfigErrors, Options, Plan, WebConfig};
 use crate::schedule::Command;
-use crate::sinks::metrics::{DaemonCounters, ReloadState};
+use crate::sinks::alerts::Alerts;
+use crate::sinks::metrics::{AlertCounts, DaemonCounters, ReloadState};
 use crate::sinks::Sinks;
 use crate::state::Fleet;
 use crate::sys;
@@ -43,6 +44,8 @@ pub struct Shared {
     web: RwLock<Option<Arc<WebConfig>>>,
     /// Told when each reload begins and ends (the daemon tells systemd).
     observer: Observer,
+    /// The alert receivers' counters, the silences and the maintenance windows.
+    alerts: Arc<Alerts>,
 }
 
 /// What a reload tells the observer set with [`Shared::observe_reloads`].
@@ -105,6 +108,16 @@ impl Shared {
             late_checks: self.sinks.late_checks(),
             reload: self.reload_state(),
             sinks_dropped: self.sinks.dropped(),
+            alerts: self
+                .alerts
+                .receivers()
+                .iter()
+                .map(|counters| AlertCounts {
+                    receiver: counters.name,
+                    sent: counters.sent(),
+                    failed: counters.failed(),
+                })
+                .collect(),
         }
     }
 
@@ -132,6 +145,18 @@ impl Shared {
     /// Puts `web` in force (at start; a reload reads the file again itself).
     pub fn set_web(&self, web: Option<WebConfig>) {
         *self.web.write().unwrap_or_else(PoisonError::into_inner) = web.map(Arc::new);
+    }
+
+    /// The alerts: receivers' counters, silences and maintenance windows.
+    pub fn alerts(&self) -> &Arc<Alerts> {
+        &self.alerts
+    }
+
+    /// This `Shared` with `alerts` (started with [`Alerts::start`]) in place of the
+    /// receiver-less ones [`Shared::new`] gives.
+    pub fn with_alerts(mut self, alerts: Arc<Alerts>) -> Shared {
+        self.alerts = alerts;
+        self
     }
 
     /// The options the daemon was started with.
@@ -166,6 +191,7 @@ impl Shared {
         scheduler: mpsc::UnboundedSender<Command>,
     ) -> Shared {
         let file_sd = FileSdSeen::of(&options.config, &plan);
+        let alerts = Arc::new(Alerts::none(&plan));
         let fleet = Fleet::build(plan, None, SystemTime::now());
         Shared {
             options,
@@ -180,6 +206,7 @@ impl Shared {
             probes_in_flight: std::sync::atomic::AtomicUsize::new(0),
             web: RwLock::new(None),
             observer: Observer::default(),
+            alerts,
         }
     }
 
@@ -258,6 +285,7 @@ impl Shared {
         for warning in &plan.warnings {
             tracing::warn!(reload = why, "{warning}");
         }
+        self.alerts.reload(&plan);
         let plan = plan.sharded(self.options.shard);
         let now = SystemTime::now();
         let fleet = Arc::new(Fleet::build(plan, Some(&self.fleet()), now));

@@ -72,6 +72,7 @@ fn a_scrape_of_every_state_kind_and_result_lints_cleanly() {
             last_success: SystemTime::now(),
         },
         sinks_dropped: Vec::new(),
+        alerts: Vec::new(),
     };
     let text = render_to_string(&mixed_fleet(SystemTime::now()), &daemon);
     for family in [
@@ -99,6 +100,7 @@ fn a_scrape_encoded_in_slices_lints_cleanly() {
             last_success: SystemTime::now(),
         },
         sinks_dropped: Vec::new(),
+        alerts: Vec::new(),
     };
     let text = render_to_string(&synthetic_fleet(2_500), &daemon);
     assert_eq!(
