@@ -325,7 +325,10 @@ fn hold_duration(node: &Node) -> Result<Duration, String> {
 }
 
 /// `headers = { Authorization = "Bearer ..." }`: names and values as HTTP takes them.
-fn header_table(reader: &mut Reader<'_, '_>, node: &Node) -> Option<Vec<(HeaderName, HeaderValue)>> {
+fn header_table(
+    reader: &mut Reader<'_, '_>,
+    node: &Node,
+) -> Option<Vec<(HeaderName, HeaderValue)>> {
     let Value::Table(entries) = &node.value else {
         reader.error(
             node.at,
@@ -343,7 +346,10 @@ fn header_table(reader: &mut Reader<'_, '_>, node: &Node) -> Option<Vec<(HeaderN
             ok = false;
             reader.error(
                 entry.key_at,
-                format!("{:?} is not an HTTP header name (letters, digits and -); write e.g. X-Token", entry.key),
+                format!(
+                    "{:?} is not an HTTP header name (letters, digits and -); write e.g. X-Token",
+                    entry.key
+                ),
             );
             continue;
         };
@@ -587,7 +593,9 @@ fn match_table(reader: &mut Reader<'_, '_>, node: &Node) -> Option<BTreeMap<Stri
                 ok = false;
                 reader.error(
                     entry.key_at,
-                    format!("{problem}; `match` takes a target's own labels, and `target` for its name"),
+                    format!(
+                        "{problem}; `match` takes a target's own labels, and `target` for its name"
+                    ),
                 );
                 continue;
             }
@@ -618,7 +626,11 @@ mod tests {
 
     #[test]
     fn alertmanager_api_is_under_the_base() {
-        let api = |base: &str| alertmanager_api(&base.parse().unwrap()).unwrap().to_string();
+        let api = |base: &str| {
+            alertmanager_api(&base.parse().unwrap())
+                .unwrap()
+                .to_string()
+        };
         assert_eq!(
             api("http://127.0.0.1:9093"),
             "http://127.0.0.1:9093/api/v2/alerts"
