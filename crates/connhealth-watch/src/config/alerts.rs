@@ -589,14 +589,21 @@ fn match_table(reader: &mut Reader<'_, '_>, node: &Node) -> Option<BTreeMap<Stri
     let mut ok = true;
     for entry in entries {
         if entry.key != "target" {
-            if let Some(problem) = super::labels::problem(&entry.key) {
-                ok = false;
-                reader.error(
-                    entry.key_at,
+            let problem = if super::labels::RESERVED.contains(&entry.key.as_str()) {
+                Some(format!(
+                    "`match` cannot use `{}`: no target has it as a label of its own; match one of the target's labels (e.g. service = \"db\"), or its name with target = \"db-1\"",
+                    entry.key
+                ))
+            } else {
+                super::labels::problem(&entry.key).map(|problem| {
                     format!(
                         "{problem}; `match` takes a target's own labels, and `target` for its name"
-                    ),
-                );
+                    )
+                })
+            };
+            if let Some(problem) = problem {
+                ok = false;
+                reader.error(entry.key_at, problem);
                 continue;
             }
         }
