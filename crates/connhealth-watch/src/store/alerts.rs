@@ -46,6 +46,15 @@ pub struct OutboxRow {
     pub notice: String,
 }
 
+/// What a receiver kept: its outbox, oldest first, and what it last told each target.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Kept {
+    /// Notifications held or due.
+    pub outbox: Vec<OutboxRow>,
+    /// Per target: the last notification delivered, as JSON.
+    pub told: Vec<(String, String)>,
+}
+
 /// Unix seconds of `at`.
 pub(crate) fn unix(at: SystemTime) -> f64 {
     at.duration_since(UNIX_EPOCH)
@@ -97,11 +106,8 @@ pub(crate) fn delivered(
     tx.commit()
 }
 
-/// `receiver`'s outbox, oldest first, and what it was last told of each target.
-pub(crate) fn load(
-    conn: &Connection,
-    receiver: &str,
-) -> rusqlite::Result<(Vec<OutboxRow>, Vec<(String, String)>)> {
+/// What `receiver` kept.
+pub(crate) fn load(conn: &Connection, receiver: &str) -> rusqlite::Result<Kept> {
     let mut outbox = conn.prepare(
         "SELECT id, target, due_unix, notice FROM alert_outbox WHERE receiver = ?1 ORDER BY id",
     )?;
@@ -119,7 +125,7 @@ pub(crate) fn load(
     let told = told
         .query_map([receiver], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((outbox, told))
+    Ok(Kept { outbox, told })
 }
 
 /// Every silence still in force at `now`.

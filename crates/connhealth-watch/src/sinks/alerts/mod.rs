@@ -1,7 +1,7 @@
 //! Being told: `[[alerts.webhook]]` and `[alerts.alertmanager]` receivers, silences and
 //! `[[maintenance]]` windows.
 //!
-//! Each receiver is a [`Sink`](super::Sink) of its own (`receiver.rs`), so each has its
+//! Each receiver is a [`Sink`] of its own (`receiver.rs`), so each has its
 //! own thread and queue, delivers in order, and never delays a check or another
 //! receiver. Its POSTs (`post.rs`: HTTP/1.1, http or https, 10 s at most) run on a
 //! current-thread runtime that the receiver's thread owns. What a webhook gets is the
@@ -36,6 +36,9 @@ pub use self::receiver::{ReceiverCounters, FIRST_BACKOFF, MAX_BACKOFF};
 
 use self::receiver::{Destination, Receiver};
 
+/// The receivers as sinks, one each, for [`Sinks::start`](super::Sinks::start).
+pub type Receivers = Vec<Box<dyn Sink>>;
+
 /// What the HTTP side and `/metrics` see of the alerts: the mutes, and each receiver's
 /// counters.
 #[derive(Debug)]
@@ -64,7 +67,7 @@ impl Alerts {
     pub fn start(
         plan: &Plan,
         store: Option<Arc<Store>>,
-    ) -> Result<(Arc<Alerts>, Vec<Box<dyn Sink>>), String> {
+    ) -> Result<(Arc<Alerts>, Receivers), String> {
         let mutes = Arc::new(Mutes::new(plan.maintenance.clone(), store.clone())?);
         let mut counters = Vec::new();
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();

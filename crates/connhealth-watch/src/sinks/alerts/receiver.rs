@@ -134,12 +134,13 @@ impl Receiver {
             refresh_at: None,
         };
         if let Some(store) = &receiver.store {
-            let (outbox, told) = store::alerts::load(&store.lock(), name).map_err(|err| {
-                format!(
-                    "cannot read the {name} receiver's pending alerts from {}: {err}",
-                    store.path().display()
-                )
-            })?;
+            let store::alerts::Kept { outbox, told } = store::alerts::load(&store.lock(), name)
+                .map_err(|err| {
+                    format!(
+                        "cannot read the {name} receiver's pending alerts from {}: {err}",
+                        store.path().display()
+                    )
+                })?;
             for (target, notice) in told {
                 if let Ok(notice) = serde_json::from_str::<Notice>(&notice) {
                     receiver.told.insert(target, notice);
