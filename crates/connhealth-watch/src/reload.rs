@@ -285,8 +285,8 @@ impl Shared {
         for warning in &plan.warnings {
             tracing::warn!(reload = why, "{warning}");
         }
-        self.alerts.reload(&plan);
         let plan = plan.sharded(self.options.shard);
+        self.alerts.reload(&plan);
         let now = SystemTime::now();
         let fleet = Arc::new(Fleet::build(plan, Some(&self.fleet()), now));
         let targets = fleet.targets.len();

@@ -106,6 +106,15 @@ pub(crate) fn delivered(
     tx.commit()
 }
 
+/// Forgets what `receiver` told of `target` (a target no longer in the config).
+pub(crate) fn untell(conn: &Connection, receiver: &str, target: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM alert_told WHERE receiver = ?1 AND target = ?2",
+        [receiver, target],
+    )
+    .map(drop)
+}
+
 /// What `receiver` kept.
 pub(crate) fn load(conn: &Connection, receiver: &str) -> rusqlite::Result<Kept> {
     let mut outbox = conn.prepare(

@@ -17,7 +17,8 @@
 //! Receivers are read at start: a reload applies new maintenance windows, and logs a
 //! warning when the receivers changed (they change at the next restart).
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::config::{AlertsPlan, Plan, ReceiverKind};
 use crate::sinks::Sink;
@@ -47,6 +48,33 @@ pub struct Alerts {
     pub mutes: Arc<Mutes>,
     receivers: Vec<Arc<ReceiverCounters>>,
     plan: AlertsPlan,
+    watching: Arc<Watching>,
+}
+
+/// The names of the targets watched now, which the receivers read: Alertmanager's
+/// firing alert of a target removed from the config is no longer refreshed, and
+/// Alertmanager resolves it after [`ENDS_AFTER`].
+#[derive(Debug, Default)]
+pub(crate) struct Watching {
+    names: RwLock<Arc<HashSet<String>>>,
+}
+
+impl Watching {
+    fn of(plan: &Plan) -> Watching {
+        let watching = Watching::default();
+        watching.set(plan);
+        watching
+    }
+
+    fn set(&self, plan: &Plan) {
+        let names = plan.targets.iter().map(|t| t.name.clone()).collect();
+        *self.names.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(names);
+    }
+
+    /// The names, now.
+    pub(crate) fn names(&self) -> Arc<HashSet<String>> {
+        Arc::clone(&self.names.read().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 impl Alerts {
@@ -57,6 +85,7 @@ impl Alerts {
             mutes: Arc::new(Mutes::in_memory(plan.maintenance.clone())),
             receivers: Vec::new(),
             plan: plan.alerts.clone(),
+            watching: Arc::new(Watching::of(plan)),
         }
     }
 
@@ -69,6 +98,7 @@ impl Alerts {
         store: Option<Arc<Store>>,
     ) -> Result<(Arc<Alerts>, Receivers), String> {
         let mutes = Arc::new(Mutes::new(plan.maintenance.clone(), store.clone())?);
+        let watching = Arc::new(Watching::of(plan));
         let mut counters = Vec::new();
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         for receiver in &plan.alerts.receivers {
@@ -90,6 +120,7 @@ impl Alerts {
                 receiver.hold,
                 destination,
                 Arc::clone(&mutes),
+                Arc::clone(&watching),
                 Arc::clone(&count),
                 store.clone(),
             )?;
@@ -100,6 +131,7 @@ impl Alerts {
             mutes,
             receivers: counters,
             plan: plan.alerts.clone(),
+            watching,
         };
         Ok((Arc::new(alerts), sinks))
     }
@@ -109,9 +141,11 @@ impl Alerts {
         &self.receivers
     }
 
-    /// Takes what a reloaded `plan` changes: its maintenance windows now; its receivers
-    /// at the next restart, which a warning says when they differ.
+    /// Takes what a reloaded `plan` (sharded) changes: its targets and maintenance
+    /// windows now; its receivers at the next restart, which a warning says when they
+    /// differ.
     pub fn reload(&self, plan: &Plan) {
+        self.watching.set(plan);
         self.mutes.set_maintenance(plan.maintenance.clone());
         if plan.alerts != self.plan {
             tracing::warn!(

@@ -21,6 +21,7 @@ use super::mute::Mutes;
 use super::notice::Notice;
 use super::post::Poster;
 use super::webhook::Webhook;
+use super::Watching;
 use crate::sinks::{Event, Sink};
 use crate::state::Health;
 use crate::store::{self, Store};
@@ -89,6 +90,7 @@ pub(crate) struct Receiver {
     destination: Destination,
     poster: Poster,
     mutes: Arc<Mutes>,
+    watching: Arc<Watching>,
     counters: Arc<ReceiverCounters>,
     store: Option<Arc<Store>>,
     /// The last notice delivered, per target.
@@ -110,6 +112,7 @@ impl Receiver {
         hold: Duration,
         destination: Destination,
         mutes: Arc<Mutes>,
+        watching: Arc<Watching>,
         counters: Arc<ReceiverCounters>,
         store: Option<Arc<Store>>,
     ) -> Result<Receiver, String> {
@@ -125,6 +128,7 @@ impl Receiver {
             destination,
             poster,
             mutes,
+            watching,
             counters,
             store,
             told: HashMap::new(),
@@ -337,10 +341,13 @@ impl Receiver {
 
     /// Alertmanager: posts the firing alerts again when it is time.
     fn refresh(&mut self, now: Instant) -> Option<Instant> {
-        let Destination::Alertmanager(am) = &self.destination else {
+        if !matches!(self.destination, Destination::Alertmanager(_)) {
             return None;
-        };
+        }
         let at = self.refresh_at?;
+        if at <= now {
+            self.forget_removed();
+        }
         if self.firing().next().is_none() {
             self.refresh_at = None;
             return None;
@@ -348,6 +355,9 @@ impl Receiver {
         if at > now || !self.queue.is_empty() {
             return Some(at);
         }
+        let Destination::Alertmanager(am) = &self.destination else {
+            return None;
+        };
         let next = match am.refresh(&self.poster, self.firing()) {
             Ok(()) => Instant::now() + alertmanager::REFRESH,
             Err(why) => {
@@ -362,6 +372,33 @@ impl Receiver {
         };
         self.refresh_at = Some(next);
         Some(next)
+    }
+}
+
+impl Receiver {
+    /// Forgets what was told of targets no longer in the config: their firing alerts
+    /// are not refreshed, and Alertmanager resolves them after `ENDS_AFTER`.
+    fn forget_removed(&mut self) {
+        let names = self.watching.names();
+        let removed: Vec<String> = self
+            .told
+            .keys()
+            .filter(|target| !names.contains(*target))
+            .cloned()
+            .collect();
+        for target in removed {
+            self.told.remove(&target);
+            tracing::info!(
+                receiver = self.name,
+                "alert receiver {}: {target} is no longer in the config; its alert is no longer refreshed",
+                self.name
+            );
+            if let Some(store) = &self.store {
+                if let Err(err) = store::alerts::untell(&store.lock(), self.name, &target) {
+                    tracing::warn!(receiver = self.name, "cannot update the store: {err}");
+                }
+            }
+        }
     }
 }
 
