@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The stages, in the order data flows.
-const STAGES: [&str; 8] = [
-    "config", "checks", "state", "sinks", "schedule", "reload", "http", "daemon",
+const STAGES: [&str; 9] = [
+    "config", "checks", "state", "store", "sinks", "schedule", "reload", "http", "daemon",
 ];
 
 /// Modules outside the stages: leaves that import no stage.
