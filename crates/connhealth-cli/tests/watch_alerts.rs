@@ -1,5 +1,7 @@
-//! `connhealth watch --data-dir`: a notification the receiver has not taken yet survives
-//! `kill -9` of the daemon, and is delivered once by the next one.
+//! `connhealth watch` and its alert receivers, as its own process: a notification the
+//! receiver has not taken yet survives `kill -9` with `--data-dir`, and is delivered once
+//! by the next daemon; an https webhook is verified against the system's roots
+//! (`SSL_CERT_FILE` names them here).
 #![cfg(unix)] // the daemon runs on Unix only
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -9,6 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use connhealth_testkit::{http, wait_until, TempDir};
+use tokio_rustls::rustls;
+
+/// A plain or a TLS stream.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 /// `connhealth watch` as its own process; SIGKILLed on drop.
 struct Watch {
@@ -18,18 +25,30 @@ struct Watch {
 
 impl Watch {
     fn start(config: &std::path::Path, data_dir: &std::path::Path) -> Watch {
+        Watch::start_with(config, Some(data_dir), &[])
+    }
+
+    fn start_with(
+        config: &std::path::Path,
+        data_dir: Option<&std::path::Path>,
+        env: &[(&str, &std::path::Path)],
+    ) -> Watch {
         let listen = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_connhealth"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_connhealth"));
+        command
             .arg("watch")
             .arg("--config")
             .arg(config)
             .arg("--listen")
-            .arg(listen.to_string())
-            .arg("--data-dir")
-            .arg(data_dir)
+            .arg(listen.to_string());
+        if let Some(dir) = data_dir {
+            command.arg("--data-dir").arg(dir);
+        }
+        command.envs(env.iter().copied());
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -76,13 +95,38 @@ impl Drop for Watch {
 
 /// A webhook receiver on `listener` that answers 200 and keeps every body.
 fn receiver(listener: TcpListener) -> Arc<Mutex<Vec<serde_json::Value>>> {
+    receiver_over(listener, None)
+}
+
+/// The same, over TLS with `tls` when given.
+fn receiver_over(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Arc<Mutex<Vec<serde_json::Value>>> {
     let bodies = Arc::new(Mutex::new(Vec::new()));
     std::thread::spawn({
         let bodies = Arc::clone(&bodies);
         move || {
             for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let Ok(stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut stream: Box<dyn ReadWrite> = match &tls {
+                    None => Box::new(stream),
+                    Some(config) => {
+                        let Ok(conn) = rustls::ServerConnection::new(Arc::clone(config)) else {
+                            continue;
+                        };
+                        Box::new(rustls::StreamOwned::new(conn, stream))
+                    }
+                };
+                let mut reader = BufReader::new(&mut stream);
+                // A handshake refused by the client ends here, with nothing taken.
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err()
+                    || !request_line.starts_with("POST ")
+                {
+                    continue;
+                }
                 let mut length = 0;
                 loop {
                     let mut line = String::new();
@@ -96,7 +140,9 @@ fn receiver(listener: TcpListener) -> Arc<Mutex<Vec<serde_json::Value>>> {
                     }
                 }
                 let mut body = vec![0; length];
-                if reader.read_exact(&mut body).is_ok() {
+                let read = reader.read_exact(&mut body);
+                drop(reader);
+                if read.is_ok() {
                     bodies
                         .lock()
                         .unwrap()
@@ -161,4 +207,78 @@ fn a_pending_notification_survives_kill_9() {
         "the first daemon's transition"
     );
     drop(second);
+}
+
+/// A CA (PEM) and a server config for 127.0.0.1 with a certificate it signed.
+fn pki() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "connhealth alerts test CA");
+    let ca = params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    (ca.pem(), Arc::new(config))
+}
+
+#[test]
+fn an_https_webhook_is_verified_with_the_system_roots() {
+    let dir = TempDir::new("cli-watch-alerts-https");
+    let (ca, tls) = pki();
+    let ca_file = dir.write("ca.pem", ca);
+    let hook = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_addr = hook.local_addr().unwrap();
+    let bodies = receiver_over(hook, Some(tls));
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_addr = target.local_addr().unwrap();
+    drop(target);
+    let config = dir.write(
+        "watch.toml",
+        format!(
+            "[[alerts.webhook]]\nurl = \"https://{hook_addr}/hook\"\n\n\
+             [[targets]]\nname = \"db\"\naddress = \"{target_addr}\"\n\
+             interval = \"100ms\"\nfast_interval = \"100ms\"\nrise = 1\nfall = 1\n"
+        ),
+    );
+    // The system's roots, as rustls-native-certs reads them, are this CA alone.
+    let watch = Watch::start_with(&config, None, &[("SSL_CERT_FILE", &ca_file)]);
+    let taken = wait_until(Duration::from_secs(10), || {
+        !bodies.lock().unwrap().is_empty()
+    });
+    assert!(
+        taken.is_some(),
+        "nothing arrived over TLS; failed POSTs: {:?}",
+        watch.failed_posts()
+    );
+    assert_eq!(bodies.lock().unwrap()[0]["to"], "down");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(watch.failed_posts(), Some(0.0), "the answer was not read as taken");
+    drop(watch);
+
+    // Without the CA among the roots, the certificate is refused and nothing is sent.
+    let other = dir.write("other.pem", pki().0);
+    let bodies_before = bodies.lock().unwrap().len();
+    let watch = Watch::start_with(&config, None, &[("SSL_CERT_FILE", &other)]);
+    let failed = wait_until(Duration::from_secs(10), || {
+        watch.failed_posts().is_some_and(|n| n >= 1.0)
+    });
+    assert!(failed.is_some(), "an unknown CA was not refused");
+    assert_eq!(bodies.lock().unwrap().len(), bodies_before);
 }
