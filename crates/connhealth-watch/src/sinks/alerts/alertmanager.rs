@@ -31,19 +31,22 @@ pub(crate) struct Alertmanager {
 }
 
 impl Alertmanager {
-    /// POSTs `notice` as an alert: firing for down, resolved for up (starting when
-    /// `firing`, the down notice it resolves, said).
+    /// POSTs each notice as an alert, in one request: firing for down, resolved for up
+    /// (starting when the down notice it resolves, paired with it, said).
     pub(crate) fn send(
         &self,
         poster: &Poster,
-        notice: &Notice,
-        firing: Option<&Notice>,
+        notices: Vec<(&Notice, Option<&Notice>)>,
     ) -> Result<(), String> {
-        let alert = alert(notice, firing, SystemTime::now());
+        let now = SystemTime::now();
+        let alerts: Vec<Value> = notices
+            .into_iter()
+            .map(|(notice, firing)| alert(notice, firing, now))
+            .collect();
         poster.post(
             &self.url,
             &[],
-            Value::Array(vec![alert]).to_string().into_bytes(),
+            Value::Array(alerts).to_string().into_bytes(),
         )
     }
 

@@ -73,6 +73,9 @@ pub(crate) enum Destination {
     Alertmanager(Alertmanager),
 }
 
+/// Alertmanager: the most alerts in one POST.
+const AM_BATCH: usize = 500;
+
 /// A notification not yet delivered.
 #[derive(Debug)]
 struct Pending {
@@ -81,6 +84,8 @@ struct Pending {
     notice: Notice,
     /// When its `for` ends.
     due: SystemTime,
+    /// Held: when to look at it again (its `for` or its mute ends); `None`: at once.
+    look_at: Option<Instant>,
 }
 
 /// One receiver's sink.
@@ -99,6 +104,12 @@ pub(crate) struct Receiver {
     held: Vec<Pending>,
     /// Due, in the order they became due: sent from the front.
     queue: VecDeque<Pending>,
+    /// `held` changed since [`Receiver::release`] last looked.
+    held_changed: bool,
+    /// Some target has two held notifications (read back after a restart).
+    held_twice: bool,
+    /// When the earliest held notification needs a look.
+    next_look: Option<Instant>,
     /// After a failed POST: when to try again, and the wait that led there.
     retry: Option<(Instant, Duration)>,
     /// Alertmanager: when to post the firing alerts again.
@@ -134,6 +145,9 @@ impl Receiver {
             told: HashMap::new(),
             held: Vec::new(),
             queue: VecDeque::new(),
+            held_changed: false,
+            held_twice: false,
+            next_look: None,
             retry: None,
             refresh_at: None,
         };
@@ -152,11 +166,19 @@ impl Receiver {
             }
             for row in outbox {
                 match serde_json::from_str::<Notice>(&row.notice) {
-                    Ok(notice) => receiver.held.push(Pending {
-                        id: row.id,
-                        notice,
-                        due: row.due,
-                    }),
+                    Ok(notice) => {
+                        receiver.held_twice |= receiver
+                            .held
+                            .iter()
+                            .any(|p| p.notice.target == notice.target);
+                        receiver.held_changed = true;
+                        receiver.held.push(Pending {
+                            id: row.id,
+                            notice,
+                            due: row.due,
+                            look_at: None,
+                        });
+                    }
                     Err(_) => receiver.forget(row.id),
                 }
             }
@@ -206,6 +228,7 @@ impl Receiver {
             }
             // Back before its `for` ended: a flap, and nothing is sent.
             let cancelled = self.held.remove(i);
+            self.held_changed = true;
             self.forget(cancelled.id);
         }
         if to == self.expected(&notice.target) {
@@ -229,7 +252,13 @@ impl Receiver {
             }),
             None => 0,
         };
-        self.held.push(Pending { id, notice, due });
+        self.held_changed = true;
+        self.held.push(Pending {
+            id,
+            notice,
+            due,
+            look_at: None,
+        });
     }
 
     fn forget(&self, id: i64) {
@@ -245,80 +274,133 @@ impl Receiver {
 
     /// Moves the held notifications whose `for` has passed and whose target is not
     /// muted to the queue; the next time one of the others needs a look.
+    ///
+    /// A held notification is looked at again only when its time comes (the end of its
+    /// `for`, or of its mute, at most [`MUTE_RECHECK`] ahead): a whole fleet held by a
+    /// maintenance window costs a pass of comparisons per transition, not a mute
+    /// evaluation per held notification.
     fn release(&mut self, now: Instant) -> Option<Instant> {
+        if !self.held_changed && self.next_look.is_none_or(|at| now < at) {
+            return self.next_look;
+        }
+        self.held_changed = false;
         let wall = SystemTime::now();
         let mut wake: Option<Instant> = None;
-        let mut waiting: HashSet<String> = HashSet::new();
+        // Only after a restart may a target have two held notifications; then the later
+        // waits for the earlier, to keep their order.
+        let mut waiting: Option<HashSet<String>> = self.held_twice.then(HashSet::new);
         let mut i = 0;
         while i < self.held.len() {
-            let pending = &self.held[i];
+            let pending = &mut self.held[i];
             let target = &pending.notice.target;
-            let later = if waiting.contains(target) {
-                None // an earlier one of the same target waits: keep the order
-            } else if let Ok(left) = pending.due.duration_since(wall) {
-                Some(left.max(Duration::from_millis(1)))
-            } else if let Some(muted) = self.mutes.muted_by(target, &pending.notice.labels, wall) {
-                let left = muted.until().duration_since(wall).unwrap_or_default();
-                Some(left.min(MUTE_RECHECK).max(Duration::from_millis(1)))
-            } else {
-                let pending = self.held.remove(i);
-                self.queue.push_back(pending);
-                continue;
+            let blocked = waiting.as_ref().is_some_and(|w| w.contains(target));
+            let look = match pending.look_at {
+                _ if blocked => None,
+                Some(at) if at > now => Some(at),
+                _ => {
+                    let left = if let Ok(left) = pending.due.duration_since(wall) {
+                        Some(left)
+                    } else {
+                        self.mutes
+                            .muted_by(target, &pending.notice.labels, wall)
+                            .map(|muted| {
+                                let left = muted.until().duration_since(wall).unwrap_or_default();
+                                left.min(MUTE_RECHECK)
+                            })
+                    };
+                    match left {
+                        Some(left) => {
+                            let at = now + left.max(Duration::from_millis(1));
+                            pending.look_at = Some(at);
+                            Some(at)
+                        }
+                        None => {
+                            let pending = self.held.remove(i);
+                            self.queue.push_back(pending);
+                            continue;
+                        }
+                    }
+                }
             };
-            if let Some(left) = later {
-                let at = now + left;
+            if let Some(at) = look {
                 wake = Some(wake.map_or(at, |w| w.min(at)));
             }
-            waiting.insert(target.clone());
+            if let Some(waiting) = &mut waiting {
+                waiting.insert(target.clone());
+            }
             i += 1;
         }
+        if self.held.is_empty() {
+            self.held_twice = false;
+        }
+        self.next_look = wake;
         wake
     }
 
-    /// Sends the queue in order until it is empty or a POST fails.
+    /// Sends the queue in order until it is empty or a POST fails. Alertmanager takes
+    /// several alerts per POST: up to [`AM_BATCH`] in a row, of distinct targets.
     fn deliver_queue(&mut self, now: Instant) -> Option<Instant> {
         if let Some((at, _)) = self.retry {
             if at > now && !self.queue.is_empty() {
                 return Some(at);
             }
         }
-        while let Some(pending) = self.queue.front() {
-            let firing = self.told.get(&pending.notice.target);
-            let result = match &self.destination {
-                Destination::Webhook(hook) => hook.send(&self.poster, &pending.notice),
-                Destination::Alertmanager(am) => am.send(&self.poster, &pending.notice, firing),
+        while let Some(first) = self.queue.front() {
+            let (result, taken) = match &self.destination {
+                Destination::Webhook(hook) => (hook.send(&self.poster, &first.notice), 1),
+                Destination::Alertmanager(am) => {
+                    let mut targets = HashSet::new();
+                    let batch: Vec<(&Notice, Option<&Notice>)> = self
+                        .queue
+                        .iter()
+                        .take(AM_BATCH)
+                        .take_while(|p| targets.insert(p.notice.target.as_str()))
+                        .map(|p| (&p.notice, self.told.get(&p.notice.target)))
+                        .collect();
+                    let taken = batch.len();
+                    (am.send(&self.poster, batch), taken)
+                }
             };
             if let Err(why) = result {
                 return Some(self.failed(&why));
             }
             self.retry = None;
-            self.counters.sent.fetch_add(1, Ordering::Relaxed);
-            let Some(pending) = self.queue.pop_front() else {
-                break;
-            };
-            if let Some(store) = &self.store {
-                let written = store::alerts::delivered(
-                    &store.lock(),
-                    pending.id,
-                    self.name,
-                    &pending.notice.target,
-                    &pending.notice.json(),
-                );
-                if let Err(err) = written {
-                    tracing::warn!(
-                        receiver = self.name,
-                        "cannot record a delivered alert in the store: {err}"
-                    );
-                }
+            self.counters
+                .sent
+                .fetch_add(taken as u64, Ordering::Relaxed);
+            for _ in 0..taken {
+                let Some(pending) = self.queue.pop_front() else {
+                    break;
+                };
+                self.delivered(pending);
             }
-            if pending.notice.health() == Health::Down {
-                self.refresh_at
-                    .get_or_insert(Instant::now() + alertmanager::REFRESH);
-            }
-            self.told
-                .insert(pending.notice.target.clone(), pending.notice);
         }
         None
+    }
+
+    /// Records `pending` as taken: out of the outbox, and what its target was last told.
+    fn delivered(&mut self, pending: Pending) {
+        if let Some(store) = &self.store {
+            let written = store::alerts::delivered(
+                &store.lock(),
+                pending.id,
+                self.name,
+                &pending.notice.target,
+                &pending.notice.json(),
+            );
+            if let Err(err) = written {
+                tracing::warn!(
+                    receiver = self.name,
+                    "cannot record a delivered alert in the store: {err}"
+                );
+            }
+        }
+        if pending.notice.health() == Health::Down {
+            self.refresh_at
+                .get_or_insert(Instant::now() + alertmanager::REFRESH);
+        }
+        self.told
+            .insert(pending.notice.target.clone(), pending.notice);
     }
 
     /// Counts a failed POST and returns when to try again.
