@@ -218,16 +218,23 @@ fn alertmanager_receives_the_alert_then_sees_it_resolved() {
     let dir = TempDir::new("alerts-alertmanager");
     let am = alertmanager::Alertmanager::start(&dir);
     let mut db = Switch::up();
+    let mut cache = Switch::up();
     let toml = format!(
-        "[alerts.alertmanager]\nurl = \"http://{}\"\n\n{}",
+        "[alerts.alertmanager]\nurl = \"http://{}\"\n\n{}{}",
         am.addr,
-        target("db", db.addr, "service = \"db\", team = \"storage\"")
+        target("db", db.addr, "service = \"db\", team = \"storage\""),
+        target("cache", cache.addr, "service = \"cache\""),
     );
     let daemon = start(&dir, &toml, None);
     assert!(wait_health(&daemon, "db", Health::Up, Duration::from_secs(5)).is_some());
+    assert!(wait_health(&daemon, "cache", Health::Up, Duration::from_secs(5)).is_some());
+    // Both down at once: their alerts may share a POST.
     db.off();
-    let firing = wait_until(Duration::from_secs(10), || !am.alerts("db").is_empty());
-    assert!(firing.is_some(), "Alertmanager never got the alert");
+    cache.off();
+    let firing = wait_until(Duration::from_secs(10), || {
+        !am.alerts("db").is_empty() && !am.alerts("cache").is_empty()
+    });
+    assert!(firing.is_some(), "Alertmanager never got both alerts");
     let alert = am.alerts("db").remove(0);
     let labels = &alert["labels"];
     assert_eq!(labels["alertname"], "ConnhealthTargetDown");
@@ -237,6 +244,8 @@ fn alertmanager_receives_the_alert_then_sees_it_resolved() {
     assert_eq!(labels["service"], "db");
     assert_eq!(labels["team"], "storage");
     assert_eq!(alert["status"]["state"], "active");
+    assert_eq!(am.alerts("cache")[0]["labels"]["service"], "cache");
+    // db back up: its alert is resolved, cache's still fires.
     db.on();
     let resolved = wait_until(Duration::from_secs(10), || am.alerts("db").is_empty());
     assert!(
@@ -244,9 +253,17 @@ fn alertmanager_receives_the_alert_then_sees_it_resolved() {
         "Alertmanager still lists the alert: {:?}",
         am.alerts("db")
     );
+    assert_eq!(am.alerts("cache").len(), 1);
+    cache.on();
+    let resolved = wait_until(Duration::from_secs(10), || am.alerts("cache").is_empty());
+    assert!(resolved.is_some(), "{:?}", am.alerts("cache"));
     assert_eq!(
         alerts_metric(&daemon, "connhealth_alerts_sent_total", "alertmanager"),
-        2.0
+        4.0
+    );
+    assert_eq!(
+        alerts_metric(&daemon, "connhealth_alerts_failed_total", "alertmanager"),
+        0.0
     );
     daemon.stop();
 }
