@@ -236,7 +236,7 @@ impl Daemon {
         let probers = Probers::new(max_in_flight);
         let mut all: Vec<Box<dyn Sink>> = vec![Box::new(log::Log)];
         all.extend(sinks);
-        let (alerts, receivers) = Alerts::start(&plan, store)?;
+        let (alerts, receivers) = Alerts::start(&plan, store.clone())?;
         all.extend(receivers);
         let sinks = Sinks::start(all).map_err(|err| format!("cannot start a sink: {err}"))?;
         let (scheduler_tx, scheduler_rx) = mpsc::unbounded_channel();

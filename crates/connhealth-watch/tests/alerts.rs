@@ -478,6 +478,23 @@ fn a_pending_notification_survives_a_restart() {
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(hook.taken().len(), 1, "{:?}", hook.states());
     third.stop();
+
+    // Back up across a restart: the receiver, last told down, is told up, even though
+    // this daemon saw the target only go from unknown to up.
+    let mut db = db;
+    db.on();
+    let fourth = start(&dir, &toml, Some(&data));
+    assert!(
+        hook.wait_for(2, Duration::from_secs(5)),
+        "{:?}",
+        hook.states()
+    );
+    let up = hook.taken().pop().unwrap();
+    assert_eq!(
+        (up.body["from"].as_str(), up.body["to"].as_str()),
+        (Some("unknown"), Some("up"))
+    );
+    fourth.stop();
 }
 
 #[test]
