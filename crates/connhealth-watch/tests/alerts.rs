@@ -498,6 +498,40 @@ fn a_pending_notification_survives_a_restart() {
 }
 
 #[test]
+fn a_reload_moves_a_webhook_to_its_new_url() {
+    let dir = TempDir::new("alerts-reload");
+    let old = Hook::start(Script::default());
+    let new = Hook::start(Script::default());
+    let mut web = Switch::up();
+    let web_addr = web.addr;
+    let config = |hook: &Hook| {
+        format!(
+            "[[alerts.webhook]]\nurl = \"http://{}/\"\nheaders = {{ X-Config = \"{}\" }}\n\n{}",
+            hook.addr,
+            hook.addr.port(),
+            target("web", web_addr, "")
+        )
+    };
+    let daemon = start(&dir, &config(&old), None);
+    assert!(wait_health(&daemon, "web", Health::Up, Duration::from_secs(5)).is_some());
+    web.off();
+    assert!(old.wait_for(1, Duration::from_secs(5)));
+    dir.write("watch.toml", config(&new));
+    daemon.reload().unwrap_or_else(|errors| panic!("{errors}"));
+    web.on();
+    assert!(
+        new.wait_for(1, Duration::from_secs(5)),
+        "the new URL got nothing"
+    );
+    let taken = new.taken();
+    assert_eq!(taken[0].body["to"], "up");
+    let port = new.addr.port().to_string();
+    assert!(taken[0].headers.contains(&("x-config".into(), port)));
+    assert_eq!(old.states(), ["down"]);
+    daemon.stop();
+}
+
+#[test]
 fn config_errors_are_at_their_line_with_what_to_write() {
     let text = r#"[[alerts.webhook]]
 url = "ftp://hooks.example/x"

@@ -24,46 +24,31 @@ pub const REFRESH: Duration = Duration::from_secs(60);
 /// How far ahead a firing alert's `endsAt` is set.
 pub const ENDS_AFTER: Duration = Duration::from_secs(300);
 
-/// Alertmanager's alerts API.
-#[derive(Debug)]
-pub(crate) struct Alertmanager {
-    pub(crate) url: Uri,
+/// POSTs each notice to Alertmanager's alerts API `url` as an alert, in one request:
+/// firing for down, resolved for up (starting when the down notice it resolves, paired
+/// with it, said).
+pub(crate) fn send(
+    poster: &Poster,
+    url: &Uri,
+    notices: Vec<(&Notice, Option<&Notice>)>,
+) -> Result<(), String> {
+    let now = SystemTime::now();
+    let alerts: Vec<Value> = notices
+        .into_iter()
+        .map(|(notice, firing)| alert(notice, firing, now))
+        .collect();
+    poster.post(url, &[], Value::Array(alerts).to_string().into_bytes())
 }
 
-impl Alertmanager {
-    /// POSTs each notice as an alert, in one request: firing for down, resolved for up
-    /// (starting when the down notice it resolves, paired with it, said).
-    pub(crate) fn send(
-        &self,
-        poster: &Poster,
-        notices: Vec<(&Notice, Option<&Notice>)>,
-    ) -> Result<(), String> {
-        let now = SystemTime::now();
-        let alerts: Vec<Value> = notices
-            .into_iter()
-            .map(|(notice, firing)| alert(notice, firing, now))
-            .collect();
-        poster.post(
-            &self.url,
-            &[],
-            Value::Array(alerts).to_string().into_bytes(),
-        )
-    }
-
-    /// POSTs every firing alert again (one request).
-    pub(crate) fn refresh<'a>(
-        &self,
-        poster: &Poster,
-        firing: impl Iterator<Item = &'a Notice>,
-    ) -> Result<(), String> {
-        let now = SystemTime::now();
-        let alerts: Vec<Value> = firing.map(|notice| alert(notice, None, now)).collect();
-        poster.post(
-            &self.url,
-            &[],
-            Value::Array(alerts).to_string().into_bytes(),
-        )
-    }
+/// POSTs every firing alert again (one request).
+pub(crate) fn refresh<'a>(
+    poster: &Poster,
+    url: &Uri,
+    firing: impl Iterator<Item = &'a Notice>,
+) -> Result<(), String> {
+    let now = SystemTime::now();
+    let alerts: Vec<Value> = firing.map(|notice| alert(notice, None, now)).collect();
+    poster.post(url, &[], Value::Array(alerts).to_string().into_bytes())
 }
 
 /// One alert of Alertmanager's API v2.

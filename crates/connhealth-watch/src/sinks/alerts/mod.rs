@@ -14,13 +14,14 @@
 //! told is kept beside it. A restart (even after `kill -9`) sends what was pending and
 //! does not send again what was delivered.
 //!
-//! Receivers are read at start: a reload applies new maintenance windows, and logs a
-//! warning when the receivers changed (they change at the next restart).
+//! A reload applies new maintenance windows, and new settings (`url`, `headers`, `for`)
+//! to each receiver that keeps its name and kind; a receiver added or removed starts or
+//! stops at the next restart, and the reload logs a warning saying so.
 
 use std::collections::HashSet;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::config::{AlertsPlan, Plan, ReceiverKind};
+use crate::config::{Plan, ReceiverKind, ReceiverPlan};
 use crate::sinks::Sink;
 use crate::store::Store;
 
@@ -35,7 +36,7 @@ pub use self::alertmanager::{ALERT_NAME, ENDS_AFTER, REFRESH};
 pub use self::mute::{Muted, Mutes};
 pub use self::receiver::{ReceiverCounters, FIRST_BACKOFF, MAX_BACKOFF};
 
-use self::receiver::{Destination, Receiver};
+use self::receiver::{Receiver, Settings};
 
 /// The receivers as sinks, one each, for [`Sinks::start`](super::Sinks::start).
 pub type Receivers = Vec<Box<dyn Sink>>;
@@ -47,7 +48,8 @@ pub struct Alerts {
     /// The silences and maintenance windows.
     pub mutes: Arc<Mutes>,
     receivers: Vec<Arc<ReceiverCounters>>,
-    plan: AlertsPlan,
+    /// Each running receiver's settings, by name, in config order.
+    settings: Vec<Settings>,
     watching: Arc<Watching>,
 }
 
@@ -84,7 +86,7 @@ impl Alerts {
         Alerts {
             mutes: Arc::new(Mutes::in_memory(plan.maintenance.clone())),
             receivers: Vec::new(),
-            plan: plan.alerts.clone(),
+            settings: Vec::new(),
             watching: Arc::new(Watching::of(plan)),
         }
     }
@@ -100,37 +102,30 @@ impl Alerts {
         let mutes = Arc::new(Mutes::new(plan.maintenance.clone(), store.clone())?);
         let watching = Arc::new(Watching::of(plan));
         let mut counters = Vec::new();
+        let mut settings = Vec::new();
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         for receiver in &plan.alerts.receivers {
             // A sink's name is static: receivers are read once, at start, so this leaks
             // a few bytes once per receiver and process.
             let name: &'static str = Box::leak(receiver.name.clone().into_boxed_str());
-            let destination = match &receiver.kind {
-                ReceiverKind::Webhook { url, headers } => Destination::Webhook(webhook::Webhook {
-                    url: url.clone(),
-                    headers: headers.clone(),
-                }),
-                ReceiverKind::Alertmanager { url } => {
-                    Destination::Alertmanager(alertmanager::Alertmanager { url: url.clone() })
-                }
-            };
+            let setting: Settings = Arc::new(RwLock::new(Arc::new(receiver.clone())));
             let count = Arc::new(ReceiverCounters::new(name));
             let sink = Receiver::new(
                 name,
-                receiver.hold,
-                destination,
+                Arc::clone(&setting),
                 Arc::clone(&mutes),
                 Arc::clone(&watching),
                 Arc::clone(&count),
                 store.clone(),
             )?;
             counters.push(count);
+            settings.push(setting);
             sinks.push(Box::new(sink));
         }
         let alerts = Alerts {
             mutes,
             receivers: counters,
-            plan: plan.alerts.clone(),
+            settings,
             watching,
         };
         Ok((Arc::new(alerts), sinks))
@@ -142,14 +137,48 @@ impl Alerts {
     }
 
     /// Takes what a reloaded `plan` (sharded) changes: its targets and maintenance
-    /// windows now; its receivers at the next restart, which a warning says when they
-    /// differ.
+    /// windows, and the settings (`url`, `headers`, `for`) of each receiver that keeps
+    /// its name and kind. A receiver added, removed, or changed in kind starts or stops
+    /// at the next restart, which a warning says.
     pub fn reload(&self, plan: &Plan) {
         self.watching.set(plan);
         self.mutes.set_maintenance(plan.maintenance.clone());
-        if plan.alerts != self.plan {
+        let same_kind = |a: &ReceiverPlan, b: &ReceiverPlan| {
+            matches!(
+                (&a.kind, &b.kind),
+                (ReceiverKind::Webhook { .. }, ReceiverKind::Webhook { .. })
+                    | (
+                        ReceiverKind::Alertmanager { .. },
+                        ReceiverKind::Alertmanager { .. }
+                    )
+            )
+        };
+        let mut kept = 0;
+        for new in &plan.alerts.receivers {
+            let running = self.settings.iter().find(|setting| {
+                let current = setting.read().unwrap_or_else(PoisonError::into_inner);
+                current.name == new.name && same_kind(&current, new)
+            });
+            match running {
+                Some(setting) => {
+                    kept += 1;
+                    let mut current = setting.write().unwrap_or_else(PoisonError::into_inner);
+                    if **current != *new {
+                        *current = Arc::new(new.clone());
+                        tracing::info!(receiver = %new.name, "alert receiver {}: new settings", new.name);
+                    }
+                }
+                None => tracing::warn!(
+                    receiver = %new.name,
+                    "alert receiver {} is new in the config: receivers start at a restart; until then it is not told",
+                    new.name
+                ),
+            }
+        }
+        if kept < self.settings.len() {
             tracing::warn!(
-                "the alert receivers changed in the config: receivers are read at start, so the change applies at the next restart (maintenance windows applied now)"
+                "{} alert receiver(s) left the config: receivers stop at a restart; until then they are still told",
+                self.settings.len() - kept
             );
         }
     }

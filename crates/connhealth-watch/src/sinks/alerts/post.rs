@@ -2,7 +2,7 @@
 //! within [`TIMEOUT`], on a small current-thread runtime owned by the receiver's thread:
 //! a receiver that hangs holds up its own thread and no other.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Request, Uri};
@@ -20,7 +20,9 @@ const ANSWER_KEPT: usize = 512;
 /// Posts JSON bodies, one at a time.
 pub(crate) struct Poster {
     runtime: tokio::runtime::Runtime,
-    tls: Option<tokio_rustls::TlsConnector>,
+    /// Set up at the first https POST: the system's roots are read once per receiver,
+    /// and only by one that needs them.
+    tls: OnceLock<Result<tokio_rustls::TlsConnector, String>>,
 }
 
 impl std::fmt::Debug for Poster {
@@ -30,33 +32,37 @@ impl std::fmt::Debug for Poster {
 }
 
 impl Poster {
-    /// A poster; `https` loads the system's roots (once per receiver).
-    pub(crate) fn new(https: bool) -> std::io::Result<Poster> {
+    /// A poster, with its runtime.
+    pub(crate) fn new() -> std::io::Result<Poster> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let tls = https.then(|| {
+        Ok(Poster {
+            runtime,
+            tls: OnceLock::new(),
+        })
+    }
+
+    /// The TLS connector, trusting the system's roots (rustls-native-certs:
+    /// `/etc/ssl/certs`, or `SSL_CERT_FILE` and `SSL_CERT_DIR` when set).
+    fn tls(&self) -> Result<&tokio_rustls::TlsConnector, String> {
+        let tls = self.tls.get_or_init(|| {
             let mut roots = rustls::RootCertStore::empty();
             let loaded = rustls_native_certs::load_native_certs();
             let (added, _) = roots.add_parsable_certificates(loaded.certs);
             if added == 0 {
-                tracing::warn!(
-                    "no system root certificates found: https receivers will fail to verify"
-                );
+                return Err("no system root certificates found to verify an https receiver with (install ca-certificates, or set SSL_CERT_FILE)".to_owned());
             }
             let config = rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
             ))
             .with_safe_default_protocol_versions()
-            .map(|builder| builder.with_root_certificates(roots).with_no_client_auth());
-            config.map(|config| tokio_rustls::TlsConnector::from(Arc::new(config)))
+            .map_err(|err| format!("TLS setup: {err}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
         });
-        let tls = match tls {
-            Some(Ok(tls)) => Some(tls),
-            Some(Err(err)) => return Err(std::io::Error::other(format!("TLS setup: {err}"))),
-            None => None,
-        };
-        Ok(Poster { runtime, tls })
+        tls.as_ref().map_err(Clone::clone)
     }
 
     /// POSTs `body` to `url` with `headers`: `Ok` on a 2xx answer, else why not.
@@ -91,9 +97,7 @@ impl Poster {
         if !https {
             return exchange(tcp, url, headers, body).await;
         }
-        let Some(tls) = &self.tls else {
-            return Err("https without TLS set up".into());
-        };
+        let tls = self.tls()?;
         let name = rustls::pki_types::ServerName::try_from(bare.to_owned())
             .map_err(|_| format!("{host:?} is not a valid TLS server name"))?;
         let stream = tls

@@ -13,15 +13,16 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::alertmanager::{self, Alertmanager};
+use super::alertmanager;
 use super::mute::Mutes;
 use super::notice::Notice;
 use super::post::Poster;
-use super::webhook::Webhook;
+use super::webhook;
 use super::Watching;
+use crate::config::{ReceiverKind, ReceiverPlan};
 use crate::sinks::{Event, Sink};
 use crate::state::Health;
 use crate::store::{self, Store};
@@ -66,12 +67,8 @@ impl ReceiverCounters {
     }
 }
 
-/// Where a receiver's notifications go.
-#[derive(Debug)]
-pub(crate) enum Destination {
-    Webhook(Webhook),
-    Alertmanager(Alertmanager),
-}
+/// A receiver's settings, which a reload may replace (its name and kind stay).
+pub(crate) type Settings = Arc<RwLock<Arc<ReceiverPlan>>>;
 
 /// Alertmanager: the most alerts in one POST.
 const AM_BATCH: usize = 500;
@@ -91,8 +88,7 @@ struct Pending {
 /// One receiver's sink.
 pub(crate) struct Receiver {
     name: &'static str,
-    hold: Duration,
-    destination: Destination,
+    settings: Settings,
     poster: Poster,
     mutes: Arc<Mutes>,
     watching: Arc<Watching>,
@@ -120,23 +116,17 @@ impl Receiver {
     /// A receiver; with a store, its outbox and what it was last told are read back.
     pub(crate) fn new(
         name: &'static str,
-        hold: Duration,
-        destination: Destination,
+        settings: Settings,
         mutes: Arc<Mutes>,
         watching: Arc<Watching>,
         counters: Arc<ReceiverCounters>,
         store: Option<Arc<Store>>,
     ) -> Result<Receiver, String> {
-        let https = match &destination {
-            Destination::Webhook(hook) => hook.url.scheme_str() == Some("https"),
-            Destination::Alertmanager(am) => am.url.scheme_str() == Some("https"),
-        };
         let poster =
-            Poster::new(https).map_err(|err| format!("cannot start the {name} receiver: {err}"))?;
+            Poster::new().map_err(|err| format!("cannot start the {name} receiver: {err}"))?;
         let mut receiver = Receiver {
             name,
-            hold,
-            destination,
+            settings,
             poster,
             mutes,
             watching,
@@ -197,6 +187,11 @@ impl Receiver {
         Ok(receiver)
     }
 
+    /// Its settings now.
+    fn settings(&self) -> Arc<ReceiverPlan> {
+        Arc::clone(&self.settings.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// What the receiver will have been told of `target` once its queue drains.
     fn expected(&self, target: &str) -> Health {
         self.queue
@@ -234,7 +229,7 @@ impl Receiver {
         if to == self.expected(&notice.target) {
             return;
         }
-        let due = notice.at.time() + self.hold;
+        let due = notice.at.time() + self.settings().hold;
         let id = match &self.store {
             Some(store) => store::alerts::hold(
                 &store.lock(),
@@ -346,9 +341,12 @@ impl Receiver {
             }
         }
         while let Some(first) = self.queue.front() {
-            let (result, taken) = match &self.destination {
-                Destination::Webhook(hook) => (hook.send(&self.poster, &first.notice), 1),
-                Destination::Alertmanager(am) => {
+            let settings = self.settings();
+            let (result, taken) = match &settings.kind {
+                ReceiverKind::Webhook { url, headers } => {
+                    (webhook::send(&self.poster, url, headers, &first.notice), 1)
+                }
+                ReceiverKind::Alertmanager { url } => {
                     let mut targets = HashSet::new();
                     let batch: Vec<(&Notice, Option<&Notice>)> = self
                         .queue
@@ -358,7 +356,7 @@ impl Receiver {
                         .map(|p| (&p.notice, self.told.get(&p.notice.target)))
                         .collect();
                     let taken = batch.len();
-                    (am.send(&self.poster, batch), taken)
+                    (alertmanager::send(&self.poster, url, batch), taken)
                 }
             };
             if let Err(why) = result {
@@ -423,9 +421,10 @@ impl Receiver {
 
     /// Alertmanager: posts the firing alerts again when it is time.
     fn refresh(&mut self, now: Instant) -> Option<Instant> {
-        if !matches!(self.destination, Destination::Alertmanager(_)) {
+        let settings = self.settings();
+        let ReceiverKind::Alertmanager { url } = &settings.kind else {
             return None;
-        }
+        };
         let at = self.refresh_at?;
         if at <= now {
             self.forget_removed();
@@ -437,10 +436,7 @@ impl Receiver {
         if at > now || !self.queue.is_empty() {
             return Some(at);
         }
-        let Destination::Alertmanager(am) = &self.destination else {
-            return None;
-        };
-        let next = match am.refresh(&self.poster, self.firing()) {
+        let next = match alertmanager::refresh(&self.poster, url, self.firing()) {
             Ok(()) => Instant::now() + alertmanager::REFRESH,
             Err(why) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);

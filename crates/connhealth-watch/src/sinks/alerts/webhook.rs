@@ -6,16 +6,12 @@ use http::{HeaderName, HeaderValue, Uri};
 use super::notice::Notice;
 use super::post::Poster;
 
-/// A webhook's URL and headers.
-#[derive(Debug)]
-pub(crate) struct Webhook {
-    pub(crate) url: Uri,
-    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
-}
-
-impl Webhook {
-    /// POSTs `notice`.
-    pub(crate) fn send(&self, poster: &Poster, notice: &Notice) -> Result<(), String> {
-        poster.post(&self.url, &self.headers, notice.json().into_bytes())
-    }
+/// POSTs `notice` to `url` with `headers`.
+pub(crate) fn send(
+    poster: &Poster,
+    url: &Uri,
+    headers: &[(HeaderName, HeaderValue)],
+    notice: &Notice,
+) -> Result<(), String> {
+    poster.post(url, headers, notice.json().into_bytes())
 }
