@@ -100,6 +100,9 @@ pub(crate) struct Receiver {
     held: Vec<Pending>,
     /// Due, in the order they became due: sent from the front.
     queue: VecDeque<Pending>,
+    /// Per target in `queue`: the state its last queued notification tells, and how
+    /// many it has there (what [`Receiver::expected`] reads without a scan).
+    queued: HashMap<String, (Health, usize)>,
     /// `held` changed since [`Receiver::release`] last looked.
     held_changed: bool,
     /// Some target has two held notifications (read back after a restart).
@@ -135,6 +138,7 @@ impl Receiver {
             told: HashMap::new(),
             held: Vec::new(),
             queue: VecDeque::new(),
+            queued: HashMap::new(),
             held_changed: false,
             held_twice: false,
             next_look: None,
@@ -154,13 +158,11 @@ impl Receiver {
                     receiver.told.insert(target, notice);
                 }
             }
+            let mut seen = HashSet::new();
             for row in outbox {
                 match serde_json::from_str::<Notice>(&row.notice) {
                     Ok(notice) => {
-                        receiver.held_twice |= receiver
-                            .held
-                            .iter()
-                            .any(|p| p.notice.target == notice.target);
+                        receiver.held_twice |= !seen.insert(notice.target.clone());
                         receiver.held_changed = true;
                         receiver.held.push(Pending {
                             id: row.id,
@@ -194,11 +196,9 @@ impl Receiver {
 
     /// What the receiver will have been told of `target` once its queue drains.
     fn expected(&self, target: &str) -> Health {
-        self.queue
-            .iter()
-            .rev()
-            .find(|p| p.notice.target == target)
-            .map(|p| p.notice.health())
+        self.queued
+            .get(target)
+            .map(|(health, _)| *health)
             .or_else(|| self.told.get(target).map(Notice::health))
             .unwrap_or(Health::Up)
     }
@@ -311,6 +311,11 @@ impl Receiver {
                         }
                         None => {
                             let pending = self.held.remove(i);
+                            let queued = self
+                                .queued
+                                .entry(pending.notice.target.clone())
+                                .or_insert((Health::Up, 0));
+                            *queued = (pending.notice.health(), queued.1 + 1);
                             self.queue.push_back(pending);
                             continue;
                         }
@@ -370,6 +375,12 @@ impl Receiver {
                 let Some(pending) = self.queue.pop_front() else {
                     break;
                 };
+                if let Some(queued) = self.queued.get_mut(&pending.notice.target) {
+                    queued.1 -= 1;
+                    if queued.1 == 0 {
+                        self.queued.remove(&pending.notice.target);
+                    }
+                }
                 self.delivered(pending);
             }
         }
