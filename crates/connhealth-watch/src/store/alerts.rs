@@ -137,11 +137,12 @@ pub(crate) fn load(conn: &Connection, receiver: &str) -> rusqlite::Result<Kept> 
     Ok(Kept { outbox, told })
 }
 
-/// Every silence still in force at `now`.
+/// Every silence still in force at `now`; those that ended are deleted.
 pub(crate) fn silences(
     conn: &Connection,
     now: SystemTime,
 ) -> rusqlite::Result<Vec<(String, SystemTime)>> {
+    conn.execute("DELETE FROM silences WHERE until_unix <= ?1", [unix(now)])?;
     let mut query =
         conn.prepare("SELECT target, until_unix FROM silences WHERE until_unix > ?1")?;
     let rows = query
