@@ -27,36 +27,63 @@ use hook::{Hook, Script};
 use support::{find, get, http, wait_health};
 
 /// A target's server that the test turns on and off: a listener on a fixed loopback
-/// port, bound while up (a half-open check succeeds) and closed while down (refused).
+/// port while up (a half-open check succeeds); while down, a socket bound to the port
+/// without listening, so that a connect is refused and no other test's listener can
+/// take the port meanwhile.
 struct Switch {
     addr: SocketAddr,
     listener: Option<TcpListener>,
+    reserved: Option<socket2::Socket>,
+}
+
+/// A socket bound to `addr` (`127.0.0.1:0` for any port), not listening, without
+/// SO_REUSEADDR: the port stays this test's, and refuses connections.
+fn reserve(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
 }
 
 impl Switch {
     fn up() -> Switch {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        Switch {
-            addr: listener.local_addr().unwrap(),
-            listener: Some(listener),
-        }
+        let mut switch = Switch::down();
+        switch.on();
+        switch
     }
 
     fn down() -> Switch {
-        let mut switch = Switch::up();
-        switch.off();
-        switch
+        let reserved = reserve("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = reserved.local_addr().unwrap().as_socket().unwrap();
+        Switch {
+            addr,
+            listener: None,
+            reserved: Some(reserved),
+        }
     }
 
     fn on(&mut self) {
         if self.listener.is_none() {
+            self.reserved = None;
             self.listener = Some(TcpListener::bind(self.addr).expect("the port again"));
         }
     }
 
     fn off(&mut self) {
-        self.listener = None;
+        if self.listener.take().is_some() {
+            // No connection was ever accepted, so nothing lingers in TIME_WAIT.
+            self.reserved = Some(reserve(self.addr).expect("the port again"));
+        }
     }
+}
+
+/// Taken for writing by the test that counts late checks, for reading by the others:
+/// it runs alone in this process, so that only what it tests can make a check late.
+static QUIET: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared_cpu() -> std::sync::RwLockReadGuard<'static, ()> {
+    QUIET
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A target block checked every 50 ms, up or down at the first result.
@@ -94,6 +121,9 @@ fn alerts_metric(daemon: &Daemon, name: &str, receiver: &str) -> f64 {
 
 #[test]
 fn a_slow_failing_webhook_gets_every_transition_in_order_and_no_check_is_late() {
+    let _alone = QUIET
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = TempDir::new("alerts-slow-webhook");
     // Each answer takes 300 ms, and the first two are 500s: the receiver stalls for the
     // backoff (1 s, then 2 s) while the target goes on flapping.
@@ -105,7 +135,8 @@ fn a_slow_failing_webhook_gets_every_transition_in_order_and_no_check_is_late() 
     let toml = format!(
         "[[alerts.webhook]]\nurl = \"http://{}/hook\"\nheaders = {{ Authorization = \"Bearer s3cret\" }}\n\n{}",
         hook.addr,
-        target("web", web.addr, "service = \"web\"")
+        // Every 100 ms: a check is late beyond 10 ms, a tenth of its interval.
+        target("web", web.addr, "service = \"web\"").replace("50ms", "100ms")
     );
     let daemon = start(&dir, &toml, None);
     assert!(wait_health(&daemon, "web", Health::Up, Duration::from_secs(5)).is_some());
@@ -162,16 +193,18 @@ fn a_slow_failing_webhook_gets_every_transition_in_order_and_no_check_is_late() 
         alerts_metric(&daemon, "connhealth_alerts_failed_total", "webhook"),
         2.0
     );
+    let checks = support::status(&daemon, "web").total_checks();
     assert_eq!(
         daemon.shared().sinks.late_checks(),
         0,
-        "a check was late while the receiver stalled"
+        "a check was late while the receiver stalled ({checks} checks)"
     );
     daemon.stop();
 }
 
 #[test]
 fn a_flap_shorter_than_for_sends_nothing() {
+    let _cpu = shared_cpu();
     let dir = TempDir::new("alerts-for");
     let hook = Hook::start(Script::default());
     let mut web = Switch::up();
@@ -215,6 +248,7 @@ fn a_flap_shorter_than_for_sends_nothing() {
 
 #[test]
 fn alertmanager_receives_the_alert_then_sees_it_resolved() {
+    let _cpu = shared_cpu();
     let dir = TempDir::new("alerts-alertmanager");
     let am = alertmanager::Alertmanager::start(&dir);
     let mut db = Switch::up();
@@ -270,6 +304,7 @@ fn alertmanager_receives_the_alert_then_sees_it_resolved() {
 
 #[test]
 fn a_silence_holds_back_every_notification_until_lifted() {
+    let _cpu = shared_cpu();
     let dir = TempDir::new("alerts-silence");
     let hook = Hook::start(Script::default());
     let mut web = Switch::up();
@@ -328,6 +363,7 @@ fn a_silence_holds_back_every_notification_until_lifted() {
 
 #[test]
 fn a_silence_is_kept_in_the_data_dir() {
+    let _cpu = shared_cpu();
     let dir = TempDir::new("alerts-silence-kept");
     let web = Switch::up();
     let toml = format!(
@@ -357,6 +393,7 @@ fn minute_of(at: SystemTime) -> (String, u64) {
 
 #[test]
 fn a_maintenance_window_holds_back_its_targets_and_sends_what_still_holds_after() {
+    let _cpu = shared_cpu();
     let dir = TempDir::new("alerts-maintenance");
     let hook = Hook::start(Script::default());
     let db = Switch::down();
@@ -428,12 +465,12 @@ fn a_maintenance_window_holds_back_its_targets_and_sends_what_still_holds_after(
 
 #[test]
 fn a_pending_notification_survives_a_restart() {
+    let _cpu = shared_cpu();
     let dir = TempDir::new("alerts-restart");
     let data = dir.join("data");
     // The receiver's port is known, but nothing listens there yet: every POST fails.
-    let hook_port = TcpListener::bind("127.0.0.1:0").unwrap();
-    let hook_addr = hook_port.local_addr().unwrap();
-    drop(hook_port);
+    let hook_port = reserve("127.0.0.1:0".parse().unwrap()).unwrap();
+    let hook_addr = hook_port.local_addr().unwrap().as_socket().unwrap();
     let db = Switch::down();
     let toml = format!(
         "[[alerts.webhook]]\nurl = \"http://{hook_addr}/\"\n\n{}",
@@ -453,6 +490,7 @@ fn a_pending_notification_survives_a_restart() {
 
     // The receiver is up now; the daemon starts again, and the target goes down again
     // (unknown -> down), which is not a second notification.
+    drop(hook_port);
     let hook = Hook::on(TcpListener::bind(hook_addr).unwrap(), Script::default());
     let started = Instant::now();
     let second = start(&dir, &toml, Some(&data));
@@ -499,6 +537,7 @@ fn a_pending_notification_survives_a_restart() {
 
 #[test]
 fn a_reload_moves_a_webhook_to_its_new_url() {
+    let _cpu = shared_cpu();
     let dir = TempDir::new("alerts-reload");
     let old = Hook::start(Script::default());
     let new = Hook::start(Script::default());
@@ -533,6 +572,7 @@ fn a_reload_moves_a_webhook_to_its_new_url() {
 
 #[test]
 fn config_errors_are_at_their_line_with_what_to_write() {
+    let _cpu = shared_cpu();
     let text = r#"[[alerts.webhook]]
 url = "ftp://hooks.example/x"
 for = "soon"
@@ -584,6 +624,7 @@ duration = "1h"
 
 #[test]
 fn receivers_are_named_and_their_for_read() {
+    let _cpu = shared_cpu();
     let text = r#"[[alerts.webhook]]
 url = "https://hooks.example/a"
 for = "0s"
