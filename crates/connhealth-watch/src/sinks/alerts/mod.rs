@@ -105,8 +105,8 @@ impl Alerts {
         let mut settings = Vec::new();
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         for receiver in &plan.alerts.receivers {
-            // A sink's name is static: receivers are read once, at start, so this leaks
-            // a few bytes once per receiver and process.
+            // The receiver label is static, as a sink's name is: receivers start once,
+            // with the daemon, so this leaks a few bytes once per receiver and process.
             let name: &'static str = Box::leak(receiver.name.clone().into_boxed_str());
             let setting: Settings = Arc::new(RwLock::new(Arc::new(receiver.clone())));
             let count = Arc::new(ReceiverCounters::new(name));

@@ -87,6 +87,10 @@ struct Pending {
 
 /// One receiver's sink.
 pub(crate) struct Receiver {
+    /// The `receiver` label, as the config names it.
+    receiver: &'static str,
+    /// `alerts/NAME`: the `sink` label, apart from the other sinks' names whatever the
+    /// receiver is called.
     name: &'static str,
     settings: Settings,
     poster: Poster,
@@ -127,8 +131,12 @@ impl Receiver {
     ) -> Result<Receiver, String> {
         let poster =
             Poster::new().map_err(|err| format!("cannot start the {name} receiver: {err}"))?;
+        // A sink's name is static: receivers start once, with the daemon, so this leaks a
+        // few bytes once per receiver and process.
+        let sink_name: &'static str = Box::leak(format!("alerts/{name}").into_boxed_str());
         let mut receiver = Receiver {
-            name,
+            receiver: name,
+            name: sink_name,
             settings,
             poster,
             mutes,
@@ -233,14 +241,14 @@ impl Receiver {
         let id = match &self.store {
             Some(store) => store::alerts::hold(
                 &store.lock(),
-                self.name,
+                self.receiver,
                 &notice.target,
                 due,
                 &notice.json(),
             )
             .unwrap_or_else(|err| {
                 tracing::warn!(
-                    receiver = self.name,
+                    receiver = self.receiver,
                     "cannot keep a pending alert in the store: {err}"
                 );
                 0
@@ -260,7 +268,7 @@ impl Receiver {
         if let (Some(store), true) = (&self.store, id > 0) {
             if let Err(err) = store::alerts::cancel(&store.lock(), id) {
                 tracing::warn!(
-                    receiver = self.name,
+                    receiver = self.receiver,
                     "cannot remove a cancelled alert from the store: {err}"
                 );
             }
@@ -393,13 +401,13 @@ impl Receiver {
             let written = store::alerts::delivered(
                 &store.lock(),
                 pending.id,
-                self.name,
+                self.receiver,
                 &pending.notice.target,
                 &pending.notice.json(),
             );
             if let Err(err) = written {
                 tracing::warn!(
-                    receiver = self.name,
+                    receiver = self.receiver,
                     "cannot record a delivered alert in the store: {err}"
                 );
             }
@@ -419,9 +427,9 @@ impl Receiver {
             .retry
             .map_or(FIRST_BACKOFF, |(_, last)| (last * 2).min(MAX_BACKOFF));
         tracing::warn!(
-            receiver = self.name,
+            receiver = self.receiver,
             "alert receiver {}: {why}; trying again in {}s ({} waiting)",
-            self.name,
+            self.receiver,
             wait.as_secs(),
             self.queue.len()
         );
@@ -452,9 +460,9 @@ impl Receiver {
             Err(why) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
-                    receiver = self.name,
+                    receiver = self.receiver,
                     "alert receiver {}: refreshing the firing alerts: {why}",
-                    self.name
+                    self.receiver
                 );
                 Instant::now() + FIRST_BACKOFF * 10
             }
@@ -478,13 +486,13 @@ impl Receiver {
         for target in removed {
             self.told.remove(&target);
             tracing::info!(
-                receiver = self.name,
+                receiver = self.receiver,
                 "alert receiver {}: {target} is no longer in the config; its alert is no longer refreshed",
-                self.name
+                self.receiver
             );
             if let Some(store) = &self.store {
-                if let Err(err) = store::alerts::untell(&store.lock(), self.name, &target) {
-                    tracing::warn!(receiver = self.name, "cannot update the store: {err}");
+                if let Err(err) = store::alerts::untell(&store.lock(), self.receiver, &target) {
+                    tracing::warn!(receiver = self.receiver, "cannot update the store: {err}");
                 }
             }
         }
