@@ -225,7 +225,18 @@ fn receiver(
             },
             "url" => match &value.value {
                 Value::String(s) => match parse_url(s) {
-                    Ok(parsed) => url = Some(parsed),
+                    Ok(parsed) if webhook => url = Some(parsed),
+                    // Alertmanager's API under the base URL; its query, if any, dropped.
+                    Ok(parsed) => match alertmanager_api(&parsed) {
+                        Some(api) => url = Some(api),
+                        None => {
+                            broken = true;
+                            reader.error(
+                                value.at,
+                                format!("{s:?} cannot take /api/v2/alerts after its path; write Alertmanager's base URL, e.g. url = \"http://127.0.0.1:9093\""),
+                            );
+                        }
+                    },
                     Err(why) => {
                         broken = true;
                         // parse_url speaks of an http check; say what a receiver takes.
@@ -274,7 +285,7 @@ fn receiver(
             }
         }
     }
-    let Some(mut url) = url else {
+    let Some(url) = url else {
         if !broken {
             reader.error(
                 node.at,
@@ -289,7 +300,6 @@ fn receiver(
     let kind = if webhook {
         ReceiverKind::Webhook { url, headers }
     } else {
-        url = alertmanager_api(&url)?;
         ReceiverKind::Alertmanager { url }
     };
     let (name, at) = name.unwrap_or((default_name, node.at));
