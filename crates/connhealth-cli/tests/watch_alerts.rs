@@ -269,7 +269,11 @@ fn an_https_webhook_is_verified_with_the_system_roots() {
     );
     assert_eq!(bodies.lock().unwrap()[0]["to"], "down");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(watch.failed_posts(), Some(0.0), "the answer was not read as taken");
+    assert_eq!(
+        watch.failed_posts(),
+        Some(0.0),
+        "the answer was not read as taken"
+    );
     drop(watch);
 
     // Without the CA among the roots, the certificate is refused and nothing is sent.
