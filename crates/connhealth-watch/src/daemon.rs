@@ -28,6 +28,7 @@ use crate::config::{self, ConfigErrors, Options, Plan};
 use crate::notify::{Notifier, WatchdogGate};
 use crate::reload::{watch_file_sd, Reloading, Shared};
 use crate::schedule;
+use crate::sinks::alerts::Alerts;
 use crate::sinks::events::Live;
 use crate::sinks::history::{History, HistorySink};
 use crate::sinks::{log, Sink, Sinks};
@@ -267,10 +268,13 @@ impl Daemon {
             Box::new(live.sink()),
         ];
         all.extend(sinks);
+        let (alerts, receivers) = Alerts::start(&plan, store.clone())?;
+        all.extend(receivers);
         let sinks = Sinks::start(all).map_err(|err| format!("cannot start a sink: {err}"))?;
         let (scheduler_tx, scheduler_rx) = mpsc::unbounded_channel();
         let shared = Shared::new(options, plan, probers.clone(), sinks.clone(), scheduler_tx)
-            .with_live(live);
+            .with_live(live)
+            .with_alerts(alerts);
         let store_path = store.as_ref().map(|store| store.path().to_owned());
         let (shared, resumed) = shared.remembering(history, store, &saved);
         drop(saved);

@@ -15,9 +15,10 @@ use tokio::sync::mpsc;
 use crate::checks::Probers;
 use crate::config::{self, ConfigErrors, Options, Plan, WebConfig};
 use crate::schedule::Command;
+use crate::sinks::alerts::Alerts;
 use crate::sinks::events::Live;
 use crate::sinks::history::History;
-use crate::sinks::metrics::{DaemonCounters, ReloadState};
+use crate::sinks::metrics::{AlertCounts, DaemonCounters, ReloadState};
 use crate::sinks::Sinks;
 use crate::state::{Fleet, SavedState};
 use crate::store::Store;
@@ -52,6 +53,8 @@ pub struct Shared {
     store: Option<Arc<Store>>,
     /// The status page's live events, which `GET /events` streams.
     live: Live,
+    /// The alert receivers' counters, the silences and the maintenance windows.
+    alerts: Arc<Alerts>,
 }
 
 /// What a reload tells the observer set with [`Shared::observe_reloads`].
@@ -114,6 +117,16 @@ impl Shared {
             late_checks: self.sinks.late_checks(),
             reload: self.reload_state(),
             sinks_dropped: self.sinks.dropped(),
+            alerts: self
+                .alerts
+                .receivers()
+                .iter()
+                .map(|counters| AlertCounts {
+                    receiver: counters.name,
+                    sent: counters.sent(),
+                    failed: counters.failed(),
+                })
+                .collect(),
         }
     }
 
@@ -141,6 +154,18 @@ impl Shared {
     /// Puts `web` in force (at start; a reload reads the file again itself).
     pub fn set_web(&self, web: Option<WebConfig>) {
         *self.web.write().unwrap_or_else(PoisonError::into_inner) = web.map(Arc::new);
+    }
+
+    /// The alerts: receivers' counters, silences and maintenance windows.
+    pub fn alerts(&self) -> &Arc<Alerts> {
+        &self.alerts
+    }
+
+    /// This `Shared` with `alerts` (started with [`Alerts::start`]) in place of the
+    /// receiver-less ones [`Shared::new`] gives.
+    pub fn with_alerts(mut self, alerts: Arc<Alerts>) -> Shared {
+        self.alerts = alerts;
+        self
     }
 
     /// The options the daemon was started with.
@@ -176,6 +201,7 @@ impl Shared {
         scheduler: mpsc::UnboundedSender<Command>,
     ) -> Shared {
         let file_sd = FileSdSeen::of(&options.config, &plan);
+        let alerts = Arc::new(Alerts::none(&plan));
         let fleet = Fleet::build(plan, None, SystemTime::now());
         let history = History::new();
         history.track(&fleet);
@@ -195,6 +221,7 @@ impl Shared {
             history,
             store: None,
             live: Live::new(),
+            alerts,
         }
     }
 
@@ -319,6 +346,7 @@ impl Shared {
             tracing::warn!(reload = why, "{warning}");
         }
         let plan = plan.sharded(self.options.shard);
+        self.alerts.reload(&plan);
         let now = SystemTime::now();
         let fleet = Arc::new(Fleet::build(plan, Some(&self.fleet()), now));
         let targets = fleet.targets.len();

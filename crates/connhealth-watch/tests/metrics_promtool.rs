@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use connhealth_watch::checks::{CheckResult, Outcome};
 use connhealth_watch::config::CheckKind;
 use connhealth_watch::sinks::metrics::ReloadState;
-use connhealth_watch::sinks::metrics::{render_to_string, DaemonCounters};
+use connhealth_watch::sinks::metrics::{render_to_string, AlertCounts, DaemonCounters};
 use http_support::{mixed_fleet, synthetic_fleet};
 
 /// True when promtool can run; otherwise says why and skips, or fails under CI.
@@ -72,12 +72,26 @@ fn a_scrape_of_every_state_kind_and_result_lints_cleanly() {
             last_success: SystemTime::now(),
         },
         sinks_dropped: Vec::new(),
+        alerts: vec![
+            AlertCounts {
+                receiver: "webhook",
+                sent: 12,
+                failed: 3,
+            },
+            AlertCounts {
+                receiver: "alertmanager",
+                sent: 4,
+                failed: 0,
+            },
+        ],
     };
     let text = render_to_string(&mixed_fleet(SystemTime::now()), &daemon);
     for family in [
         "connhealth_target_up",
         "connhealth_target_ssl_earliest_cert_expiry_seconds",
         "connhealth_target_checks_total",
+        "connhealth_alerts_sent_total",
+        "connhealth_alerts_failed_total",
         "process_cpu_seconds_total",
     ] {
         assert!(text.contains(&format!("# TYPE {family} ")), "{family}");
@@ -99,6 +113,7 @@ fn a_scrape_encoded_in_slices_lints_cleanly() {
             last_success: SystemTime::now(),
         },
         sinks_dropped: Vec::new(),
+        alerts: Vec::new(),
     };
     let text = render_to_string(&synthetic_fleet(2_500), &daemon);
     assert_eq!(

@@ -17,6 +17,7 @@ fn daemon() -> DaemonCounters {
             last_success: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         },
         sinks_dropped: Vec::new(),
+        alerts: Vec::new(),
     }
 }
 

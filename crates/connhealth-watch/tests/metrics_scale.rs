@@ -87,6 +87,7 @@ fn scrape(fleet: &Fleet) -> Scrape {
             last_success: SystemTime::now(),
         },
         sinks_dropped: Vec::new(),
+        alerts: Vec::new(),
     };
     let mut out = Counted::default();
     let before = LIVE.load(Ordering::Relaxed);

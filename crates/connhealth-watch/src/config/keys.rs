@@ -33,17 +33,31 @@ const TARGET_KEYS: [&str; 4] = ["name", "address", "url", "labels"];
 const FILE_SD_KEYS: [&str; 2] = ["files", "labels"];
 
 /// The top-level sections, and `blackbox_config`.
-const ROOT_KEYS: [&str; 6] = [
+const ROOT_KEYS: [&str; 8] = [
     "defaults",
     "targets",
     "modules",
     "file_sd",
     "probe",
+    "alerts",
+    "maintenance",
     "blackbox_config",
 ];
 
 /// The keys of `[probe]`.
 const PROBE_KEYS: [&str; 2] = ["allow", "max_concurrent"];
+
+/// The keys of `[alerts]`.
+const ALERTS_KEYS: [&str; 2] = ["webhook", "alertmanager"];
+
+/// The keys of one `[[alerts.webhook]]`.
+const WEBHOOK_KEYS: [&str; 4] = ["url", "for", "headers", "name"];
+
+/// The keys of `[alerts.alertmanager]`.
+const ALERTMANAGER_KEYS: [&str; 3] = ["url", "for", "name"];
+
+/// The keys of one `[[maintenance]]` window.
+const MAINTENANCE_KEYS: [&str; 5] = ["start", "duration", "days", "match", "name"];
 
 /// The keys of one group in a file_sd JSON file.
 const GROUP_KEYS: [&str; 2] = ["targets", "labels"];
@@ -65,6 +79,14 @@ pub(crate) enum Section {
     FileSdGroup,
     /// `[probe]`.
     Probe,
+    /// `[alerts]`.
+    Alerts,
+    /// One `[[alerts.webhook]]`.
+    Webhook,
+    /// `[alerts.alertmanager]`.
+    Alertmanager,
+    /// One `[[maintenance]]`.
+    Maintenance,
 }
 
 impl Section {
@@ -77,9 +99,16 @@ impl Section {
             Section::Target => &TARGET_KEYS,
             Section::FileSd => &FILE_SD_KEYS,
             Section::Probe => &PROBE_KEYS,
+            Section::Alerts => &ALERTS_KEYS,
+            Section::Webhook => &WEBHOOK_KEYS,
+            Section::Alertmanager => &ALERTMANAGER_KEYS,
+            Section::Maintenance => &MAINTENANCE_KEYS,
         };
         let mut keys: Vec<&'static str> = own.to_vec();
-        if !matches!(self, Section::Root | Section::FileSdGroup | Section::Probe) {
+        if matches!(
+            self,
+            Section::Defaults | Section::Target | Section::Module | Section::FileSd
+        ) {
             keys.extend(settings());
         }
         keys
@@ -95,6 +124,10 @@ impl Section {
             Section::FileSd => "in [[file_sd]]",
             Section::FileSdGroup => "in a file_sd group",
             Section::Probe => "in [probe]",
+            Section::Alerts => "in [alerts]",
+            Section::Webhook => "in [[alerts.webhook]]",
+            Section::Alertmanager => "in [alerts.alertmanager]",
+            Section::Maintenance => "in [[maintenance]]",
         }
     }
 
@@ -108,6 +141,10 @@ impl Section {
             Section::FileSd => "The keys of [[file_sd]] are",
             Section::FileSdGroup => "The keys of a group are",
             Section::Probe => "The keys of [probe] are",
+            Section::Alerts => "The tables of [alerts] are",
+            Section::Webhook => "The keys of [[alerts.webhook]] are",
+            Section::Alertmanager => "The keys of [alerts.alertmanager] are",
+            Section::Maintenance => "The keys of [[maintenance]] are",
         }
     }
 
@@ -137,7 +174,14 @@ pub(crate) fn unknown_key(key: &str, section: Section) -> String {
 
 /// Where a key that is valid elsewhere in the config goes.
 fn belongs_in(key: &str, section: Section) -> Option<&'static str> {
-    if section == Section::FileSdGroup {
+    if matches!(
+        section,
+        Section::FileSdGroup
+            | Section::Alerts
+            | Section::Webhook
+            | Section::Alertmanager
+            | Section::Maintenance
+    ) {
         return None;
     }
     if PROBE_KEYS.contains(&key) && section != Section::Probe {
@@ -203,6 +247,8 @@ pub(crate) fn example(key: &str) -> &'static str {
         "probe" => "[probe] with allow = [\"127.0.0.0/8\", \"::1/128\"] below it",
         "allow" => "allow = [\"127.0.0.0/8\", \"::1/128\", \"10.1.0.0/16\"]",
         "max_concurrent" => "max_concurrent = 256",
+        "alerts" => "[[alerts.webhook]] with url = \"https://hooks.example/connhealth\" below it",
+        "maintenance" => "[[maintenance]] with start = \"02:00\" and duration = \"1h\" below it",
         _ => kinds::key(key).map_or("", |key| key.example),
     }
 }

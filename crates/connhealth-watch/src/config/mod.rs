@@ -72,6 +72,23 @@
 //!                            # any of whose addresses lies outside is refused, 403;
 //!                            # unset: anywhere
 //! max_concurrent = 256       # /probe requests at once; one more is refused, 429
+//!
+//! [[alerts.webhook]]         # one JSON POST per transition (docs/alerts.md)
+//! url = "https://hooks.example/connhealth"   # http:// or https://
+//! for = "1m"                 # a state must hold this long before it is sent; default 0s
+//! headers = { Authorization = "Bearer TOKEN" }   # sent with every POST
+//! name = "ops-chat"          # the receiver label; default webhook, webhook-2, ...
+//!
+//! [alerts.alertmanager]      # one; /api/v2/alerts is appended to the base URL
+//! url = "http://127.0.0.1:9093"
+//! for = "1m"                 # default 0s; name defaults to alertmanager
+//!
+//! [[maintenance]]            # no notification for the matching targets meanwhile
+//! start = "02:00"            # UTC, HH:MM
+//! duration = "1h30m"
+//! days = ["sat", "sun"]      # mon..sun; default every day
+//! match = { service = "db" } # every pair must equal the target's label (`target`: its
+//!                            # name); default every target
 //! ```
 //!
 //! A file_sd file is `[{"targets": ["host:port", ..], "labels": {"name": "value"}}, ..]`.
@@ -116,6 +133,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod alerts;
 mod blackbox;
 mod file_sd;
 mod json;
@@ -135,6 +153,7 @@ mod values;
 mod web;
 mod yaml;
 
+pub use self::alerts::{AlertsPlan, MaintenancePlan, ReceiverKind, ReceiverPlan, DAY_NAMES};
 pub use self::file_sd::parse_url;
 pub use self::labels::problem as label_problem;
 pub use self::options::{LogFormat, Options, DEFAULT_LISTEN};
@@ -486,6 +505,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
         unsupported_modules,
         blackbox_config,
         probe: document.probe,
+        alerts: document.alerts,
+        maintenance: document.maintenance,
         file_sd,
         read_at,
         warnings: report.sorted_warnings(),

@@ -35,6 +35,10 @@ pub struct Plan {
     pub blackbox_config: Option<PathBuf>,
     /// `[probe]`: what `/probe` may reach, and how many requests it runs at once.
     pub probe: ProbePlan,
+    /// `[[alerts.webhook]]` and `[alerts.alertmanager]`: who is told of transitions.
+    pub alerts: super::AlertsPlan,
+    /// `[[maintenance]]`: when targets are told of to no one.
+    pub maintenance: Vec<super::MaintenancePlan>,
     /// The file_sd globs, and the files they matched when the plan was built.
     pub file_sd: Vec<FileSdPlan>,
     /// When the files were about to be read: a file_sd file modified since may have
@@ -57,6 +61,8 @@ impl Plan {
             unsupported_modules: BTreeMap::new(),
             blackbox_config: None,
             probe: ProbePlan::default(),
+            alerts: super::AlertsPlan::default(),
+            maintenance: Vec::new(),
             file_sd: Vec::new(),
             read_at: SystemTime::now(),
             warnings: Vec::new(),

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::alerts::{self, AlertsPlan, MaintenancePlan};
 use super::file_sd::{glob_problem, parse_address, parse_url};
 use super::keys::{self, Section};
 use super::labels;
@@ -31,6 +32,10 @@ pub(crate) struct Document {
     pub(crate) blackbox_config: Option<BlackboxConfig>,
     /// `[probe]`.
     pub(crate) probe: ProbePlan,
+    /// `[alerts]`.
+    pub(crate) alerts: AlertsPlan,
+    /// `[[maintenance]]`.
+    pub(crate) maintenance: Vec<MaintenancePlan>,
     /// The `[[file_sd]]` blocks.
     pub(crate) file_sd: Vec<FileSdBlock>,
 }
@@ -75,7 +80,15 @@ struct Walk<'a, 'r> {
     report: &'r mut Report,
 }
 
-impl Walk<'_, '_> {
+impl<'a> Walk<'a, '_> {
+    /// The reader of `[alerts]` and `[[maintenance]]`, reporting where this walk does.
+    fn reader(&mut self) -> alerts::Reader<'a, '_> {
+        alerts::Reader {
+            source: self.source,
+            report: self.report,
+        }
+    }
+
     fn error(&mut self, at: usize, message: impl Into<String>) {
         self.report.error(&self.source, at, message);
     }
@@ -137,6 +150,10 @@ pub(crate) fn document(
                 document.blackbox_config = blackbox_config(&mut walk, &entry.value)
             }
             "probe" => document.probe = probe(&mut walk, &entry.value),
+            "alerts" => document.alerts = alerts::alerts(&mut walk.reader(), &entry.value),
+            "maintenance" => {
+                document.maintenance = alerts::maintenance(&mut walk.reader(), &entry.value)
+            }
             "file_sd" => {
                 for table in tables(&mut walk, "file_sd", &entry.value) {
                     document

@@ -10,6 +10,8 @@
 //! | `GET /probe?target=HOST:PORT&module=NAME` | one check now, in blackbox_exporter's format ([`probe`]) |
 //! | `GET /status[?state=STATE[,STATE...]][&target=NAME...]` | JSON: every target's state, last check and transitions ([`crate::sinks::status`]); `state` (`up`, `down`, `unknown`) and `target` (an exact name, repeated for several) keep the targets that pass both |
 //! | `GET /api/history?target=NAME[&window=24h]` | JSON: one target's transitions (each as `/status` shows it) and per-minute aggregates over the window, 24 h by default, 30 days at most (`http/history.rs`); from `--data-dir`'s file, or from memory |
+//! | `POST /api/silence?target=NAME&for=30m` | no notification for that target until then (`for=0s` lifts it); 400 for a bad duration, 404 for an unknown target |
+//! | `GET /api/silences` | JSON: the silences in force |
 //! | `POST /-/reload` | re-reads the config: 200, or 500 and every error as `FILE:LINE:COLUMN: message` |
 //! | `GET /-/healthy` | 200 while the process serves HTTP |
 //! | `GET /-/ready` | 200 once a config is loaded, 503 before |
@@ -52,6 +54,7 @@ mod conn;
 mod history;
 mod page;
 pub mod probe;
+mod silence;
 mod status;
 
 /// Serves every path on `listener` until `shutdown` completes; then lets the responses
@@ -80,6 +83,8 @@ GET  /probe?target=URL&module=http_2xx
 GET  /status
 GET  /status?state=up|down|unknown[,...]&target=NAME[&target=NAME...]
 GET  /api/history?target=NAME[&window=24h]
+POST /api/silence?target=NAME&for=30m
+GET  /api/silences
 POST /-/reload
 GET  /-/healthy
 GET  /-/ready
@@ -102,6 +107,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/probe", read("/probe", get(probe::handle)))
         .route("/status", read("/status", get(status::handle)))
         .route("/api/history", read("/api/history", get(history::handle)))
+        .route(
+            "/api/silence",
+            post(silence::silence).fallback(|method: Method| async move {
+                wrong_method(&method, "POST", "/api/silence")
+            }),
+        )
+        .route("/api/silences", read("/api/silences", get(silence::list)))
         .route(
             "/-/reload",
             post(reload).fallback(|method: Method| async move {

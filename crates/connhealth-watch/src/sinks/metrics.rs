@@ -43,6 +43,20 @@ pub struct DaemonCounters {
     /// `connhealth_sink_events_dropped_total{sink}`: each sink's name and the events it
     /// lost because it fell behind ([`super::Sinks::dropped`]).
     pub sinks_dropped: Vec<(&'static str, u64)>,
+    /// `connhealth_alerts_sent_total{receiver}` and `connhealth_alerts_failed_total`:
+    /// each alert receiver's name, notifications it took, and POSTs that failed.
+    pub alerts: Vec<AlertCounts>,
+}
+
+/// One alert receiver's counters, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertCounts {
+    /// The `receiver` label.
+    pub receiver: &'static str,
+    /// Notifications the receiver took (a 2xx answer).
+    pub sent: u64,
+    /// POSTs that failed (each try counts).
+    pub failed: u64,
 }
 
 /// The outcome of the last reload, for `connhealth_config_last_reload_*`.
@@ -313,6 +327,45 @@ impl<W: Write> FamilyWriter<'_, W> {
                 "Events a sink (the log, say) lost because it fell behind: a slow sink loses its own events and never delays a check.",
                 kind,
                 series,
+            );
+            encode(&family, self.out)?;
+        }
+        if !daemon.alerts.is_empty() {
+            let kind = MetricType::COUNTER;
+            let sent = daemon
+                .alerts
+                .iter()
+                .map(|counts| {
+                    metric(
+                        vec![label("receiver", counts.receiver)],
+                        kind,
+                        counts.sent as f64,
+                    )
+                })
+                .collect();
+            let sent_family = family(
+                "connhealth_alerts_sent_total",
+                "Notifications an alert receiver took (answered 2xx): one per transition sent; Alertmanager's periodic refreshes of firing alerts are not counted.",
+                kind,
+                sent,
+            );
+            encode(&sent_family, self.out)?;
+            let failed = daemon
+                .alerts
+                .iter()
+                .map(|counts| {
+                    metric(
+                        vec![label("receiver", counts.receiver)],
+                        kind,
+                        counts.failed as f64,
+                    )
+                })
+                .collect();
+            let family = family(
+                "connhealth_alerts_failed_total",
+                "POSTs to an alert receiver that failed: no connection, no answer within 10s, or an answer other than 2xx. Each try counts (a notification is tried again with backoff until it is taken), and so does a failed refresh of Alertmanager's firing alerts.",
+                kind,
+                failed,
             );
             encode(&family, self.out)?;
         }

@@ -62,6 +62,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::checks::CheckResult;
 use crate::state::{MinuteAggregate, Transition, Watched};
 
+pub mod alerts;
 pub mod events;
 pub mod history;
 pub mod log;

@@ -49,6 +49,7 @@ use serde::Serialize;
 use super::extras::{self, Extras};
 use crate::http::{bad_request, Params};
 use crate::reload::Shared;
+use crate::sinks::alerts::Muted;
 use crate::sinks::status::{LastCheckJson, Time, TransitionJson};
 use crate::state::{Fleet, Health, MinuteAggregate, Watched};
 
@@ -357,10 +358,17 @@ impl<'a> Row<'a> {
                 .take(TRANSITIONS_SHOWN)
                 .map(TransitionJson::of)
                 .collect(),
-            muted: extras.muted.as_ref().map(|muted| MutedJson {
-                kind: muted.kind.name(),
-                until: muted.until.map(Time),
-                reason: muted.reason.as_deref(),
+            muted: extras.muted.as_ref().map(|muted| match muted {
+                Muted::Silenced { until } => MutedJson {
+                    kind: "silenced",
+                    until: Some(Time(*until)),
+                    reason: None,
+                },
+                Muted::Maintenance { window, until } => MutedJson {
+                    kind: "maintenance",
+                    until: Some(Time(*until)),
+                    reason: Some(window),
+                },
             }),
         }
     }

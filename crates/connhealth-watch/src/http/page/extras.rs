@@ -10,6 +10,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::reload::Shared;
+use crate::sinks::alerts::Muted;
 use crate::state::{minute_of, MinuteAggregate, Watched};
 
 /// One hour.
@@ -35,38 +36,6 @@ pub(crate) struct Extras {
     pub(crate) muted: Option<Muted>,
 }
 
-/// Why a target's alerts are muted.
-#[allow(dead_code)] // made by the silences' `Mutes::muted`, which the integrator plugs in
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Muted {
-    /// A silence, or a maintenance window.
-    pub(crate) kind: MuteKind,
-    /// Until when, when known.
-    pub(crate) until: Option<SystemTime>,
-    /// Who or what muted it: a silence's comment, a maintenance window's name.
-    pub(crate) reason: Option<String>,
-}
-
-/// What mutes a target.
-#[allow(dead_code)] // made by the silences' `Mutes::muted`, which the integrator plugs in
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MuteKind {
-    /// `POST /api/silence`.
-    Silenced,
-    /// A `[[maintenance]]` window in force.
-    Maintenance,
-}
-
-impl MuteKind {
-    /// `silenced` or `maintenance`, as the API says it.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            MuteKind::Silenced => "silenced",
-            MuteKind::Maintenance => "maintenance",
-        }
-    }
-}
-
 /// `target`'s uptime, last hour and mutes at `now`.
 pub(crate) fn extras(shared: &Shared, target: &Watched, now: SystemTime) -> Extras {
     let history = shared.history();
@@ -80,6 +49,6 @@ pub(crate) fn extras(shared: &Shared, target: &Watched, now: SystemTime) -> Extr
         uptime_24h: uptime(DAY),
         uptime_7d: uptime(WEEK),
         last_hour,
-        muted: None,
+        muted: shared.alerts().mutes.muted(target, now),
     }
 }
