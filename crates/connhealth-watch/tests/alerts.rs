@@ -488,8 +488,8 @@ fn a_pending_notification_survives_a_restart() {
     );
     first.stop();
 
-    // The receiver is up now; the daemon starts again, and the target goes down again
-    // (unknown -> down), which is not a second notification.
+    // The receiver is up now; the daemon starts again, the target resumes down (its
+    // saved state), and nothing new is sent: only the pending notification.
     drop(hook_port);
     let hook = Hook::on(TcpListener::bind(hook_addr).unwrap(), Script::default());
     let started = Instant::now();
@@ -517,8 +517,8 @@ fn a_pending_notification_survives_a_restart() {
     assert_eq!(hook.taken().len(), 1, "{:?}", hook.states());
     third.stop();
 
-    // Back up across a restart: the receiver, last told down, is told up, even though
-    // this daemon saw the target only go from unknown to up.
+    // Back up across a restart: the receiver, last told down, is told up: the target
+    // resumed down, and went up.
     let mut db = db;
     db.on();
     let fourth = start(&dir, &toml, Some(&data));
@@ -530,7 +530,7 @@ fn a_pending_notification_survives_a_restart() {
     let up = hook.taken().pop().unwrap();
     assert_eq!(
         (up.body["from"].as_str(), up.body["to"].as_str()),
-        (Some("unknown"), Some("up"))
+        (Some("down"), Some("up"))
     );
     fourth.stop();
 }
