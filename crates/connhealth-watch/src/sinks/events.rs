@@ -32,6 +32,8 @@
 //! assert!(live.subscribe().is_none());
 //! ```
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -62,7 +64,24 @@ pub const MAX_PER_MESSAGE: usize = 1000;
 pub struct Live {
     /// `None` once closed: the streams end and no viewer may join.
     sender: Arc<Mutex<Option<broadcast::Sender<Bytes>>>>,
+    /// Messages published so far.
+    published: Arc<AtomicU64>,
+    /// The page's answers since the last message ([`Live::reuse`]).
+    answers: Arc<Mutex<Answers>>,
 }
+
+/// The answers rendered since message number `published`.
+#[derive(Debug, Default)]
+struct Answers {
+    published: u64,
+    by_key: HashMap<String, (Instant, Bytes)>,
+}
+
+/// How long an answer is reused at most, even while no message is published.
+pub const REUSE_FOR: Duration = Duration::from_secs(1);
+
+/// The most answers kept at once (distinct filters and pages).
+const ANSWERS_KEPT: usize = 64;
 
 impl Default for Live {
     fn default() -> Live {
@@ -81,6 +100,8 @@ impl Live {
         let (sender, _) = broadcast::channel(backlog.max(1));
         Live {
             sender: Arc::new(Mutex::new(Some(sender))),
+            published: Arc::new(AtomicU64::new(0)),
+            answers: Arc::new(Mutex::new(Answers::default())),
         }
     }
 
@@ -92,10 +113,68 @@ impl Live {
     /// Sends `message`, already framed as Server-Sent Events, to every viewer; returns
     /// how many there are.
     pub fn publish(&self, message: Bytes) -> usize {
+        self.published.fetch_add(1, Ordering::Release);
         self.lock()
             .as_ref()
             .and_then(|sender| sender.send(message).ok())
             .unwrap_or(0)
+    }
+
+    /// The answer to the page's request `key` (its query, and the fleet it was asked
+    /// of), rendered by `render` or reused: while pages are open, an answer rendered
+    /// since the last message was published, and at most [`REUSE_FOR`] ago, is reused.
+    /// The pages refetch after each message, all at once: a hundred open pages cost one
+    /// rendering per message, not a hundred. An answer never predates a message its
+    /// asker has read: each message makes every answer before it stale. Without a
+    /// viewer (nothing is published then), every request is rendered anew.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use connhealth_watch::sinks::events::Live;
+    ///
+    /// let live = Live::new();
+    /// let _viewer = live.subscribe();
+    /// let first = live.reuse("rows", || Ok::<_, ()>(Bytes::from("a"))).unwrap();
+    /// let again = live.reuse("rows", || Ok::<_, ()>(Bytes::from("b"))).unwrap();
+    /// assert_eq!(again, first); // nothing published between: reused
+    /// live.publish(Live::keep_alive());
+    /// let fresh = live.reuse("rows", || Ok::<_, ()>(Bytes::from("c"))).unwrap();
+    /// assert_eq!(&fresh[..], b"c");
+    /// ```
+    pub fn reuse<E>(
+        &self,
+        key: &str,
+        render: impl FnOnce() -> Result<Bytes, E>,
+    ) -> Result<Bytes, E> {
+        if self.viewers() == 0 {
+            return render();
+        }
+        // The message count before rendering: a message published while it renders
+        // makes the answer stale at once (it may predate that message's transitions).
+        let published = self.published.load(Ordering::Acquire);
+        {
+            let answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+            if answers.published == published {
+                if let Some((at, body)) = answers.by_key.get(key) {
+                    if at.elapsed() < REUSE_FOR {
+                        return Ok(body.clone());
+                    }
+                }
+            }
+        }
+        let body = render()?;
+        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        if answers.published != published {
+            answers.by_key.clear();
+            answers.published = published;
+        }
+        if answers.by_key.len() >= ANSWERS_KEPT {
+            answers.by_key.clear();
+        }
+        answers
+            .by_key
+            .insert(key.to_owned(), (Instant::now(), body.clone()));
+        Ok(body)
     }
 
     /// The viewers connected now.

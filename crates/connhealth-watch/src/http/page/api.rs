@@ -110,7 +110,11 @@ pub(crate) async fn handle(
     };
     let rendered = tokio::task::spawn_blocking(move || {
         let fleet = shared.fleet();
-        render(&shared, &fleet, &query, SystemTime::now())
+        // The same query of the same fleet generation: open pages share one rendering.
+        let key = format!("{:p} {query:?}", Arc::as_ptr(&fleet));
+        shared.live().reuse(&key, || {
+            render(&shared, &fleet, &query, SystemTime::now()).map(bytes::Bytes::from)
+        })
     })
     .await;
     match rendered {
