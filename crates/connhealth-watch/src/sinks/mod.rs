@@ -7,7 +7,8 @@
 //!    live view, read at request time by [`metrics`] (`/metrics`) and [`status`]
 //!    (`/status`): nothing on the check path renders anything;
 //! 2. the transition it caused, if any, goes to every [`Sink`]: the log line ([`log::Log`])
-//!    today; history, alerts and a status page's live events plug in here the same way.
+//!    and the history ([`history::HistorySink`], which also takes each target's closed
+//!    minutes); alerts and a status page's live events plug in here the same way.
 //!    A sink that asks for them ([`Sink::wants_results`]) gets every result too.
 //!
 //! Each sink runs on a thread of its own, fed through a bounded queue of
