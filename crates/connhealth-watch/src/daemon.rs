@@ -212,8 +212,10 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts watching `plan` (already sharded), serving HTTP on `options.listen`, with
-    /// the log as its one sink. Fails with the reason when the address is taken or a
-    /// thread cannot start.
+    /// the log and the history as its sinks (the history in `--data-dir`'s store when
+    /// `options.data_dir` is set, and each target resumed in its saved state). Fails
+    /// with the reason when the address is taken, a thread cannot start, or the data dir
+    /// cannot be used.
     pub fn start(options: Options, plan: Plan) -> Result<Daemon, String> {
         Daemon::start_with(options, plan, Vec::new())
     }

@@ -533,7 +533,9 @@ impl Fleet {
 
 impl Fleet {
     /// At start: each target of `saved` whose address and check kind match its plan
-    /// ([`SavedState::matches`]) resumes in its saved state; the others stay as built.
+    /// ([`SavedState::matches`]) resumes in its saved state; the others stay as built,
+    /// and so does a target saved `unknown` (nothing to carry on: it starts unknown
+    /// since now, as a new target does).
     /// Returns how many resumed. Reloads need none of this: they keep each unchanged
     /// target's live state ([`Fleet::build`]).
     pub fn resume(&mut self, saved: &HashMap<String, SavedState>) -> usize {
@@ -542,7 +544,7 @@ impl Fleet {
             let Some(saved) = saved.get(&target.plan.name) else {
                 continue;
             };
-            if !saved.matches(&target.plan) {
+            if saved.health == Health::Unknown || !saved.matches(&target.plan) {
                 continue;
             }
             let state = TargetState::resumed(saved);

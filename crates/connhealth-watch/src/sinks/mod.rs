@@ -6,9 +6,10 @@
 //!    state machine, the counters, the last check and the last transitions). That is the
 //!    live view, read at request time by [`metrics`] (`/metrics`) and [`status`]
 //!    (`/status`): nothing on the check path renders anything;
-//! 2. the transition it caused, if any, goes to every [`Sink`]: the log line ([`log::Log`])
-//!    and the status page's live events ([`events::EventsSink`]); history and alerts plug
-//!    in here the same way.
+//! 2. the transition it caused, if any, goes to every [`Sink`]: the log line
+//!    ([`log::Log`]), the history ([`history::HistorySink`], which also takes each target's closed
+//!    minutes), the status page's live events ([`events::EventsSink`]) and one sink per
+//!    alert receiver ([`alerts`]).
 //!    A sink that asks for them ([`Sink::wants_results`]) gets every result too.
 //!
 //! Each sink runs on a thread of its own, fed through a bounded queue of

@@ -220,7 +220,8 @@ impl Writer {
     /// transaction rolls back), and the batch is left as it was, to be tried again.
     pub fn write(&mut self, conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
         let tx = conn.transaction()?;
-        let mut new_ids = Vec::new();
+        // Ids this batch gave targets the writer did not know yet.
+        let mut new_ids: HashMap<&str, i64> = HashMap::new();
         {
             let mut set_state = tx.prepare_cached(
                 "INSERT INTO targets (name, address, check_kind, health, since_us, last_change_us, state_changes)
@@ -257,7 +258,9 @@ impl Writer {
                             ],
                             |row| row.get(0),
                         )?;
-                        new_ids.push((name, id));
+                        if !self.ids.contains_key(name) {
+                            new_ids.insert(name, id);
+                        }
                     }
                     None => {
                         set_identity.execute(params![
@@ -272,17 +275,16 @@ impl Writer {
                                 [name],
                                 |row| row.get(0),
                             )?;
-                            new_ids.push((name, id));
+                            new_ids.insert(name, id);
                         }
                     }
                 }
             }
             let id_of = |name: &str| {
-                new_ids
-                    .iter()
-                    .find(|(known, _)| *known == name)
-                    .map(|(_, id)| *id)
-                    .or_else(|| self.ids.get(name).copied())
+                self.ids
+                    .get(name)
+                    .or_else(|| new_ids.get(name))
+                    .copied()
                     .ok_or_else(|| {
                         rusqlite::Error::InvalidParameterName(format!(
                             "the batch names no target {name:?}"
@@ -346,7 +348,7 @@ impl Writer {
         }
         tx.commit()?;
         for (name, id) in new_ids {
-            self.ids.insert(name.clone(), id);
+            self.ids.insert(name.to_owned(), id);
         }
         Ok(())
     }

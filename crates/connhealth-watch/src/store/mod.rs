@@ -172,8 +172,12 @@ impl Store {
                 "it cannot be put in WAL mode (it says {mode})"
             )));
         }
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(open)?;
+        // An 8 MiB page cache (SQLite's default is 2 MiB): a fleet's transitions land
+        // all over the `transitions_by_target` index, and each miss is a read.
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -8192;",
+        )
+        .map_err(open)?;
         // The schema, created in one transaction, which also proves the file writable.
         let schema = format!(
             "BEGIN IMMEDIATE;\n{}\n{}\nPRAGMA application_id = {APPLICATION_ID};\n\
