@@ -19,8 +19,9 @@ pub(crate) struct Args {
     /// http modules on /probe.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// Where HTTP listens, HOST:PORT: /metrics, /probe, /status, /-/reload, /-/healthy,
-    /// /-/ready. HOST is an address ([::1] for IPv6, 0.0.0.0 for every IPv4 interface)
+    /// Where HTTP listens, HOST:PORT: / (the status page), /metrics, /probe, /status,
+    /// /events, /api/targets, /api/history, /api/silence, /badge/NAME.svg, /-/reload,
+    /// /-/healthy, /-/ready. HOST is an address ([::1] for IPv6, 0.0.0.0 for every IPv4 interface)
     /// or a name, bound at the first of its addresses that can be (localhost:9717).
     #[arg(
         long,
@@ -78,6 +79,8 @@ Examples:
   connhealth watch --config watch.toml --check-config
   connhealth watch --config watch.toml --listen [::1]:9717 --shard 2/3 --log-format json
   connhealth watch --config watch.toml --listen 0.0.0.0:9717 --web.config.file web.yml
+  connhealth watch --config watch.toml --data-dir /var/lib/connhealth
+    then open http://127.0.0.1:9717/ (the status page); history survives restarts
 
 A minimal config:
   [defaults]
