@@ -505,3 +505,57 @@ fn a_failing_write_is_logged_once_and_the_batch_written_when_it_can_be() {
     );
     sinks.stop(Duration::from_secs(1));
 }
+
+#[test]
+fn a_target_whose_address_changed_is_saved_unknown_until_it_changes_state() {
+    let dir = TempDir::new("history-identity");
+    let store = Store::open(dir.path()).unwrap();
+    let now = now_us();
+    let mut conn = store.lock();
+    let mut writer = Writer::new(&conn).unwrap();
+    let up = LastState {
+        health: Health::Up,
+        since: now,
+        last_change: Some(now),
+        state_changes: 1,
+    };
+    let saved = |conn: &rusqlite::Connection| -> (String, String, i64) {
+        conn.query_row(
+            "SELECT address, health, state_changes FROM targets WHERE name = 'web'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .unwrap()
+    };
+    for known in [false, true] {
+        // Written by a new writer (the id unknown to it), then by the same one.
+        if !known {
+            writer = Writer::new(&conn).unwrap();
+        }
+        let mut batch = Batch::default();
+        batch.targets.insert("web".into(), (identity(), Some(up)));
+        writer.write(&mut conn, &batch).unwrap();
+        assert_eq!(saved(&conn), ("127.0.0.1:6379".into(), "up".into(), 1));
+        // Its minutes alone, same address: the state stays.
+        let mut batch = Batch::default();
+        batch.targets.insert("web".into(), (identity(), None));
+        writer.write(&mut conn, &batch).unwrap();
+        assert_eq!(saved(&conn).1, "up");
+        // A reload moved it: saved unknown, as the daemon holds it.
+        let moved = Identity {
+            address: "127.0.0.1:6380".into(),
+            check: "half-open",
+        };
+        let mut batch = Batch::default();
+        batch.targets.insert("web".into(), (moved, None));
+        if known {
+            writer.write(&mut conn, &batch).unwrap();
+        } else {
+            Writer::new(&conn)
+                .unwrap()
+                .write(&mut conn, &batch)
+                .unwrap();
+        }
+        assert_eq!(saved(&conn), ("127.0.0.1:6380".into(), "unknown".into(), 0));
+    }
+}
