@@ -15,7 +15,7 @@
 //! viewers, not one each. While no page is open, a transition is dropped as it arrives:
 //! nothing is serialized for nobody. A window with more than [`MAX_PER_MESSAGE`] transitions (a
 //! whole fleet going down at once) is sent as `event: refetch` instead: the page reloads
-//! its rows, which is cheaper than reading ten thousand transitions it mostly does not
+//! its rows, which is cheaper than reading hundreds of transitions it mostly does not
 //! show. A viewer that falls more than [`BACKLOG`] messages behind (a stalled tab, a slow
 //! link) is told `event: refetch` too, and skips what it missed
 //! ([`refetch_message`]).
@@ -55,8 +55,10 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// changes all the time.
 pub const BACKLOG: usize = 64;
 
-/// A window with more transitions than this is sent as `event: refetch`.
-pub const MAX_PER_MESSAGE: usize = 1000;
+/// A window with more transitions than this is sent as `event: refetch`: as many as the
+/// largest page of rows shows (200); past that, a page's one refetch of its rows is
+/// cheaper for everyone than each viewer reading every transition.
+pub const MAX_PER_MESSAGE: usize = 200;
 
 /// The broadcast of the page's live events: the [`EventsSink`] publishes, each viewer of
 /// `/events` subscribes. Cheap to clone.

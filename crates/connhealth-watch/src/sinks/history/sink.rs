@@ -13,7 +13,7 @@ use crate::store::Store;
 
 /// How often a batch is written: a transition is committed within this (and the time to
 /// write the batch) of the check that made it, so a `kill -9` loses at most that.
-pub const WRITE_EVERY: Duration = Duration::from_millis(250);
+pub const WRITE_EVERY: Duration = Duration::from_millis(500);
 
 /// How often each target's minute under way is saved: a `kill -9` loses at most the
 /// checks of this long (a graceful stop loses none).
