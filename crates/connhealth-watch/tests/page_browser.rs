@@ -47,6 +47,51 @@ fn target(name: &str, address: String, labels: &[(&str, &str)], check: CheckPlan
     TargetPlan::new(name, address, labels, check).expect("a valid target")
 }
 
+/// Writes an hour of per-minute aggregates for each target of `plan` into `dir`'s store
+/// (no state: each target starts unknown, and its checks decide): steady round trips of
+/// a few hundred microseconds, an incident of a few minutes on `api-us-1` and `db-replica`
+/// refusing for its last twelve minutes.
+fn remember_an_hour(dir: &std::path::Path, plan: &connhealth_watch::config::Plan) {
+    use connhealth_watch::state::{minute_of, MinuteAggregate};
+    use connhealth_watch::store::history::{Batch, Identity, Writer};
+    use connhealth_watch::store::Store;
+
+    let store = Store::open(dir).expect("the store opens");
+    let mut conn = store.lock();
+    let mut writer = Writer::new(&conn).expect("a writer");
+    let mut batch = Batch::default();
+    let now = minute_of(std::time::SystemTime::now());
+    for (i, target) in plan.targets.iter().enumerate() {
+        let identity = Identity {
+            address: target.address.clone(),
+            check: target.check.kind().name(),
+        };
+        batch.targets.insert(target.name.clone(), (identity, None));
+        for ago in (1..=59u64).rev() {
+            let failing = match target.name.as_str() {
+                "api-us-1" => (22..=25).contains(&ago),
+                "db-replica" => ago <= 12,
+                _ => false,
+            };
+            let mut minute = MinuteAggregate {
+                minute: now - ago,
+                ..MinuteAggregate::default()
+            };
+            for check in 0..240u64 {
+                // A round trip that wanders: 80 to 400 microseconds.
+                let wobble = (ago * 37 + check * 11 + i as u64 * 53) % 97;
+                let base = 80 + (i as u64 * 40) % 160;
+                let rtt = Duration::from_micros(base + wobble + (ago % 7) * 20);
+                minute.add(!failing, rtt);
+            }
+            batch.minutes.push((target.name.clone(), minute));
+        }
+    }
+    writer
+        .write(&mut conn, &batch)
+        .expect("the hour is written");
+}
+
 /// Runs `script` until it returns true, for at most `limit`; panics with `what`.
 fn wait(browser: &Browser, script: &str, limit: Duration, what: &str) -> Duration {
     match browser.wait_for(script, limit).expect("the script runs") {
@@ -133,7 +178,15 @@ fn the_page_finds_the_targets_shows_a_killed_server_down_live_and_filters_by_lab
             never_rises,
         ),
     ]);
-    let daemon = support::start(plan);
+    // The last hour of each target, as a daemon that had watched them would have kept it:
+    // the page's charts and uptimes then show what they are for.
+    let data = connhealth_testkit::TempDir::new("page-browser-data");
+    remember_an_hour(data.path(), &plan);
+    let options = connhealth_watch::Options {
+        data_dir: Some(data.path().to_owned()),
+        ..support::options(plan.source.clone())
+    };
+    let daemon = connhealth_watch::daemon::Daemon::start(options, plan).expect("the daemon starts");
     for name in [
         "api-eu-1",
         "api-eu-2",
