@@ -50,8 +50,9 @@ use super::extras::{self, Extras};
 use crate::http::{bad_request, Params};
 use crate::reload::Shared;
 use crate::sinks::alerts::Muted;
+use crate::sinks::history::json::AggregateJson;
 use crate::sinks::status::{LastCheckJson, Time, TransitionJson};
-use crate::state::{Fleet, Health, MinuteAggregate, Watched};
+use crate::state::{Fleet, Health, Watched};
 
 /// Rows per page when `limit` is not given.
 pub(crate) const DEFAULT_LIMIT: usize = 50;
@@ -318,7 +319,8 @@ struct Row<'a> {
     /// The last check's time when it succeeded: its round trip.
     rtt_seconds: Option<f64>,
     uptime: Uptime,
-    last_hour: Vec<MinuteJson>,
+    /// Each shaped as `/api/history`'s aggregates.
+    last_hour: Vec<AggregateJson>,
     /// Newest first.
     transitions: Vec<TransitionJson<'a>>,
     muted: Option<MutedJson<'a>>,
@@ -353,7 +355,7 @@ impl<'a> Row<'a> {
                 .last_hour
                 .iter()
                 .filter(|minute| minute.minute >= hour_ago)
-                .map(MinuteJson::of)
+                .map(AggregateJson::of)
                 .collect(),
             transitions: state
                 .transitions
@@ -386,29 +388,6 @@ struct Uptime {
     day: Option<f64>,
     #[serde(rename = "7d")]
     week: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct MinuteJson {
-    /// When the minute began.
-    minute: Time,
-    checks: u32,
-    failures: u32,
-    rtt_avg_seconds: Option<f64>,
-    rtt_max_seconds: Option<f64>,
-}
-
-impl MinuteJson {
-    fn of(minute: &MinuteAggregate) -> MinuteJson {
-        let ok = minute.successes() > 0;
-        MinuteJson {
-            minute: Time(minute.start()),
-            checks: minute.checks,
-            failures: minute.failures,
-            rtt_avg_seconds: minute.rtt_avg().map(|avg| avg.as_secs_f64()),
-            rtt_max_seconds: ok.then(|| f64::from(minute.rtt_max_us) / 1e6),
-        }
-    }
 }
 
 #[derive(Serialize)]

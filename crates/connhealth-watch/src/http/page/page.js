@@ -289,7 +289,7 @@
     }
     node.appendChild(svg('line', { class: 'base', x1: 0, x2: W, y1: MID + 0.5, y2: MID + 0.5 }));
     for (const m of minutes) {
-      const slot = 59 - (nowMinute - Math.floor(m.minute.unix / 60));
+      const slot = 59 - (nowMinute - Math.floor(m.at.unix / 60));
       if (slot < 0 || slot > 59) continue;
       checked++;
       const x = (slot * SLOT + 0.25).toFixed(2);

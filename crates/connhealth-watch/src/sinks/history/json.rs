@@ -52,7 +52,7 @@ struct Answer<'a> {
 }
 
 #[derive(Serialize)]
-struct AggregateJson {
+pub(crate) struct AggregateJson {
     at: Time,
     checks: u32,
     failures: u32,
@@ -62,7 +62,7 @@ struct AggregateJson {
 }
 
 impl AggregateJson {
-    fn of(minute: &MinuteAggregate) -> AggregateJson {
+    pub(crate) fn of(minute: &MinuteAggregate) -> AggregateJson {
         let ok = minute.successes() > 0;
         let seconds = |us: u32| ok.then(|| f64::from(us) / 1e6);
         AggregateJson {

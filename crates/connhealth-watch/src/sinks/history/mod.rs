@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime};
 use crate::state::{minute_of, Fleet, MinuteAggregate, Transition, Watched};
 use crate::store::history::{HourAggregate, LoadedTarget, HOURS_LOADED};
 
-mod json;
+pub(crate) mod json;
 mod sink;
 
 pub use self::json::render;
