@@ -59,6 +59,9 @@ pub struct AlertCounts {
     pub failed: u64,
 }
 
+/// One per-receiver alert family: its name, its help, and the count it reads.
+type AlertFamily = (&'static str, &'static str, fn(&AlertCounts) -> u64);
+
 /// The outcome of the last reload, for `connhealth_config_last_reload_*`.
 #[derive(Debug, Clone, Copy)]
 pub struct ReloadState {
@@ -332,42 +335,32 @@ impl<W: Write> FamilyWriter<'_, W> {
         }
         if !daemon.alerts.is_empty() {
             let kind = MetricType::COUNTER;
-            let sent = daemon
-                .alerts
-                .iter()
-                .map(|counts| {
-                    metric(
-                        vec![label("receiver", counts.receiver)],
-                        kind,
-                        counts.sent as f64,
-                    )
-                })
-                .collect();
-            let sent_family = family(
-                "connhealth_alerts_sent_total",
-                "Notifications an alert receiver took (answered 2xx): one per transition sent; Alertmanager's periodic refreshes of firing alerts are not counted.",
-                kind,
-                sent,
-            );
-            encode(&sent_family, self.out)?;
-            let failed = daemon
-                .alerts
-                .iter()
-                .map(|counts| {
-                    metric(
-                        vec![label("receiver", counts.receiver)],
-                        kind,
-                        counts.failed as f64,
-                    )
-                })
-                .collect();
-            let family = family(
-                "connhealth_alerts_failed_total",
-                "POSTs to an alert receiver that failed: no connection, no answer within 10s, or an answer other than 2xx. Each try counts (a notification is tried again with backoff until it is taken), and so does a failed refresh of Alertmanager's firing alerts.",
-                kind,
-                failed,
-            );
-            encode(&family, self.out)?;
+            let counters: [AlertFamily; 2] = [
+                (
+                    "connhealth_alerts_sent_total",
+                    "Notifications an alert receiver took (answered 2xx): one per transition sent; Alertmanager's periodic refreshes of firing alerts are not counted.",
+                    |counts| counts.sent,
+                ),
+                (
+                    "connhealth_alerts_failed_total",
+                    "POSTs to an alert receiver that failed: no connection, no answer within 10s, or an answer other than 2xx. Each try counts (a notification is tried again with backoff until it is taken), and so does a failed refresh of Alertmanager's firing alerts.",
+                    |counts| counts.failed,
+                ),
+            ];
+            for (name, help, count) in counters {
+                let series = daemon
+                    .alerts
+                    .iter()
+                    .map(|counts| {
+                        metric(
+                            vec![label("receiver", counts.receiver)],
+                            kind,
+                            count(counts) as f64,
+                        )
+                    })
+                    .collect();
+                encode(&family(name, help, kind, series), self.out)?;
+            }
         }
         Ok(())
     }
