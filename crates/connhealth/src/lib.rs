@@ -83,7 +83,7 @@ mod util;
 // liveness (issue 2)
 pub use crate::check::{check, Closed, Status};
 // half-open probes (issue 3)
-pub use crate::probe::{Mode, ProbeError, Prober, ProberBuilder};
+pub use crate::probe::{Mode, ProbeEngine, ProbeError, Prober, ProberBuilder};
 // dead peers (issue 5)
 pub use crate::deadpeer::{DeadPeer, DeadPeerError, DeadPeerSettings};
 pub use crate::inspect::{inspect, Inspection, TcpState};

@@ -43,7 +43,7 @@ fn closed_port() -> SocketAddr {
 #[test]
 fn listening_ipv4_port_is_up_and_the_server_accepts_nothing() {
     let server = listener("127.0.0.1:0");
-    let prober = Prober::new();
+    let prober = probe_support::prober();
     let rtt = runtime()
         .block_on(prober.probe_addr(server.local_addr().unwrap(), Duration::from_secs(2)))
         .unwrap();
@@ -63,7 +63,7 @@ fn listening_ipv4_port_is_up_and_the_server_accepts_nothing() {
 fn listening_ipv6_port_is_up_and_the_server_accepts_nothing() {
     let server = listener("[::1]:0");
     let target = format!("[::1]:{}", server.local_addr().unwrap().port());
-    let result = runtime().block_on(Prober::new().probe(&target, Duration::from_secs(2)));
+    let result = runtime().block_on(probe_support::prober().probe(&target, Duration::from_secs(2)));
     assert!(result.is_ok(), "{result:?}");
     thread::sleep(PAST_DELAYED_ACK);
     #[cfg(not(windows))]
@@ -80,7 +80,7 @@ fn hostname_resolves_and_is_up() {
     let target = format!("localhost:{}", server.local_addr().unwrap().port());
     // Room for the refusal first: on Windows that takes a second or two (`refused_within`).
     let timeout = Duration::from_secs(if cfg!(windows) { 5 } else { 2 });
-    let result = runtime().block_on(Prober::new().probe(&target, timeout));
+    let result = runtime().block_on(probe_support::prober().probe(&target, timeout));
     assert!(result.is_ok(), "{result:?}");
     thread::sleep(PAST_DELAYED_ACK);
     #[cfg(not(windows))]
@@ -106,7 +106,7 @@ fn refused_within() -> Duration {
 fn closed_port_is_refused_at_once() {
     let addr = closed_port();
     let start = Instant::now();
-    let result = runtime().block_on(Prober::new().probe_addr(addr, Duration::from_secs(5)));
+    let result = runtime().block_on(probe_support::prober().probe_addr(addr, Duration::from_secs(5)));
     assert!(matches!(result, Err(ProbeError::Refused)), "{result:?}");
     assert!(start.elapsed() < refused_within(), "{:?}", start.elapsed());
 }
@@ -114,7 +114,7 @@ fn closed_port_is_refused_at_once() {
 #[test]
 fn connect_mode_completes_the_handshake_and_resets_it() {
     let server = listener("127.0.0.1:0");
-    let prober = Prober::builder().mode(Mode::Connect).build();
+    let prober = probe_support::builder().mode(Mode::Connect).build();
     assert_eq!(prober.mode(), Mode::Connect);
     let result =
         runtime().block_on(prober.probe_addr(server.local_addr().unwrap(), Duration::from_secs(2)));
@@ -138,7 +138,7 @@ fn connect_mode_completes_the_handshake_and_resets_it() {
 fn half_open_under_load_is_never_accepted() {
     let servers: Vec<_> = (0..8).map(|_| listener("127.0.0.1:0")).collect();
     let addrs: Vec<_> = servers.iter().map(|s| s.local_addr().unwrap()).collect();
-    let prober = Prober::builder().max_in_flight(512).build();
+    let prober = probe_support::builder().max_in_flight(512).build();
     let probe = || {
         runtime().block_on(async {
             let mut stream = prober.probe_many(
@@ -189,7 +189,7 @@ fn results_never_cross_between_reused_descriptors() {
             }
         })
         .collect();
-    let prober = Prober::new();
+    let prober = probe_support::prober();
     let rt = runtime();
     let probe = || {
         rt.block_on(async {
@@ -254,7 +254,7 @@ fn probes_complete_without_a_tokio_runtime() {
         }
     }
     let server = listener("127.0.0.1:0");
-    let prober = Prober::new();
+    let prober = probe_support::prober();
     assert!(
         block_on(prober.probe_addr(server.local_addr().unwrap(), Duration::from_secs(2))).is_ok()
     );
@@ -273,7 +273,7 @@ fn probes_complete_without_a_tokio_runtime() {
 
 #[test]
 fn bad_target_strings_are_errors_not_panics() {
-    let prober = Prober::new();
+    let prober = probe_support::prober();
     let rt = runtime();
     for target in [
         "",
@@ -364,7 +364,7 @@ fn link_local_peer() -> (Netns, Netns, Prober, TcpListener, &'static str, u32) {
         .unwrap();
     listener.set_nonblocking(true).unwrap();
     let (prober, index) = ours
-        .enter(|| (Prober::new(), index_of(PROBER_END)))
+        .enter(|| (probe_support::prober(), index_of(PROBER_END)))
         .unwrap();
     assert_ne!(index, 0, "{PROBER_END} has no index");
     (ours, peer, prober, listener, PROBER_END, index)
@@ -420,7 +420,7 @@ fn a_name_that_does_not_resolve_is_a_resolve_error_within_the_timeout() {
     // `.invalid` never resolves (RFC 6761), and resolvers answer it locally.
     let timeout = Duration::from_secs(3);
     let start = Instant::now();
-    let result = runtime().block_on(Prober::new().probe("no-such-host.invalid:80", timeout));
+    let result = runtime().block_on(probe_support::prober().probe("no-such-host.invalid:80", timeout));
     assert!(matches!(result, Err(ProbeError::Resolve(_))), "{result:?}");
     assert!(start.elapsed() < timeout + Duration::from_millis(200));
 }
@@ -431,7 +431,7 @@ fn a_hung_resolver_cannot_hold_a_probe_past_its_timeout() {
     if let Some(_netns) = connhealth_testkit::inside_netns() {
         // The child: its resolv.conf names a nameserver on the namespace's loopback whose
         // DNS traffic is dropped, so getaddrinfo waits for its own timeout (seconds).
-        let prober = Prober::new();
+        let prober = probe_support::prober();
         let timeout = Duration::from_millis(500);
         let start = Instant::now();
         let result = runtime().block_on(prober.probe("hung-resolver.invalid:80", timeout));
@@ -457,7 +457,7 @@ fn a_burst_of_names_waits_for_a_few_resolver_threads() {
     if let Some(_netns) = connhealth_testkit::inside_netns() {
         // The child: every resolution hangs (see `hung_resolver`), so every name of the
         // burst holds a resolver thread for seconds, or waits for one.
-        let prober = Prober::new();
+        let prober = probe_support::prober();
         let timeout = Duration::from_millis(500);
         let rt = runtime();
         // One name first ("localhost" is in /etc/hosts): its thread is idle when the
@@ -533,7 +533,7 @@ fn a_dead_peer_policy_bounds_every_probe() {
     let policy = DeadPeer::detect_within(DeadPeer::MIN_BOUND);
     let (server, prober) = netns
         .enter(|| {
-            let prober = Prober::builder().dead_peer(policy).build();
+            let prober = probe_support::builder().dead_peer(policy).build();
             (listener("127.0.0.1:0"), prober)
         })
         .unwrap();
@@ -559,7 +559,7 @@ fn dropped_syns_time_out_at_the_timeout() {
     }
     let netns = Netns::new().unwrap();
     let (server, prober) = netns
-        .enter(|| (listener("127.0.0.1:0"), Prober::new()))
+        .enter(|| (listener("127.0.0.1:0"), probe_support::prober()))
         .unwrap();
     let addr = server.local_addr().unwrap();
     netns.drop_tcp_port(addr.port()).unwrap();
@@ -624,7 +624,7 @@ fn out_of_local_ports_is_exhausted_and_the_prober_waits_for_ports() {
     let netns = Netns::new().unwrap();
     // The listener first: binding port 0 also takes a port from the range.
     let (server, prober) = netns
-        .enter(|| (listener("127.0.0.1:0"), Prober::new()))
+        .enter(|| (listener("127.0.0.1:0"), Prober::builder().raw(false).build()))
         .unwrap();
     netns
         .exec(
@@ -682,7 +682,7 @@ fn out_of_local_ports_toward_one_destination_stalls_only_that_destination() {
             (
                 listener("127.0.0.1:0"),
                 listener("127.0.0.1:0"),
-                Prober::new(),
+                Prober::builder().raw(false).build(),
             )
         })
         .unwrap();
@@ -743,8 +743,8 @@ fn in_flight_limits_hold_probes_back_without_spending_their_timeouts() {
         .enter(|| {
             (
                 listener("127.0.0.1:0"),
-                Prober::builder().max_in_flight(2).build(),
-                Prober::builder().max_in_flight_per_destination(1).build(),
+                probe_support::builder().max_in_flight(2).build(),
+                probe_support::builder().max_in_flight_per_destination(1).build(),
             )
         })
         .unwrap();

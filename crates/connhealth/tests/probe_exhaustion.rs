@@ -41,8 +41,8 @@ fn out_of_descriptors_is_exhausted_and_the_prober_slows_down() {
         .enable_all()
         .build()
         .unwrap();
-    let prober = Prober::builder().max_in_flight(256).build();
-    let one_per_destination = Prober::builder()
+    let prober = Prober::builder().raw(false).max_in_flight(256).build();
+    let one_per_destination = Prober::builder().raw(false)
         .max_in_flight(256)
         .max_in_flight_per_destination(1)
         .build();

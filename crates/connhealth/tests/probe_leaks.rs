@@ -7,7 +7,10 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use connhealth::{ProbeError, Prober};
+#[allow(dead_code)]
+mod probe_support;
+
+use connhealth::ProbeError;
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -40,7 +43,7 @@ fn no_descriptor_leaks_after_100k_mixed_probes() {
                 .unwrap()
                 .local_addr()
                 .unwrap();
-            (servers, closed, dropped, Prober::new())
+            (servers, closed, dropped, probe_support::prober())
         })
         .unwrap();
     netns.drop_tcp_port(dropped.port()).unwrap();

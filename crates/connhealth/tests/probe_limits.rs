@@ -16,7 +16,6 @@ use std::time::Instant;
 
 #[cfg(target_os = "linux")]
 use connhealth::ProbeError;
-use connhealth::Prober;
 #[cfg(target_os = "linux")]
 use connhealth_testkit::require;
 #[cfg(target_os = "linux")]
@@ -30,7 +29,7 @@ fn a_place_given_back_to_a_dropped_waiter_reaches_the_next_one() {
         return;
     }
     let (netns, prober, addr, _, _listeners) =
-        setup(Prober::builder().max_in_flight_per_destination(1));
+        setup(probe_support::builder().max_in_flight_per_destination(1));
     let rt = runtime();
     // The first probe holds the destination's one place until it times out.
     let first = rt.spawn({
@@ -77,7 +76,7 @@ fn probes_waiting_behind_probes_that_time_out_together_still_run() {
         return;
     }
     let (_netns, prober, addr, _, _listeners) =
-        setup(Prober::builder().max_in_flight_per_destination(1));
+        setup(probe_support::builder().max_in_flight_per_destination(1));
     let timeout = Duration::from_millis(200);
     let (first, second, many) = runtime().block_on(async {
         // The second probe waits behind the first, and both time out in the same turn
@@ -110,7 +109,7 @@ fn a_connect_that_fails_at_once_gives_its_place_back() {
     let netns = connhealth_testkit::Netns::new().unwrap();
     netns.unreachable_route("127.77.0.0/16").unwrap();
     let prober = netns
-        .enter(|| Prober::builder().max_in_flight_per_destination(1).build())
+        .enter(|| probe_support::builder().max_in_flight_per_destination(1).build())
         .unwrap();
     let addr = "127.77.0.1:80".parse().unwrap();
     let start = Instant::now();
@@ -147,7 +146,7 @@ fn an_abandoned_probe_gives_its_place_back_at_once() {
     if !require("probes to a dropping target", &["ip", "iptables"]) {
         return;
     }
-    let (_netns, prober, dead, up, _listeners) = setup(Prober::builder().max_in_flight(1));
+    let (_netns, prober, dead, up, _listeners) = setup(probe_support::builder().max_in_flight(1));
     let rt = runtime();
     // A caller gives up on a long probe after 100 ms: its socket must not keep the
     // prober's one place for the minute it asked for.
@@ -167,7 +166,7 @@ fn a_dropped_stream_gives_its_places_back_at_once() {
     if !require("probes to a dropping target", &["ip", "iptables"]) {
         return;
     }
-    let (_netns, prober, dead, up, _listeners) = setup(Prober::builder().max_in_flight(2));
+    let (_netns, prober, dead, up, _listeners) = setup(probe_support::builder().max_in_flight(2));
     let rt = runtime();
     rt.block_on(async {
         let mut stream = prober.probe_many(vec![dead; 2], Duration::from_secs(60));
@@ -187,7 +186,7 @@ fn a_probe_that_never_left_is_the_probers_error_not_the_targets() {
     if !require("probes to a dropping target", &["ip", "iptables"]) {
         return;
     }
-    let (_netns, prober, dead, up, _listeners) = setup(Prober::builder().max_in_flight(1));
+    let (_netns, prober, dead, up, _listeners) = setup(probe_support::builder().max_in_flight(1));
     let rt = runtime();
     let holder = rt.spawn({
         let prober = prober.clone();
@@ -219,7 +218,7 @@ fn an_ipv4_mapped_address_is_the_same_destination_as_its_ipv4_address() {
         return;
     }
     let (_netns, prober, dead, _, _listeners) =
-        setup(Prober::builder().max_in_flight_per_destination(1));
+        setup(probe_support::builder().max_in_flight_per_destination(1));
     // The same listener written as an IPv6 socket would reach it: ::ffff:127.0.0.1.
     let IpAddr::V4(ip) = dead.ip() else {
         unreachable!("the setup's listeners are on 127.0.0.1")
@@ -253,7 +252,7 @@ fn an_ipv4_mapped_address_is_the_same_destination_as_its_ipv4_address() {
 fn a_limit_beyond_any_descriptor_count_still_streams_an_endless_list() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let prober = Prober::builder().max_in_flight(usize::MAX).build();
+    let prober = probe_support::builder().max_in_flight(usize::MAX).build();
     let streamed = runtime().block_on(async {
         // Endless, but it says so if the stream tries to read all of it.
         let mut pulled = 0usize;

@@ -1,5 +1,7 @@
 //! [`ProberBuilder`] and [`Mode`].
 
+use std::ops::RangeInclusive;
+
 use crate::sync::Arc;
 
 use super::engine::Config;
@@ -21,7 +23,13 @@ pub enum Mode {
     /// never sees a connection (nothing in its accept queue, its logs or its connection
     /// count) and no TIME_WAIT is left behind.
     ///
-    /// On Linux the probe socket has TCP_QUICKACK off, so the kernel delays its ACK of
+    /// On Linux, when the process may open raw sockets (`CAP_NET_RAW`), the prober runs
+    /// the raw engine ([`ProbeEngine::Raw`], see [`Mode::Raw`]): no socket per probe, and
+    /// about twice the probes per core. Without the capability it logs once why, and
+    /// runs the socket engine ([`ProbeEngine::Sockets`]), as it does with
+    /// [`ProberBuilder::raw`]`(false)` and on every other system.
+    ///
+    /// With the socket engine, on Linux the probe socket has TCP_QUICKACK off, so the kernel delays its ACK of
     /// the SYN-ACK (by ~40-200 ms), and the engine closes it with a zero linger as soon
     /// as the SYN-ACK arrives, which sends an RST instead. Other systems have no
     /// TCP_QUICKACK: there the kernel ACKs at once and `HalfOpen` behaves exactly like
@@ -33,6 +41,50 @@ pub enum Mode {
     /// behind a SYN proxy or SYN cookies in front of the real listener, where a SYN-ACK
     /// proves only that the proxy is up.
     Connect,
+    /// Half-open probes from the raw engine, or nothing: SYNs built in user space and
+    /// sent in batches from one raw socket, replies read through a filter on the
+    /// prober's source ports; the kernel answers each SYN-ACK with the RST, since no
+    /// socket owns the port. Linux only, and only with `CAP_NET_RAW` (root has it): if
+    /// the raw sockets cannot be opened, every probe fails with [`ProbeError::Io`]
+    /// saying why, and [`Prober::engine`] is `None`. See the [module docs](super) for
+    /// what the raw engine sends, how it tells its replies from forgeries, and the
+    /// host firewall rules it needs.
+    ///
+    /// [`ProbeError::Io`]: super::ProbeError::Io
+    /// [`Prober::engine`]: super::Prober::engine
+    Raw,
+}
+
+/// Which engine runs a [`Prober`]'s probes; see [`Prober::engine`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeEngine {
+    /// One raw socket for every probe: [`Mode::Raw`], or [`Mode::HalfOpen`] with
+    /// `CAP_NET_RAW` on Linux.
+    Raw,
+    /// A socket per probe, closed as soon as its connect completes: [`Mode::Connect`],
+    /// and [`Mode::HalfOpen`] without raw sockets.
+    Sockets,
+}
+
+impl ProbeEngine {
+    /// `"raw"` or `"sockets"`: the label a metric or a log line uses.
+    ///
+    /// ```
+    /// assert_eq!(connhealth::ProbeEngine::Raw.as_str(), "raw");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeEngine::Raw => "raw",
+            ProbeEngine::Sockets => "sockets",
+        }
+    }
+}
+
+impl std::fmt::Display for ProbeEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Builds a [`Prober`]; see [`Prober::builder`].
@@ -52,6 +104,8 @@ pub struct ProberBuilder {
     max_in_flight: usize,
     max_in_flight_per_destination: usize,
     dead_peer: Option<DeadPeer>,
+    raw: bool,
+    raw_source_ports: Option<RangeInclusive<u16>>,
 }
 
 impl Default for ProberBuilder {
@@ -66,12 +120,15 @@ impl Default for ProberBuilder {
             // so a probe burst never fills one listener's SYN queue.
             max_in_flight_per_destination: 64,
             dead_peer: None,
+            raw: true,
+            raw_source_ports: None,
         }
     }
 }
 
 impl ProberBuilder {
-    /// How probes end: [`Mode::HalfOpen`] (the default) or [`Mode::Connect`].
+    /// How probes end: [`Mode::HalfOpen`] (the default), [`Mode::Connect`], or
+    /// [`Mode::Raw`].
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
         self
@@ -111,6 +168,34 @@ impl ProberBuilder {
         self
     }
 
+    /// Whether [`Mode::HalfOpen`] may run the raw engine when the process can open raw
+    /// sockets (default `true`). With `false` it always runs a socket per probe.
+    /// [`Mode::Raw`] ignores this.
+    ///
+    /// ```
+    /// use connhealth::{ProbeEngine, Prober};
+    /// let prober = Prober::builder().raw(false).build();
+    /// assert_eq!(prober.engine(), Some(ProbeEngine::Sockets));
+    /// ```
+    pub fn raw(mut self, allow: bool) -> Self {
+        self.raw = allow;
+        self
+    }
+
+    /// The source ports the raw engine sends its SYNs from (default: a range of
+    /// `net.ipv4.ip_local_reserved_ports` of at least 1024 ports if one is set, else the
+    /// ports above `net.ipv4.ip_local_port_range`, 61000-65535 by default). The kernel
+    /// never picks a port of either for a socket of its own, so a SYN-ACK to one of them
+    /// finds no socket and the kernel resets it. Reserve the range
+    /// (`sysctl net.ipv4.ip_local_reserved_ports=61000-65535`) so that no program binds
+    /// it explicitly either. The range needs at least as many ports as
+    /// `max_in_flight_per_destination`: a probe finds its port free only when fewer
+    /// probes than the range holds are in flight to its address.
+    pub fn raw_source_ports(mut self, ports: RangeInclusive<u16>) -> Self {
+        self.raw_source_ports = Some(ports);
+        self
+    }
+
     /// Starts the prober's engine thread and returns the prober.
     ///
     /// The engine thread is spawned from the calling thread and inherits its network
@@ -122,14 +207,18 @@ impl ProberBuilder {
             mode: self.mode,
             max_in_flight: self.max_in_flight,
             max_in_flight_per_destination: self.max_in_flight_per_destination,
+            raw: self.raw,
+            raw_source_ports: self.raw_source_ports,
         })
         .map_err(|err| {
             tracing::error!(%err, "connhealth: cannot start the probe engine");
             err.to_string()
         });
+        let kind = engine.as_ref().ok().map(EngineHandle::kind);
         Prober {
             inner: Arc::new(Inner {
                 engine,
+                kind,
                 mode: self.mode,
                 max_in_flight: self.max_in_flight,
                 dead_peer: self.dead_peer,

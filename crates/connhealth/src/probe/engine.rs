@@ -118,6 +118,7 @@ use super::deadlines::Deadlines;
 use super::destination::{destination, Destination, Stall};
 use super::inbox::{Inbox, Job, ProbeId, ProbeResult, Reply, Submission};
 use super::name::{Attempt, NameProbe, Next};
+use super::raw::{retransmit_at, Answer, Raw};
 use super::resolver::{ResolveJob, Resolvers};
 use super::results::{FeedResult, SharedResults};
 use super::{Mode, ProbeError};
@@ -138,11 +139,17 @@ const EXHAUSTED_RETRY: Duration = Duration::from_millis(10);
 /// into a state where every check was late. 256 SYNs are about 2 ms of work.
 const MAX_STARTS_PER_TURN: usize = 256;
 
+/// How soon the raw wire tries again to send SYNs the system had no buffers for.
+const RAW_BACKLOG_RETRY: Duration = Duration::from_millis(1);
+
 /// What the engine is built with.
 pub(crate) struct Config {
     pub(crate) mode: Mode,
     pub(crate) max_in_flight: usize,
     pub(crate) max_in_flight_per_destination: usize,
+    /// Whether [`Mode::HalfOpen`] may run the raw wire.
+    pub(crate) raw: bool,
+    pub(crate) raw_source_ports: Option<std::ops::RangeInclusive<u16>>,
 }
 
 /// Registered with a probe future's channel while its probe is in flight: woken when
@@ -164,10 +171,17 @@ enum Phase {
     /// Queued, parked behind its destination's limit, or stalled on exhaustion.
     Waiting,
     InFlight {
-        socket: Socket,
+        link: Link,
         start: Instant,
     },
     Resolving,
+}
+
+/// What a probe in flight holds: its socket, or (on the raw wire) its source port and
+/// how many times its SYN was sent again.
+enum Link {
+    Socket(Socket),
+    Raw { port: u16, resent: u8 },
 }
 
 /// One probe (or one name resolution) in the engine's table.
@@ -239,6 +253,12 @@ pub(crate) struct Engine {
     resolvers: Arc<Resolvers>,
     poller: Poller,
     half_open: bool,
+    /// The raw wire, when the engine runs it: no socket per probe.
+    raw: Option<Raw>,
+    /// The raw wire has SYNs the system had no buffers for: flush again soon.
+    raw_backlog: bool,
+    answers: Vec<(ProbeId, Answer)>,
+    send_failed: Vec<(ProbeId, io::Error)>,
     max_in_flight: usize,
     max_per_destination: u32,
     /// Every probe has an entry here, named by its [`ProbeId`].
@@ -270,12 +290,21 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(config: Config, inbox: Arc<Inbox>, poller: Poller) -> Engine {
+    pub(crate) fn new(
+        config: Config,
+        inbox: Arc<Inbox>,
+        poller: Poller,
+        raw: Option<Raw>,
+    ) -> Engine {
         Engine {
             inbox,
             resolvers: Arc::default(),
             poller,
-            half_open: config.mode == Mode::HalfOpen,
+            half_open: config.mode != Mode::Connect,
+            raw,
+            raw_backlog: false,
+            answers: Vec::new(),
+            send_failed: Vec::new(),
             max_in_flight: config.max_in_flight.max(1),
             max_per_destination: config
                 .max_in_flight_per_destination
@@ -303,6 +332,7 @@ impl Engine {
             // without sleeping, and wake them if there is none.
             // Probes left to start after a turn's quota: look again at once, too.
             let timeout = match self.to_wake.is_empty() && !self.more_to_start {
+                true if self.raw_backlog => Some(RAW_BACKLOG_RETRY),
                 true => self.next_timeout(Instant::now()),
                 false => Some(Duration::ZERO),
             };
@@ -321,6 +351,8 @@ impl Engine {
             for &token in &tokens {
                 if token == WAKE_TOKEN {
                     self.inbox.waker().reset();
+                } else if let Some(heard) = Raw::heard(token).filter(|_| self.raw.is_some()) {
+                    self.hear(heard, now);
                 } else {
                     self.ready(ProbeId::from_token(token), now);
                 }
@@ -335,6 +367,7 @@ impl Engine {
             self.expire(now);
             self.retry_stalled(now);
             self.start_queued();
+            self.flush_raw();
             self.flush_wakes(idle);
         }
     }
@@ -407,11 +440,20 @@ impl Engine {
         self.deadlines.disarm(id.index);
         let mut sent = None;
         match mem::replace(&mut probe.phase, Phase::Waiting) {
-            Phase::InFlight { socket, start } => {
+            Phase::InFlight { link, start } => {
                 sent = Some(start);
-                self.poller.remove(borrow(&socket));
-                // The zero linger turns this close into an RST, now.
-                drop(socket);
+                match link {
+                    Link::Socket(socket) => {
+                        self.poller.remove(borrow(&socket));
+                        // The zero linger turns this close into an RST, now.
+                        drop(socket);
+                    }
+                    Link::Raw { port, .. } => {
+                        if let Some(raw) = &mut self.raw {
+                            raw.end(destination(probe.addr), port);
+                        }
+                    }
+                }
                 self.in_flight -= 1;
                 self.pass_turn(probe.addr, Gave::ItsPlace);
                 // A descriptor and a local port just came back.
@@ -463,7 +505,11 @@ impl Engine {
         let Some(probe) = self.probe_mut(id) else {
             return;
         };
-        let Phase::InFlight { socket, start } = &probe.phase else {
+        let Phase::InFlight {
+            link: Link::Socket(socket),
+            start,
+        } = &probe.phase
+        else {
             return;
         };
         let result = match socket.take_error() {
@@ -472,6 +518,53 @@ impl Engine {
         };
         let finished = self.take(id);
         self.deliver(finished, result);
+    }
+
+    /// Reads the replies queued on the raw socket `heard` (a batch of them: the poller
+    /// reports the socket again while more are queued) and ends the probes they answer.
+    fn hear(&mut self, heard: sys::Heard, now: Instant) {
+        let Some(raw) = &mut self.raw else {
+            return;
+        };
+        let mut answers = mem::take(&mut self.answers);
+        if let Err(err) = raw.receive(heard, &mut answers) {
+            tracing::warn!(%err, "probe engine: reading the raw socket failed");
+        }
+        for (id, answer) in answers.drain(..) {
+            let Some(probe) = self.probe_mut(id) else {
+                continue;
+            };
+            let Phase::InFlight { start, .. } = probe.phase else {
+                continue;
+            };
+            let result = match answer {
+                Answer::SynAck => Ok(now.saturating_duration_since(start)),
+                Answer::Reset => Err(ProbeError::Refused),
+                Answer::Unreachable(code) => {
+                    Err(ProbeError::from_connect(io::Error::from_raw_os_error(code)))
+                }
+            };
+            let finished = self.take(id);
+            self.deliver(finished, result);
+        }
+        self.answers = answers;
+    }
+
+    /// Sends the SYNs the turn batched on the raw wire, and ends the probes whose SYN the
+    /// system refused for good (no route).
+    fn flush_raw(&mut self) {
+        let Some(raw) = &mut self.raw else {
+            return;
+        };
+        let mut failed = mem::take(&mut self.send_failed);
+        self.raw_backlog = !raw.flush(&mut failed);
+        for (id, err) in failed.drain(..) {
+            if self.probe_mut(id).is_some() {
+                let finished = self.take(id);
+                self.deliver(finished, Err(ProbeError::from_connect(err)));
+            }
+        }
+        self.send_failed = failed;
     }
 
     fn expire(&mut self, now: Instant) {
@@ -491,6 +584,26 @@ impl Engine {
             let Some(probe) = self.probe_mut(id) else {
                 continue;
             };
+            if let Phase::InFlight {
+                link: Link::Raw { port, resent },
+                start,
+            } = &mut probe.phase
+            {
+                // On the raw wire a deadline before the probe's own is a retransmission.
+                if probe.deadline.is_some_and(|deadline| deadline > now) {
+                    let (addr, port, start) = (probe.addr, *port, *start);
+                    *resent += 1;
+                    let next = retransmit_at(start, *resent + 1);
+                    let at = next.into_iter().chain(probe.deadline).min();
+                    if let Some(raw) = &mut self.raw {
+                        raw.resend(id, destination(addr), port);
+                    }
+                    if let Some(at) = at {
+                        self.deadlines.arm(index, at);
+                    }
+                    continue;
+                }
+            }
             // Parked behind its destination's stall, it waited for a local port.
             let (addr, hold) = (probe.addr, probe.hold);
             let destination_stall = match hold {
@@ -581,19 +694,25 @@ impl Engine {
                 continue;
             }
             starts += 1;
-            let started = sys::start_connect(&addr, self.half_open).and_then(|socket| {
-                self.poller
-                    .add(borrow(&socket), id.token())
-                    .map(|()| socket)
-            });
+            let started = match &mut self.raw {
+                Some(raw) => raw
+                    .start(id, destination(addr))
+                    .map(|port| Link::Raw { port, resent: 0 }),
+                None => sys::start_connect(&addr, self.half_open).and_then(|socket| {
+                    self.poller
+                        .add(borrow(&socket), id.token())
+                        .map(|()| Link::Socket(socket))
+                }),
+            };
             match started {
-                Ok(socket) => {
+                Ok(link) => {
                     let inbox = &self.inbox;
                     let probe = self.entries[id.index as usize]
                         .probe
                         .as_mut()
                         .expect("a live probe");
-                    probe.phase = Phase::InFlight { socket, start };
+                    let raw = matches!(link, Link::Raw { .. });
+                    probe.phase = Phase::InFlight { link, start };
                     probe.hold = Hold::Free;
                     // Hear of it if the caller goes away while the probe is in flight.
                     let caller_gone = match probe.reply.future_mut() {
@@ -612,6 +731,13 @@ impl Engine {
                         let at = deadline_after(start, timeout);
                         probe.deadline = Some(at);
                         self.deadlines.arm(id.index, at);
+                    }
+                    if raw {
+                        // The first retransmission, if it comes before the timeout.
+                        let first = retransmit_at(start, 1);
+                        if let Some(at) = first.filter(|at| probe.deadline.is_none_or(|d| *at < d)) {
+                            self.deadlines.arm(id.index, at);
+                        }
                     }
                     self.in_flight += 1;
                     let dest = self.destinations.entry(destination(addr)).or_default();

@@ -4,8 +4,12 @@
 use std::io;
 use std::thread;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::engine::{Config, Engine};
 use super::inbox::Inbox;
+use super::raw::Raw;
+use super::{Mode, ProbeEngine};
 use crate::sync::Arc;
 use crate::sys::probe::{Poller, Waker};
 
@@ -13,6 +17,7 @@ use crate::sys::probe::{Poller, Waker};
 /// socket it still holds, and waits for it.
 pub(crate) struct EngineHandle {
     inbox: Arc<Inbox>,
+    kind: ProbeEngine,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -25,18 +30,45 @@ impl std::fmt::Debug for EngineHandle {
 impl EngineHandle {
     /// Starts the engine thread. It is spawned from the calling thread and so inherits
     /// its network namespace: every probe socket is created there.
+    ///
+    /// The raw wire's sockets are opened here too, for [`Mode::Raw`] (whose error this
+    /// returns) and for [`Mode::HalfOpen`] unless the builder said no (which falls back
+    /// to a socket per probe, and says why once per process).
     pub(crate) fn start(config: Config) -> io::Result<EngineHandle> {
         let waker = Waker::new()?;
-        let poller = Poller::new(waker.readable())?;
+        let mut poller = Poller::new(waker.readable())?;
+        let raw = match (config.mode, config.raw) {
+            (Mode::Raw, _) => Some(Raw::open(config.raw_source_ports.clone(), &mut poller)?),
+            (Mode::HalfOpen, true) => {
+                match Raw::open(config.raw_source_ports.clone(), &mut poller) {
+                    Ok(raw) => Some(raw),
+                    Err(err) => {
+                        fall_back_once(&err);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let kind = match raw {
+            Some(_) => ProbeEngine::Raw,
+            None => ProbeEngine::Sockets,
+        };
         let inbox = Arc::new(Inbox::new(waker));
-        let engine = Engine::new(config, Arc::clone(&inbox), poller);
+        let engine = Engine::new(config, Arc::clone(&inbox), poller, raw);
         let thread = thread::Builder::new()
             .name("connhealth-probe".into())
             .spawn(move || engine.run())?;
         Ok(EngineHandle {
             inbox,
+            kind,
             thread: Some(thread),
         })
+    }
+
+    /// Which engine runs.
+    pub(crate) fn kind(&self) -> ProbeEngine {
+        self.kind
     }
 
     /// Where callers hand the engine their work.
@@ -55,5 +87,17 @@ impl Drop for EngineHandle {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// Says once per process why half-open probes run a socket each: a daemon that builds
+/// several probers, or rebuilds one at each reload, should not repeat it.
+fn fall_back_once(err: &io::Error) {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        tracing::info!(
+            %err,
+            "connhealth: half-open probes use a socket each (the raw engine is not available)"
+        );
     }
 }

@@ -189,11 +189,12 @@ mod handle;
 mod inbox;
 mod many;
 mod name;
+mod raw;
 mod resolver;
 mod results;
 mod target;
 
-pub use self::builder::{Mode, ProberBuilder};
+pub use self::builder::{Mode, ProbeEngine, ProberBuilder};
 pub use self::error::ProbeError;
 pub use self::feed::ProbeFeed;
 pub use self::many::ProbeMany;
@@ -241,6 +242,7 @@ pub struct Prober {
 
 struct Inner {
     engine: Result<EngineHandle, String>,
+    kind: Option<ProbeEngine>,
     mode: Mode,
     max_in_flight: usize,
     dead_peer: Option<DeadPeer>,
@@ -250,6 +252,7 @@ impl std::fmt::Debug for Prober {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prober")
             .field("mode", &self.inner.mode)
+            .field("engine", &self.inner.kind)
             .field("max_in_flight", &self.inner.max_in_flight)
             .field("running", &self.inner.engine.is_ok())
             .finish()
@@ -281,6 +284,20 @@ impl Prober {
     /// The mode this prober was built with.
     pub fn mode(&self) -> Mode {
         self.inner.mode
+    }
+
+    /// The engine that runs this prober's probes: [`ProbeEngine::Raw`] or
+    /// [`ProbeEngine::Sockets`] (see [`Mode::HalfOpen`]), or `None` when it could not
+    /// start (each probe then says why: for [`Mode::Raw`], most often the missing
+    /// `CAP_NET_RAW`).
+    ///
+    /// ```
+    /// use connhealth::{Mode, ProbeEngine, Prober};
+    /// let prober = Prober::builder().mode(Mode::Connect).build();
+    /// assert_eq!(prober.engine(), Some(ProbeEngine::Sockets));
+    /// ```
+    pub fn engine(&self) -> Option<ProbeEngine> {
+        self.inner.kind
     }
 
     /// The timeout a probe given `timeout` really gets: `timeout`, capped at the bound of

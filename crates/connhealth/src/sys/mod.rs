@@ -20,6 +20,8 @@ pub(crate) mod clock;
 mod failure;
 #[cfg(any(windows, not(target_os = "linux"), connhealth_portable, test))]
 pub(crate) mod poll_set;
+#[cfg(not(target_os = "linux"))]
+pub(crate) mod raw_none;
 pub(crate) mod wait;
 
 pub(crate) use self::failure::Failure;

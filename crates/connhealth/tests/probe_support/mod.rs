@@ -1,5 +1,23 @@
 //! Shared by the prober's tests.
 
+/// A builder for the engine under test: the library's own choice (on Linux as root, the
+/// raw engine), or a socket per probe with `CONNHEALTH_TEST_ENGINE=sockets` (`.ci/run`
+/// runs the probe tests both ways).
+#[allow(dead_code)] // not every test file that shares this module builds its own
+pub fn builder() -> connhealth::ProberBuilder {
+    match std::env::var("CONNHEALTH_TEST_ENGINE").as_deref() {
+        Ok("sockets") => connhealth::Prober::builder().raw(false),
+        Ok("raw") => connhealth::Prober::builder().mode(connhealth::Mode::Raw),
+        _ => connhealth::Prober::builder(),
+    }
+}
+
+/// A prober with the defaults, on the engine under test (see [`builder`]).
+#[allow(dead_code)]
+pub fn prober() -> connhealth::Prober {
+    builder().build()
+}
+
 /// The runtime the probe tests' callers run on: two workers, as a service would have.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

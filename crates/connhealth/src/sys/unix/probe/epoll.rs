@@ -51,6 +51,13 @@ impl Epoll {
         self.ctl_add(fd.as_raw_fd(), libc::EPOLLOUT | libc::EPOLLET, token)
     }
 
+    /// Registers one of the raw engine's sockets, level-triggered for `EPOLLIN`: it is
+    /// reported at every wait while datagrams are queued, so a turn may read a batch and
+    /// leave the rest for the next.
+    pub(crate) fn add_readable(&mut self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        self.ctl_add(fd.as_raw_fd(), libc::EPOLLIN, token)
+    }
+
     /// Called before a registered socket is closed. Closing the only descriptor of a
     /// socket removes it from every epoll set, so there is nothing to do.
     pub(crate) fn remove(&mut self, _fd: BorrowedFd<'_>) {}

@@ -13,6 +13,9 @@
 //! the portable backends (`.ci/run`). It leaves TCP_QUICKACK alone: that is a property of
 //! the socket, not of the readiness backend, and the half-open tests need it.
 //!
+//! On Linux, `raw.rs` holds the raw engine's sockets (either poller registers them with
+//! `add_readable`); elsewhere `sys/raw_none.rs` stands in, and opening them fails.
+//!
 //! The engine sees one interface whichever row is chosen: `Poller::new(waker)`,
 //! `add(fd, token)`, `remove(fd)` before a close, `wait(timeout, &mut tokens)`; and
 //! `Waker::new()`, `readable()`, `wake()`, `reset()`.
@@ -27,6 +30,8 @@ mod eventfd;
 mod pipe;
 #[cfg(any(not(target_os = "linux"), connhealth_portable, test))]
 mod poll;
+#[cfg(target_os = "linux")]
+mod raw;
 mod socket;
 
 #[cfg(all(target_os = "linux", not(connhealth_portable)))]
@@ -37,7 +42,11 @@ pub(crate) use self::eventfd::EventFd as Waker;
 pub(crate) use self::pipe::Pipe as Waker;
 #[cfg(any(not(target_os = "linux"), connhealth_portable))]
 pub(crate) use self::poll::Poll as Poller;
+#[cfg(target_os = "linux")]
+pub(crate) use self::raw::{source_for, sysctl, Heard, RawSockets};
 pub(crate) use self::socket::{classify, start_connect};
+#[cfg(not(target_os = "linux"))]
+pub(crate) use crate::sys::raw_none::{source_for, sysctl, Heard, RawSockets};
 use crate::sys::wait::timeout_ms;
 pub(crate) use crate::sys::wait::WAKE_TOKEN;
 

@@ -53,6 +53,13 @@ impl Poll {
         Ok(())
     }
 
+    /// Registers one of the raw engine's sockets, reported while datagrams are queued.
+    #[cfg_attr(not(all(target_os = "linux", connhealth_portable)), allow(dead_code))]
+    pub(crate) fn add_readable(&mut self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        self.push(fd.as_raw_fd(), libc::POLLIN, token);
+        Ok(())
+    }
+
     /// Must be called before the socket is closed (see [`PollSet::remove`]).
     pub(crate) fn remove(&mut self, fd: BorrowedFd<'_>) {
         self.set.remove(fd.as_raw_fd());
