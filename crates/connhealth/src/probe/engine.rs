@@ -32,6 +32,20 @@
 //!    [`SharedResults`] (a stream or a feed), and the probe's entry moves on to its next
 //!    generation, so that an old token or deadline misses whatever comes next.
 //!
+//! # The raw wire
+//!
+//! With a [`Raw`] wire (`raw/`), step 2.4 takes a source port and batches a SYN instead
+//! of opening a socket, and the turn ends by sending the batch ([`Engine::flush_raw`]).
+//! The raw sockets are in the poller under tokens of their own, just below the waker's;
+//! step 2.1 reads a batch of replies from each one reported ([`Engine::hear`]) and ends
+//! the probes they answer, as it closes ready sockets on the other wire. A probe in
+//! flight holds [`Link::Raw`] (its port and how many times its SYN was re-sent) instead
+//! of [`Link::Socket`]; its deadline in the heap is its next retransmission while that
+//! comes before its timeout, and step 2.3 re-sends it and arms the next. No descriptor
+//! is spent per probe, so the raw wire has no descriptor exhaustion; out of socket
+//! buffers (`ENOBUFS`), the SYNs not sent stay batched and go in 1 ms. The delayed-ACK
+//! window below does not concern it: the kernel resets the handshake itself.
+//!
 //! # The table and its ids
 //!
 //! Probes live in a table of entries ([`Entry`]), reused through a free list. A probe is
@@ -735,7 +749,8 @@ impl Engine {
                     if raw {
                         // The first retransmission, if it comes before the timeout.
                         let first = retransmit_at(start, 1);
-                        if let Some(at) = first.filter(|at| probe.deadline.is_none_or(|d| *at < d)) {
+                        if let Some(at) = first.filter(|at| probe.deadline.is_none_or(|d| *at < d))
+                        {
                             self.deadlines.arm(id.index, at);
                         }
                     }

@@ -26,9 +26,29 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # Two engines
+//!
+//! A prober runs one of two engines, and [`Prober::engine`] says which:
+//!
+//! * **The raw engine** ([`ProbeEngine::Raw`]), on Linux when the process may open raw
+//!   sockets (`CAP_NET_RAW`; root has it): no socket per probe. [`Mode::HalfOpen`] runs
+//!   it when it can, and [`Mode::Raw`] runs it or nothing. It does about twice the
+//!   probes per core of the socket engine; see *The raw engine* below.
+//! * **The socket engine** ([`ProbeEngine::Sockets`]): a socket per probe, closed as
+//!   soon as its connect completes; everywhere, with no privilege. [`Mode::HalfOpen`]
+//!   falls back to it without the capability (and says so once, through `tracing`),
+//!   [`Mode::Connect`] always runs it, and [`ProberBuilder::raw`]`(false)` keeps
+//!   half-open probes on it.
+//!
+//! Both give the same results for the same targets: the limits, the queue, the
+//! deadlines, [`ProbeError`]'s meanings and the [`ProbeFeed`] are one engine's, with
+//! two ways of putting a SYN on the wire.
+//!
 //! # How a half-open probe stays half-open
 //!
-//! On Linux each probe socket gets TCP_QUICKACK off (delayed-ACK mode) and a zero linger
+//! On the raw engine there is no socket: the SYN is built and sent from user space, and
+//! when the SYN-ACK arrives the kernel finds no socket on its port and answers it with
+//! an RST itself, at once. With the socket engine, on Linux each probe socket gets TCP_QUICKACK off (delayed-ACK mode) and a zero linger
 //! *before* the connect. When the SYN-ACK arrives the kernel marks the socket connected
 //! but holds back its ACK for the delayed-ACK timer (~40 ms, at most ~200 ms). The engine
 //! sees the socket writable and closes it at once: the zero linger turns the close into
@@ -45,6 +65,71 @@
 //! [`ProbeError::Refused`] rather than [`ProbeError::TimedOut`]. `WSAPoll` reports a
 //! failed connect on Windows 10 2004 and later; on earlier releases a refused probe reads
 //! as a timeout.
+//!
+//! # The raw engine
+//!
+//! What `limits.c raw`-style scanners (zmap, masscan) do, for a health checker:
+//!
+//! * **Sending.** Each SYN is built in user space with the options a Linux SYN carries
+//!   (MSS, SACK permitted, timestamps, window scale), so that servers and middleboxes
+//!   answer it as they answer the kernel's. A turn's SYNs leave in one `sendmmsg` per
+//!   address family, from one raw socket (IPv4) and one IPv6 raw socket, which the
+//!   kernel checksums.
+//! * **Receiving.** SYN-ACKs and RSTs come back through the same raw sockets, ICMP and
+//!   ICMPv6 destination unreachable through two more; a classic BPF filter on each, in
+//!   the kernel, keeps only the packets to (or quoting) the engine's source ports, so
+//!   other traffic costs the host one filter run per packet and nothing in the engine.
+//! * **Validation.** A SYN's sequence number is a keyed hash of the target's address and
+//!   port and the probe's source port, with a key drawn at random when the engine starts.
+//!   A reply counts only if it comes from the probe's target, to its port, and
+//!   acknowledges that number (an ICMP error must quote it). A stray or forged SYN-ACK
+//!   from anyone who cannot see the prober's SYNs marks nothing up.
+//! * **Retransmission.** An unanswered SYN is sent again on the kernel's schedule (after
+//!   1 s, then 2 s, 4 s, ... later) until the probe's timeout, so a lost SYN does not
+//!   read as a dead target.
+//! * **Source ports.** By default the first range of at least 1024 ports in
+//!   `net.ipv4.ip_local_reserved_ports`, else the ports above
+//!   `net.ipv4.ip_local_port_range` (61000-65535 with Linux's defaults):
+//!   the kernel never picks a port of either for a socket of its own, so a SYN-ACK to one
+//!   finds no socket. [`ProberBuilder::raw_source_ports`] names another range. A
+//!   program that *binds* one of these ports explicitly could still collide with a probe;
+//!   reserving the range stops that: `sysctl net.ipv4.ip_local_reserved_ports=61000-65535`.
+//!   A probe's port is unique among the probes in flight to its address, as a connect's
+//!   is; with the range's ports all in flight to one address, that address waits
+//!   (or gets [`ProbeError::Exhausted`]), as with the socket engine's local ports.
+//! * Everything else is the socket engine's: `max_in_flight`,
+//!   `max_in_flight_per_destination`, the queue, timeouts from the SYN, names, the
+//!   feed, and the results: SYN-ACK is `Ok`, RST is [`ProbeError::Refused`], ICMP
+//!   unreachable is [`ProbeError::Unreachable`] (or `Refused` for a port unreachable), no
+//!   answer is [`ProbeError::TimedOut`], no route is `Unreachable` at once.
+//!
+//! ## The host firewall, and how to tell it is in the way
+//!
+//! The raw engine relies on the prober's own kernel to reset each half-open handshake:
+//! the SYN-ACK must reach the kernel's TCP, and its RST must leave. Raw sockets see a
+//! packet after the `INPUT` chain, so a firewall that drops the SYN-ACK makes the probe
+//! time out, as it would for a socket. What only the raw engine needs is the RST:
+//!
+//! * Rules that drop outgoing RSTs (`iptables -A OUTPUT -p tcp --tcp-flags RST RST -j
+//!   DROP`, a common recipe for user-space scanners, or an `nftables` equivalent) stop
+//!   them. Probes still succeed, but each one leaves a half-open connection on its target
+//!   (`SYN-RECV`), which re-sends its SYN-ACK for about a minute: a health checker with
+//!   thousands of targets would fill their SYN queues. Allow RSTs from the engine's
+//!   source ports, or build the prober with [`ProberBuilder::raw`]`(false)`.
+//! * A stateful `INPUT` policy (`-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`)
+//!   lets the SYN-ACKs in: conntrack sees the raw SYN leave, as it sees the kernel's.
+//!
+//! To tell: on a target, `ss -tn state syn-recv` lists half-open connections from the
+//! prober's address that outlive its probes; on the prober, `nstat -az TcpOutRsts`
+//! grows by one per answered probe when the RSTs leave. The engine watches for it too:
+//! SYN-ACKs that keep arriving after their probe ended are the targets' retransmissions,
+//! and when they are as many as half of the answers, it logs a warning once.
+//!
+//! A process may run several raw probers; each picks its ports from the range at a
+//! random offset, and two probes from different probers collide only when both are in
+//! flight to the same address from the same port at once: the target takes the second
+//! SYN for a repeat of the first, and the second probe waits for its retransmission or
+//! its timeout.
 //!
 //! # The engine, and why it is a thread of its own
 //!

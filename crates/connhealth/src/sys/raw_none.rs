@@ -9,6 +9,8 @@ use std::ops::RangeInclusive;
 
 use crate::sys::probe::Poller;
 
+pub(crate) const RECV_BATCH: usize = 64;
+
 /// Which of the raw sockets a datagram came from; none exist here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Heard {}

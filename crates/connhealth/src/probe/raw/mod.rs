@@ -42,6 +42,10 @@ const FIRST_TOKEN: u64 = sys::WAKE_TOKEN - 1;
 /// change; a lookup is four system calls).
 const SOURCE_TTL: Duration = Duration::from_secs(10);
 
+/// At most this many datagrams are read from one raw socket per engine turn, so that
+/// a flood of replies cannot hold back the turn's other steps.
+const MAX_READ_PER_TURN: usize = 256;
+
 /// The kernel's SYN retries (`net.ipv4.tcp_syn_retries`' default).
 const MAX_RETRANSMITS: u8 = 6;
 
@@ -240,10 +244,27 @@ impl Raw {
         all4 && all6
     }
 
-    /// Reads one batch of datagrams from the socket `heard`, and appends each valid reply
-    /// to a probe in flight to `answers`. Returns how many datagrams were read (fewer than
-    /// a batch: the socket is drained).
+    /// Reads the datagrams queued on the socket `heard`, up to [`MAX_READ_PER_TURN`], and
+    /// appends each valid reply to a probe in flight to `answers`. (The poller reports the
+    /// socket again while more are queued.)
     pub(crate) fn receive(
+        &mut self,
+        heard: Heard,
+        answers: &mut Vec<(ProbeId, Answer)>,
+    ) -> io::Result<()> {
+        let mut read = 0;
+        while read < MAX_READ_PER_TURN {
+            let batch = self.receive_batch(heard, answers)?;
+            read += batch;
+            if batch < sys::RECV_BATCH {
+                break;
+            }
+        }
+        self.warn_if_resets_are_lost();
+        Ok(())
+    }
+
+    fn receive_batch(
         &mut self,
         heard: Heard,
         answers: &mut Vec<(ProbeId, Answer)>,
@@ -256,7 +277,7 @@ impl Raw {
             late,
             ..
         } = self;
-        let read = sockets.receive(heard, |datagram, from| {
+        sockets.receive(heard, |datagram, from| {
             let Some(reply) = parse(heard, datagram, from) else {
                 return;
             };
@@ -272,9 +293,7 @@ impl Raw {
                 None if reply.answer == Answer::SynAck => *late += 1,
                 None => {}
             }
-        })?;
-        self.warn_if_resets_are_lost();
-        Ok(read)
+        })
     }
 
     /// Targets that never get our RST keep their half-open connection and re-send their

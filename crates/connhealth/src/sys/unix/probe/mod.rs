@@ -43,10 +43,10 @@ pub(crate) use self::pipe::Pipe as Waker;
 #[cfg(any(not(target_os = "linux"), connhealth_portable))]
 pub(crate) use self::poll::Poll as Poller;
 #[cfg(target_os = "linux")]
-pub(crate) use self::raw::{source_for, sysctl, Heard, RawSockets};
+pub(crate) use self::raw::{source_for, sysctl, Heard, RawSockets, RECV_BATCH};
 pub(crate) use self::socket::{classify, start_connect};
 #[cfg(not(target_os = "linux"))]
-pub(crate) use crate::sys::raw_none::{source_for, sysctl, Heard, RawSockets};
+pub(crate) use crate::sys::raw_none::{source_for, sysctl, Heard, RawSockets, RECV_BATCH};
 use crate::sys::wait::timeout_ms;
 pub(crate) use crate::sys::wait::WAKE_TOKEN;
 
