@@ -61,8 +61,10 @@ pub(crate) struct Args {
     /// are skipped. May be repeated, and combined with TARGETs (which come first).
     #[arg(long = "file", value_name = "PATH")]
     files: Vec<String>,
-    /// half-open: the handshake is never completed (Linux); connect: completed, then reset
-    /// (for servers behind SYN proxies).
+    /// half-open: the handshake is never completed (Linux; with CAP_NET_RAW, as root has
+    /// it, no socket per probe: SYNs from one raw socket); connect: completed, then reset
+    /// (for servers behind SYN proxies); raw: half-open on raw sockets only, an error
+    /// without CAP_NET_RAW (Linux).
     #[cfg_attr(
         windows,
         doc = "On Windows half-open completes the handshake and resets it at once, as connect \
@@ -88,6 +90,7 @@ pub(crate) struct Args {
 enum ModeArg {
     HalfOpen,
     Connect,
+    Raw,
 }
 
 /// A humantime duration (`500ms`, `2s`, `1m30s`), or a plain number of seconds (`1.5`),
@@ -197,8 +200,21 @@ pub(crate) fn run(args: Args) -> ExitCode {
     let mode = match args.mode {
         ModeArg::HalfOpen => Mode::HalfOpen,
         ModeArg::Connect => Mode::Connect,
+        ModeArg::Raw => Mode::Raw,
     };
     let prober = Prober::builder().mode(mode).build();
+    if prober.engine().is_none() {
+        // Every probe would fail with the same reason: say it once.
+        let why = runtime
+            .block_on(prober.probe_addr(([127, 0, 0, 1], 9).into(), Duration::ZERO))
+            .err()
+            .map_or_else(
+                || "the probe engine did not start".to_owned(),
+                |err| err.to_string(),
+            );
+        eprintln!("connhealth probe: {why}");
+        return ExitCode::from(2);
+    }
     let parsed = given.iter().map(|g| Target::parse(&g.text)).collect();
     let results = runtime.block_on(probe_all(&prober, parsed, args.timeout));
     // A resolver that hangs holds a blocking thread past its timeout: do not wait for it.

@@ -308,3 +308,42 @@ fn sixty_thousand_targets_with_the_default_timeout_are_all_up() {
     );
     assert_eq!(code, 0);
 }
+
+/// `--mode raw` probes on raw sockets as root, and without CAP_NET_RAW says why, once,
+/// and exits 2 (bad usage for this process) rather than reporting every target down.
+#[test]
+#[cfg(target_os = "linux")]
+fn mode_raw_runs_as_root_and_without_cap_net_raw_says_why() {
+    if !require("raw probes and a process without CAP_NET_RAW", &["setpriv"]) {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = listener.local_addr().unwrap().to_string();
+    let down = connhealth_testkit::closed_port().to_string();
+    let (code, table) = connhealth(&["probe", "--mode", "raw", &up, &down]);
+    assert_eq!(code, 1, "{table}");
+    assert!(
+        table.contains(" up ") && table.contains("refused"),
+        "{table}"
+    );
+
+    let without = |args: &[&str]| {
+        let output = connhealth_testkit::output(
+            Command::new("setpriv")
+                .args(["--inh-caps=-net_raw", "--bounding-set=-net_raw"])
+                .arg(env!("CARGO_BIN_EXE_connhealth"))
+                .args(args),
+            "run connhealth without CAP_NET_RAW",
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code().expect("exit code"), stdout, stderr)
+    };
+    let (code, stdout, stderr) = without(&["probe", "--mode", "raw", &up]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("CAP_NET_RAW"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "said once: {stderr}");
+    // half-open falls back to a socket per probe.
+    let (code, stdout, stderr) = without(&["probe", &up]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
