@@ -61,8 +61,10 @@ pub(crate) struct Raw {
     sources: HashMap<Ipv4Addr, (Ipv4Addr, Instant)>,
     batch4: Batch,
     batch6: Batch,
-    /// The timestamp option's clock.
+    /// The timestamp option's clock: milliseconds since `epoch`, from a random start (as
+    /// Linux offsets each connection's), so the option does not tell the engine's age.
     epoch: Instant,
+    timestamp_offset: u32,
     /// Replies that answered a probe, and valid SYN-ACKs that came after their probe
     /// ended: many of the latter mean the targets never got our RST (a firewall?).
     answered: u64,
@@ -127,6 +129,7 @@ impl Raw {
         let cursor = key.hash_one("cursor") as u32 % ports::len(&ports);
         Ok(Raw {
             sockets,
+            timestamp_offset: key.hash_one("timestamps") as u32,
             key,
             ports,
             cursor,
@@ -165,20 +168,19 @@ impl Raw {
             ));
         }
         let count = ports::len(&self.ports);
-        let port = (0..count)
-            .map(|step| {
-                let offset = (self.cursor + step) % count;
-                (offset, *self.ports.start() + offset as u16)
-            })
-            .find(|&(_, port)| !self.in_flight.contains_key(&(target, port)));
-        let Some((offset, port)) = port else {
-            return Err(io::Error::from_raw_os_error(EADDRNOTAVAIL));
-        };
-        let syn = self.syn(target, port)?;
-        self.cursor = (offset + 1) % count;
-        self.in_flight.insert((target, port), id);
-        self.batch(id, target, syn);
-        Ok(port)
+        for step in 0..count {
+            let offset = (self.cursor + step) % count;
+            let port = *self.ports.start() + offset as u16;
+            if self.in_flight.contains_key(&(target, port)) {
+                continue; // in flight to this target already: the next one
+            }
+            let syn = self.syn(target, port)?;
+            self.cursor = (offset + 1) % count;
+            self.in_flight.insert((target, port), id);
+            self.batch(id, target, syn);
+            return Ok(port);
+        }
+        Err(io::Error::from_raw_os_error(EADDRNOTAVAIL))
     }
 
     /// Batches the SYN of probe `id` again (its retransmission).
@@ -212,7 +214,8 @@ impl Raw {
             source_port: port,
             port: target.port(),
             sequence: self.sequence(target, port),
-            timestamp: self.epoch.elapsed().as_millis() as u32,
+            timestamp: (self.epoch.elapsed().as_millis() as u32)
+                .wrapping_add(self.timestamp_offset),
         };
         Ok(packet::syn(fields, sum_for))
     }
