@@ -2,6 +2,10 @@
 //!
 //! `cargo bench -p connhealth --bench probe`
 //!
+//! Every line but the raw engine's measures the socket engine (a socket per probe), the
+//! engine the floor `limits.c probe` runs: its probers are built with `.raw(false)`,
+//! since as root `Mode::HalfOpen` would run the raw engine instead.
+//!
 //! 200k probes against 64 loopback listeners, 128 in flight, first by the C floor (one
 //! thread, epoll, close on writable: `limits.c probe 200000 128 64`), then by
 //! `Prober::probe_many` with the caller on a current-thread runtime and on a 2-worker
@@ -36,7 +40,7 @@ mod linux {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use connhealth::Prober;
+    use connhealth::{ProbeEngine, Prober};
     use connhealth_testkit::{CountingAllocator, Netns};
 
     #[global_allocator]
@@ -127,6 +131,21 @@ mod linux {
         run
     }
 
+    /// A prober on the socket engine, whatever the process may do: as root, `Mode::HalfOpen`
+    /// runs the raw engine unless told not to, and the line would not measure what it says.
+    fn sockets(in_flight: usize) -> Prober {
+        let prober = Prober::builder()
+            .raw(false)
+            .max_in_flight(in_flight)
+            .build();
+        assert_eq!(
+            prober.engine(),
+            Some(ProbeEngine::Sockets),
+            "a prober built with .raw(false) runs the socket engine"
+        );
+        prober
+    }
+
     fn percentile(sorted: &[Duration], p: f64) -> Duration {
         if sorted.is_empty() {
             return Duration::ZERO;
@@ -153,7 +172,7 @@ mod linux {
             return;
         }
         let (listeners, addrs) = listeners();
-        let prober = Prober::builder().max_in_flight(IN_FLIGHT).build();
+        let prober = sockets(IN_FLIGHT);
         let current = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -192,10 +211,18 @@ mod linux {
             accepted_total += accepted(&listeners);
         }
         println!("floor: {floor_line} (best of {ROUNDS})");
-        report("probe_many, current-thread runtime", on_current, floor);
-        report("probe_many, 2-worker multi-thread runtime", on_multi, floor);
         report(
-            "probe_addr x 128 tasks, 2-worker multi-thread runtime",
+            "socket engine, probe_many, current-thread runtime",
+            on_current,
+            floor,
+        );
+        report(
+            "socket engine, probe_many, 2-worker multi-thread runtime",
+            on_multi,
+            floor,
+        );
+        report(
+            "socket engine, probe_addr x 128 tasks, 2-worker multi-thread runtime",
             single,
             floor,
         );
@@ -211,7 +238,7 @@ mod linux {
         drop(prober);
 
         // Memory: 4096 allowed in flight (64 per listener), 100k probes.
-        let wide = Prober::builder().max_in_flight(4096).build();
+        let wide = sockets(4096);
         current.block_on(many(&wide, &addrs, 20_000)); // the engine's tables reach full size
         let base = ALLOC.current();
         ALLOC.reset_peak();
@@ -225,7 +252,7 @@ mod linux {
         });
         let grown = ALLOC.peak().saturating_sub(base);
         println!(
-        "memory: {:.0} bytes of heap per in-flight probe (peak growth {} bytes over {} probes, \
+        "socket engine, memory: {:.0} bytes of heap per in-flight probe (peak growth {} bytes over {} probes, \
          4096 in flight and 8192 handed to the engine; {} ok, accepted {})",
         grown as f64 / 4096.0,
         grown,
@@ -303,10 +330,7 @@ mod linux {
             .enable_all()
             .build()
             .expect("rt");
-        let probers: Vec<Prober> = GROWTH
-            .iter()
-            .map(|&n| Prober::builder().max_in_flight(n).build())
-            .collect();
+        let probers: Vec<Prober> = GROWTH.iter().map(|&n| sockets(n)).collect();
         for prober in &probers {
             current.block_on(many(prober, &addrs, TOTAL / 10)); // warm-up
         }
@@ -347,7 +371,7 @@ mod linux {
         for (i, &n) in GROWTH.iter().enumerate() {
             let best = best(std::mem::take(&mut ours[i]));
             println!(
-            "in flight {n}: probe_many {:.0} probes/s = {:.2} x floor at {n} ({}); p99 {:.1} us; \
+            "socket engine, in flight {n}: probe_many {:.0} probes/s = {:.2} x floor at {n} ({}); p99 {:.1} us; \
              failed {}",
             best.rate,
             best.rate / floors[i].rate,
@@ -359,7 +383,7 @@ mod linux {
         let live = GROWTH[2] - PARKED;
         let best = best(ours_parked);
         println!(
-        "in flight 4096, {PARKED} parked on dropped SYNs, {live} live: probe_many {:.0} probes/s \
+        "socket engine, in flight 4096, {PARKED} parked on dropped SYNs, {live} live: probe_many {:.0} probes/s \
          to the live targets = {:.2} x floor at 4096 ({}), {:.2} x floor at {live} ({}); \
          p99 {:.1} us; failed {}; parked that finished early {parked_early}{}",
         best.rate,
