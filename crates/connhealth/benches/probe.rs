@@ -40,7 +40,7 @@ mod linux {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use connhealth::{ProbeEngine, Prober};
+    use connhealth::{Mode, ProbeEngine, Prober};
     use connhealth_testkit::{CountingAllocator, Netns};
 
     #[global_allocator]
@@ -166,9 +166,14 @@ mod linux {
     }
 
     pub(crate) fn main() {
-        // `cargo bench -p connhealth --bench probe -- in-flight` runs the in-flight lines alone.
+        // `cargo bench -p connhealth --bench probe -- in-flight` runs the in-flight lines
+        // alone, `-- raw` the raw engine's.
         if std::env::args().any(|arg| arg == "in-flight") {
             in_flight_lines();
+            return;
+        }
+        if std::env::args().any(|arg| arg == "raw") {
+            raw_lines();
             return;
         }
         let (listeners, addrs) = listeners();
@@ -263,6 +268,7 @@ mod linux {
         drop(wide);
 
         in_flight_lines();
+        raw_lines();
     }
 
     /// The in-flight counts of the growth lines.
@@ -272,18 +278,28 @@ mod linux {
     /// Longer than a round, so that no parked probe gives its place back during it.
     const PARKED_TIMEOUT: Duration = Duration::from_secs(60);
 
-    /// The best run of the C floor at one in-flight count.
-    #[derive(Default)]
+    /// The best run of one of the C floors at one in-flight count.
     struct Floor {
+        /// limits.c's command: `probe` (a socket per probe) or `raw` (one raw socket).
+        what: &'static str,
         rate: f64,
         line: String,
     }
 
     impl Floor {
+        fn new(what: &'static str) -> Floor {
+            Floor {
+                what,
+                rate: 0.0,
+                line: String::new(),
+            }
+        }
+
         fn run(&mut self, in_flight: usize) {
             let in_flight = in_flight.to_string();
-            let (rate, line) = connhealth_testkit::c_floor(&["probe", "200000", &in_flight, "64"])
-                .expect("the C floor (limits.c) did not run");
+            let (rate, line) =
+                connhealth_testkit::c_floor(&[self.what, "200000", &in_flight, "64"])
+                    .expect("the C floor (limits.c) did not run");
             if rate > self.rate {
                 (self.rate, self.line) = (rate, line);
             }
@@ -291,8 +307,9 @@ mod linux {
 
         fn describe(&self, in_flight: usize) -> String {
             format!(
-                "limits probe 200000 {in_flight} 64: {}",
-                self.line.trim_start_matches("probe ")
+                "limits {} 200000 {in_flight} 64: {}",
+                self.what,
+                self.line.trim_start_matches(self.what).trim_start()
             )
         }
     }
@@ -336,8 +353,8 @@ mod linux {
         }
         let wide = probers.last().expect("a prober at 4096");
 
-        let mut floors: Vec<Floor> = GROWTH.iter().map(|_| Floor::default()).collect();
-        let mut floor_live = Floor::default();
+        let mut floors: Vec<Floor> = GROWTH.iter().map(|_| Floor::new("probe")).collect();
+        let mut floor_live = Floor::new("probe");
         let mut ours: Vec<Vec<Run>> = GROWTH.iter().map(|_| Vec::new()).collect();
         let mut ours_parked = Vec::new();
         let mut parked_early = 0;
@@ -404,6 +421,107 @@ mod linux {
         println!(
             "in flight: accepted by the listeners over all {} probes: {accepted_total}{}",
             (GROWTH.len() + 1) * ROUNDS * TOTAL,
+            if accepted_total == 0 {
+                ""
+            } else {
+                "  FAIL: half-open probes were accepted"
+            }
+        );
+    }
+
+    /// The raw engine's target, as a fraction of `limits.c raw` at the same in-flight count.
+    const RAW_TARGET: f64 = 0.85;
+
+    fn raw_lines() {
+        // Mode::Raw has no engine when the raw sockets cannot be opened (no CAP_NET_RAW),
+        // and then each probe says why.
+        let prober = Prober::builder().mode(Mode::Raw).build();
+        if prober.engine().is_none() {
+            let why = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("rt")
+                .block_on(prober.probe_addr(SocketAddr::from(([127, 0, 0, 1], 9)), TIMEOUT))
+                .err()
+                .map_or_else(|| "no error".to_string(), |err| err.to_string());
+            if connhealth_testkit::in_ci() {
+                panic!("the raw engine's lines cannot run under CI: {why}");
+            }
+            println!(
+                "raw engine: skipped: Mode::Raw cannot open raw sockets (Prober::engine() is None): {why}"
+            );
+            return;
+        }
+        drop(prober);
+        if !connhealth_testkit::require(
+            "the raw engine's benchmark lines (a network namespace)",
+            &["ip"],
+        ) {
+            println!("raw engine: skipped (needs root and `ip`; see stderr)");
+            return;
+        }
+        // In a namespace of its own, as the in-flight lines: the raw sockets see every TCP
+        // packet of the namespace (their filters keep only replies to their ports), so no
+        // other traffic of the machine's reaches them, and the C floors' probes and ours
+        // meet the same kernel path.
+        let netns = Netns::new().expect("a network namespace for the raw engine's lines");
+        netns.enter(raw_lines_inside).expect("enter the namespace");
+    }
+
+    fn raw_lines_inside() {
+        let (listeners, addrs) = listeners();
+        let current = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        // One raw prober at a time, built for its run and dropped after it: the probers
+        // share the default source ports, and an idle one's sockets would be woken by the
+        // replies to the running one's SYNs, on the same 2 cores.
+        let raw_run = |in_flight: usize| {
+            let prober = Prober::builder()
+                .mode(Mode::Raw)
+                .max_in_flight(in_flight)
+                .build();
+            assert_eq!(prober.engine(), Some(ProbeEngine::Raw), "Mode::Raw as root");
+            current.block_on(many(&prober, &addrs, TOTAL / 10)); // warm-up
+            current.block_on(many(&prober, &addrs, TOTAL))
+        };
+
+        let mut raw_floors: Vec<Floor> = GROWTH.iter().map(|_| Floor::new("raw")).collect();
+        let mut probe_floors: Vec<Floor> = GROWTH.iter().map(|_| Floor::new("probe")).collect();
+        let mut ours: Vec<Vec<Run>> = GROWTH.iter().map(|_| Vec::new()).collect();
+        let mut accepted_total = 0;
+        for _ in 0..ROUNDS {
+            for (i, &n) in GROWTH.iter().enumerate() {
+                raw_floors[i].run(n);
+                ours[i].push(raw_run(n));
+                accepted_total += accepted(&listeners);
+                probe_floors[i].run(n);
+            }
+        }
+        for (i, &n) in GROWTH.iter().enumerate() {
+            let best = best(std::mem::take(&mut ours[i]));
+            let ratio = best.rate / raw_floors[i].rate;
+            println!(
+                "raw engine, in flight {n}: probe_many {:.0} probes/s = {ratio:.2} x limits.c raw \
+                 ({}), {:.2} x limits.c probe ({}); p99 {:.1} us; failed {}; \
+                 target >= {RAW_TARGET} x limits.c raw: {}",
+                best.rate,
+                raw_floors[i].describe(n),
+                best.rate / probe_floors[i].rate,
+                probe_floors[i].describe(n),
+                percentile(&best.rtts, 0.99).as_secs_f64() * 1e6,
+                best.failed,
+                if ratio >= RAW_TARGET {
+                    "met"
+                } else {
+                    "NOT met"
+                },
+            );
+        }
+        println!(
+            "raw engine: accepted by the listeners over all {} probes: {accepted_total}{}",
+            GROWTH.len() * ROUNDS * TOTAL,
             if accepted_total == 0 {
                 ""
             } else {
