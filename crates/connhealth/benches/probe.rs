@@ -1,6 +1,8 @@
 //! Half-open probes against the C floor, in the same run.
 //!
-//! `cargo bench -p connhealth --bench probe`
+//! `cargo bench -p connhealth --bench probe` runs every line (several minutes);
+//! `cargo bench -p connhealth --bench probe -- in-flight` runs the in-flight lines alone,
+//! `cargo bench -p connhealth --bench probe -- raw` the raw engine's.
 //!
 //! Every line but the raw engine's measures the socket engine (a socket per probe), the
 //! engine the floor `limits.c probe` runs: its probers are built with `.raw(false)`,
@@ -18,7 +20,7 @@
 //! Then the heap per in-flight probe: the peak heap growth of a run with 4096 in flight,
 //! divided by 4096 (kernel socket memory is not counted).
 //!
-//! Last, the cost of many in flight, in a network namespace of the bench's own (it needs
+//! Then the cost of many in flight, in a network namespace of the bench's own (it needs
 //! root, `ip` and `iptables`: installed when missing, as the tests do, or the lines say
 //! they were skipped). `probe_many` on a current-thread runtime against the C floor run
 //! at the same in-flight count (`limits.c probe 200000 N 64`, in the same namespace), at
@@ -31,8 +33,21 @@
 //! flight, since the floor has no filtered targets). Each floor run and each of ours
 //! alternate, best of three.
 //!
+//! Last, the raw engine (`Mode::Raw`: SYNs from one raw socket, no socket per probe), in
+//! a network namespace of its own (root, `ip`; the lines say they were skipped when
+//! `Mode::Raw` cannot open raw sockets, and why). `probe_many` on a current-thread
+//! runtime at 128, 1024 and 4096 in flight (64 per listener at 4096, the default
+//! per-destination limit), each against the C floors at the same count in the same
+//! namespace: `limits.c raw 200000 N 64` (SYNs batched with sendmmsg from one raw socket,
+//! the ceiling of a raw engine; target >= 0.85 x it) and `limits.c probe 200000 N 64` (a
+//! socket per probe). The three alternate, best of three; a raw prober lives only for its
+//! own run, since the probers share their source ports and an idle one's sockets would
+//! be woken by the running one's replies. Then the connections the listeners accepted
+//! over all of the raw engine's probes, which must be 0.
+//!
 //! Linux only: its floor is an epoll prober in C (testkit's c_floor, limits.c), and its
-//! in-flight rounds need network namespaces and iptables. Elsewhere it says so and exits.
+//! in-flight and raw rounds need network namespaces (and iptables). Elsewhere it says so
+//! and exits.
 
 #[cfg(target_os = "linux")] // its floor is an epoll prober in C
 mod linux {
