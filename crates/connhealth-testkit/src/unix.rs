@@ -451,10 +451,12 @@ impl Drop for Redis {
 
 /// The C floor that benchmarks are measured against (`floor/limits.c`, a copy of the
 /// project's `shared/bench/limits.c`): compiled with `cc -O2` on first use, then run with
-/// `args` (`["peek"]`, `["tcpinfo"]`, `["probe", "200000", "128", "64"]`).
+/// `args` (`["peek"]`, `["tcpinfo"]`, `["probe", "200000", "128", "64"]`,
+/// `["raw", "200000", "128", "64"]`; `raw` needs `CAP_NET_RAW`).
 ///
-/// Returns the figure it printed (ns/op, or probes/s) and its whole line. A `probe` run
-/// that saw an accepted connection or a failed probe exits 1; its line is still returned.
+/// Returns the figure it printed (ns/op, or probes/s) and its whole line. A `probe` or
+/// `raw` run that saw an accepted connection or a failed probe exits 1; its line is still
+/// returned.
 pub fn c_floor(args: &[&str]) -> io::Result<(f64, String)> {
     const SOURCE: &str = include_str!("../floor/limits.c");
     let dir = std::env::temp_dir().join(format!("connhealth-floor-{}", SOURCE.len()));

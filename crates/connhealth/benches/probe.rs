@@ -1,6 +1,12 @@
 //! Half-open probes against the C floor, in the same run.
 //!
-//! `cargo bench -p connhealth --bench probe`
+//! `cargo bench -p connhealth --bench probe` runs every line (several minutes);
+//! `cargo bench -p connhealth --bench probe -- in-flight` runs the in-flight lines alone,
+//! `cargo bench -p connhealth --bench probe -- raw` the raw engine's.
+//!
+//! Every line but the raw engine's measures the socket engine (a socket per probe), the
+//! engine the floor `limits.c probe` runs: its probers are built with `.raw(false)`,
+//! since as root `Mode::HalfOpen` would run the raw engine instead.
 //!
 //! 200k probes against 64 loopback listeners, 128 in flight, first by the C floor (one
 //! thread, epoll, close on writable: `limits.c probe 200000 128 64`), then by
@@ -14,7 +20,7 @@
 //! Then the heap per in-flight probe: the peak heap growth of a run with 4096 in flight,
 //! divided by 4096 (kernel socket memory is not counted).
 //!
-//! Last, the cost of many in flight, in a network namespace of the bench's own (it needs
+//! Then the cost of many in flight, in a network namespace of the bench's own (it needs
 //! root, `ip` and `iptables`: installed when missing, as the tests do, or the lines say
 //! they were skipped). `probe_many` on a current-thread runtime against the C floor run
 //! at the same in-flight count (`limits.c probe 200000 N 64`, in the same namespace), at
@@ -27,8 +33,21 @@
 //! flight, since the floor has no filtered targets). Each floor run and each of ours
 //! alternate, best of three.
 //!
+//! Last, the raw engine (`Mode::Raw`: SYNs from one raw socket, no socket per probe), in
+//! a network namespace of its own (root, `ip`; the lines say they were skipped when
+//! `Mode::Raw` cannot open raw sockets, and why). `probe_many` on a current-thread
+//! runtime at 128, 1024 and 4096 in flight (64 per listener at 4096, the default
+//! per-destination limit), each against the C floors at the same count in the same
+//! namespace: `limits.c raw 200000 N 64` (SYNs batched with sendmmsg from one raw socket,
+//! the ceiling of a raw engine; target >= 0.85 x it) and `limits.c probe 200000 N 64` (a
+//! socket per probe). The three alternate, best of three; a raw prober lives only for its
+//! own run, since the probers share their source ports and an idle one's sockets would
+//! be woken by the running one's replies. Then the connections the listeners accepted
+//! over all of the raw engine's probes, which must be 0.
+//!
 //! Linux only: its floor is an epoll prober in C (testkit's c_floor, limits.c), and its
-//! in-flight rounds need network namespaces and iptables. Elsewhere it says so and exits.
+//! in-flight and raw rounds need network namespaces (and iptables). Elsewhere it says so
+//! and exits.
 
 #[cfg(target_os = "linux")] // its floor is an epoll prober in C
 mod linux {
@@ -36,7 +55,7 @@ mod linux {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use connhealth::Prober;
+    use connhealth::{Mode, ProbeEngine, Prober};
     use connhealth_testkit::{CountingAllocator, Netns};
 
     #[global_allocator]
@@ -127,6 +146,21 @@ mod linux {
         run
     }
 
+    /// A prober on the socket engine, whatever the process may do: as root, `Mode::HalfOpen`
+    /// runs the raw engine unless told not to, and the line would not measure what it says.
+    fn sockets(in_flight: usize) -> Prober {
+        let prober = Prober::builder()
+            .raw(false)
+            .max_in_flight(in_flight)
+            .build();
+        assert_eq!(
+            prober.engine(),
+            Some(ProbeEngine::Sockets),
+            "a prober built with .raw(false) runs the socket engine"
+        );
+        prober
+    }
+
     fn percentile(sorted: &[Duration], p: f64) -> Duration {
         if sorted.is_empty() {
             return Duration::ZERO;
@@ -147,13 +181,18 @@ mod linux {
     }
 
     pub(crate) fn main() {
-        // `cargo bench -p connhealth --bench probe -- in-flight` runs the in-flight lines alone.
+        // `cargo bench -p connhealth --bench probe -- in-flight` runs the in-flight lines
+        // alone, `-- raw` the raw engine's.
         if std::env::args().any(|arg| arg == "in-flight") {
             in_flight_lines();
             return;
         }
+        if std::env::args().any(|arg| arg == "raw") {
+            raw_lines();
+            return;
+        }
         let (listeners, addrs) = listeners();
-        let prober = Prober::builder().max_in_flight(IN_FLIGHT).build();
+        let prober = sockets(IN_FLIGHT);
         let current = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -192,10 +231,18 @@ mod linux {
             accepted_total += accepted(&listeners);
         }
         println!("floor: {floor_line} (best of {ROUNDS})");
-        report("probe_many, current-thread runtime", on_current, floor);
-        report("probe_many, 2-worker multi-thread runtime", on_multi, floor);
         report(
-            "probe_addr x 128 tasks, 2-worker multi-thread runtime",
+            "socket engine, probe_many, current-thread runtime",
+            on_current,
+            floor,
+        );
+        report(
+            "socket engine, probe_many, 2-worker multi-thread runtime",
+            on_multi,
+            floor,
+        );
+        report(
+            "socket engine, probe_addr x 128 tasks, 2-worker multi-thread runtime",
             single,
             floor,
         );
@@ -211,7 +258,7 @@ mod linux {
         drop(prober);
 
         // Memory: 4096 allowed in flight (64 per listener), 100k probes.
-        let wide = Prober::builder().max_in_flight(4096).build();
+        let wide = sockets(4096);
         current.block_on(many(&wide, &addrs, 20_000)); // the engine's tables reach full size
         let base = ALLOC.current();
         ALLOC.reset_peak();
@@ -225,7 +272,7 @@ mod linux {
         });
         let grown = ALLOC.peak().saturating_sub(base);
         println!(
-        "memory: {:.0} bytes of heap per in-flight probe (peak growth {} bytes over {} probes, \
+        "socket engine, memory: {:.0} bytes of heap per in-flight probe (peak growth {} bytes over {} probes, \
          4096 in flight and 8192 handed to the engine; {} ok, accepted {})",
         grown as f64 / 4096.0,
         grown,
@@ -236,6 +283,7 @@ mod linux {
         drop(wide);
 
         in_flight_lines();
+        raw_lines();
     }
 
     /// The in-flight counts of the growth lines.
@@ -245,18 +293,28 @@ mod linux {
     /// Longer than a round, so that no parked probe gives its place back during it.
     const PARKED_TIMEOUT: Duration = Duration::from_secs(60);
 
-    /// The best run of the C floor at one in-flight count.
-    #[derive(Default)]
+    /// The best run of one of the C floors at one in-flight count.
     struct Floor {
+        /// limits.c's command: `probe` (a socket per probe) or `raw` (one raw socket).
+        what: &'static str,
         rate: f64,
         line: String,
     }
 
     impl Floor {
+        fn new(what: &'static str) -> Floor {
+            Floor {
+                what,
+                rate: 0.0,
+                line: String::new(),
+            }
+        }
+
         fn run(&mut self, in_flight: usize) {
             let in_flight = in_flight.to_string();
-            let (rate, line) = connhealth_testkit::c_floor(&["probe", "200000", &in_flight, "64"])
-                .expect("the C floor (limits.c) did not run");
+            let (rate, line) =
+                connhealth_testkit::c_floor(&[self.what, "200000", &in_flight, "64"])
+                    .expect("the C floor (limits.c) did not run");
             if rate > self.rate {
                 (self.rate, self.line) = (rate, line);
             }
@@ -264,8 +322,9 @@ mod linux {
 
         fn describe(&self, in_flight: usize) -> String {
             format!(
-                "limits probe 200000 {in_flight} 64: {}",
-                self.line.trim_start_matches("probe ")
+                "limits {} 200000 {in_flight} 64: {}",
+                self.what,
+                self.line.trim_start_matches(self.what).trim_start()
             )
         }
     }
@@ -303,17 +362,14 @@ mod linux {
             .enable_all()
             .build()
             .expect("rt");
-        let probers: Vec<Prober> = GROWTH
-            .iter()
-            .map(|&n| Prober::builder().max_in_flight(n).build())
-            .collect();
+        let probers: Vec<Prober> = GROWTH.iter().map(|&n| sockets(n)).collect();
         for prober in &probers {
             current.block_on(many(prober, &addrs, TOTAL / 10)); // warm-up
         }
         let wide = probers.last().expect("a prober at 4096");
 
-        let mut floors: Vec<Floor> = GROWTH.iter().map(|_| Floor::default()).collect();
-        let mut floor_live = Floor::default();
+        let mut floors: Vec<Floor> = GROWTH.iter().map(|_| Floor::new("probe")).collect();
+        let mut floor_live = Floor::new("probe");
         let mut ours: Vec<Vec<Run>> = GROWTH.iter().map(|_| Vec::new()).collect();
         let mut ours_parked = Vec::new();
         let mut parked_early = 0;
@@ -347,7 +403,7 @@ mod linux {
         for (i, &n) in GROWTH.iter().enumerate() {
             let best = best(std::mem::take(&mut ours[i]));
             println!(
-            "in flight {n}: probe_many {:.0} probes/s = {:.2} x floor at {n} ({}); p99 {:.1} us; \
+            "socket engine, in flight {n}: probe_many {:.0} probes/s = {:.2} x floor at {n} ({}); p99 {:.1} us; \
              failed {}",
             best.rate,
             best.rate / floors[i].rate,
@@ -359,7 +415,7 @@ mod linux {
         let live = GROWTH[2] - PARKED;
         let best = best(ours_parked);
         println!(
-        "in flight 4096, {PARKED} parked on dropped SYNs, {live} live: probe_many {:.0} probes/s \
+        "socket engine, in flight 4096, {PARKED} parked on dropped SYNs, {live} live: probe_many {:.0} probes/s \
          to the live targets = {:.2} x floor at 4096 ({}), {:.2} x floor at {live} ({}); \
          p99 {:.1} us; failed {}; parked that finished early {parked_early}{}",
         best.rate,
@@ -380,6 +436,107 @@ mod linux {
         println!(
             "in flight: accepted by the listeners over all {} probes: {accepted_total}{}",
             (GROWTH.len() + 1) * ROUNDS * TOTAL,
+            if accepted_total == 0 {
+                ""
+            } else {
+                "  FAIL: half-open probes were accepted"
+            }
+        );
+    }
+
+    /// The raw engine's target, as a fraction of `limits.c raw` at the same in-flight count.
+    const RAW_TARGET: f64 = 0.85;
+
+    fn raw_lines() {
+        // Mode::Raw has no engine when the raw sockets cannot be opened (no CAP_NET_RAW),
+        // and then each probe says why.
+        let prober = Prober::builder().mode(Mode::Raw).build();
+        if prober.engine().is_none() {
+            let why = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("rt")
+                .block_on(prober.probe_addr(SocketAddr::from(([127, 0, 0, 1], 9)), TIMEOUT))
+                .err()
+                .map_or_else(|| "no error".to_string(), |err| err.to_string());
+            if connhealth_testkit::in_ci() {
+                panic!("the raw engine's lines cannot run under CI: {why}");
+            }
+            println!(
+                "raw engine: skipped: Mode::Raw cannot open raw sockets (Prober::engine() is None): {why}"
+            );
+            return;
+        }
+        drop(prober);
+        if !connhealth_testkit::require(
+            "the raw engine's benchmark lines (a network namespace)",
+            &["ip"],
+        ) {
+            println!("raw engine: skipped (needs root and `ip`; see stderr)");
+            return;
+        }
+        // In a namespace of its own, as the in-flight lines: the raw sockets see every TCP
+        // packet of the namespace (their filters keep only replies to their ports), so no
+        // other traffic of the machine's reaches them, and the C floors' probes and ours
+        // meet the same kernel path.
+        let netns = Netns::new().expect("a network namespace for the raw engine's lines");
+        netns.enter(raw_lines_inside).expect("enter the namespace");
+    }
+
+    fn raw_lines_inside() {
+        let (listeners, addrs) = listeners();
+        let current = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        // One raw prober at a time, built for its run and dropped after it: the probers
+        // share the default source ports, and an idle one's sockets would be woken by the
+        // replies to the running one's SYNs, on the same 2 cores.
+        let raw_run = |in_flight: usize| {
+            let prober = Prober::builder()
+                .mode(Mode::Raw)
+                .max_in_flight(in_flight)
+                .build();
+            assert_eq!(prober.engine(), Some(ProbeEngine::Raw), "Mode::Raw as root");
+            current.block_on(many(&prober, &addrs, TOTAL / 10)); // warm-up
+            current.block_on(many(&prober, &addrs, TOTAL))
+        };
+
+        let mut raw_floors: Vec<Floor> = GROWTH.iter().map(|_| Floor::new("raw")).collect();
+        let mut probe_floors: Vec<Floor> = GROWTH.iter().map(|_| Floor::new("probe")).collect();
+        let mut ours: Vec<Vec<Run>> = GROWTH.iter().map(|_| Vec::new()).collect();
+        let mut accepted_total = 0;
+        for _ in 0..ROUNDS {
+            for (i, &n) in GROWTH.iter().enumerate() {
+                raw_floors[i].run(n);
+                ours[i].push(raw_run(n));
+                accepted_total += accepted(&listeners);
+                probe_floors[i].run(n);
+            }
+        }
+        for (i, &n) in GROWTH.iter().enumerate() {
+            let best = best(std::mem::take(&mut ours[i]));
+            let ratio = best.rate / raw_floors[i].rate;
+            println!(
+                "raw engine, in flight {n}: probe_many {:.0} probes/s = {ratio:.2} x limits.c raw \
+                 ({}), {:.2} x limits.c probe ({}); p99 {:.1} us; failed {}; \
+                 target >= {RAW_TARGET} x limits.c raw: {}",
+                best.rate,
+                raw_floors[i].describe(n),
+                best.rate / probe_floors[i].rate,
+                probe_floors[i].describe(n),
+                percentile(&best.rtts, 0.99).as_secs_f64() * 1e6,
+                best.failed,
+                if ratio >= RAW_TARGET {
+                    "met"
+                } else {
+                    "NOT met"
+                },
+            );
+        }
+        println!(
+            "raw engine: accepted by the listeners over all {} probes: {accepted_total}{}",
+            GROWTH.len() * ROUNDS * TOTAL,
             if accepted_total == 0 {
                 ""
             } else {
