@@ -22,8 +22,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::ops::RangeInclusive;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-use socket2::SockAddr;
-
 use super::{cvt, Poller};
 
 /// Which of the engine's raw sockets a datagram came from.
@@ -50,7 +48,7 @@ pub(crate) struct RawSockets {
     // Reused by every send: one header, iovec and address per datagram of the batch.
     headers: Vec<libc::mmsghdr>,
     iovecs: Vec<libc::iovec>,
-    names: Vec<SockAddr>,
+    names: Vec<Name>,
     // Reused by every receive.
     buffers: Box<[[u8; SNAP]; RECV_BATCH]>,
     recv_names: Box<[libc::sockaddr_in6; RECV_BATCH]>,
@@ -58,9 +56,10 @@ pub(crate) struct RawSockets {
     recv_headers: Box<[libc::mmsghdr; RECV_BATCH]>,
 }
 
-// SAFETY: the raw pointers in the reused header and iovec buffers point into buffers the
-// struct owns (or, for sends, into the caller's packets for the length of one call); they
-// are rebuilt before every call and never shared between threads.
+// SAFETY: the raw pointers in the receive headers point into boxes the struct owns, whose
+// heap memory never moves; those in the send headers point into the struct's own vectors
+// and the caller's packets, rebuilt before each call and used only during it. Nothing is
+// shared between threads: the struct moves to the engine thread whole.
 unsafe impl Send for RawSockets {}
 
 impl RawSockets {
@@ -96,7 +95,7 @@ impl RawSockets {
             }
         }
         // SAFETY: all-zero bytes are valid values of these plain C structs (null
-        // pointers, zero lengths); they are filled in before each call.
+        // pointers, zero lengths); they are filled in below.
         let (recv_names, recv_iovecs, recv_headers) = unsafe {
             (
                 Box::new(mem::zeroed::<[libc::sockaddr_in6; RECV_BATCH]>()),
@@ -104,7 +103,7 @@ impl RawSockets {
                 Box::new(mem::zeroed::<[libc::mmsghdr; RECV_BATCH]>()),
             )
         };
-        Ok(RawSockets {
+        let mut sockets = RawSockets {
             sockets: [Some(tcp4), Some(icmp4), tcp6, icmp6],
             headers: Vec::new(),
             iovecs: Vec::new(),
@@ -113,7 +112,19 @@ impl RawSockets {
             recv_names,
             recv_iovecs,
             recv_headers,
-        })
+        };
+        // The receive headers point into the boxes, which never move: set once.
+        for k in 0..RECV_BATCH {
+            sockets.recv_iovecs[k] = libc::iovec {
+                iov_base: sockets.buffers[k].as_mut_ptr() as *mut libc::c_void,
+                iov_len: SNAP,
+            };
+            let header = &mut sockets.recv_headers[k].msg_hdr;
+            header.msg_name = &mut sockets.recv_names[k] as *mut _ as *mut libc::c_void;
+            header.msg_iov = &mut sockets.recv_iovecs[k];
+            header.msg_iovlen = 1;
+        }
+        Ok(sockets)
     }
 
     /// Whether IPv6 SYNs can be sent.
@@ -163,18 +174,7 @@ impl RawSockets {
         };
         let fd = socket.as_raw_fd();
         self.names.clear();
-        // The port of a raw socket's address must be 0 (or, for IPv6, the protocol).
-        self.names.extend(
-            to.iter()
-                .map(|addr| SockAddr::from(SocketAddr::new(addr.ip(), 0))),
-        );
-        if let (SocketAddr::V6(_), true) = (first, self.names.len() == to.len()) {
-            for (name, addr) in self.names.iter_mut().zip(to) {
-                if let SocketAddr::V6(v6) = addr {
-                    *name = SockAddr::from(SocketAddrV6::new(*v6.ip(), 0, 0, v6.scope_id()));
-                }
-            }
-        }
+        self.names.extend(to.iter().map(Name::new));
         self.iovecs.clear();
         self.iovecs.extend(packets.iter().map(|packet| {
             let bytes = packet.as_ref();
@@ -187,8 +187,7 @@ impl RawSockets {
         for (name, iov) in self.names.iter().zip(self.iovecs.iter_mut()) {
             // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
             let mut header: libc::mmsghdr = unsafe { mem::zeroed() };
-            header.msg_hdr.msg_name = name.as_ptr() as *mut libc::c_void;
-            header.msg_hdr.msg_namelen = name.len();
+            (header.msg_hdr.msg_name, header.msg_hdr.msg_namelen) = name.as_ptr();
             header.msg_hdr.msg_iov = iov;
             header.msg_hdr.msg_iovlen = 1;
             self.headers.push(header);
@@ -227,18 +226,9 @@ impl RawSockets {
             return Ok(0);
         };
         let fd = socket.as_raw_fd();
-        for k in 0..RECV_BATCH {
-            self.recv_iovecs[k] = libc::iovec {
-                iov_base: self.buffers[k].as_mut_ptr() as *mut libc::c_void,
-                iov_len: SNAP,
-            };
-            // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
-            let mut header: libc::mmsghdr = unsafe { mem::zeroed() };
-            header.msg_hdr.msg_name = &mut self.recv_names[k] as *mut _ as *mut libc::c_void;
+        for header in self.recv_headers.iter_mut() {
+            // The kernel wrote the last call's address lengths here.
             header.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-            header.msg_hdr.msg_iov = &mut self.recv_iovecs[k];
-            header.msg_hdr.msg_iovlen = 1;
-            self.recv_headers[k] = header;
         }
         // SAFETY: each header points at a buffer, an iovec and an address owned by
         // `self`, of the sizes given; recvmmsg writes at most that much into each.
@@ -284,6 +274,51 @@ impl std::fmt::Debug for RawSockets {
         f.debug_struct("RawSockets")
             .field("ipv6", &self.has_ipv6())
             .finish_non_exhaustive()
+    }
+}
+
+/// A datagram's destination as `sendmmsg` takes it: a `sockaddr_in` or `sockaddr_in6`
+/// with port 0 (a raw socket's address has no port; for IPv6 it must be 0 or the
+/// protocol), kept small: a batch holds hundreds.
+#[derive(Clone, Copy)]
+enum Name {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+}
+
+impl Name {
+    fn new(addr: &SocketAddr) -> Name {
+        match addr {
+            SocketAddr::V4(v4) => {
+                // SAFETY: all-zero bytes are a valid sockaddr_in.
+                let mut name: libc::sockaddr_in = unsafe { mem::zeroed() };
+                name.sin_family = libc::AF_INET as libc::sa_family_t;
+                name.sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
+                Name::V4(name)
+            }
+            SocketAddr::V6(v6) => {
+                // SAFETY: all-zero bytes are a valid sockaddr_in6.
+                let mut name: libc::sockaddr_in6 = unsafe { mem::zeroed() };
+                name.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                name.sin6_addr.s6_addr = v6.ip().octets();
+                name.sin6_scope_id = v6.scope_id();
+                Name::V6(name)
+            }
+        }
+    }
+
+    /// The pointer and length `msghdr` takes, valid while `self` is.
+    fn as_ptr(&self) -> (*mut libc::c_void, libc::socklen_t) {
+        match self {
+            Name::V4(name) => (
+                name as *const _ as *mut libc::c_void,
+                mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ),
+            Name::V6(name) => (
+                name as *const _ as *mut libc::c_void,
+                mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            ),
+        }
     }
 }
 
