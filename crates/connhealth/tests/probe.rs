@@ -106,7 +106,8 @@ fn refused_within() -> Duration {
 fn closed_port_is_refused_at_once() {
     let addr = closed_port();
     let start = Instant::now();
-    let result = runtime().block_on(probe_support::prober().probe_addr(addr, Duration::from_secs(5)));
+    let result =
+        runtime().block_on(probe_support::prober().probe_addr(addr, Duration::from_secs(5)));
     assert!(matches!(result, Err(ProbeError::Refused)), "{result:?}");
     assert!(start.elapsed() < refused_within(), "{:?}", start.elapsed());
 }
@@ -420,7 +421,8 @@ fn a_name_that_does_not_resolve_is_a_resolve_error_within_the_timeout() {
     // `.invalid` never resolves (RFC 6761), and resolvers answer it locally.
     let timeout = Duration::from_secs(3);
     let start = Instant::now();
-    let result = runtime().block_on(probe_support::prober().probe("no-such-host.invalid:80", timeout));
+    let result =
+        runtime().block_on(probe_support::prober().probe("no-such-host.invalid:80", timeout));
     assert!(matches!(result, Err(ProbeError::Resolve(_))), "{result:?}");
     assert!(start.elapsed() < timeout + Duration::from_millis(200));
 }
@@ -624,7 +626,12 @@ fn out_of_local_ports_is_exhausted_and_the_prober_waits_for_ports() {
     let netns = Netns::new().unwrap();
     // The listener first: binding port 0 also takes a port from the range.
     let (server, prober) = netns
-        .enter(|| (listener("127.0.0.1:0"), Prober::builder().raw(false).build()))
+        .enter(|| {
+            (
+                listener("127.0.0.1:0"),
+                Prober::builder().raw(false).build(),
+            )
+        })
         .unwrap();
     netns
         .exec(
@@ -744,7 +751,9 @@ fn in_flight_limits_hold_probes_back_without_spending_their_timeouts() {
             (
                 listener("127.0.0.1:0"),
                 probe_support::builder().max_in_flight(2).build(),
-                probe_support::builder().max_in_flight_per_destination(1).build(),
+                probe_support::builder()
+                    .max_in_flight_per_destination(1)
+                    .build(),
             )
         })
         .unwrap();

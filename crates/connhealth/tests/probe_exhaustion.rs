@@ -42,7 +42,8 @@ fn out_of_descriptors_is_exhausted_and_the_prober_slows_down() {
         .build()
         .unwrap();
     let prober = Prober::builder().raw(false).max_in_flight(256).build();
-    let one_per_destination = Prober::builder().raw(false)
+    let one_per_destination = Prober::builder()
+        .raw(false)
         .max_in_flight(256)
         .max_in_flight_per_destination(1)
         .build();

@@ -109,7 +109,11 @@ fn a_connect_that_fails_at_once_gives_its_place_back() {
     let netns = connhealth_testkit::Netns::new().unwrap();
     netns.unreachable_route("127.77.0.0/16").unwrap();
     let prober = netns
-        .enter(|| probe_support::builder().max_in_flight_per_destination(1).build())
+        .enter(|| {
+            probe_support::builder()
+                .max_in_flight_per_destination(1)
+                .build()
+        })
         .unwrap();
     let addr = "127.77.0.1:80".parse().unwrap();
     let start = Instant::now();

@@ -146,7 +146,8 @@ fn a_starved_engine_with_a_huge_backlog_closes_answered_sockets_before_the_delay
     let (listeners, prober) = netns
         .enter(|| {
             let listeners: Vec<_> = (0..LISTENERS).map(|_| listener()).collect();
-            let prober = Prober::builder().raw(false)
+            let prober = Prober::builder()
+                .raw(false)
                 .max_in_flight(1 << 20)
                 .max_in_flight_per_destination(1 << 20)
                 .build();

@@ -735,7 +735,8 @@ impl Engine {
                     if raw {
                         // The first retransmission, if it comes before the timeout.
                         let first = retransmit_at(start, 1);
-                        if let Some(at) = first.filter(|at| probe.deadline.is_none_or(|d| *at < d)) {
+                        if let Some(at) = first.filter(|at| probe.deadline.is_none_or(|d| *at < d))
+                        {
                             self.deadlines.arm(id.index, at);
                         }
                     }

@@ -31,6 +31,7 @@ pub(crate) fn syn(fields: SynFields, sum_for: Option<(Ipv4Addr, Ipv4Addr)>) -> S
     p[4..8].copy_from_slice(&fields.sequence.to_be_bytes());
     p[12] = (SYN_LEN as u8 / 4) << 4;
     p[13] = 0x02; // SYN
+
     // What Linux advertises with a 1460-byte MSS: 44 segments, scaled by 2^7 later.
     let (window, mss): (u16, u16) = match sum_for {
         Some(_) => (64240, 1460),
@@ -306,7 +307,10 @@ mod tests {
         assert_eq!(six.target, "[fe80::2%3]:80".parse::<SocketAddr>().unwrap());
         let global: SocketAddrV6 = "[2001:db8::2%3]:0".parse().unwrap();
         let six = tcp6(&tcp(80, 61001, 1, 0x12), global).unwrap();
-        assert_eq!(six.target, "[2001:db8::2]:80".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            six.target,
+            "[2001:db8::2]:80".parse::<SocketAddr>().unwrap()
+        );
     }
 
     #[test]
@@ -333,7 +337,10 @@ mod tests {
         six.extend(&syn(fields(), None)[..8]);
         let from: SocketAddrV6 = "[fe80::2%5]:0".parse().unwrap();
         let reply = icmp6(&six, from).unwrap();
-        assert_eq!(reply.target, "[fe80::2%5]:80".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            reply.target,
+            "[fe80::2%5]:80".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!(reply.answer, Answer::Unreachable(libc_errno::ECONNREFUSED));
     }
 

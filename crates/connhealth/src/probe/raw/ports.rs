@@ -70,7 +70,10 @@ mod tests {
         );
         assert_eq!(default_range(Some("\n"), None), Ok(61000..=65535));
         assert!(default_range(None, Some("1024 64000")).is_ok());
-        assert!(default_range(None, Some("1024 65000")).is_err(), "535 ports are too few");
+        assert!(
+            default_range(None, Some("1024 65000")).is_err(),
+            "535 ports are too few"
+        );
         let err = default_range(None, Some("1024 65535")).unwrap_err();
         assert!(err.contains("ip_local_reserved_ports"), "{err}");
         assert!(default_range(Some("garbage,-,5-1"), Some("1024 64999")).is_err());

@@ -73,12 +73,14 @@ impl RawSockets {
         let icmp4 = raw_socket(libc::AF_INET, libc::IPPROTO_ICMP)?;
         attach(&icmp4, &filter_icmp4(lo, hi))?;
         // IPv6 is optional: a host (or a namespace) may have it disabled.
-        let tcp6 = raw_socket(libc::AF_INET6, libc::IPPROTO_TCP).ok().and_then(|fd| {
-            let offset: libc::c_int = 16; // the TCP checksum's offset in the header
-            setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, offset).ok()?;
-            attach(&fd, &filter_tcp6(lo, hi)).ok()?;
-            Some(fd)
-        });
+        let tcp6 = raw_socket(libc::AF_INET6, libc::IPPROTO_TCP)
+            .ok()
+            .and_then(|fd| {
+                let offset: libc::c_int = 16; // the TCP checksum's offset in the header
+                setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, offset).ok()?;
+                attach(&fd, &filter_tcp6(lo, hi)).ok()?;
+                Some(fd)
+            });
         let icmp6 = match tcp6 {
             Some(_) => raw_socket(libc::AF_INET6, libc::IPPROTO_ICMPV6)
                 .ok()
@@ -162,8 +164,10 @@ impl RawSockets {
         let fd = socket.as_raw_fd();
         self.names.clear();
         // The port of a raw socket's address must be 0 (or, for IPv6, the protocol).
-        self.names
-            .extend(to.iter().map(|addr| SockAddr::from(SocketAddr::new(addr.ip(), 0))));
+        self.names.extend(
+            to.iter()
+                .map(|addr| SockAddr::from(SocketAddr::new(addr.ip(), 0))),
+        );
         if let (SocketAddr::V6(_), true) = (first, self.names.len() == to.len()) {
             for (name, addr) in self.names.iter_mut().zip(to) {
                 if let SocketAddr::V6(v6) = addr {
@@ -392,11 +396,11 @@ fn in_range(lo: u32, hi: u32) -> [libc::sock_filter; 4] {
 /// RST, destination port in range.
 fn filter_tcp4(lo: u32, hi: u32) -> Vec<libc::sock_filter> {
     let mut program = vec![
-        stmt(LD_H_ABS, 6), // flags and fragment offset
+        stmt(LD_H_ABS, 6),                  // flags and fragment offset
         jump(libc::BPF_JSET, 0x1fff, 5, 0), // to the drop below
-        stmt(LDX_MSH, 0), // X = the IP header's length
-        stmt(LD_B_IND, 13), // TCP flags
-        jump(libc::BPF_JSET, 0x04, 3, 0), // RST
+        stmt(LDX_MSH, 0),                   // X = the IP header's length
+        stmt(LD_B_IND, 13),                 // TCP flags
+        jump(libc::BPF_JSET, 0x04, 3, 0),   // RST
         stmt(AND, 0x12),
         jump(libc::BPF_JEQ, 0x12, 1, 0), // SYN and ACK
         stmt(RET, 0),
@@ -514,7 +518,9 @@ mod tests {
     }
 
     fn ip4(protocol: u8, payload: &[u8]) -> Vec<u8> {
-        let mut p = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, protocol, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];
+        let mut p = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, protocol, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+        ];
         p.extend_from_slice(payload);
         p
     }
@@ -522,7 +528,13 @@ mod tests {
     #[test]
     fn the_tcp_filters_keep_syn_acks_and_resets_to_our_ports_only() {
         let (v4, v6) = (filter_tcp4(61000, 61999), filter_tcp6(61000, 61999));
-        for (flags, kept) in [(0x12, true), (0x14, true), (0x04, true), (0x02, false), (0x10, false)] {
+        for (flags, kept) in [
+            (0x12, true),
+            (0x14, true),
+            (0x04, true),
+            (0x02, false),
+            (0x10, false),
+        ] {
             for port in [61000, 61500, 61999] {
                 assert_eq!(run(&v4, &ip4(6, &tcp(80, port, flags))) != 0, kept);
                 assert_eq!(run(&v6, &tcp(80, port, flags)) != 0, kept);
@@ -536,7 +548,9 @@ mod tests {
         let mut fragment = ip4(6, &tcp(80, 61000, 0x12));
         fragment[7] = 1;
         assert_eq!(run(&v4, &fragment), 0);
-        let mut options = vec![0x46, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1, 1, 1, 1, 0];
+        let mut options = vec![
+            0x46, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1, 1, 1, 1, 0,
+        ];
         options.extend(tcp(80, 61000, 0x12));
         assert_eq!(run(&v4, &options), SNAP as u32);
     }

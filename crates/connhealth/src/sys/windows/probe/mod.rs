@@ -19,9 +19,9 @@ mod waker;
 mod wsapoll;
 
 pub(crate) use self::socket::{classify, start_connect};
-pub(crate) use crate::sys::raw_none::{source_for, sysctl, Heard, RawSockets};
 pub(crate) use self::waker::LoopbackWaker as Waker;
 pub(crate) use self::wsapoll::WsaPoll as Poller;
+pub(crate) use crate::sys::raw_none::{source_for, sysctl, Heard, RawSockets};
 pub(crate) use crate::sys::wait::WAKE_TOKEN;
 
 /// What `WSAPoll` returned: how many sockets are ready, or the error.
