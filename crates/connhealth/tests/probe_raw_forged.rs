@@ -70,6 +70,20 @@ fn next_syn(sniffer: &Socket, port: u16, skip: &[u16], within: Duration) -> Seen
         let source_port = u16::from_be_bytes([tcp[0], tcp[1]]);
         let is_syn = tcp[13] & 0x12 == 0x02;
         if is_syn && u16::from_be_bytes([tcp[2], tcp[3]]) == port && !skip.contains(&source_port) {
+            // A target drops a SYN whose checksum is wrong, and the probe only times
+            // out: say why here. It is summed over the addresses the kernel put in the
+            // IP header.
+            let segment = &p[header..];
+            let mut summed = Vec::from(&p[12..20]);
+            summed.extend([0, 6]);
+            summed.extend((segment.len() as u16).to_be_bytes());
+            summed.extend(segment);
+            summed.resize(summed.len().next_multiple_of(2), 0);
+            assert_eq!(
+                checksum(&summed),
+                0,
+                "a SYN with a bad checksum: {segment:02x?}"
+            );
             return SeenSyn {
                 from: SocketAddrV4::new(from, source_port),
                 sequence: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
