@@ -157,6 +157,38 @@ fn no_route_and_icmp_unreachables_are_unreachable() {
 }
 
 #[test]
+fn the_unspecified_address_is_this_host_as_connect_has_it() {
+    // connect(2) to 0.0.0.0 or :: reaches this host (a BSD-ism Linux keeps: the kernel
+    // sends to the loopback), and the answer comes from the loopback address. The socket
+    // engine reports what connect() says; the raw engine must report the same.
+    let Some((netns, prober)) = raw_prober("raw probes", Prober::builder()) else {
+        return;
+    };
+    let sockets = netns
+        .enter(|| Prober::builder().raw(false).build())
+        .unwrap();
+    let rt = runtime();
+    for any in ["0.0.0.0", "[::]"] {
+        let server = listener(&netns, &format!("{any}:0"));
+        let open = format!("{any}:{}", server.local_addr().unwrap().port());
+        let closed = closed_port(&netns, any);
+        for (engine, prober) in [("raw", &prober), ("sockets", &sockets)] {
+            let result = rt.block_on(prober.probe(&open, Duration::from_secs(2)));
+            assert!(result.is_ok(), "{engine}, {open}: {result:?}");
+            let start = Instant::now();
+            let result = rt.block_on(prober.probe_addr(closed, Duration::from_secs(2)));
+            assert!(
+                matches!(result, Err(ProbeError::Refused)),
+                "{engine}, {closed}: {result:?}"
+            );
+            assert!(start.elapsed() < Duration::from_millis(500));
+        }
+        thread::sleep(PAST_DELAYED_ACK);
+        assert!(accepted(&server).is_empty(), "{any}");
+    }
+}
+
+#[test]
 fn a_host_name_is_resolved_and_its_addresses_probed() {
     let Some((netns, prober)) = raw_prober("raw probes of a name", Prober::builder()) else {
         return;
