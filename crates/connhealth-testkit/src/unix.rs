@@ -52,7 +52,7 @@ fn package_of(command: &str) -> &str {
     match command {
         "ip" | "ss" => "iproute2",
         "redis-server" | "redis-cli" => "redis-server",
-        "taskset" => "util-linux",
+        "taskset" | "setpriv" => "util-linux",
         "promtool" => "prometheus",
         other => other,
     }
@@ -276,12 +276,22 @@ impl Netns {
     /// the namespace (`ip netns exec`), with `CONNHEALTH_IN_NETNS` set to the namespace's
     /// name so that the child knows to do the work. An error unless the child passed.
     pub fn rerun_test_inside(&self, test: &str) -> io::Result<()> {
+        self.rerun_test_inside_under(&[], test)
+    }
+
+    /// As [`Netns::rerun_test_inside`], with the child started through `wrapper`, a
+    /// program and its arguments that run the rest of the command line: for example
+    /// `["setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw"]`, a child without
+    /// `CAP_NET_RAW` although it runs as root.
+    pub fn rerun_test_inside_under(&self, wrapper: &[&str], test: &str) -> io::Result<()> {
         let exe = std::env::current_exe()?;
         let exe = exe
             .to_str()
             .ok_or_else(|| io::Error::other("test binary path"))?;
         let output = Command::new("ip")
-            .args(["netns", "exec", &self.name, exe, test])
+            .args(["netns", "exec", &self.name])
+            .args(wrapper)
+            .args([exe, test])
             .args(["--exact", "--nocapture", "--test-threads=1"])
             .env("CONNHEALTH_IN_NETNS", &self.name)
             .output()?;

@@ -1,5 +1,8 @@
 //! Shared by the prober's tests.
 
+#[cfg(target_os = "linux")] // the raw engine's tests, in namespaces
+pub mod raw;
+
 /// A builder for the engine under test: the library's own choice (on Linux as root, the
 /// raw engine), or a socket per probe with `CONNHEALTH_TEST_ENGINE=sockets` (`.ci/run`
 /// runs the probe tests both ways).

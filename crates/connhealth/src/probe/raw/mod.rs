@@ -23,7 +23,7 @@
 use std::collections::hash_map::{HashMap, RandomState};
 use std::hash::BuildHasher;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV6};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
@@ -373,8 +373,18 @@ fn flush_batch(
 
 /// The address a probe's packets go to and its replies come from: an IPv6 address keeps
 /// its scope only when it is link-local (where it names the link), as replies have it.
+/// The unspecified address is the loopback: `connect()` to `0.0.0.0` or `::` reaches
+/// this host (a BSD-ism Linux keeps), the answer comes from `127.0.0.1` or `::1`, and
+/// the socket engine reports it; keyed by the unspecified address, the answer would
+/// match no probe and the probe would time out.
 fn wire_addr(target: SocketAddr) -> SocketAddr {
     match target {
+        SocketAddr::V4(v4) if v4.ip().is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), v4.port())
+        }
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
+            SocketAddrV6::new(Ipv6Addr::LOCALHOST, v6.port(), 0, 0).into()
+        }
         SocketAddr::V6(v6) if !v6.ip().is_unicast_link_local() => {
             SocketAddrV6::new(*v6.ip(), v6.port(), 0, 0).into()
         }

@@ -31,7 +31,8 @@ pub(crate) fn syn(fields: SynFields, sum_for: Option<(Ipv4Addr, Ipv4Addr)>) -> S
     p[4..8].copy_from_slice(&fields.sequence.to_be_bytes());
     p[12] = (SYN_LEN as u8 / 4) << 4;
     p[13] = 0x02; // SYN
-                  // What Linux advertises with a 1460-byte MSS: 44 segments, scaled by 2^7 later.
+
+    // What Linux advertises with a 1460-byte MSS: 44 segments, scaled by 2^7 later.
     let (window, mss): (u16, u16) = match sum_for {
         Some(_) => (64240, 1460),
         None => (64800, 1440),
