@@ -94,10 +94,16 @@ impl Drop for EngineHandle {
 /// several probers, or rebuilds one at each reload, should not repeat it.
 fn fall_back_once(err: &io::Error) {
     static SAID: AtomicBool = AtomicBool::new(false);
-    if !SAID.swap(true, Ordering::Relaxed) {
-        tracing::info!(
-            %err,
-            "connhealth: half-open probes use a socket each (the raw engine is not available)"
-        );
+    if SAID.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let message =
+        "connhealth: half-open probes use a socket each (the raw engine is not available)";
+    if err.kind() == io::ErrorKind::PermissionDenied {
+        // The usual case: a process without CAP_NET_RAW.
+        tracing::info!(%err, "{message}");
+    } else {
+        // Something the caller asked for is wrong (a bad raw_source_ports, say).
+        tracing::warn!(%err, "{message}");
     }
 }
