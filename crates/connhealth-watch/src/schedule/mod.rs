@@ -1,8 +1,8 @@
 //! The schedule: when each target is checked, and the loop that starts every check on
 //! time.
 //!
-//! One task on a current-thread runtime of its own owns every target's schedule: a heap
-//! of due times, one entry per target (`slots.rs`). Each turn it starts everything due,
+//! One task on a current-thread runtime of its own owns every target's schedule: a
+//! calendar of due times, one entry per target (`due.rs`, `slots.rs`). Each turn it starts everything due,
 //! hands the half-open and connect probes (host names included: the library resolves
 //! them on its own threads) to the library's [`Prober`](connhealth::Prober) engine in one
 //! batch per prober ([`ProbeFeed`]), and takes their results back in batches. `tls`,
@@ -31,8 +31,7 @@
 //!
 //! [`TargetState::next_wait`]: crate::state::TargetState::next_wait
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
@@ -45,12 +44,14 @@ use connhealth::probe::{FeedResult, ProbeFeed};
 use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
+use self::due::DueTimes;
 use self::slots::{Entry, Key, Slots, Tag};
 use self::timing::{due_after_reload, is_late, jittered, on_grid, EARLY};
 use crate::checks::{self, CheckResult, Endpoint, Kept, Outcome, Probers, Runner};
 use crate::sinks::Sinks;
 use crate::state::{Fleet, TargetState, Watched};
 
+mod due;
 mod slots;
 mod timing;
 
@@ -146,7 +147,9 @@ struct Scheduler {
     probers: Probers,
     sinks: Sinks,
     slots: Slots,
-    due: BinaryHeap<Reverse<(Instant, Key)>>,
+    due: DueTimes,
+    /// The due times a turn takes out of `due`, kept for their buffer.
+    starting: Vec<(Instant, Key)>,
     half_open: ProbeFeed,
     connect: ProbeFeed,
     results: Vec<FeedResult>,
@@ -173,7 +176,8 @@ impl Scheduler {
             probers,
             sinks,
             slots: Slots::default(),
-            due: BinaryHeap::new(),
+            due: DueTimes::new(Instant::now()),
+            starting: Vec::new(),
             half_open,
             connect,
             results: Vec::new(),
@@ -243,7 +247,7 @@ impl Scheduler {
     }
 
     fn arm_timer(&mut self, now: Instant) {
-        let mut next = self.due.peek().map(|Reverse((at, _))| *at);
+        let mut next = self.due.next();
         if let Some(heartbeat) = self.heartbeat {
             let latest = now + heartbeat;
             if let Some(armed) = self.timer_at {
@@ -331,7 +335,7 @@ impl Scheduler {
         if due != entry.due {
             entry.due = due;
             entry.wait = wait;
-            self.due.push(Reverse((due, key)));
+            self.due.push(due, key);
         }
     }
 
@@ -353,23 +357,18 @@ impl Scheduler {
             running: false,
             kept,
         });
-        self.due.push(Reverse((due, key)));
+        self.due.push(due, key);
     }
 
     /// Starts every check due by `now`, and those due within [`EARLY`] after it.
     fn start_due(&mut self, now: Instant) {
         let horizon = now + EARLY;
-        let Some(&Reverse((first, _))) = self.due.peek() else {
-            return;
-        };
-        if first > now {
+        if self.due.next().is_none_or(|first| first > now) {
             return;
         }
-        while let Some(&Reverse((at, key))) = self.due.peek() {
-            if at > horizon {
-                break;
-            }
-            self.due.pop();
+        let mut starting = std::mem::take(&mut self.starting);
+        self.due.take_due(horizon, &mut starting);
+        for (at, key) in starting.drain(..) {
             let Some(entry) = self.slots.get_mut(key) else {
                 continue;
             };
@@ -397,6 +396,7 @@ impl Scheduler {
             };
             feed.push_target(tag.encode(), target, timeout, Some(start_by));
         }
+        self.starting = starting;
     }
 
     /// A `tls`, `send-expect` or `http` check: a task of its own, reporting back.
@@ -500,7 +500,7 @@ impl Scheduler {
         let due = next.max(now);
         entry.due = due;
         entry.wait = wait;
-        self.due.push(Reverse((due, key)));
+        self.due.push(due, key);
     }
 
     /// Hands `result` to the sinks' seam (the target's state, then the sinks), and
