@@ -596,5 +596,34 @@ pub fn hundred_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::
         m.rate(),
     );
     report.target("100k at 10 s: RSS <= 256 MiB", rss <= 256.0);
+    if m.engine == "raw" {
+        // The same fleet a socket per probe, for the record: what the engine adds.
+        let name = "ours-100k-sockets";
+        let daemon = Ours::start_without_net_raw(dir, name, &toml)?;
+        let s = measure_daemon(
+            listeners,
+            daemon,
+            name,
+            WarmUp::Fixed(Duration::from_secs(12)),
+            Duration::from_secs(8),
+            report,
+        )?;
+        check_ours(
+            report,
+            "ours 100k without CAP_NET_RAW",
+            &s,
+            TARGETS,
+            interval,
+        );
+        println!(
+            "  without CAP_NET_RAW, {} engine: RSS {:.0} MiB (peak {:.0} MiB); late {:.2} %; {:.1} us \
+             CPU per check",
+            s.engine,
+            mib(s.rss),
+            mib(s.peak_rss),
+            s.late_percent(),
+            s.cpu_per_check().as_secs_f64() * 1e6,
+        );
+    }
     Ok(())
 }
