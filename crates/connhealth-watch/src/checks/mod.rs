@@ -59,9 +59,13 @@ impl Probers {
                 engine = "raw",
                 "half-open checks run on the raw engine: one raw socket sends every SYN"
             ),
-            Some(engine) => tracing::info!(
+            Some(engine) if cfg!(target_os = "linux") => tracing::info!(
                 engine = engine.as_str(),
                 "half-open checks run a socket per probe; with CAP_NET_RAW they would run on the raw engine, with no socket per probe"
+            ),
+            Some(engine) => tracing::info!(
+                engine = engine.as_str(),
+                "half-open checks run a socket per probe (the raw engine is Linux's alone)"
             ),
             None => tracing::warn!(
                 "half-open checks cannot run: the probe engine did not start (see the error above)"
