@@ -493,3 +493,103 @@ fn sighup_reloads_the_config_keeping_the_state_of_unchanged_targets() {
     let (code, _) = daemon.stop_with(libc::SIGTERM);
     assert_eq!(code, Some(0));
 }
+
+/// Whether this process may open raw sockets: `CAP_NET_RAW` (bit 13) in its effective
+/// set, which root has unless a container or `setpriv` took it away. The daemon, started
+/// from here, has it too.
+fn has_net_raw() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let effective = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|caps| u64::from_str_radix(caps.trim(), 16).ok())
+        .expect("CapEff in /proc/self/status");
+    effective & (1 << 13) != 0
+}
+
+/// `/metrics` and the log say which engine sends the half-open checks' SYNs: the raw
+/// engine with `CAP_NET_RAW` (as root), else a socket per probe; said once at start,
+/// not again at a reload. A half-open check on it works: the target is up, and the
+/// server application never saw a connection.
+#[test]
+fn metrics_and_the_log_say_which_engine_runs_half_open_checks() {
+    let dir = temp_dir("engine");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    let config = write_config(&dir, &one_target(address));
+    let daemon = Daemon::start(&config, &[]);
+    let raw = has_net_raw();
+    // SAFETY: geteuid has no memory effects and cannot fail.
+    if unsafe { libc::geteuid() } == 0 && std::env::var("CI").as_deref() == Ok("true") {
+        assert!(
+            raw,
+            "root under CI without CAP_NET_RAW: the raw engine goes untested"
+        );
+    }
+    let (running, idle) = if raw {
+        ("raw", "sockets")
+    } else {
+        ("sockets", "raw")
+    };
+    let said = daemon
+        .line_with("half-open checks run", Duration::from_secs(5))
+        .expect("the engine is logged at start");
+    let expected = if raw {
+        "on the raw engine"
+    } else {
+        "a socket per probe"
+    };
+    assert!(said.contains(expected), "{said}");
+
+    let up = format!(
+        "connhealth_target_up{{target=\"web\",address=\"{address}\",check=\"half-open\"}} 1"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let (code, metrics) = daemon.get("/metrics").expect("a scrape");
+        assert_eq!(code, 200);
+        if metrics.lines().any(|line| line == up) || Instant::now() > deadline {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        metrics.lines().any(|line| line == up),
+        "{up} missing:\n{metrics}"
+    );
+    for (engine, value) in [(running, 1), (idle, 0)] {
+        let series = format!("connhealth_probe_engine{{engine=\"{engine}\"}} {value}");
+        assert!(
+            metrics.lines().any(|line| line == series),
+            "{series} missing:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("# HELP connhealth_probe_engine "),
+        "{metrics}"
+    );
+    match listener.accept() {
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("a half-open check reached accept(): {other:?}"),
+    }
+
+    // Said once: a reload builds no new prober and says nothing more.
+    daemon.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("the reload is logged");
+        let line = daemon
+            .lines
+            .recv_timeout(left)
+            .expect("the reload is logged");
+        assert!(!line.contains("half-open checks run"), "said again: {line}");
+        if line.contains("config reloaded") {
+            break;
+        }
+    }
+    let (code, _) = daemon.stop_with(libc::SIGTERM);
+    assert_eq!(code, Some(0));
+}

@@ -349,6 +349,7 @@ impl Daemon {
             ),
             None => None,
         };
+        shared.probers.say_engine();
         tracing::info!(%listen, targets, "connhealth watch started");
         Ok(Daemon {
             shared,

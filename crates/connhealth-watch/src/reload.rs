@@ -127,6 +127,7 @@ impl Shared {
                     failed: counters.failed(),
                 })
                 .collect(),
+            probe_engine: self.probers.half_open.engine(),
         }
     }
 

@@ -84,6 +84,7 @@ fn a_scrape_of_every_state_kind_and_result_lints_cleanly() {
                 failed: 0,
             },
         ],
+        probe_engine: Some(connhealth::ProbeEngine::Raw),
     };
     let text = render_to_string(&mixed_fleet(SystemTime::now()), &daemon);
     for family in [
@@ -114,6 +115,7 @@ fn a_scrape_encoded_in_slices_lints_cleanly() {
         },
         sinks_dropped: Vec::new(),
         alerts: Vec::new(),
+        probe_engine: None,
     };
     let text = render_to_string(&synthetic_fleet(2_500), &daemon);
     assert_eq!(

@@ -5,6 +5,7 @@ mod http_support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use connhealth::ProbeEngine;
 use connhealth_watch::sinks::metrics::ReloadState;
 use connhealth_watch::sinks::metrics::{render_process, render_to_string, DaemonCounters};
 use http_support::{fleet, mixed_fleet, sample, series, Server};
@@ -18,6 +19,7 @@ fn daemon() -> DaemonCounters {
         },
         sinks_dropped: Vec::new(),
         alerts: Vec::new(),
+        probe_engine: Some(ProbeEngine::Sockets),
     }
 }
 
@@ -53,6 +55,15 @@ fn the_daemon_series() {
             )
         ),
         Some(1.0)
+    );
+    // One series per engine, 1 for the one that runs.
+    assert_eq!(
+        sample(&text, "connhealth_probe_engine{engine=\"sockets\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "connhealth_probe_engine{engine=\"raw\"}"),
+        Some(0.0)
     );
     // (The CPU time counts clock ticks at best: a test's first 10 ms may read as 0.)
     assert!(sample(&text, "process_cpu_seconds_total").is_some_and(|v| v >= 0.0));
@@ -219,6 +230,7 @@ fn every_family_has_help_and_its_type_once() {
         ("connhealth_build_info", "gauge"),
         ("connhealth_targets", "gauge"),
         ("connhealth_checks_late_total", "counter"),
+        ("connhealth_probe_engine", "gauge"),
         ("connhealth_config_last_reload_successful", "gauge"),
         (
             "connhealth_config_last_reload_success_timestamp_seconds",

@@ -88,6 +88,7 @@ fn scrape(fleet: &Fleet) -> Scrape {
         },
         sinks_dropped: Vec::new(),
         alerts: Vec::new(),
+        probe_engine: None,
     };
     let mut out = Counted::default();
     let before = LIVE.load(Ordering::Relaxed);

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use connhealth::Prober;
+use connhealth::{ProbeEngine, Prober};
 
 use crate::listeners::Listeners;
 use crate::net;
@@ -24,7 +24,7 @@ const WINDOW: Duration = Duration::from_secs(10);
 struct Measured {
     /// Checks, as the checker counts them (ours) or as SYNs on the wire (HAProxy).
     checks: u64,
-    /// `connect()` SYNs in the namespace during the window.
+    /// SYNs on the namespace's wire during the window (`net::syns`).
     syns: u64,
     /// Its CPU.
     window: Window,
@@ -43,6 +43,9 @@ struct Measured {
     health: Option<HealthCount>,
     /// The warm-up before the window.
     warmed: Duration,
+    /// Ours only: the engine that ran its half-open checks, as `/metrics` says
+    /// (`connhealth_probe_engine`).
+    engine: String,
 }
 
 impl Measured {
@@ -100,22 +103,34 @@ fn measure_ours(
     window: Duration,
     report: &mut Report,
 ) -> io::Result<Measured> {
-    let mut daemon = Ours::start(dir, name, toml)?;
+    let daemon = Ours::start(dir, name, toml)?;
+    measure_daemon(listeners, daemon, name, warm, window, report)
+}
+
+/// [`measure_ours`] of a daemon already started.
+fn measure_daemon(
+    listeners: &Listeners,
+    mut daemon: Ours,
+    name: &str,
+    warm: WarmUp,
+    window: Duration,
+    report: &mut Report,
+) -> io::Result<Measured> {
     let pid = daemon.pid();
     let warmed = warm_up(&mut daemon, warm)?;
     // The question costs the daemon CPU: ask before the CPU mark and after it ends.
     let (before, counted_from) = (daemon.counts()?, Instant::now());
-    let (syns, accepted) = (net::active_opens()?, listeners.accepted());
+    let (syns, accepted) = (net::syns()?, listeners.accepted());
     let (mark, threads) = (Mark::now(pid)?, process::threads(pid)?);
     std::thread::sleep(window);
     let cpu = mark.window()?;
     let threads = process::thread_cores(&threads, &process::threads(pid)?, cpu.wall);
-    let (syns, accepted) = (net::active_opens()? - syns, listeners.accepted() - accepted);
+    let (syns, accepted) = (net::syns()? - syns, listeners.accepted() - accepted);
     let counted_over = counted_from.elapsed();
     let counts = daemon.counts()? - before;
     let (rss, peak_rss) = (process::rss(pid)?, process::peak_rss(pid)?);
     let health = Some(daemon.health("")?);
-    metrics_agree(&mut daemon, name, report)?;
+    let engine = metrics_agree(&mut daemon, name, report)?;
     daemon.stop()?;
     Ok(Measured {
         checks: counts.total,
@@ -129,13 +144,15 @@ fn measure_ours(
         threads,
         health,
         warmed,
+        engine,
     })
 }
 
 /// `/metrics`, scraped after a window, counts what the daemon's own status counts: the
 /// sum of `connhealth_target_checks_total` lies between two counts taken around it, and
-/// `connhealth_checks_late_total` too.
-pub fn metrics_agree(daemon: &mut Ours, what: &str, report: &mut Report) -> io::Result<()> {
+/// `connhealth_checks_late_total` too. Returns the engine the scrape says runs the
+/// half-open checks (`connhealth_probe_engine`).
+pub fn metrics_agree(daemon: &mut Ours, what: &str, report: &mut Report) -> io::Result<String> {
     let before = daemon.counts()?;
     let text = http_get(daemon.listen(), "/metrics")?;
     let after = daemon.counts()?;
@@ -160,7 +177,21 @@ pub fn metrics_agree(daemon: &mut Ours, what: &str, report: &mut Report) -> io::
             before.total, after.total, before.late, after.late
         ));
     }
-    Ok(())
+    engine_in(what, &text, report)
+}
+
+/// The engine `/metrics` (`text`) says runs the half-open checks; a scrape without
+/// `connhealth_probe_engine` fails the run.
+pub fn engine_in(what: &str, text: &str, report: &mut Report) -> io::Result<String> {
+    match ours::probe_engine(text) {
+        Some(engine) => Ok(engine.to_owned()),
+        None => {
+            report.fail(format!(
+                "{what}: /metrics has no connhealth_probe_engine series at 1"
+            ));
+            Ok("unknown".to_owned())
+        }
+    }
 }
 
 /// HAProxy on the same servers, measured the same way; its checks are the SYNs it sent.
@@ -176,12 +207,11 @@ fn measure_haproxy(
     let haproxy = Haproxy::start(dir, "haproxy-10k", servers, &checks)?;
     let pid = haproxy.peer().pid();
     std::thread::sleep(WARM_UP);
-    let (syns, accepted, counted_from) =
-        (net::active_opens()?, listeners.accepted(), Instant::now());
+    let (syns, accepted, counted_from) = (net::syns()?, listeners.accepted(), Instant::now());
     let mark = Mark::now(pid)?;
     std::thread::sleep(WINDOW);
     let cpu = mark.window()?;
-    let syns = net::active_opens()? - syns;
+    let syns = net::syns()? - syns;
     let measured = Measured {
         checks: syns,
         syns,
@@ -194,6 +224,7 @@ fn measure_haproxy(
         threads: String::new(),
         health: None,
         warmed: WARM_UP,
+        engine: String::new(),
     };
     let servers_up = haproxy.servers_up()?;
     haproxy.stop();
@@ -236,7 +267,8 @@ fn check_ours(report: &mut Report, what: &str, m: &Measured, targets: usize, int
     }
 }
 
-/// `10k targets at 1 s, half-open`: CPU per check against HAProxy's, late checks, RSS.
+/// `10k targets at 1 s, half-open`: CPU per check against HAProxy's, late checks, RSS,
+/// on whichever engine the daemon picks (the raw one as root), which the line names.
 pub fn ten_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Result<()> {
     const TARGETS: usize = 10_000;
     let interval = Duration::from_secs(1);
@@ -267,12 +299,13 @@ pub fn ten_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Resu
     let late = m.late_percent();
     let rss = mib(m.rss);
     println!(
-        "10k targets at 1 s, half-open: {:.1} us CPU per check = {ratio:.2} x HAProxy ({:.1} us; \
-         target <= 1.0 x, goal 0.5 x){}; late {late:.2} % (target <= 1 %){}; RSS {rss:.0} MiB \
+        "10k targets at 1 s, half-open, {} engine: {:.1} us CPU per check = {ratio:.2} x HAProxy \
+         ({:.1} us; target <= 0.5 x){}; late {late:.2} % (target <= 1 %){}; RSS {rss:.0} MiB \
          (target <= 64 MiB; HAProxy {:.0} MiB){}",
+        m.engine,
         m.cpu_per_check().as_secs_f64() * 1e6,
         haproxy.cpu_per_check().as_secs_f64() * 1e6,
-        below(ratio <= 1.0),
+        below(ratio <= 0.5),
         below(late <= 1.0),
         mib(haproxy.rss),
         below(rss <= 64.0),
@@ -292,17 +325,74 @@ pub fn ten_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Resu
         haproxy.rate(),
         haproxy.window.cores(),
     );
-    report.target("10k at 1 s: CPU per check <= 1.0 x HAProxy", ratio <= 1.0);
+    report.target("10k at 1 s: CPU per check <= 0.5 x HAProxy", ratio <= 0.5);
     report.target("10k at 1 s: late <= 1 %", late <= 1.0);
     report.target("10k at 1 s: RSS <= 64 MiB", rss <= 64.0);
+    if m.engine == "raw" {
+        sockets_10k(listeners, dir, &toml, &m, &haproxy, report)?;
+    }
+    Ok(())
+}
+
+/// The same 10k without `CAP_NET_RAW`, a socket per probe, as the packaged unit runs
+/// without its drop-in: what the raw engine saves, measured in the same run. For the
+/// record (no target): the line above is the one with a target.
+fn sockets_10k(
+    listeners: &Listeners,
+    dir: &Path,
+    toml: &str,
+    raw: &Measured,
+    haproxy: &Measured,
+    report: &mut Report,
+) -> io::Result<()> {
+    const TARGETS: usize = 10_000;
+    let name = "ours-10k-sockets";
+    let daemon = Ours::start_without_net_raw(dir, name, toml)?;
+    let m = measure_daemon(
+        listeners,
+        daemon,
+        name,
+        WarmUp::Fixed(WARM_UP),
+        WINDOW,
+        report,
+    )?;
+    check_ours(
+        report,
+        "ours 10k without CAP_NET_RAW",
+        &m,
+        TARGETS,
+        Duration::from_secs(1),
+    );
+    if m.engine != "sockets" {
+        report.fail(format!(
+            "ours 10k without CAP_NET_RAW: /metrics says the {} engine ran",
+            m.engine
+        ));
+    }
+    let per_check = m.cpu_per_check().as_secs_f64();
+    println!(
+        "  without CAP_NET_RAW, {} engine: {:.1} us CPU per check = {:.2} x HAProxy; the raw \
+         engine's is {:.2} x this; late {:.2} %; RSS {:.0} MiB",
+        m.engine,
+        per_check * 1e6,
+        per_check / haproxy.cpu_per_check().as_secs_f64(),
+        raw.cpu_per_check().as_secs_f64() / per_check,
+        m.late_percent(),
+        mib(m.rss),
+    );
     Ok(())
 }
 
 /// `probe_many`'s throughput on the same listeners, in this process: 200k probes, 128 in
-/// flight, from a current-thread runtime, best of three (as `benches/probe.rs` does).
-fn probe_many_rate(listeners: &Listeners, report: &mut Report) -> io::Result<f64> {
+/// flight, from a current-thread runtime, best of three (as `benches/probe.rs` does),
+/// with the engine the library picks, as the daemon's prober does (the raw one as
+/// root); and that engine.
+fn probe_many_rate(listeners: &Listeners, report: &mut Report) -> io::Result<(f64, ProbeEngine)> {
     const TOTAL: usize = 200_000;
     let prober = Prober::builder().max_in_flight(128).build();
+    let engine = prober
+        .engine()
+        .ok_or_else(|| io::Error::other("probe_many: the prober did not start"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -322,7 +412,7 @@ fn probe_many_rate(listeners: &Listeners, report: &mut Report) -> io::Result<f64
         })
     };
     run(TOTAL / 10);
-    let (syns, accepted) = (net::active_opens()?, listeners.accepted());
+    let (syns, accepted) = (net::syns()?, listeners.accepted());
     let mut best = 0.0f64;
     for _ in 0..3 {
         let (rate, ok) = run(TOTAL);
@@ -331,15 +421,17 @@ fn probe_many_rate(listeners: &Listeners, report: &mut Report) -> io::Result<f64
         }
         best = best.max(rate);
     }
-    let syns = net::active_opens()? - syns;
-    if syns != 3 * TOTAL as u64 || listeners.accepted() != accepted {
+    let syns = net::syns()? - syns;
+    // A SYN per probe, and a retransmitted one counts again (a SYN queue that overflowed
+    // for a moment): at most 1 % of them.
+    let probes = 3 * TOTAL as u64;
+    if !(probes..=probes + probes / 100).contains(&syns) || listeners.accepted() != accepted {
         report.fail(format!(
-            "probe_many: {syns} SYNs for {} probes, {} accepted",
-            3 * TOTAL,
+            "probe_many ({engine} engine): {syns} SYNs on the wire for {probes} probes, {} accepted",
             listeners.accepted() - accepted
         ));
     }
-    Ok(best)
+    Ok((best, engine))
 }
 
 /// One saturation trial: `targets` at 1 s; on time when at most 1 % of the window's
@@ -392,7 +484,7 @@ fn trial(
 
 /// `Saturation`: the most targets at 1 s with <= 1 % late, as a ratio to `probe_many`.
 pub fn saturation(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Result<()> {
-    let rate = probe_many_rate(listeners, report)?;
+    let (rate, engine) = probe_many_rate(listeners, report)?;
     // Targets at `tenths` tenths of probe_many's rate, in thousands, rounded up: the
     // first trial, at 0.8, must not fall just short of the target by rounding.
     let at = |tenths: u32| ((rate * f64::from(tenths) / 10_000.0).ceil() as usize * 1000).max(1000);
@@ -434,10 +526,18 @@ pub fn saturation(listeners: &Listeners, dir: &Path, report: &mut Report) -> io:
         .map(|t| t.targets)
         .max()
         .unwrap_or(0);
+    // The ratio compares a daemon and a prober on the same engine: on different ones it
+    // would measure the engines, not the daemon.
+    let engines: Vec<&str> = trials.iter().map(|t| t.measured.engine.as_str()).collect();
+    if let Some(other) = engines.iter().find(|e| **e != engine.as_str()) {
+        report.fail(format!(
+            "saturation: probe_many ran the {engine} engine, the daemon the {other} engine"
+        ));
+    }
     let ratio = best as f64 / rate;
     println!(
-        "saturation, half-open at 1 s: {best} targets with <= 1 % late = {ratio:.2} x probe_many \
-         ({rate:.0} probes/s; target >= 0.8){}",
+        "saturation, half-open at 1 s, {engine} engine: {best} targets with <= 1 % late = \
+         {ratio:.2} x probe_many ({rate:.0} probes/s, same engine; target >= 0.8){}",
         below(ratio >= 0.8)
     );
     trials.sort_by_key(|t| t.targets);
@@ -485,8 +585,9 @@ pub fn hundred_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::
     check_ours(report, "ours 100k", &m, TARGETS, interval);
     let rss = mib(m.rss);
     println!(
-        "100k targets at 10 s, half-open: RSS {rss:.0} MiB (target <= 256 MiB; peak {:.0} MiB){}; \
-         late {:.2} %; {:.1} us CPU per check ({} checks, {:.0}/s)",
+        "100k targets at 10 s, half-open, {} engine: RSS {rss:.0} MiB (target <= 256 MiB; peak \
+         {:.0} MiB){}; late {:.2} %; {:.1} us CPU per check ({} checks, {:.0}/s)",
+        m.engine,
         mib(m.peak_rss),
         below(rss <= 256.0),
         m.late_percent(),
@@ -495,5 +596,34 @@ pub fn hundred_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::
         m.rate(),
     );
     report.target("100k at 10 s: RSS <= 256 MiB", rss <= 256.0);
+    if m.engine == "raw" {
+        // The same fleet a socket per probe, for the record: what the engine adds.
+        let name = "ours-100k-sockets";
+        let daemon = Ours::start_without_net_raw(dir, name, &toml)?;
+        let s = measure_daemon(
+            listeners,
+            daemon,
+            name,
+            WarmUp::Fixed(Duration::from_secs(12)),
+            Duration::from_secs(8),
+            report,
+        )?;
+        check_ours(
+            report,
+            "ours 100k without CAP_NET_RAW",
+            &s,
+            TARGETS,
+            interval,
+        );
+        println!(
+            "  without CAP_NET_RAW, {} engine: RSS {:.0} MiB (peak {:.0} MiB); late {:.2} %; {:.1} us \
+             CPU per check",
+            s.engine,
+            mib(s.rss),
+            mib(s.peak_rss),
+            s.late_percent(),
+            s.cpu_per_check().as_secs_f64() * 1e6,
+        );
+    }
     Ok(())
 }

@@ -12,18 +12,26 @@
 //! Our daemon runs in a child process (this binary, run again as `__daemon CONFIG`), as
 //! HAProxy and blackbox_exporter do, so all three are measured from outside in the same
 //! way: CPU from `/proc/PID/stat` (utime + stime, every thread), memory from
-//! `/proc/PID/status` (VmRSS). Checks are counted on the wire, as the SYNs `connect()`
-//! sent in the namespace (`/proc/net/snmp` ActiveOpens, see `net.rs`): HAProxy's
-//! connect check is half-open too and never reaches `accept()`, and its stats count
-//! failures, not checks. Ours are also counted by the daemon itself; the two must agree.
+//! `/proc/PID/status` (VmRSS). Checks are counted on the wire, as the SYNs delivered on
+//! the namespace's loopback (an iptables rule that only counts, see `net.rs`), the same
+//! for every checker and for both of our engines (a socket per probe, or the raw engine's
+//! SYNs from one raw socket): HAProxy's connect check is half-open too and never reaches
+//! `accept()`, and its stats count failures, not checks. Ours are also counted by the
+//! daemon itself; the two must agree.
+//!
+//! As root the daemon's half-open checks run on the raw engine (`CAP_NET_RAW`); each
+//! line of ours names the engine `/metrics` says ran them (`connhealth_probe_engine`).
 //!
 //! The lines:
 //!
 //! * `10k targets at 1 s, half-open`: HAProxy (`nbthread 1`, one backend of 10k `server`
 //!   lines over the 100 listeners, `check inter 1s`), then our daemon on the same 10k
 //!   addresses at `interval = "1s"`. After a 5 s warm-up, a 10 s window: CPU per check
-//!   (CPU ÷ checks) as a ratio to HAProxy's; the daemon's late checks
+//!   (CPU ÷ checks) as a ratio to HAProxy's (target <= 0.5 x); the daemon's late checks
 //!   (`connhealth_checks_late_total`) as a share of its checks; RSS at the window's end.
+//!   On the raw engine, a second line measures the same daemon started without
+//!   `CAP_NET_RAW` (through `setpriv`), a socket per probe, as the packaged unit runs
+//!   without its drop-in: its CPU per check, and the raw engine's as a ratio to it.
 //! * `saturation, half-open at 1 s`: first `probe_many`'s throughput in this process
 //!   (200k probes, 128 in flight, current-thread runtime, best of three, as
 //!   `connhealth/benches/probe.rs`); then the daemon with N targets at 1 s, N from 0.8 x
@@ -34,12 +42,14 @@
 //!   seconds to drain; each trial's warm-up is printed). N is on time when at most 1 %
 //!   of the window's checks were late and the checks sent kept the scheduled rate (N/s;
 //!   exhausted ones are never sent). The line gives the largest N on time, as a ratio to
-//!   the `probe_many` rate.
+//!   the `probe_many` rate. `probe_many` and the daemon run the same engine (the one the
+//!   library picks; the run fails if they differ), which the line names.
 //! * `100k targets at 10 s`: the daemon's RSS after 12 s (every target up and on its
 //!   interval), with its late checks and CPU per check over the 8 s after.
 //! * `/probe`: blackbox_exporter (`tcp_connect` module) under `wrk -t2 -c32 -d10s`
 //!   against `/probe?target=...&module=tcp_connect`, then the same load against ours,
-//!   with `tcp_connect` and with `half_open`: the server's CPU ÷ the requests wrk
+//!   with `tcp_connect` (a socket per probe) and with `half_open` (on the engine the
+//!   line names): the server's CPU ÷ the requests wrk
 //!   completed, as a ratio to blackbox_exporter's. Then the same with `http_2xx` (a GET
 //!   of one nginx URL over plain HTTP, a new connection per probe) on both.
 //! * `detection`: one server killed and restarted 8 times at random phases (its
@@ -129,8 +139,9 @@ fn main() -> ExitCode {
         Ok(()) => {}
         Err(err) => {
             eprintln!(
-                "watch bench: needs root for a network namespace of its own ({err}): without one, \
-                 other programs' connections would be counted as checks"
+                "watch bench: needs root, ip and iptables for a network namespace of its own and \
+                 the rule that counts its SYNs ({err}): without one, other programs' connections \
+                 would be counted as checks"
             );
             return ExitCode::FAILURE;
         }

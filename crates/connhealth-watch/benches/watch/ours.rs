@@ -113,6 +113,16 @@ pub fn http_config_toml(schedule: &Schedule, http_defaults: &str, urls: &[String
     toml
 }
 
+/// The engine a scrape of `/metrics` says runs the half-open checks: the `engine` label
+/// of the `connhealth_probe_engine` series at 1.
+pub fn probe_engine(metrics: &str) -> Option<&str> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix("connhealth_probe_engine{engine=\"")?;
+        let (engine, value) = rest.split_once("\"} ")?;
+        (value.trim() == "1").then_some(engine)
+    })
+}
+
 // ---- the child: the daemon itself ----
 
 /// Daemon mode: start the daemon on `config` (keeping its state in `data_dir`, as
@@ -268,6 +278,15 @@ pub struct HealthCount {
     pub unknown: usize,
 }
 
+/// The capabilities the daemon's process starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caps {
+    /// The bench's own (root's: `CAP_NET_RAW` among them).
+    AsIs,
+    /// All of them but `CAP_NET_RAW`.
+    NoNetRaw,
+}
+
 /// Our daemon running in a child process.
 pub struct Ours {
     child: Child,
@@ -290,10 +309,39 @@ impl Ours {
         toml: &str,
         data_dir: Option<&Path>,
     ) -> io::Result<Ours> {
+        Ours::launch(dir, name, toml, data_dir, Caps::AsIs)
+    }
+
+    /// [`Ours::start`] without `CAP_NET_RAW`, as a daemon under the packaged unit runs
+    /// without its drop-in: the half-open checks run a socket per probe.
+    pub fn start_without_net_raw(dir: &Path, name: &str, toml: &str) -> io::Result<Ours> {
+        Ours::launch(dir, name, toml, None, Caps::NoNetRaw)
+    }
+
+    fn launch(
+        dir: &Path,
+        name: &str,
+        toml: &str,
+        data_dir: Option<&Path>,
+        caps: Caps,
+    ) -> io::Result<Ours> {
         let config = dir.join(format!("{name}.toml"));
         let log = dir.join(format!("{name}.log"));
         std::fs::write(&config, toml)?;
-        let mut command = Command::new(std::env::current_exe()?);
+        let exe = std::env::current_exe()?;
+        let mut command = match caps {
+            Caps::AsIs => Command::new(&exe),
+            Caps::NoNetRaw => {
+                // Root keeps a capability across exec through its bounding or inheritable
+                // set: dropped from both, the daemon has no CAP_NET_RAW. setpriv execs,
+                // so the child's pid is the daemon's.
+                let mut setpriv = Command::new("setpriv");
+                setpriv
+                    .args(["--bounding-set=-net_raw", "--inh-caps=-net_raw", "--"])
+                    .arg(&exe);
+                setpriv
+            }
+        };
         command.arg(DAEMON_MODE).arg(&config);
         if let Some(data_dir) = data_dir {
             command.arg(data_dir);
@@ -331,6 +379,15 @@ impl Ours {
     /// Where its HTTP server listens.
     pub fn listen(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// The engine its `/metrics` says runs the half-open checks (a scrape: keep it out
+    /// of a window, and away from a large fleet).
+    pub fn engine(&self) -> io::Result<String> {
+        let metrics = crate::peers::http_get(self.listen, "/metrics")?;
+        probe_engine(&metrics)
+            .map(str::to_owned)
+            .ok_or_else(|| io::Error::other("/metrics has no connhealth_probe_engine series at 1"))
     }
 
     fn ask(&mut self, question: &str) -> io::Result<Vec<String>> {

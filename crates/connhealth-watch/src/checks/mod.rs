@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use connhealth::probe::Target;
-use connhealth::{Mode, Prober};
+use connhealth::{Mode, ProbeEngine, Prober};
 
 pub use crate::config::Endpoint;
 use crate::config::{AllowList, Check, CheckPlan, IpChoice};
@@ -47,6 +47,29 @@ impl Probers {
         Probers {
             half_open: build(Mode::HalfOpen),
             connect: build(Mode::Connect),
+        }
+    }
+
+    /// Logs which engine sends the half-open checks' SYNs (what
+    /// `connhealth_probe_engine` says): once, at start. When it is not the raw engine,
+    /// the library has just said why (the missing `CAP_NET_RAW`, most often).
+    pub fn say_engine(&self) {
+        match self.half_open.engine() {
+            Some(ProbeEngine::Raw) => tracing::info!(
+                engine = "raw",
+                "half-open checks run on the raw engine: one raw socket sends every SYN"
+            ),
+            Some(engine) if cfg!(target_os = "linux") => tracing::info!(
+                engine = engine.as_str(),
+                "half-open checks run a socket per probe; with CAP_NET_RAW they would run on the raw engine, with no socket per probe"
+            ),
+            Some(engine) => tracing::info!(
+                engine = engine.as_str(),
+                "half-open checks run a socket per probe (the raw engine is Linux's alone)"
+            ),
+            None => tracing::warn!(
+                "half-open checks cannot run: the probe engine did not start (see the error above)"
+            ),
         }
     }
 }

@@ -23,6 +23,8 @@ use prometheus::core::Collector;
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
 
+use connhealth::ProbeEngine;
+
 use crate::checks::Outcome;
 use crate::config::{CheckKind, TargetPlan};
 use crate::state::{Fleet, Health, TargetState};
@@ -46,7 +48,15 @@ pub struct DaemonCounters {
     /// `connhealth_alerts_sent_total{receiver}` and `connhealth_alerts_failed_total`:
     /// each alert receiver's name, notifications it took, and POSTs that failed.
     pub alerts: Vec<AlertCounts>,
+    /// `connhealth_probe_engine{engine}`: the engine of the half-open prober (half-open
+    /// checks, hold's probes, `/probe`'s `half_open`), or None if it could not start.
+    pub probe_engine: Option<ProbeEngine>,
 }
+
+/// The engines `connhealth_probe_engine` has a series for, in order: each is 1 when it
+/// runs the half-open checks, else 0, so that a rule can ask for either
+/// (`connhealth_probe_engine{engine="sockets"} == 1`).
+const PROBE_ENGINES: [ProbeEngine; 2] = [ProbeEngine::Raw, ProbeEngine::Sockets];
 
 /// One alert receiver's counters, for `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -318,6 +328,24 @@ impl<W: Write> FamilyWriter<'_, W> {
             let family = family(name, help, kind, vec![metric(labels, kind, value)]);
             encode(&family, self.out)?;
         }
+        let engines = PROBE_ENGINES
+            .iter()
+            .map(|&engine| {
+                let runs = daemon.probe_engine == Some(engine);
+                metric(
+                    vec![label("engine", engine.as_str())],
+                    MetricType::GAUGE,
+                    if runs { 1.0 } else { 0.0 },
+                )
+            })
+            .collect();
+        let engine_family = family(
+            "connhealth_probe_engine",
+            "1 for the engine that sends the half-open checks' SYNs (hold's probes and /probe's half_open too), 0 for the other: raw (one raw socket for every probe, with CAP_NET_RAW) or sockets (a socket per probe); both 0 if the prober could not start.",
+            MetricType::GAUGE,
+            engines,
+        );
+        encode(&engine_family, self.out)?;
         if !daemon.sinks_dropped.is_empty() {
             let kind = MetricType::COUNTER;
             let series = daemon
