@@ -267,6 +267,9 @@ fn check_ours(report: &mut Report, what: &str, m: &Measured, targets: usize, int
     }
 }
 
+/// Rounds of HAProxy and ours, alternating, in the 10k part.
+const TEN_K_ROUNDS: usize = 2;
+
 /// `10k targets at 1 s, half-open`: CPU per check against HAProxy's, late checks, RSS,
 /// on whichever engine the daemon picks (the raw one as root), which the line names.
 pub fn ten_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Result<()> {
@@ -275,32 +278,54 @@ pub fn ten_k(listeners: &Listeners, dir: &Path, report: &mut Report) -> io::Resu
     let targets = ours::spread(TARGETS, listeners.addrs());
     let servers: Vec<SocketAddr> = targets.iter().map(|t| t.address).collect();
 
-    let (haproxy, (up, not_up)) = measure_haproxy(listeners, dir, &servers)?;
-    let expected = scheduled(TARGETS, interval, haproxy.counted_over);
-    if (haproxy.checks as f64) < 0.95 * expected || up != TARGETS {
-        report.fail(format!(
-            "HAProxy 10k: {} SYNs in the window ({expected:.0} scheduled), {up} servers UP, {not_up} not",
-            haproxy.checks
-        ));
-    }
     let toml = ours::config_toml(&Schedule::every(interval), &targets);
-    let m = measure_ours(
-        listeners,
-        dir,
-        "ours-10k",
-        &toml,
-        WarmUp::Fixed(WARM_UP),
-        WINDOW,
-        report,
-    )?;
-    check_ours(report, "ours 10k", &m, TARGETS, interval);
+    // This machine's speed drifts by more than the margin measured here within a minute:
+    // HAProxy and ours alternate, and the better round of each is kept.
+    let mut best: Option<(Measured, usize)> = None;
+    let mut best_ours: Option<Measured> = None;
+    for _ in 0..TEN_K_ROUNDS {
+        let (haproxy, (up, not_up)) = measure_haproxy(listeners, dir, &servers)?;
+        let expected = scheduled(TARGETS, interval, haproxy.counted_over);
+        if (haproxy.checks as f64) < 0.95 * expected || up != TARGETS {
+            report.fail(format!(
+                "HAProxy 10k: {} SYNs in the window ({expected:.0} scheduled), {up} servers UP, {not_up} not",
+                haproxy.checks
+            ));
+        }
+        if best
+            .as_ref()
+            .is_none_or(|(b, _)| haproxy.cpu_per_check() < b.cpu_per_check())
+        {
+            best = Some((haproxy, up));
+        }
+        let m = measure_ours(
+            listeners,
+            dir,
+            "ours-10k",
+            &toml,
+            WarmUp::Fixed(WARM_UP),
+            WINDOW,
+            report,
+        )?;
+        check_ours(report, "ours 10k", &m, TARGETS, interval);
+        if best_ours
+            .as_ref()
+            .is_none_or(|b| m.cpu_per_check() < b.cpu_per_check())
+        {
+            best_ours = Some(m);
+        }
+    }
+    let ((haproxy, up), m) = (
+        best.expect("at least one round"),
+        best_ours.expect("at least one round"),
+    );
 
     let ratio = m.cpu_per_check().as_secs_f64() / haproxy.cpu_per_check().as_secs_f64();
     let late = m.late_percent();
     let rss = mib(m.rss);
     println!(
         "10k targets at 1 s, half-open, {} engine: {:.1} us CPU per check = {ratio:.2} x HAProxy \
-         ({:.1} us; target <= 0.5 x){}; late {late:.2} % (target <= 1 %){}; RSS {rss:.0} MiB \
+         ({:.1} us; target <= 0.5 x; better of {TEN_K_ROUNDS} interleaved rounds each){}; late {late:.2} % (target <= 1 %){}; RSS {rss:.0} MiB \
          (target <= 64 MiB; HAProxy {:.0} MiB){}",
         m.engine,
         m.cpu_per_check().as_secs_f64() * 1e6,
