@@ -173,7 +173,7 @@
 //!   told apart by a dense count per table index that stays in the cache with thousands
 //!   in flight (the table itself does not).
 //!   How a probe flows through the engine, turn by turn, is written down in
-//!   `src/probe/engine.rs`.
+//!   `src/probe/engine/mod.rs`.
 //! * **Limits.** At most `max_in_flight` probes are in flight, and at most
 //!   `max_in_flight_per_destination` to one address, because many SYNs in flight to one
 //!   listener overflow its SYN backlog and the probe would measure the backlog. Further

@@ -118,7 +118,7 @@
 //! With none of its probes in flight, nothing of ours would give a port back, and the
 //! probe fails at once as `Exhausted`.
 
-use std::collections::hash_map::{self, HashMap};
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::io;
 use std::mem;
@@ -129,17 +129,21 @@ use std::time::{Duration, Instant};
 use socket2::Socket;
 
 use super::deadlines::Deadlines;
-use super::destination::{destination, Destination, Stall};
-use super::inbox::{Inbox, Job, ProbeId, ProbeResult, Reply, Submission};
-use super::name::{Attempt, NameProbe, Next};
+use super::destination::{destination, Destination};
+use super::inbox::{Inbox, Job, ProbeId, Reply, Submission};
+use super::name::Attempt;
 use super::raw::{retransmit_at, Answer, Raw};
-use super::resolver::{ResolveJob, Resolvers};
-use super::results::{FeedResult, SharedResults};
+use super::resolver::Resolvers;
+use super::results::SharedResults;
 use super::{Mode, ProbeError};
 use crate::sync::Arc;
 use crate::sys::probe::{self as sys, Poller, WAKE_TOKEN};
 use crate::sys::{borrow, Failure};
 use crate::util::deadline_after;
+
+mod limits;
+mod raw_wire;
+mod replies;
 
 /// How long a probe stalled on local exhaustion waits before trying again when none of
 /// the engine's own probes has given a descriptor or port back (another part of the
@@ -479,41 +483,6 @@ impl Engine {
         Finished { probe, sent }
     }
 
-    /// A place under `addr`'s limit is free: the next probe parked behind it goes to the
-    /// front of the queue. With [`Gave::ItsPlace`], a probe in flight to `addr` just
-    /// ended: its place is counted back first, and the destination's stall is over (its
-    /// local port came back).
-    ///
-    /// One lookup of the destination does all of it (it took two or three): with a
-    /// destination per target, the table of destinations grows with the probes in
-    /// flight, and each lookup, a SipHash of the address and a probe of that table, is
-    /// paid for every probe.
-    fn pass_turn(&mut self, addr: SocketAddr, gave: Gave) {
-        let hash_map::Entry::Occupied(mut known) = self.destinations.entry(destination(addr))
-        else {
-            return;
-        };
-        let dest = known.get_mut();
-        if gave == Gave::ItsPlace {
-            dest.in_flight -= 1;
-            dest.stall = None;
-        }
-        while let Some(id) = dest.parked.pop_front() {
-            let entry = &mut self.entries[id.index as usize];
-            if entry.generation != id.generation {
-                continue;
-            }
-            if let Some(probe) = entry.probe.as_mut() {
-                probe.hold = Hold::Released;
-                self.queue.push_front(id);
-                break;
-            }
-        }
-        if dest.in_flight == 0 && dest.parked.is_empty() {
-            known.remove();
-        }
-    }
-
     /// A probe socket became writable or failed: its connect is over.
     fn ready(&mut self, id: ProbeId, now: Instant) {
         let Some(probe) = self.probe_mut(id) else {
@@ -534,53 +503,6 @@ impl Engine {
         self.deliver(finished, result);
     }
 
-    /// Reads the replies queued on the raw socket `heard` (a batch of them: the poller
-    /// reports the socket again while more are queued) and ends the probes they answer.
-    fn hear(&mut self, heard: sys::Heard, now: Instant) {
-        let Some(raw) = &mut self.raw else {
-            return;
-        };
-        let mut answers = mem::take(&mut self.answers);
-        if let Err(err) = raw.receive(heard, &mut answers) {
-            tracing::warn!(%err, "probe engine: reading the raw socket failed");
-        }
-        for (id, answer) in answers.drain(..) {
-            let Some(probe) = self.probe_mut(id) else {
-                continue;
-            };
-            let Phase::InFlight { start, .. } = probe.phase else {
-                continue;
-            };
-            let result = match answer {
-                Answer::SynAck => Ok(now.saturating_duration_since(start)),
-                Answer::Reset => Err(ProbeError::Refused),
-                Answer::Unreachable(code) => {
-                    Err(ProbeError::from_connect(io::Error::from_raw_os_error(code)))
-                }
-            };
-            let finished = self.take(id);
-            self.deliver(finished, result);
-        }
-        self.answers = answers;
-    }
-
-    /// Sends the SYNs the turn batched on the raw wire, and ends the probes whose SYN the
-    /// system refused for good (no route).
-    fn flush_raw(&mut self) {
-        let Some(raw) = &mut self.raw else {
-            return;
-        };
-        let mut failed = mem::take(&mut self.send_failed);
-        self.raw_backlog = !raw.flush(&mut failed);
-        for (id, err) in failed.drain(..) {
-            if self.probe_mut(id).is_some() {
-                let finished = self.take(id);
-                self.deliver(finished, Err(ProbeError::from_connect(err)));
-            }
-        }
-        self.send_failed = failed;
-    }
-
     fn expire(&mut self, now: Instant) {
         // Read once: a probe that expires below gives its port back and clears the stall,
         // but the probes behind it still waited on it.
@@ -595,29 +517,12 @@ impl Engine {
                 index,
                 generation: self.entries[index as usize].generation,
             };
+            if self.retransmit(id, now) {
+                continue;
+            }
             let Some(probe) = self.probe_mut(id) else {
                 continue;
             };
-            if let Phase::InFlight {
-                link: Link::Raw { port, resent },
-                start,
-            } = &mut probe.phase
-            {
-                // On the raw wire a deadline before the probe's own is a retransmission.
-                if probe.deadline.is_some_and(|deadline| deadline > now) {
-                    let (addr, port, start) = (probe.addr, *port, *start);
-                    *resent += 1;
-                    let next = retransmit_at(start, *resent + 1);
-                    let at = next.into_iter().chain(probe.deadline).min();
-                    if let Some(raw) = &mut self.raw {
-                        raw.resend(id, destination(addr), port);
-                    }
-                    if let Some(at) = at {
-                        self.deadlines.arm(index, at);
-                    }
-                    continue;
-                }
-            }
             // Parked behind its destination's stall, it waited for a local port.
             let (addr, hold) = (probe.addr, probe.hold);
             let destination_stall = match hold {
@@ -797,49 +702,6 @@ impl Engine {
         }
     }
 
-    /// Stops starts toward `addr` after the probe `id` found no local port for it: the
-    /// probe waits first in line behind the stall.
-    fn stall(&mut self, id: ProbeId, addr: SocketAddr, err: io::Error) {
-        let key = destination(addr);
-        let dest = self
-            .destinations
-            .get_mut(&key)
-            .expect("it has probes in flight");
-        dest.parked.push_front(id);
-        dest.stall = Some(Stall {
-            retry_at: Instant::now() + EXHAUSTED_RETRY,
-            errno: err.raw_os_error(),
-        });
-        self.stalled.push(key);
-        let probe = self.live(id);
-        probe.hold = Hold::Parked;
-        probe.exhausted = Some(err);
-    }
-
-    /// Ends the stalls due by `now`, each releasing the first probe parked behind it (a
-    /// port may have come back from outside the engine) if the destination's limit has
-    /// room for it; if not, the next probe of it to finish releases one.
-    fn retry_stalled(&mut self, now: Instant) {
-        let mut at = 0;
-        while at < self.stalled.len() {
-            let key = self.stalled[at];
-            match self.destinations.get_mut(&key) {
-                Some(dest) if dest.stall.is_some_and(|stall| stall.retry_at > now) => at += 1,
-                Some(dest) => {
-                    let release =
-                        dest.stall.take().is_some() && dest.in_flight < self.max_per_destination;
-                    self.stalled.swap_remove(at);
-                    if release {
-                        self.pass_turn(key, Gave::Nothing);
-                    }
-                }
-                None => {
-                    self.stalled.swap_remove(at);
-                }
-            }
-        }
-    }
-
     /// Takes everything submitted since the last turn. False when the engine must stop.
     fn take_inbox(&mut self) -> bool {
         let mut submissions = mem::take(&mut self.submissions);
@@ -912,109 +774,6 @@ impl Engine {
             Place::Back => self.queue.push_back(id),
             Place::Front => self.queue.push_front(id),
         }
-    }
-
-    /// Starts a name's lookup: an entry of its own, for its deadline, while a resolver
-    /// thread looks it up (off this thread: `getaddrinfo` blocks).
-    fn look_up(&mut self, host: String, mut name: Box<NameProbe>) {
-        let deadline = match name.start_lookup(Instant::now()) {
-            Ok(deadline) => deadline,
-            Err(late) => return self.send(Reply::Name(name), late, Duration::ZERO),
-        };
-        let port = name.unresolved().port();
-        let id = self.insert(Probe {
-            addr: name.unresolved(),
-            from_syn: None,
-            deadline: Some(deadline),
-            reply: Reply::Name(name),
-            phase: Phase::Resolving,
-            exhausted: None,
-            hold: Hold::Free,
-        });
-        // The deadline heap covers the entry, so the name stops waiting at its deadline
-        // whatever the resolver does.
-        let job = ResolveJob {
-            host,
-            port,
-            deadline,
-            id,
-        };
-        if let Err(err) = self.resolvers.submit(job, &self.inbox) {
-            let finished = self.take(id);
-            self.deliver(finished, Err(ProbeError::Resolve(err)));
-        }
-    }
-
-    /// What a name does next: probe another address, or report.
-    fn follow(&mut self, next: Next, place: Place) {
-        match next {
-            Next::Probe { name, addr, timing } => self.enqueue(
-                Job {
-                    addr,
-                    timing,
-                    reply: Reply::Name(name),
-                },
-                place,
-            ),
-            Next::Done {
-                reply,
-                attempt,
-                lookup,
-            } => self.send(reply, attempt, lookup),
-        }
-    }
-
-    /// A probe is over: its result goes to its caller, or, for an address of a name,
-    /// to the name, which may go on to its next address.
-    fn deliver(&mut self, finished: Finished, result: ProbeResult) {
-        let Finished { probe, sent } = finished;
-        let attempt = Attempt {
-            addr: probe.addr,
-            sent,
-            result,
-        };
-        match probe.reply {
-            Reply::Name(name) => {
-                let next = name.answered(attempt, Instant::now());
-                self.follow(next, Place::Front);
-            }
-            reply => self.send(reply, attempt, Duration::ZERO),
-        }
-    }
-
-    fn send(&mut self, reply: Reply, attempt: Attempt, lookup: Duration) {
-        match reply {
-            Reply::One(tx) => {
-                let _ = tx.send(attempt.result);
-            }
-            Reply::Many { shared, tag } => {
-                let result = FeedResult {
-                    tag,
-                    addr: attempt.addr,
-                    sent: attempt.sent,
-                    lookup,
-                    result: attempt.result,
-                };
-                if shared.push(result) {
-                    self.to_wake.push(shared);
-                }
-            }
-            // A name that ended before its lookup started (its start_by passed, or the
-            // engine stopped): its own reply, never a name itself.
-            Reply::Name(name) => self.send(name.reply, attempt, lookup),
-        }
-    }
-
-    /// Wakes the consumers that have results: at most once per turn each, after all of
-    /// their results of the turn are in; while the engine is busy, only those with a
-    /// batch of results waiting. When the engine is about to go idle, all of them.
-    fn flush_wakes(&mut self, idle: bool) {
-        if self.to_wake.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        self.to_wake
-            .retain(|shared| !shared.wake(if idle { 1 } else { shared.batch() }, now));
     }
 
     /// Closes the inbox and fails everything still held: no caller is left hanging.
