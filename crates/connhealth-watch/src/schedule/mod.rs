@@ -46,7 +46,7 @@ use tokio::time::Sleep;
 
 use self::due::DueTimes;
 use self::slots::{Entry, Key, Slots, Tag};
-use self::timing::{due_after_reload, is_late, jittered, on_grid, EARLY};
+use self::timing::{due_after_reload, early_for, is_late, jittered, on_grid, EARLY};
 use crate::checks::{self, CheckResult, Endpoint, Kept, Outcome, Probers, Runner};
 use crate::sinks::Sinks;
 use crate::state::{Fleet, TargetState, Watched};
@@ -360,7 +360,8 @@ impl Scheduler {
         self.due.push(due, key);
     }
 
-    /// Starts every check due by `now`, and those due within [`EARLY`] after it.
+    /// Starts every check due by `now`, and those due within [`EARLY`] after it (at most
+    /// [`early_for`] their wait).
     fn start_due(&mut self, now: Instant) {
         let horizon = now + EARLY;
         if self.due.next().is_none_or(|first| first > now) {
@@ -373,6 +374,11 @@ impl Scheduler {
                 continue;
             };
             if entry.running || entry.due != at {
+                continue;
+            }
+            if at > now + early_for(entry.wait) {
+                // A short wait: not this early; the next turn takes it.
+                self.due.push(at, key);
                 continue;
             }
             entry.running = true;
