@@ -70,21 +70,7 @@ fn a_firewall_that_drops_our_resets_leaves_half_open_entries_on_the_target() {
     else {
         return;
     };
-    firewall(
-        &netns,
-        false,
-        &[
-            "-A",
-            "OUTPUT",
-            "-p",
-            "tcp",
-            "--tcp-flags",
-            "RST",
-            "RST",
-            "-j",
-            "DROP",
-        ],
-    );
+    drop_outgoing_resets(&netns);
     let server = listener(&netns, "127.0.0.1:0");
     let addr = server.local_addr().unwrap();
     let probes = 5;
@@ -230,21 +216,7 @@ fn lost_resets_are_reported_once_the_targets_resend_their_syn_acks() {
     else {
         return;
     };
-    firewall(
-        &netns,
-        false,
-        &[
-            "-A",
-            "OUTPUT",
-            "-p",
-            "tcp",
-            "--tcp-flags",
-            "RST",
-            "RST",
-            "-j",
-            "DROP",
-        ],
-    );
+    drop_outgoing_resets(&netns);
     // 120 probes (the engine says nothing below 100 answers), 60 half-open entries per
     // listener: below a backlog of 128, past which the listener would answer with SYN
     // cookies, which it does not re-send.
@@ -273,4 +245,20 @@ fn lost_resets_are_reported_once_the_targets_resend_their_syn_acks() {
     // Said once per prober.
     thread::sleep(Duration::from_millis(200));
     assert_eq!(said(&warnings()), before + 1);
+}
+
+/// The rule the docs name as the one that keeps the kernel's RSTs from the targets.
+fn drop_outgoing_resets(netns: &connhealth_testkit::Netns) {
+    let rule = [
+        "-A",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "--tcp-flags",
+        "RST",
+        "RST",
+        "-j",
+        "DROP",
+    ];
+    firewall(netns, false, &rule);
 }

@@ -21,6 +21,43 @@ pub fn prober() -> connhealth::Prober {
     builder().build()
 }
 
+/// A probe's result, from a task the test spawned.
+#[allow(dead_code)]
+pub type Spawned = tokio::task::JoinHandle<Result<std::time::Duration, connhealth::ProbeError>>;
+
+/// The end of a stall test (out of local or source ports toward one destination, on either
+/// engine): while `holders` hold that destination's ports and `stalled` waits for one, a
+/// probe of `other` goes out at once; then every holder, and the stalled probe after the
+/// port it was given back, time out against their dropping target.
+#[allow(dead_code)]
+pub async fn the_other_destination_goes_on(
+    prober: &connhealth::Prober,
+    other: std::net::SocketAddr,
+    holders: Vec<Spawned>,
+    stalled: Spawned,
+) {
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    let result = prober.probe_addr(other, Duration::from_millis(500)).await;
+    assert!(result.is_ok(), "{result:?} after {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        start.elapsed()
+    );
+    for holder in holders {
+        assert!(matches!(
+            holder.await.unwrap(),
+            Err(connhealth::ProbeError::TimedOut)
+        ));
+    }
+    let stalled = stalled.await.unwrap();
+    assert!(
+        matches!(stalled, Err(connhealth::ProbeError::TimedOut)),
+        "{stalled:?}"
+    );
+}
+
 /// The runtime the probe tests' callers run on: two workers, as a service would have.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
